@@ -8,6 +8,8 @@ const alias = {
   '@appproxy/tunnel': src('tunnel'),
   '@appproxy/pki': src('pki'),
   '@appproxy/config': src('config'),
+  '@appproxy/routing': src('routing'),
+  '@appproxy/telemetry': src('telemetry'),
 };
 
 export default defineConfig({

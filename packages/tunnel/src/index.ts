@@ -1,1 +1,26 @@
-export const x = 1;
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { TunnelDialer, type TunnelDialerOptions, type TunnelDown, type TunnelUp } from './dialer.js';
+export { TunnelError, type TunnelErrorCode } from './errors.js';
+export { endToEndHeaders, isHopByHop } from './headers.js';
+export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';
+export { connectThroughProxy } from './outbound-proxy.js';
+export type { PeerIdentity } from './peer.js';
+export {
+  ALPN_REGISTRATION,
+  ALPN_TUNNEL,
+  CAPABILITY,
+  META,
+  META_PREFIX,
+  TUNNEL_PROTOCOL_VERSION,
+  type ConnectorHello,
+} from './protocol.js';
+export {
+  REGISTRATION_PATH,
+  formatRegistrationToken,
+  parseRegistrationToken,
+  registerWithRelay,
+  type RegistrationRequest,
+  type RegistrationResult,
+  type RegistrationToken,
+} from './registration.js';
+export { TunnelSession, type TunnelSessionState } from './session.js';

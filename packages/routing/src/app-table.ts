@@ -1,0 +1,98 @@
+import { normalizeRequestTarget, type PathRefusal } from './path.js';
+
+/** The part of a published app that routing needs. */
+export interface RoutableApp {
+  name: string;
+  /** `https://host[:port]/prefix/` — path ends with '/'. */
+  externalUrl: string;
+  /** `http(s)://host[:port]/prefix/` — path ends with '/'. */
+  internalUrl: string;
+}
+
+export interface RouteMatch<T extends RoutableApp> {
+  app: T;
+  /** Path and query to request from the backend (under the internal prefix, always). */
+  internalPath: string;
+  /** `http(s)://host:port` of the backend. */
+  internalOrigin: string;
+  /** `host[:port]` of the internal URL, for the Host header. */
+  internalHost: string;
+}
+
+interface Entry<T> {
+  app: T;
+  host: string;
+  prefix: string;
+  internal: URL;
+}
+
+/**
+ * Published apps indexed by external host; a request goes to the app with the longest
+ * external path prefix that contains it. Paths are normalised first, so `..` can never lead
+ * outside the app's internal prefix.
+ *
+ * @example
+ * const table = new AppTable([{ name: 'Expenses', externalUrl: 'https://exp.example.com/', internalUrl: 'http://exp.corp:8080/app/' }]);
+ * table.route('exp.example.com', '/reports?y=2024') // { app, internalPath: '/app/reports?y=2024', … }
+ */
+export class AppTable<T extends RoutableApp> {
+  readonly #byHost = new Map<string, Entry<T>[]>();
+
+  constructor(apps: readonly T[]) {
+    for (const app of apps) {
+      const ext = new URL(app.externalUrl);
+      const entry: Entry<T> = {
+        app,
+        host: ext.hostname.toLowerCase(),
+        prefix: ext.pathname.endsWith('/') ? ext.pathname : `${ext.pathname}/`,
+        internal: new URL(app.internalUrl),
+      };
+      const list = this.#byHost.get(entry.host) ?? [];
+      list.push(entry);
+      list.sort((a, b) => b.prefix.length - a.prefix.length);
+      this.#byHost.set(entry.host, list);
+    }
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const list of this.#byHost.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * Finds the app for a request. `host` may carry a port (ignored); `target` is the raw
+   * request target. Returns a refusal code for targets that cannot be routed safely.
+   */
+  route(host: string, target: string): RouteMatch<T> | PathRefusal | undefined {
+    const hostname = stripPort(host).toLowerCase();
+    const list = this.#byHost.get(hostname);
+    if (!list) return undefined;
+    const normalized = normalizeRequestTarget(target);
+    if (typeof normalized === 'string') return normalized;
+    const { path, search } = normalized;
+    for (const entry of list) {
+      let rest: string | undefined;
+      if (path.startsWith(entry.prefix)) rest = path.slice(entry.prefix.length);
+      else if (`${path}/` === entry.prefix) rest = '';
+      if (rest === undefined) continue;
+      const internalPrefix = entry.internal.pathname.endsWith('/') ? entry.internal.pathname : `${entry.internal.pathname}/`;
+      return {
+        app: entry.app,
+        internalPath: internalPrefix + rest + search,
+        internalOrigin: entry.internal.origin,
+        internalHost: entry.internal.host,
+      };
+    }
+    return undefined;
+  }
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end === -1 ? host : host.slice(1, end);
+  }
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}

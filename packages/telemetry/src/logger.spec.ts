@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger, redact } from './index.js';
+
+function capture(level?: 'debug' | 'info') {
+  const lines: string[] = [];
+  const log = createLogger({ name: 'test', level, write: (l) => lines.push(l) });
+  return { log, lines, parsed: () => lines.map((l) => JSON.parse(l)) };
+}
+
+describe('logger', () => {
+  it('writes one JSON object per line with bound fields', () => {
+    const { log, lines, parsed } = capture();
+    log.child({ requestId: 'r1' }).info('request', { status: 200 });
+    log.debug('hidden');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.endsWith('\n')).toBe(true);
+    expect(parsed()[0]).toMatchObject({ level: 'info', name: 'test', msg: 'request', requestId: 'r1', status: 200 });
+  });
+
+  it('never writes secrets, whatever the caller passes', () => {
+    const { log, lines } = capture('debug');
+    const secrets = {
+      headers: { Authorization: 'Bearer eyJhbGciOi.abc.def', cookie: 'sid=s3cr3t', 'set-cookie': ['a=s3cr3t2'] },
+      clientSecret: 'hunter2',
+      token: 'ap1.abcd1234.c2VjcmV0.QUJD',
+      note: 'used token ap1.abcd1234.c2VjcmV0.QUJD and Bearer zzz.yyy',
+      proxy: 'http://user:pa55@proxy:3128',
+      key: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----',
+      err: new Error('login failed with password hunter3 and Bearer q.w.e'),
+    };
+    log.error('oops', secrets);
+    const out = lines.join('');
+    for (const s of ['eyJhbGciOi', 's3cr3t', 'hunter2', 'c2VjcmV0', 'zzz.yyy', 'pa55', 'MIIB', 'q.w.e']) {
+      expect(out).not.toContain(s);
+    }
+    expect(out).toContain('[redacted]');
+    expect(out).toContain('proxy:3128');
+  });
+
+  it('redact keeps non-secret structure', () => {
+    expect(redact({ a: [1, { b: 'x', password: 'p' }] })).toEqual({ a: [1, { b: 'x', password: '[redacted]' }] });
+  });
+});

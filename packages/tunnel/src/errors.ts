@@ -1,0 +1,19 @@
+/** Stable codes of everything the tunnel can refuse or lose. */
+export type TunnelErrorCode =
+  | 'APPPROXY_TUNNEL_HANDSHAKE_FAILED'
+  | 'APPPROXY_TUNNEL_UNAUTHORIZED'
+  | 'APPPROXY_TUNNEL_CLOSED'
+  | 'APPPROXY_TUNNEL_PING_TIMEOUT'
+  | 'APPPROXY_TUNNEL_PROXY_FAILED'
+  | 'APPPROXY_TUNNEL_TOKEN_MALFORMED'
+  | 'APPPROXY_TUNNEL_RELAY_UNTRUSTED'
+  | 'APPPROXY_TUNNEL_REGISTRATION_REFUSED';
+
+export class TunnelError extends Error {
+  readonly code: TunnelErrorCode;
+  constructor(code: TunnelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TunnelError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,162 @@
+import { EventEmitter } from 'node:events';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect as h2connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { TunnelError } from './errors.js';
+import { peerIdentity, type PeerIdentity } from './peer.js';
+import { ALPN_REGISTRATION, ALPN_TUNNEL, SESSION_WINDOW, TUNNEL_SETTINGS } from './protocol.js';
+import { TunnelSession } from './session.js';
+
+export interface TunnelListenerOptions {
+  host: string;
+  port: number;
+  /** Server certificate chain (leaf first, then the CA so that connectors can pin it). */
+  cert: string;
+  key: string;
+  /** The connector CA: only certificates it issued open a tunnel. */
+  ca: string;
+  /** Returns a reason to refuse a verified peer (unknown or revoked connector), or undefined. */
+  authorize?: (peer: PeerIdentity) => string | undefined;
+  /** Handles registration requests (HTTP/1.1 over TLS, no client certificate needed). */
+  onRegistration?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** @default 15000 */
+  pingIntervalMs?: number;
+  /** @default pingIntervalMs, at least 1000 */
+  pingTimeoutMs?: number;
+  /** @default 10000 */
+  helloTimeoutMs?: number;
+}
+
+export interface TunnelRefusal {
+  remoteAddress: string;
+  reason: string;
+  code: TunnelError['code'];
+}
+
+interface TunnelListenerEvents {
+  session: [TunnelSession];
+  sessionClosed: [TunnelSession, TunnelError | undefined];
+  refused: [TunnelRefusal];
+}
+
+/**
+ * The relay's tunnel port. Connectors dial it over mutual TLS; once the connector's
+ * certificate is verified the relay becomes the HTTP/2 *client* on that connection.
+ *
+ * @example
+ * const listener = new TunnelListener({ host: '127.0.0.1', port: 0, cert, key, ca });
+ * listener.on('session', (s) => console.log('connector up', s.connectorId));
+ * await listener.listen();
+ */
+export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
+  readonly #opts: TunnelListenerOptions;
+  readonly #sessions = new Set<TunnelSession>();
+  readonly #tls;
+  readonly #registration;
+  #closing = false;
+
+  constructor(opts: TunnelListenerOptions) {
+    super();
+    this.#opts = opts;
+    this.#registration = createHttpServer(opts.onRegistration ?? ((_req, res) => res.writeHead(404).end()));
+    this.#registration.headersTimeout = 10_000;
+    this.#registration.requestTimeout = 30_000;
+    this.#tls = createTlsServer({
+      cert: opts.cert,
+      key: opts.key,
+      ca: opts.ca,
+      requestCert: true,
+      // Registration connections have no certificate yet; tunnels are checked below.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      ALPNProtocols: [ALPN_TUNNEL, ALPN_REGISTRATION],
+    });
+    this.#tls.on('secureConnection', (socket) => this.#onConnection(socket));
+    this.#tls.on('tlsClientError', (err, socket) => {
+      this.#refuse(socket.remoteAddress ?? '?', `TLS handshake failed: ${err.message}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+    });
+  }
+
+  /** Open tunnels, ready or not. */
+  get sessions(): ReadonlySet<TunnelSession> {
+    return this.#sessions;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#tls.once('error', reject);
+      this.#tls.listen(this.#opts.port, this.#opts.host, () => {
+        this.#tls.off('error', reject);
+        resolve(this.#tls.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting, sends GOAWAY on every tunnel and waits for open streams (bounded). */
+  async close(opts: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.#tls.close(() => resolve()));
+    await Promise.all([...this.#sessions].map((s) => s.drain(opts.drainTimeoutMs ?? 0)));
+    this.#registration.closeAllConnections();
+    await closed;
+  }
+
+  #refuse(remoteAddress: string, reason: string, code: TunnelError['code']): void {
+    this.emit('refused', { remoteAddress, reason, code });
+  }
+
+  #onConnection(socket: TLSSocket): void {
+    socket.on('error', () => {});
+    const remoteAddress = socket.remoteAddress ?? '?';
+    if (socket.alpnProtocol === ALPN_REGISTRATION && !this.#closing) {
+      this.#registration.emit('connection', socket);
+      return;
+    }
+    if (socket.alpnProtocol !== ALPN_TUNNEL || this.#closing) {
+      this.#refuse(remoteAddress, `unexpected ALPN ${String(socket.alpnProtocol)}`, 'APPPROXY_TUNNEL_HANDSHAKE_FAILED');
+      socket.destroy();
+      return;
+    }
+    const peer = peerIdentity(socket);
+    if (!socket.authorized || !peer) {
+      const why = socket.authorizationError ? String(socket.authorizationError) : 'no client certificate';
+      this.#refuse(remoteAddress, `tunnel refused: ${why}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+      socket.destroy();
+      return;
+    }
+    const refusal = this.#opts.authorize?.(peer);
+    if (refusal) {
+      this.#refuse(remoteAddress, `tunnel refused for ${peer.commonName}: ${refusal}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    const h2 = h2connect(`https://${peer.commonName}.connector.invalid`, {
+      createConnection: () => socket,
+      settings: TUNNEL_SETTINGS,
+      maxSessionMemory: 64,
+      maxOutstandingPings: 2,
+    });
+    h2.on('connect', () => h2.setLocalWindowSize(SESSION_WINDOW));
+    const pingIntervalMs = this.#opts.pingIntervalMs ?? 15_000;
+    const session = new TunnelSession(h2, peer, remoteAddress, {
+      pingIntervalMs,
+      pingTimeoutMs: this.#opts.pingTimeoutMs ?? Math.max(1000, pingIntervalMs),
+      helloTimeoutMs: this.#opts.helloTimeoutMs ?? 10_000,
+    });
+    this.#sessions.add(session);
+    session.once('closed', (reason) => {
+      this.#sessions.delete(session);
+      this.emit('sessionClosed', session, reason);
+    });
+    session.handshake().then(
+      () => this.emit('session', session),
+      (err: TunnelError) => {
+        this.#refuse(remoteAddress, err.message, err.code);
+        session.destroy(err.message, err.code);
+      },
+    );
+  }
+}

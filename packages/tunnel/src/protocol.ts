@@ -1,0 +1,60 @@
+/**
+ * Wire constants of the AppProxy tunnel, version 1 (docs/tunnel-protocol.md).
+ * Everything both sides must agree on lives here and nowhere else.
+ */
+export const TUNNEL_PROTOCOL_VERSION = 1;
+
+/** ALPN of a tunnel connection (reverse HTTP/2: the relay is the h2 client). */
+export const ALPN_TUNNEL = 'appproxy-tunnel/1';
+/** ALPN of a registration connection on the same port (plain HTTP/1.1, no client certificate yet). */
+export const ALPN_REGISTRATION = 'http/1.1';
+
+/** Request metadata the relay adds to a proxied stream; never taken from a client. */
+export const META = {
+  /** Origin of the internal URL the connector must contact (`http://host:port`). */
+  target: 'appproxy-target',
+  requestId: 'appproxy-request-id',
+  app: 'appproxy-app',
+  /** Backend timeout in milliseconds. */
+  timeout: 'appproxy-timeout-ms',
+  /** `0` turns off backend certificate validation for this app. */
+  tlsVerify: 'appproxy-backend-tls-verify',
+  /** Marks a control stream (`hello`); proxied streams never carry it. */
+  control: 'appproxy-control',
+  /** Set by the connector on a response it made itself (the backend never answered). */
+  error: 'appproxy-error',
+  /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
+  upgrade: 'appproxy-upgrade',
+} as const;
+
+/** Every metadata header starts with this; the relay strips client headers that do. */
+export const META_PREFIX = 'appproxy-';
+
+export const CONTROL_HELLO = 'hello';
+
+/** What a connector may declare in its hello. */
+export const CAPABILITY = {
+  websocket: 'websocket',
+} as const;
+
+/** The connector's answer to the relay's hello stream. */
+export interface ConnectorHello {
+  protocol: number;
+  connectorId: string;
+  version: string;
+  hostname: string;
+  capabilities: string[];
+}
+
+/**
+ * HTTP/2 settings of both ends. Large windows keep one bulk stream near line rate on
+ * fast links while bounding what one stream can hold in memory to the window.
+ */
+export const TUNNEL_SETTINGS = {
+  initialWindowSize: 4 * 1024 * 1024,
+  maxFrameSize: 64 * 1024,
+  maxConcurrentStreams: 10_000,
+  maxHeaderListSize: 256 * 1024,
+} as const;
+/** Connection-level receive window each side grants (per session, not per stream). */
+export const SESSION_WINDOW = 32 * 1024 * 1024;

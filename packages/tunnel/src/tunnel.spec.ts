@@ -1,0 +1,387 @@
+import { ConnectorCA, createKeyAndCsr } from '@appproxy/pki';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
+import { createServer as createNetServer, connect as netConnect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Backoff,
+  CAPABILITY,
+  META,
+  TunnelDialer,
+  TunnelError,
+  TunnelListener,
+  endToEndHeaders,
+  formatRegistrationToken,
+  parseRegistrationToken,
+  registerWithRelay,
+  type TunnelSession,
+  type TunnelDialerOptions,
+} from './index.js';
+
+interface Pki {
+  ca: ConnectorCA;
+  server: { certPem: string; keyPem: string };
+  connector: { certPem: string; keyPem: string };
+  foreign: { certPem: string; keyPem: string };
+}
+let pki: Pki;
+const dirs: string[] = [];
+const cleanups: Array<() => Promise<void> | void> = [];
+
+async function issue(ca: ConnectorCA, id: string) {
+  const { keyPem, csrPem } = await createKeyAndCsr({ commonName: id });
+  const { certPem } = await ca.issueFromCsr(csrPem, { commonName: id });
+  return { certPem, keyPem };
+}
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tunnel-spec-'));
+  const otherDir = mkdtempSync(join(tmpdir(), 'tunnel-spec-other-'));
+  dirs.push(dir, otherDir);
+  const ca = await ConnectorCA.loadOrCreate(dir);
+  const other = await ConnectorCA.loadOrCreate(otherDir);
+  const server = await ca.issueServerCertificate({ hosts: ['localhost', '127.0.0.1'] });
+  pki = {
+    ca,
+    server: { certPem: server.certPem + ca.certPem, keyPem: server.keyPem },
+    connector: await issue(ca, 'conn-1'),
+    foreign: await issue(other, 'conn-1'),
+  };
+  return () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function startListener(extra: Partial<ConstructorParameters<typeof TunnelListener>[0]> = {}) {
+  const listener = new TunnelListener({
+    host: '127.0.0.1',
+    port: 0,
+    cert: pki.server.certPem,
+    key: pki.server.keyPem,
+    ca: pki.ca.certPem,
+    pingIntervalMs: 200,
+    ...extra,
+  });
+  const { port } = await listener.listen();
+  cleanups.push(() => listener.close());
+  return { listener, port, relayUrl: `https://127.0.0.1:${port}` };
+}
+
+function startDialer(relayUrl: string, extra: Partial<TunnelDialerOptions> = {}) {
+  const dialer = new TunnelDialer({
+    relayUrl,
+    cert: pki.connector.certPem,
+    key: pki.connector.keyPem,
+    ca: pki.ca.certPem,
+    hello: { connectorId: 'conn-1', version: '0.0.0-test', hostname: 'test-host', capabilities: [CAPABILITY.websocket] },
+    backoff: { baseMs: 20, maxMs: 100 },
+    onStream: (stream, headers) => {
+      // Echo server: status 200, the request's metadata as headers, the body hashed back.
+      if (headers[':method'] === 'CONNECT') {
+        stream.respond({ ':status': 200 });
+        stream.pipe(stream);
+        return;
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      stream.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+      });
+      stream.on('end', () => {
+        stream.respond({
+          ':status': 201,
+          'set-cookie': ['a=1', 'b=2'],
+          'x-target': String(headers[META.target]),
+          'x-path': String(headers[':path']),
+        });
+        stream.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
+      });
+    },
+    ...extra,
+  });
+  dialer.start();
+  cleanups.push(() => dialer.stop());
+  return dialer;
+}
+
+function nextSession(listener: TunnelListener): Promise<TunnelSession> {
+  return once(listener, 'session').then(([s]) => s as TunnelSession);
+}
+
+async function readResponse(stream: ClientHttp2Stream) {
+  const [headers] = (await once(stream, 'response')) as [Record<string, string | string[]>];
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return { headers, body: Buffer.concat(chunks) };
+}
+
+describe('tunnel', () => {
+  it('opens a tunnel whose hello names the certificate and carries capabilities', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl);
+    const session = await sessionP;
+    expect(session.connectorId).toBe('conn-1');
+    expect(session.state).toBe('ready');
+    expect(session.hello).toMatchObject({ protocol: 1, version: '0.0.0-test', hostname: 'test-host' });
+    expect(session.hasCapability(CAPABILITY.websocket)).toBe(true);
+  });
+
+  it('carries a request with a streamed body both ways and keeps repeated headers', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl);
+    const session = await sessionP;
+    const body = randomBytes(8 * 1024 * 1024 + 17);
+    const stream = session.request({
+      ':method': 'PUT',
+      ':path': '/app/upload?x=1',
+      ':authority': 'internal:8080',
+      [META.target]: 'http://internal:8080',
+    });
+    expect(session.inFlight).toBe(1);
+    stream.end(body);
+    const { headers, body: reply } = await readResponse(stream);
+    expect(headers[':status']).toBe(201);
+    expect(headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(headers['x-path']).toBe('/app/upload?x=1');
+    expect(headers['x-target']).toBe('http://internal:8080');
+    expect(JSON.parse(reply.toString())).toEqual({
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
+    await once(stream, 'close');
+    expect(session.inFlight).toBe(0);
+  });
+
+  it('carries raw bytes both ways on an extended CONNECT stream', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl);
+    const session = await sessionP;
+    const stream = session.request({
+      ':method': 'CONNECT',
+      ':protocol': 'websocket',
+      ':scheme': 'https',
+      ':path': '/ws',
+      ':authority': 'internal:8080',
+    });
+    const [headers] = await once(stream, 'response');
+    expect(headers[':status']).toBe(200);
+    const payload = randomBytes(1024 * 1024);
+    const got: Buffer[] = [];
+    let size = 0;
+    const done = new Promise<void>((resolve) =>
+      stream.on('data', (c: Buffer) => {
+        got.push(c);
+        size += c.length;
+        if (size >= payload.length) resolve();
+      }),
+    );
+    stream.write(payload);
+    await done;
+    expect(Buffer.concat(got).equals(payload)).toBe(true);
+    stream.close();
+  });
+
+  it('refuses a client without a certificate and one from another CA', async () => {
+    const { listener, port, relayUrl } = await startListener();
+    const refusals: string[] = [];
+    listener.on('refused', (r) => refusals.push(r.code));
+    // No certificate at all.
+    const bare = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['appproxy-tunnel/1'] });
+    bare.on('error', () => {});
+    await once(bare, 'close');
+    // A certificate with the right name from a different CA.
+    const failed = once(
+      startDialer(relayUrl, { cert: pki.foreign.certPem, key: pki.foreign.keyPem }),
+      'connectFailed',
+    );
+    const [event] = await failed;
+    expect(event.error).toBeInstanceOf(TunnelError);
+    expect(listener.sessions.size).toBe(0);
+    expect(refusals.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(refusals)).toEqual(new Set(['APPPROXY_TUNNEL_UNAUTHORIZED']));
+  });
+
+  it('refuses a connector that authorize() rejects (revoked)', async () => {
+    const { listener, relayUrl } = await startListener({ authorize: (peer) => (peer.commonName === 'conn-1' ? 'revoked' : undefined) });
+    const refused = once(listener, 'refused');
+    startDialer(relayUrl);
+    const [r] = await refused;
+    expect(r.code).toBe('APPPROXY_TUNNEL_UNAUTHORIZED');
+    expect(r.reason).toContain('revoked');
+  });
+
+  it('refuses TLS 1.1', async () => {
+    const { port } = await startListener();
+    const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' });
+    const [err] = await once(s, 'error');
+    expect(String(err.code ?? err.message)).toMatch(/VERSION|PROTOCOL|ALERT/i);
+  });
+
+  it('reconnects by itself after the relay restarts on the same port', async () => {
+    const first = await startListener();
+    const s1 = nextSession(first.listener);
+    const dialer = startDialer(first.relayUrl);
+    await s1;
+    const disconnected = once(dialer, 'disconnected');
+    await first.listener.close();
+    await disconnected;
+    const second = await startListener({ port: first.port });
+    const session = await nextSession(second.listener);
+    expect(session.connectorId).toBe('conn-1');
+  });
+
+  it('drains on stop: GOAWAY reaches the relay and the open request still completes', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    const dialer = startDialer(relayUrl);
+    const session = await sessionP;
+    const stream = session.request({ ':method': 'POST', ':path': '/slow', [META.target]: 'http://x' });
+    stream.write('part one;');
+    const draining = once(session, 'draining');
+    const stopped = dialer.stop({ drainTimeoutMs: 5000 });
+    await draining;
+    expect(session.state).toBe('draining');
+    expect(() => session.request({ ':path': '/' })).toThrow(TunnelError);
+    stream.end('part two');
+    const { headers, body } = await readResponse(stream);
+    expect(headers[':status']).toBe(201);
+    expect(JSON.parse(body.toString()).bytes).toBe('part one;part two'.length);
+    await stopped;
+  });
+
+  it('finds a silent connector by PING timeout and closes its session', async () => {
+    const { listener, port } = await startListener({ pingIntervalMs: 100, pingTimeoutMs: 300 });
+    // A TCP forwarder we can black-hole, as a frozen process or a dead route would.
+    const pairs: Array<[import('node:net').Socket, import('node:net').Socket]> = [];
+    const forwarder = createNetServer((client) => {
+      const upstream = netConnect(port, '127.0.0.1');
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      pairs.push([client, upstream]);
+    });
+    await new Promise<void>((r) => forwarder.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      pairs.flat().forEach((s) => s.destroy());
+      return new Promise<void>((r) => forwarder.close(() => r()));
+    });
+    const sessionP = nextSession(listener);
+    startDialer(`https://127.0.0.1:${(forwarder.address() as AddressInfo).port}`, { pingIntervalMs: 0 });
+    const session = await sessionP;
+    const closed = once(session, 'closed');
+    for (const [client, upstream] of pairs) {
+      upstream.unpipe(client);
+      client.unpipe(upstream);
+      upstream.pause();
+      client.pause();
+    }
+    const [reason] = await closed;
+    expect(reason?.code).toBe('APPPROXY_TUNNEL_PING_TIMEOUT');
+    expect(listener.sessions.size).toBe(0);
+  });
+
+  it('reaches the relay through an HTTP CONNECT proxy', async () => {
+    const { listener, port, relayUrl } = await startListener();
+    const seen: string[] = [];
+    const proxy: Server = createServer();
+    proxy.on('connect', (req, client, head) => {
+      seen.push(req.url ?? '');
+      const upstream = netConnect(port, '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      proxy.closeAllConnections();
+      return new Promise<void>((r) => proxy.close(() => r()));
+    });
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl, { outboundProxy: `http://user:pw@127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+    const session = await sessionP;
+    expect(session.connectorId).toBe('conn-1');
+    expect(seen).toEqual([`127.0.0.1:${port}`]);
+  });
+});
+
+describe('registration token', () => {
+  it('round-trips and rejects malformed tokens', () => {
+    const token = { id: 'abcd1234', secret: 'c2VjcmV0LXNlY3JldA', caFingerprint: 'ab'.repeat(32) };
+    const text = formatRegistrationToken(token);
+    expect(text.startsWith('ap1.abcd1234.')).toBe(true);
+    expect(parseRegistrationToken(text)).toEqual(token);
+    for (const bad of ['', 'ap1.a.b', 'ap2.a.b.c', `ap1.a.b.${Buffer.alloc(10).toString('base64url')}`]) {
+      expect(() => parseRegistrationToken(bad)).toThrow(expect.objectContaining({ code: 'APPPROXY_TUNNEL_TOKEN_MALFORMED' }));
+    }
+  });
+
+  it('refuses a relay whose CA does not match the token fingerprint', async () => {
+    const { relayUrl } = await startListener({
+      onRegistration: (_req, res) => res.writeHead(500).end('{}'),
+    });
+    const token = formatRegistrationToken({ id: 'x', secret: 'y', caFingerprint: '00'.repeat(32) });
+    await expect(
+      registerWithRelay({ relayUrl, token, csrPem: 'csr', hostname: 'h', version: 'v' }),
+    ).rejects.toMatchObject({ code: 'APPPROXY_TUNNEL_RELAY_UNTRUSTED' });
+  });
+
+  it('pins the CA and posts the CSR when the fingerprint matches', async () => {
+    let received: unknown;
+    const { relayUrl } = await startListener({
+      onRegistration: (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          received = JSON.parse(Buffer.concat(chunks).toString());
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ connectorId: 'c1', group: 'Default', certificate: 'cert', caCertificate: pki.ca.certPem }));
+        });
+      },
+    });
+    const token = formatRegistrationToken({ id: 'tid', secret: 'sec', caFingerprint: pki.ca.fingerprint });
+    const result = await registerWithRelay({ relayUrl, token, csrPem: 'the-csr', hostname: 'h', version: 'v' });
+    expect(result.connectorId).toBe('c1');
+    expect(received).toMatchObject({ tokenId: 'tid', secret: 'sec', csr: 'the-csr' });
+  });
+});
+
+describe('helpers', () => {
+  it('backoff grows, caps and resets', () => {
+    const b = new Backoff({ baseMs: 100, maxMs: 1000 });
+    const max = () => 1;
+    expect([b.next(max), b.next(max), b.next(max), b.next(max), b.next(max)]).toEqual([100, 200, 400, 800, 1000]);
+    b.reset();
+    expect(b.next(max)).toBe(100);
+    expect(b.next(() => 0)).toBe(0);
+  });
+
+  it('endToEndHeaders strips hop-by-hop, Connection-listed and metadata headers', () => {
+    expect(
+      endToEndHeaders({
+        connection: 'close, X-Secret',
+        'x-secret': '1',
+        'keep-alive': 'timeout=5',
+        'transfer-encoding': 'chunked',
+        upgrade: 'websocket',
+        'proxy-connection': 'keep-alive',
+        'appproxy-target': 'http://evil',
+        'x-kept': 'yes',
+      }),
+    ).toEqual({ 'x-kept': 'yes' });
+  });
+});
