@@ -23,6 +23,8 @@ export const META = {
   control: 'appproxy-control',
   /** Set by the connector on a response it made itself (the backend never answered). */
   error: 'appproxy-error',
+  /** With `error`: the cause for the relay's logs (never shown to the user). */
+  errorDetail: 'appproxy-error-detail',
   /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
   upgrade: 'appproxy-upgrade',
 } as const;

@@ -102,9 +102,8 @@ export async function registerWithRelay(opts: {
       reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `cannot reach relay ${host}:${port}: ${err.message}`, { cause: err }));
     });
   });
-  let caPem: string;
   try {
-    caPem = pinnedRelayCa(socket, host, token.caFingerprint);
+    checkPinnedRelay(socket, host, token.caFingerprint);
   } catch (err) {
     socket.destroy();
     throw err;
@@ -162,7 +161,7 @@ function fingerprintOf(pemOrDer: string | Buffer): string {
 }
 
 /** Finds the relay CA in the presented chain by fingerprint and checks that it signed the leaf for `host`. */
-function pinnedRelayCa(socket: TLSSocket, host: string, expected: string): string {
+function checkPinnedRelay(socket: TLSSocket, host: string, expected: string): void {
   const leafInfo = socket.getPeerCertificate(true);
   let issuer: PeerCertificate | undefined = leafInfo;
   let ca: X509Certificate | undefined;
@@ -185,5 +184,4 @@ function pinnedRelayCa(socket: TLSSocket, host: string, expected: string): strin
   if (identityError) {
     throw new TunnelError('APPPROXY_TUNNEL_RELAY_UNTRUSTED', `the relay's certificate does not name ${host}: ${identityError.message}`);
   }
-  return ca.toString();
 }

@@ -1,0 +1,149 @@
+import { ConfigError, loadConfig, openStateStore, parseDuration, type RelayConfig } from '@appproxy/config';
+import { ConnectorCA } from '@appproxy/pki';
+import { createLogger } from '@appproxy/telemetry';
+import { formatRegistrationToken } from '@appproxy/tunnel';
+import { Command, CommanderError } from 'commander';
+import { Relay } from './relay.js';
+import { RELAY_VERSION } from './version.js';
+
+/** A failure the CLI reports as one line on stderr with a non-zero exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Connectors not seen for this long are shown as inactive. */
+const ACTIVE_WINDOW_MS = 90_000;
+
+async function readConfig(file: string): Promise<RelayConfig> {
+  try {
+    return await loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, 2);
+    throw err;
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('appproxy-relay')
+    .description('The public edge of AppProxy: pre-authenticates users and forwards requests through connectors.')
+    .version(RELAY_VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('start')
+    .description('Start the relay (public HTTPS, tunnel and admin listeners).')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .action(async (opts: { config: string }) => {
+      const config = await readConfig(opts.config);
+      const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc').map((a) => a.name);
+      if (oidcApps.length > 0) {
+        throw new CliError(
+          `apps ${oidcApps.join(', ')}: preAuthentication "oidc" is not available in this version yet; set preAuthentication: passthrough`,
+          2,
+        );
+      }
+      const log = createLogger({ name: 'relay' });
+      const relay = new Relay(config, log);
+      await relay.start();
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info('relay stopping', { signal, drainTimeoutMs: config.relay.drainTimeoutMs });
+          relay.stop().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      log.info('relay stopped');
+    });
+
+  const token = program.command('token').description('Registration tokens for connectors.');
+  token
+    .command('create')
+    .description('Create a one-time registration token; prints the token alone on stdout.')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--group <name>', 'connector group the new connector joins', 'Default')
+    .option('--ttl <duration>', 'how long the token stays valid (e.g. 30m, 1h, 24h)', '1h')
+    .action(async (opts: { config: string; group: string; ttl: string }) => {
+      const config = await readConfig(opts.config);
+      if (!config.connectorGroups.some((g) => g.name === opts.group)) {
+        throw new CliError(`no connector group named "${opts.group}" in ${opts.config}`, 2);
+      }
+      let ttlMs: number;
+      try {
+        ttlMs = parseDuration(opts.ttl);
+      } catch {
+        throw new CliError(`--ttl: not a duration: ${opts.ttl}`, 2);
+      }
+      const ca = await ConnectorCA.loadOrCreate(config.relay.stateDir);
+      const store = openStateStore(config.relay.stateDir);
+      try {
+        const created = store.createRegistrationToken({ group: opts.group, ttlMs });
+        process.stdout.write(`${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  const connectors = program.command('connectors').description('Registered connectors.');
+  connectors
+    .command('list')
+    .description('List registered connectors with their group, version, host and state.')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await readConfig(opts.config);
+      const store = openStateStore(config.relay.stateDir);
+      try {
+        const now = Date.now();
+        const rows = store.listConnectors().map((c) => ({
+          id: c.id,
+          group: c.group,
+          hostname: c.hostname ?? '',
+          version: c.version ?? '',
+          state: c.revokedAt ? 'revoked' : c.lastSeenAt && now - c.lastSeenAt.getTime() < ACTIVE_WINDOW_MS ? 'active' : 'inactive',
+          lastSeen: c.lastSeenAt?.toISOString() ?? null,
+          capabilities: c.capabilities,
+          certificateExpires: c.certNotAfter.toISOString(),
+        }));
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+          return;
+        }
+        const header = ['ID', 'GROUP', 'HOST', 'VERSION', 'STATE', 'LAST SEEN'];
+        const table = [header, ...rows.map((r) => [r.id, r.group, r.hostname, r.version, r.state, r.lastSeen ?? '-'])];
+        const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+        for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; usage errors were already printed by commander.
+      return err.exitCode;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`appproxy-relay: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const e = err as Error & { code?: string };
+    process.stderr.write(`appproxy-relay: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,75 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+
+/** Every refusal a person or an API client can get from the relay, with its stable code. */
+export const RELAY_ERRORS = {
+  APP_NOT_FOUND: { status: 404, title: 'Application not found', hint: 'No application is published at this address. Check the URL, or ask your administrator for the right one.' },
+  BAD_REQUEST_PATH: { status: 400, title: 'Bad request path', hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.' },
+  RESERVED_PATH: { status: 404, title: 'Not found', hint: 'This path is reserved for the application proxy itself.' },
+  MAINTENANCE: { status: 503, title: 'Down for maintenance', hint: 'This application is in maintenance mode. Try again later.' },
+  CONNECTOR_UNAVAILABLE: { status: 502, title: 'No connector available', hint: 'No connector for this application is connected to the relay right now. Your administrator can check `appproxy-relay connectors list`.' },
+  CONNECTOR_LOST: { status: 502, title: 'Connector lost', hint: 'The connector serving this request went away before it finished. Retry the request.' },
+  UPGRADE_UNSUPPORTED: { status: 502, title: 'Upgrade not supported', hint: 'No connector for this application supports this kind of connection upgrade (WebSocket).' },
+  BACKEND_UNREACHABLE: { status: 502, title: 'Application unreachable', hint: 'The connector could not reach the application on the internal network.' },
+  BACKEND_TLS_INVALID: { status: 502, title: 'Application certificate not trusted', hint: "The application's TLS certificate failed validation at the connector." },
+  BACKEND_TIMEOUT: { status: 504, title: 'Application timed out', hint: 'The application did not answer within the configured backend timeout.' },
+  BACKEND_UPGRADE_REFUSED: { status: 502, title: 'Upgrade refused', hint: 'The application did not accept the connection upgrade.' },
+  INTERNAL_ERROR: { status: 500, title: 'Internal error', hint: 'The relay failed to handle this request. The correlation id below lets your administrator find the cause in the logs.' },
+} as const;
+
+export type RelayErrorCode = keyof typeof RELAY_ERRORS;
+
+export function isRelayErrorCode(code: unknown): code is RelayErrorCode {
+  return typeof code === 'string' && Object.hasOwn(RELAY_ERRORS, code);
+}
+
+export interface ErrorContext {
+  app?: string;
+  correlationId: string;
+  /** The request's Accept header: JSON for API clients that ask for it, HTML otherwise. */
+  accept?: string;
+}
+
+export interface RenderedError {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: string;
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** The error as a page a person can act on, or JSON for API clients. Never internal detail. */
+export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedError {
+  const entry = RELAY_ERRORS[code];
+  const timestamp = new Date().toISOString();
+  const headers: OutgoingHttpHeaders = {
+    'cache-control': 'no-store',
+    'x-appproxy-error': code,
+    'x-appproxy-correlation-id': ctx.correlationId,
+  };
+  if (ctx.accept?.includes('application/json')) {
+    headers['content-type'] = 'application/json; charset=utf-8';
+    const body = JSON.stringify({
+      error: { code, status: entry.status, message: entry.title, hint: entry.hint, app: ctx.app ?? null, correlationId: ctx.correlationId, timestamp },
+    });
+    return { status: entry.status, headers, body };
+  }
+  headers['content-type'] = 'text/html; charset=utf-8';
+  const rows: Array<[string, string]> = [
+    ['Error code', code],
+    ...(ctx.app ? ([['Application', ctx.app]] as Array<[string, string]>) : []),
+    ['Correlation id', ctx.correlationId],
+    ['Time (UTC)', timestamp],
+  ];
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(entry.title)}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:#f5f5f5;padding:1rem;border-radius:6px}
+dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace}</style></head>
+<body><h1>${escapeHtml(entry.title)}</h1><p>${escapeHtml(entry.hint)}</p>
+<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
+</body></html>
+`;
+  return { status: entry.status, headers, body };
+}

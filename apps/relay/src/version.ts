@@ -1,0 +1,5 @@
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+/** The relay's version, from its package.json (dist/ sits beside it). */
+export const RELAY_VERSION: string = (require('../package.json') as { version: string }).version;

@@ -1,0 +1,277 @@
+/**
+ * End-to-end harness: the real `appproxy-relay` and `appproxy-connector` CLIs as separate
+ * processes (built into apps/*\/dist by `npm test`), the sample app, dev certificates, and
+ * an HTTPS client that talks to the relay by external host name over 127.0.0.1.
+ */
+import { createDevCertificates } from '@appproxy/pki';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const RELAY_BIN = join(ROOT, 'apps/relay/dist/bin.js');
+export const CONNECTOR_BIN = join(ROOT, 'apps/connector/dist/bin.js');
+
+for (const bin of [RELAY_BIN, CONNECTOR_BIN]) {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (npm test does it) before the e2e tests`);
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a CLI to completion (node = the workspace's pinned Node, the one running the tests). */
+export async function runCli(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** A long-running CLI process whose JSON log lines are collected and can be awaited. */
+export class LoggedProcess {
+  readonly lines: Array<Record<string, unknown>> = [];
+  readonly stderr: string[] = [];
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  #waiters: Array<{ test: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+
+  constructor(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          parsed = { msg: line };
+        }
+        this.lines.push(parsed);
+        this.#waiters = this.#waiters.filter((w) => (w.test(parsed) ? (w.resolve(parsed), false) : true));
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (c: string) => this.stderr.push(c));
+    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves with the first log line (past or future) that passes `test`. */
+  waitFor(test: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000, what = 'log line'): Promise<Record<string, unknown>> {
+    const seen = this.lines.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${what}; stderr: ${this.stderr.join('')}; last lines: ${JSON.stringify(this.lines.slice(-5))}`)),
+        timeoutMs,
+      );
+      this.#waiters.push({ test, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  }
+
+  count(test: (l: Record<string, unknown>) => boolean): number {
+    return this.lines.filter(test).length;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+
+  /** Resident set size in bytes, from /proc. */
+  rss(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return kb * 1024;
+  }
+}
+
+export interface StackApp {
+  name: string;
+  internalUrl: string;
+  externalUrl: string;
+  extra?: string;
+}
+
+export interface StackOptions {
+  apps: StackApp[];
+  /** Extra YAML under `relay:`. */
+  relayExtra?: string;
+  connectorArgs?: string[];
+  startConnector?: boolean;
+}
+
+/** A relay (and optionally a registered, started connector) in a fresh temp directory. */
+export class Stack {
+  readonly dir = mkdtempSync(join(tmpdir(), 'appproxy-e2e-'));
+  readonly configPath = join(this.dir, 'appproxy.yaml');
+  readonly connectorState = join(this.dir, 'connector');
+  ca = '';
+  ports = { public: 0, tunnel: 0, admin: 0 };
+  relay: LoggedProcess | undefined;
+  connector: LoggedProcess | undefined;
+  readonly #opts: StackOptions;
+
+  constructor(opts: StackOptions) {
+    this.#opts = opts;
+  }
+
+  get relayUrl(): string {
+    return `https://127.0.0.1:${this.ports.tunnel}`;
+  }
+
+  async start(): Promise<this> {
+    const certs = await createDevCertificates({ dir: join(this.dir, 'tls'), hosts: ['localhost', '127.0.0.1', '*.apps.localhost'] });
+    this.ca = readFileSync(certs.caCertPath, 'utf8');
+    this.ports = { public: await freePort(), tunnel: await freePort(), admin: await freePort() };
+    const apps = this.#opts.apps
+      .map(
+        (a) => `  - name: ${a.name}
+    internalUrl: ${a.internalUrl}
+    externalUrl: ${a.externalUrl}
+    preAuthentication: passthrough
+${a.extra ?? ''}`,
+      )
+      .join('\n');
+    writeFileSync(
+      this.configPath,
+      `relay:
+  listen: 127.0.0.1:${this.ports.public}
+  tunnelListen: 127.0.0.1:${this.ports.tunnel}
+  adminListen: 127.0.0.1:${this.ports.admin}
+  stateDir: ./var/relay
+  certificates:
+    - cert: ${certs.certPath}
+      key: ${certs.keyPath}
+  pingInterval: 1s
+  drainTimeout: 3s
+${this.#opts.relayExtra ?? ''}
+connectorGroups:
+  - name: Default
+apps:
+${apps}
+`,
+    );
+    await this.startRelay();
+    if (this.#opts.startConnector !== false) {
+      await this.registerConnector();
+      await this.startConnector();
+    }
+    return this;
+  }
+
+  async startRelay(): Promise<LoggedProcess> {
+    this.relay = new LoggedProcess(RELAY_BIN, ['start', '--config', this.configPath]);
+    await this.relay.waitFor((l) => l.msg === 'relay listening', 20_000, 'relay listening');
+    return this.relay;
+  }
+
+  async createToken(args: string[] = []): Promise<string> {
+    const res = await runCli(RELAY_BIN, ['token', 'create', '--config', this.configPath, ...args]);
+    if (res.code !== 0) throw new Error(`token create failed: ${res.stderr}`);
+    return res.stdout.trim();
+  }
+
+  async registerConnector(stateDir = this.connectorState): Promise<CliResult> {
+    const token = await this.createToken();
+    const res = await runCli(CONNECTOR_BIN, ['register', '--relay', this.relayUrl, '--token', token, '--state-dir', stateDir]);
+    if (res.code !== 0) throw new Error(`register failed: ${res.stderr}`);
+    return res;
+  }
+
+  async startConnector(stateDir = this.connectorState, tunnels = 2): Promise<LoggedProcess> {
+    const before = this.relay!.count((l) => l.msg === 'connector connected');
+    const connector = new LoggedProcess(CONNECTOR_BIN, [
+      'start',
+      '--state-dir',
+      stateDir,
+      '--tunnels',
+      String(tunnels),
+      '--ping-interval',
+      '1s',
+      '--drain-timeout',
+      '3s',
+      ...(this.#opts.connectorArgs ?? []),
+    ]);
+    this.connector = connector;
+    await this.relay!.waitFor(
+      () => this.relay!.count((l) => l.msg === 'connector connected') >= before + tunnels,
+      20_000,
+      `${tunnels} tunnels connected`,
+    );
+    return connector;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.connector?.stop(), this.relay?.stop()]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface ClientResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** An HTTPS/1.1 request to the relay for `host` (SNI and Host), connecting to 127.0.0.1. */
+export function request(
+  stack: Stack,
+  host: string,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string | NodeJS.ReadableStream; extra?: RequestOptions } = {},
+): Promise<ClientResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({
+      host: '127.0.0.1',
+      port: stack.ports.public,
+      servername: host,
+      ca: stack.ca,
+      method: opts.method ?? 'GET',
+      path,
+      headers: { host, ...opts.headers },
+      agent: false,
+      ...opts.extra,
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    const body = opts.body;
+    if (body && typeof body === 'object' && 'pipe' in body) (body as NodeJS.ReadableStream).pipe(req);
+    else req.end(body);
+  });
+}
+
+export function json(res: ClientResponse): Record<string, unknown> {
+  return JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
+}
