@@ -70,6 +70,7 @@ interface TunnelDialerEvents {
 export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
   readonly #opts: TunnelDialerOptions;
   readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #sockets = new WeakMap<ServerHttp2Session, TLSSocket>();
   readonly #wakers = new Set<() => void>();
   #running: Promise<void>[] = [];
   #stopping = false;
@@ -118,7 +119,12 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
           new Promise<void>((resolve) => {
             if (session.destroyed) return resolve();
             session.once('close', () => resolve());
-            const timer = setTimeout(() => session.destroy(), drainTimeoutMs);
+            // A graceful close waits for the peer to close its side too; a frozen relay
+            // never does, so the deadline destroys the socket itself.
+            const timer = setTimeout(() => {
+              session.destroy();
+              this.#sockets.get(session)?.destroy();
+            }, drainTimeoutMs);
             timer.unref();
             session.once('close', () => clearTimeout(timer));
             session.close();
@@ -170,6 +176,7 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     const stopPings = startPings(session, pingIntervalMs, pingTimeoutMs, (why) => {
       reason = why;
       session.destroy();
+      this.#sockets.get(session)?.destroy();
     });
     return new Promise((resolve) => {
       session.on('goaway', () => {
@@ -233,6 +240,7 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       maxSessionMemory: 64,
       maxOutstandingPings: 2,
     });
+    this.#sockets.set(session, socket);
     session.on('error', () => {});
     session.on('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
     // The relay speaks first (hello) once it has accepted our certificate; until then the

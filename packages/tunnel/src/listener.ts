@@ -141,7 +141,7 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
     });
     h2.on('connect', () => h2.setLocalWindowSize(SESSION_WINDOW));
     const pingIntervalMs = this.#opts.pingIntervalMs ?? 15_000;
-    const session = new TunnelSession(h2, peer, remoteAddress, {
+    const session = new TunnelSession(h2, socket, peer, remoteAddress, {
       pingIntervalMs,
       pingTimeoutMs: this.#opts.pingTimeoutMs ?? Math.max(1000, pingIntervalMs),
       helloTimeoutMs: this.#opts.helloTimeoutMs ?? 10_000,

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { TunnelError } from './errors.js';
 import type { PeerIdentity } from './peer.js';
 import { startPings } from './ping.js';
@@ -38,11 +39,13 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
   #closeReason: TunnelError | undefined;
   #stopPings: () => void = () => {};
   readonly #h2: ClientHttp2Session;
+  readonly #socket: Duplex;
   readonly #opts: TunnelSessionOptions;
 
-  constructor(h2: ClientHttp2Session, peer: PeerIdentity, remoteAddress: string, opts: TunnelSessionOptions) {
+  constructor(h2: ClientHttp2Session, socket: Duplex, peer: PeerIdentity, remoteAddress: string, opts: TunnelSessionOptions) {
     super();
     this.#h2 = h2;
+    this.#socket = socket;
     this.peer = peer;
     this.remoteAddress = remoteAddress;
     this.#opts = opts;
@@ -119,6 +122,8 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
   destroy(reason: string, code: TunnelError['code'] = 'APPPROXY_TUNNEL_CLOSED'): void {
     this.#closeReason ??= new TunnelError(code, reason);
     this.#h2.destroy();
+    // After a graceful close the session waits for the peer's FIN; a dead peer never sends it.
+    this.#socket.destroy();
   }
 
   #setDraining(): void {

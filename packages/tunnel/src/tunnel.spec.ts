@@ -1,6 +1,6 @@
 import { ConnectorCA, createKeyAndCsr } from '@appproxy/pki';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
@@ -32,6 +32,7 @@ interface Pki {
 }
 let pki: Pki;
 const dirs: string[] = [];
+const streamsSeen = new EventEmitter();
 const cleanups: Array<() => Promise<void> | void> = [];
 
 async function issue(ca: ConnectorCA, id: string) {
@@ -84,6 +85,7 @@ function startDialer(relayUrl: string, extra: Partial<TunnelDialerOptions> = {})
     hello: { connectorId: 'conn-1', version: '0.0.0-test', hostname: 'test-host', capabilities: [CAPABILITY.websocket] },
     backoff: { baseMs: 20, maxMs: 100 },
     onStream: (stream, headers) => {
+      streamsSeen.emit('stream', headers);
       // Echo server: status 200, the request's metadata as headers, the body hashed back.
       if (headers[':method'] === 'CONNECT') {
         stream.respond({ ':status': 200 });
@@ -247,8 +249,11 @@ describe('tunnel', () => {
     const sessionP = nextSession(listener);
     const dialer = startDialer(relayUrl);
     const session = await sessionP;
+    const seen = once(streamsSeen, 'stream');
     const stream = session.request({ ':method': 'POST', ':path': '/slow', [META.target]: 'http://x' });
     stream.write('part one;');
+    // GOAWAY spares the streams the connector has seen; wait until it has seen this one.
+    await seen;
     const draining = once(session, 'draining');
     const stopped = dialer.stop({ drainTimeoutMs: 5000 });
     await draining;
