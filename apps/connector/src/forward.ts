@@ -54,6 +54,7 @@ export class BackendForwarder {
     const authority = String(headers[':authority'] ?? target.host);
     const path = String(headers[':path'] ?? '/');
     const method = String(headers[':method']);
+    if (!path.startsWith('/')) return respondError(stream, 'BACKEND_UNREACHABLE', 502, 'relay sent a path that is not origin-form');
     if (method === 'CONNECT') {
       forwardUpgrade({ stream, headers, target, authority, path, timeoutMs, verifyTls, log });
       return;
@@ -63,7 +64,8 @@ export class BackendForwarder {
     stream.once('close', () => abort.abort());
     const outHeaders: OutgoingHttpHeaders = { ...endToEndHeaders(headers), host: authority };
     const hasBody = !stream.endAfterHeaders;
-    request(new URL(path, target.origin), {
+    // Concatenate, never resolve: `new URL('//other-host/x', origin)` would leave the backend.
+    request(`${target.origin}${path}`, {
       method,
       headers: outHeaders as Record<string, string | string[]>,
       body: hasBody ? stream : undefined,

@@ -54,6 +54,14 @@ describe('AppTable', () => {
     expect(table.route('portal.example.com', '/hr/../../x')).toMatchObject({ app: { name: 'Root' }, internalPath: '/x' });
   });
 
+  it('keeps protocol-relative looking paths under the internal prefix', () => {
+    const bare = new AppTable([{ name: 'Bare', externalUrl: 'https://b.example.com/', internalUrl: 'http://b.corp/' }]);
+    const match = bare.route('b.example.com', '//evil.example.com/x');
+    expect(match).toMatchObject({ internalPath: '//evil.example.com/x', internalOrigin: 'http://b.corp' });
+    // What the connector does with it: concatenation keeps the backend host.
+    expect(new URL(`http://b.corp${(match as { internalPath: string }).internalPath}`).host).toBe('b.corp');
+  });
+
   it('returns undefined for unknown hosts', () => {
     expect(table.route('nope.example.com', '/')).toBeUndefined();
     expect(table.size).toBe(3);
