@@ -2,7 +2,7 @@ import type { Logger } from '@appproxy/telemetry';
 import { META, endToEndHeaders } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
-import { pipeline } from 'node:stream';
+import { PassThrough, pipeline } from 'node:stream';
 import { Agent, request } from 'undici';
 import { classifyBackendError } from './errors.js';
 import { respondError } from './respond.js';
@@ -63,12 +63,14 @@ export class BackendForwarder {
     const abort = new AbortController();
     stream.once('close', () => abort.abort());
     const outHeaders: OutgoingHttpHeaders = { ...endToEndHeaders(headers), host: authority };
-    const hasBody = !stream.endAfterHeaders;
+    // undici destroys a body stream once it has sent it; destroying the tunnel stream would
+    // close it before the response, so undici gets a PassThrough fed (with backpressure) by pipe.
+    const body = stream.endAfterHeaders ? undefined : stream.pipe(new PassThrough());
     // Concatenate, never resolve: `new URL('//other-host/x', origin)` would leave the backend.
     request(`${target.origin}${path}`, {
       method,
       headers: outHeaders as Record<string, string | string[]>,
-      body: hasBody ? stream : undefined,
+      body,
       dispatcher: verifyTls ? this.#verify : this.#noVerify,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -1,0 +1,35 @@
+export { DURATION_PATTERN, parseDuration } from './duration.js';
+export { substituteEnv, type Substitution } from './env.js';
+export {
+  ConfigError,
+  StateStoreError,
+  TokenError,
+  formatIssue,
+  type ConfigErrorCode,
+  type ConfigIssue,
+  type StateStoreErrorCode,
+  type TokenErrorCode,
+} from './errors.js';
+export { parseHostPort, type HostPort } from './host-port.js';
+export {
+  loadConfig,
+  parseConfig,
+  type LoadConfigOptions,
+  type ParseConfigOptions,
+} from './load.js';
+export {
+  BACKEND_TIMEOUT_DEFAULT_MS,
+  BACKEND_TIMEOUT_LONG_MS,
+  configJsonSchema,
+  type CookiePolicy,
+  type IdentityProviderConfig,
+  type PublishedAppConfig,
+  type RelayConfig,
+} from './schema.js';
+export {
+  STATE_DB_FILE,
+  openStateStore,
+  type ConnectorRecord,
+  type CreatedRegistrationToken,
+  type StateStore,
+} from './state-store.js';

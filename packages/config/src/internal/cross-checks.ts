@@ -1,0 +1,136 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { DocPath } from './path.js';
+import { checkAppUrl } from './urls.js';
+
+/** An issue before it is located in the source. */
+export interface PathIssue {
+  path: DocPath;
+  message: string;
+  /** Point at the map key instead of the value (unknown keys). @default 'value' */
+  target?: 'value' | 'key';
+}
+
+export interface CrossCheckContext {
+  /** Folder relative paths are resolved against. */
+  baseDir: string;
+  /** The text as written in the file when the string at `path` came from `${VAR}` substitution. */
+  template(path: DocPath): string | undefined;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Rules that span entries: unique names and external URLs, group references, OIDC apps need
+ * an identity provider, certificate files exist. They run on the document as written (after
+ * `${VAR}` substitution), skipping values of the wrong type (the schema reports those), so
+ * they are reported together with schema issues.
+ */
+export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
+  const issues: PathIssue[] = [];
+  if (!isRecord(doc)) return issues;
+  // Names are quoted in messages unless they came from the environment (may be secret).
+  const quoted = (path: DocPath, v: string) =>
+    ctx.template(path) === undefined ? ` ${JSON.stringify(v)}` : '';
+
+  let groups: Set<string> | undefined = new Set(['Default']);
+  if (Array.isArray(doc.connectorGroups)) {
+    groups = new Set();
+    const seen = new Map<string, number>();
+    doc.connectorGroups.forEach((g, i) => {
+      if (!isRecord(g) || typeof g.name !== 'string') return;
+      const path = ['connectorGroups', i, 'name'];
+      const first = seen.get(g.name);
+      if (first !== undefined)
+        issues.push({
+          path,
+          message: `duplicate connector group name${quoted(path, g.name)} (also connectorGroups[${first}])`,
+        });
+      else seen.set(g.name, i);
+      groups!.add(g.name);
+    });
+  } else if (doc.connectorGroups !== undefined) {
+    groups = undefined;
+  }
+
+  if (Array.isArray(doc.apps)) {
+    const names = new Map<string, number>();
+    const externals = new Map<string, number>();
+    doc.apps.forEach((app, i) => {
+      if (!isRecord(app)) return;
+      if (typeof app.name === 'string') {
+        const path = ['apps', i, 'name'];
+        const first = names.get(app.name);
+        if (first !== undefined)
+          issues.push({
+            path,
+            message: `duplicate app name${quoted(path, app.name)} (also apps[${first}])`,
+          });
+        else names.set(app.name, i);
+      }
+      if (typeof app.externalUrl === 'string') {
+        const checked = checkAppUrl(app.externalUrl, 'external');
+        if (checked.ok) {
+          const url = new URL(checked.url);
+          const key = `${url.host}${url.pathname}`;
+          const first = externals.get(key);
+          if (first !== undefined)
+            issues.push({
+              path: ['apps', i, 'externalUrl'],
+              message: `same external URL as apps[${first}]`,
+            });
+          else externals.set(key, i);
+        }
+      }
+      const group = app.connectorGroup ?? 'Default';
+      if (groups && typeof group === 'string' && group !== '' && !groups.has(group)) {
+        const path = ['apps', i, 'connectorGroup'];
+        const hint =
+          app.connectorGroup === undefined
+            ? ' (set connectorGroup, or add it to connectorGroups)'
+            : '';
+        const named =
+          ctx.template(path) === undefined ? `named ${JSON.stringify(group)}` : 'by that name';
+        issues.push({ path, message: `no connector group ${named}${hint}` });
+      }
+      if ((app.preAuthentication ?? 'oidc') === 'oidc' && doc.identityProvider === undefined) {
+        issues.push({
+          path: ['apps', i, 'preAuthentication'],
+          message:
+            'oidc requires an identityProvider section (or set preAuthentication: passthrough)',
+        });
+      }
+    });
+  }
+
+  const certificates = isRecord(doc.relay) ? doc.relay.certificates : undefined;
+  if (Array.isArray(certificates)) {
+    certificates.forEach((pair, i) => {
+      if (!isRecord(pair)) return;
+      for (const k of ['cert', 'key'] as const) {
+        const v = pair[k];
+        if (typeof v !== 'string' || v === '') continue;
+        const path = ['relay', 'certificates', i, k];
+        const problem = fileProblem(resolve(ctx.baseDir, v));
+        if (problem)
+          issues.push({
+            path,
+            message: `${problem}: ${ctx.template(path) ?? resolve(ctx.baseDir, v)}`,
+          });
+      }
+    });
+  }
+  return issues;
+}
+
+function fileProblem(file: string): string | undefined {
+  try {
+    return statSync(file).isFile() ? undefined : 'not a file';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR'
+      ? 'file not found'
+      : `cannot read file (${code ?? 'error'})`;
+  }
+}

@@ -1,0 +1,43 @@
+/** A checked, normalised URL, or why it was refused. Messages never repeat the input. */
+export type UrlCheck = { ok: true; url: string } | { ok: false; message: string };
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * An app's internal or external URL: absolute, `http(s)` (external: `https` only), no
+ * credentials, query or fragment; the path normalised to end with `/` (it is a prefix).
+ */
+export function checkAppUrl(v: string, kind: 'internal' | 'external'): UrlCheck {
+  const absolute =
+    kind === 'internal' ? 'must be an absolute http(s) URL' : 'must be an absolute https URL';
+  const scheme = kind === 'internal' ? /^https?:\/\/[^/]/i : /^https:\/\/[^/]/i;
+  const url = scheme.test(v) ? parseUrl(v) : undefined;
+  if (!url?.host) return { ok: false, message: absolute };
+  if (url.username || url.password) return { ok: false, message: 'must not contain credentials' };
+  if (/[?#]/.test(v)) return { ok: false, message: 'must not have a query or fragment' };
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return { ok: true, url: url.href };
+}
+
+/**
+ * An OpenID Connect issuer: an absolute `https` URL without query or fragment (`http` only
+ * for a loopback host, for development IdPs). Kept exactly as written: it must equal the
+ * `iss` the provider puts in its tokens.
+ */
+export function checkIssuer(v: string): UrlCheck {
+  const url = /^https?:\/\/[^/]/i.test(v) ? parseUrl(v) : undefined;
+  if (!url?.host || (url.protocol === 'http:' && !LOOPBACK.has(url.hostname))) {
+    return { ok: false, message: 'must be an absolute https URL (http only for localhost)' };
+  }
+  if (url.username || url.password) return { ok: false, message: 'must not contain credentials' };
+  if (/[?#]/.test(v)) return { ok: false, message: 'must not have a query or fragment' };
+  return { ok: true, url: v };
+}
+
+function parseUrl(v: string): URL | undefined {
+  try {
+    return new URL(v);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,720 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  loadConfig,
+  parseConfig,
+  type ConfigIssue,
+  type RelayConfig,
+} from './index.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'appproxy-config-'));
+  mkdirSync(join(dir, 'tls'));
+  writeFileSync(join(dir, 'tls/site.pem'), 'cert');
+  writeFileSync(join(dir, 'tls/site-key.pem'), 'key');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The `appproxy.yaml` of DESIGN.md, verbatim but for the tenant. */
+const DESIGN_EXAMPLE = `relay:
+  listen: 0.0.0.0:443            # public HTTPS for external URLs
+  redirectHttp: 0.0.0.0:80        # optional 80 → 443
+  tunnelListen: 0.0.0.0:8443     # connectors dial here
+  adminListen: 127.0.0.1:9090    # /metrics, /healthz, /readyz, admin API
+  stateDir: ./var/relay          # embedded SQLite, connector CA
+  certificates: [{ cert: ./tls/site.pem, key: ./tls/site-key.pem }]   # SNI; wildcard/SAN ok
+identityProvider:                # any OIDC provider: Entra ID, Keycloak, Okta, Dex, …
+  issuer: https://login.microsoftonline.com/contoso/v2.0
+  clientId: 0f3c9a1e
+  clientSecret: \${APPPROXY_CLIENT_SECRET}
+connectorGroups: [{ name: Default }]
+apps:
+  - name: Expenses
+    internalUrl: http://expenses.corp.local:8080/
+    externalUrl: https://expenses.example.com/
+    connectorGroup: Default
+    preAuthentication: oidc            # or passthrough
+    backendTimeout: default            # 85 s; long = 180 s
+    cookies: { httpOnly: true, secure: true, persistent: false }
+    translateHeaders: true
+    translateBody: false
+    validateBackendTls: true
+    maintenanceMode: false
+`;
+
+const SECRET = 'hunter2-Zq8x!very-secret';
+
+/** A minimal valid relay section; apps are appended by the tests. */
+const RELAY = `relay:
+  listen: 0.0.0.0:443
+  tunnelListen: :8443
+  certificates:
+    - cert: ./tls/site.pem
+      key: ./tls/site-key.pem
+`;
+
+const parse = (yaml: string, env: NodeJS.ProcessEnv = {}) =>
+  parseConfig(yaml, { baseDir: dir, env });
+
+function configError(yaml: string, env: NodeJS.ProcessEnv = {}): ConfigError {
+  try {
+    parse(yaml, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+/** The issues as `path: message` (and `@line:col` when `where`), for exact comparisons. */
+const issuesOf = (yaml: string, env: NodeJS.ProcessEnv = {}) => configError(yaml, env).issues;
+const summary = (issues: ConfigIssue[]) => issues.map((i) => `${i.path}: ${i.message}`);
+
+describe('parseConfig: the DESIGN.md example', () => {
+  it('resolves to the documented shape with every default', async () => {
+    const file = join(dir, 'appproxy.yaml');
+    writeFileSync(file, DESIGN_EXAMPLE);
+    const config = await loadConfig(file, { env: { APPPROXY_CLIENT_SECRET: SECRET } });
+    expect(config).toStrictEqual<RelayConfig>({
+      relay: {
+        listen: { host: '0.0.0.0', port: 443 },
+        redirectHttp: { host: '0.0.0.0', port: 80 },
+        tunnelListen: { host: '0.0.0.0', port: 8443 },
+        adminListen: { host: '127.0.0.1', port: 9090 },
+        stateDir: join(dir, 'var/relay'),
+        certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
+        tunnelHosts: ['localhost', '127.0.0.1'],
+        trustedProxies: [],
+        pingIntervalMs: 15_000,
+        drainTimeoutMs: 30_000,
+      },
+      identityProvider: {
+        issuer: 'https://login.microsoftonline.com/contoso/v2.0',
+        clientId: '0f3c9a1e',
+        clientSecret: SECRET,
+        scopes: ['openid', 'profile', 'email'],
+      },
+      connectorGroups: [{ name: 'Default' }],
+      apps: [
+        {
+          name: 'Expenses',
+          internalUrl: 'http://expenses.corp.local:8080/',
+          externalUrl: 'https://expenses.example.com/',
+          connectorGroup: 'Default',
+          preAuthentication: 'oidc',
+          backendTimeoutMs: 85_000,
+          cookies: { httpOnly: true, secure: true, persistent: false },
+          translateHeaders: true,
+          translateBody: false,
+          validateBackendTls: true,
+          maintenanceMode: false,
+        },
+      ],
+    });
+  });
+
+  it('fills in every default of a minimal file', () => {
+    const config = parse(`${RELAY}apps:
+  - name: Wiki
+    internalUrl: HTTP://Wiki.Corp.Local:80/docs
+    externalUrl: https://wiki.example.com:443/team
+    preAuthentication: passthrough
+`);
+    expect(config.relay).toStrictEqual({
+      listen: { host: '0.0.0.0', port: 443 },
+      tunnelListen: { host: '0.0.0.0', port: 8443 },
+      stateDir: join(dir, 'var/relay'),
+      certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
+      tunnelHosts: ['localhost', '127.0.0.1'],
+      trustedProxies: [],
+      pingIntervalMs: 15_000,
+      drainTimeoutMs: 30_000,
+    });
+    expect(config.identityProvider).toBeUndefined();
+    expect(config.connectorGroups).toStrictEqual([{ name: 'Default' }]);
+    expect(config.apps).toStrictEqual([
+      {
+        name: 'Wiki',
+        internalUrl: 'http://wiki.corp.local/docs/',
+        externalUrl: 'https://wiki.example.com/team/',
+        connectorGroup: 'Default',
+        preAuthentication: 'passthrough',
+        backendTimeoutMs: 85_000,
+        cookies: { httpOnly: true, secure: true, persistent: false },
+        translateHeaders: true,
+        translateBody: false,
+        validateBackendTls: true,
+        maintenanceMode: false,
+      },
+    ]);
+  });
+
+  it('supports anchors and merge keys', () => {
+    const config = parse(`${RELAY}apps:
+  - &base
+    name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+    backendTimeout: long
+  - <<: *base
+    name: B
+    externalUrl: https://b.example.com/
+`);
+    expect(
+      config.apps.map((a) => [a.name, a.internalUrl, a.externalUrl, a.backendTimeoutMs]),
+    ).toStrictEqual([
+      ['A', 'http://a.corp/', 'https://a.example.com/', 180_000],
+      ['B', 'http://a.corp/', 'https://b.example.com/', 180_000],
+    ]);
+  });
+
+  it('allows zero apps', () => {
+    expect(parse(RELAY).apps).toStrictEqual([]);
+  });
+
+  it('converts durations, listen addresses and the long timeout', () => {
+    const config = parse(`relay:
+  listen: 443
+  redirectHttp: "[::]:80"
+  tunnelListen: relay.example.com:8443
+  adminListen: '[::1]:9090'
+  stateDir: /srv/appproxy
+  certificates: [{ cert: tls/site.pem, key: ${join(dir, 'tls/site-key.pem')} }]
+  tunnelHosts: [relay.example.com, 203.0.113.7]
+  trustedProxies: [10.0.0.0/8, 192.0.2.1, '2001:db8::/32']
+  pingInterval: 5s
+  drainTimeout: 1m30s
+connectorGroups: [{ name: Default }, { name: Berlin }]
+apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough, backendTimeout: long, connectorGroup: Berlin }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough, backendTimeout: 500ms }
+  - { name: C, internalUrl: http://c/, externalUrl: https://c.example.com/, preAuthentication: passthrough, backendTimeout: 2000,
+      cookies: { persistent: true, sameSite: Lax }, translateBody: true, maintenanceMode: true }
+`);
+    expect(config.relay.listen).toStrictEqual({ host: '0.0.0.0', port: 443 });
+    expect(config.relay.redirectHttp).toStrictEqual({ host: '::', port: 80 });
+    expect(config.relay.tunnelListen).toStrictEqual({ host: 'relay.example.com', port: 8443 });
+    expect(config.relay.adminListen).toStrictEqual({ host: '::1', port: 9090 });
+    expect(config.relay.stateDir).toBe('/srv/appproxy');
+    expect(config.relay.certificates).toStrictEqual([
+      { cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') },
+    ]);
+    expect(config.relay.tunnelHosts).toStrictEqual(['relay.example.com', '203.0.113.7']);
+    expect(config.relay.trustedProxies).toStrictEqual(['10.0.0.0/8', '192.0.2.1', '2001:db8::/32']);
+    expect(config.relay.pingIntervalMs).toBe(5_000);
+    expect(config.relay.drainTimeoutMs).toBe(90_000);
+    expect(config.apps.map((a) => a.backendTimeoutMs)).toStrictEqual([180_000, 500, 2_000]);
+    expect(config.apps[0]!.connectorGroup).toBe('Berlin');
+    expect(config.apps[2]!.cookies).toStrictEqual({
+      httpOnly: true,
+      secure: true,
+      persistent: true,
+      sameSite: 'Lax',
+    });
+    expect(config.apps[2]!.translateBody).toBe(true);
+    expect(config.apps[2]!.maintenanceMode).toBe(true);
+  });
+});
+
+describe('parseConfig: each kind of mistake has its exact path and message', () => {
+  const app = (fields: string) => `${RELAY}apps:
+  - name: Expenses
+    internalUrl: http://expenses.corp.local/
+    externalUrl: https://expenses.example.com/
+    preAuthentication: passthrough
+${fields}`;
+
+  it('relative internalUrl, with line and column of the value', () => {
+    const yaml = `${RELAY}apps:
+  - name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+  - name: B
+    internalUrl: http://b.corp/
+    externalUrl: https://b.example.com/
+    preAuthentication: passthrough
+  - name: C
+    internalUrl: /c/relative
+    externalUrl: https://c.example.com/
+    preAuthentication: passthrough
+`;
+    const err = configError(yaml);
+    expect(err.code).toBe('APPPROXY_CONFIG_INVALID');
+    expect(err.issues).toStrictEqual([
+      {
+        path: 'apps[2].internalUrl',
+        message: 'must be an absolute http(s) URL',
+        line: 17,
+        column: 18,
+      },
+    ]);
+    expect(err.message).toBe(
+      'appproxy.yaml:17:18 apps[2].internalUrl: must be an absolute http(s) URL',
+    );
+  });
+
+  it.each([
+    ['ftp://files.corp/', 'must be an absolute http(s) URL'],
+    ['expenses.corp.local', 'must be an absolute http(s) URL'],
+    ['http://user:pw@expenses.corp.local/', 'must not contain credentials'],
+    ['http://expenses.corp.local/?a=1', 'must not have a query or fragment'],
+    ['http://expenses.corp.local/#top', 'must not have a query or fragment'],
+  ])('internalUrl %s', (url, message) => {
+    const yaml = `${RELAY}apps:
+  - { name: A, internalUrl: "${url}", externalUrl: https://a.example.com/, preAuthentication: passthrough }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([`apps[0].internalUrl: ${message}`]);
+  });
+
+  it('http externalUrl', () => {
+    const yaml = `${RELAY}apps:
+  - { name: A, internalUrl: http://a.corp/, externalUrl: http://a.example.com/, preAuthentication: passthrough }
+`;
+    expect(issuesOf(yaml)).toStrictEqual([
+      {
+        path: 'apps[0].externalUrl',
+        message: 'must be an absolute https URL',
+        line: 8,
+        column: 58,
+      },
+    ]);
+  });
+
+  it('unknown key, at the key, with a suggestion', () => {
+    const err = configError(app('    translateHeader: true\n'));
+    expect(err.issues).toStrictEqual([
+      {
+        path: 'apps[0].translateHeader',
+        message: 'unknown key (did you mean "translateHeaders"?)',
+        line: 12,
+        column: 5,
+      },
+    ]);
+    expect(err.message).toBe(
+      'appproxy.yaml:12:5 apps[0].translateHeader: unknown key (did you mean "translateHeaders"?)',
+    );
+  });
+
+  it('unknown keys at every level, each on its own line', () => {
+    const yaml = `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: ./tls/site.pem, key: ./tls/site-key.pem, chain: x }]
+  colour: blue
+aps: []
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.certificates[0].chain: unknown key',
+      'relay.colour: unknown key',
+      'aps: unknown key (did you mean "apps"?)',
+    ]);
+  });
+
+  it('duplicate app name', () => {
+    const yaml = `${RELAY}apps:
+  - { name: Expenses, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough }
+  - { name: Expenses, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough }
+`;
+    expect(issuesOf(yaml)).toStrictEqual([
+      {
+        path: 'apps[1].name',
+        message: 'duplicate app name "Expenses" (also apps[0])',
+        line: 9,
+        column: 13,
+      },
+    ]);
+  });
+
+  it('same external URL (host + path) twice', () => {
+    const yaml = `${RELAY}apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://apps.example.com/a, preAuthentication: passthrough }
+  - { name: B, internalUrl: http://b/, externalUrl: https://apps.example.com/b/, preAuthentication: passthrough }
+  - { name: C, internalUrl: http://c/, externalUrl: "https://APPS.example.com:443/a/", preAuthentication: passthrough }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[2].externalUrl: same external URL as apps[0]',
+    ]);
+  });
+
+  it('unknown connectorGroup', () => {
+    expect(issuesOf(app('    connectorGroup: Berlin\n'))).toStrictEqual([
+      {
+        path: 'apps[0].connectorGroup',
+        message: 'no connector group named "Berlin"',
+        line: 12,
+        column: 21,
+      },
+    ]);
+  });
+
+  it('the default connector group must exist too', () => {
+    const yaml = `${RELAY}connectorGroups: [{ name: Berlin }]
+apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[0].connectorGroup: no connector group named "Default" (set connectorGroup, or add it to connectorGroups)',
+    ]);
+  });
+
+  it('duplicate connector group', () => {
+    const yaml = `${RELAY}connectorGroups: [{ name: Default }, { name: Default }]\n`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'connectorGroups[1].name: duplicate connector group name "Default" (also connectorGroups[0])',
+    ]);
+  });
+
+  it.each([
+    [
+      'backendTimeout: 5x',
+      'apps[0].backendTimeout: must be default (85s), long (180s), a duration such as 30s, or a number of milliseconds',
+    ],
+    [
+      'backendTimeout: forever',
+      'apps[0].backendTimeout: must be default (85s), long (180s), a duration such as 30s, or a number of milliseconds',
+    ],
+    [
+      'backendTimeout: -5',
+      'apps[0].backendTimeout: must be default (85s), long (180s), a duration such as 30s, or a number of milliseconds',
+    ],
+    ['backendTimeout: 0s', 'apps[0].backendTimeout: must be longer than 0'],
+    ['backendTimeout: 30d', 'apps[0].backendTimeout: must be at most 24d'],
+  ])('bad duration %s', (field, expected) => {
+    expect(summary(issuesOf(app(`    ${field}\n`)))).toStrictEqual([expected]);
+  });
+
+  it('bad relay durations and addresses', () => {
+    const yaml = `relay:
+  listen: 0.0.0.0:99999
+  tunnelListen: ::1:8443
+  adminListen: true
+  certificates: [{ cert: ./tls/site.pem, key: ./tls/site-key.pem }]
+  pingInterval: often
+  trustedProxies: [10.0.0.0/33, proxy.corp]
+  tunnelHosts: ["not a host"]
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.listen: must be host:port, [ipv6]:port, :port or a port number (the port must be a number from 0 to 65535)',
+      'relay.tunnelListen: must be host:port, [ipv6]:port, :port or a port number (put an IPv6 address in brackets, e.g. [::1]:443)',
+      'relay.adminListen: must be host:port, [ipv6]:port, :port or a port number',
+      'relay.pingInterval: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
+      'relay.trustedProxies[0]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
+      'relay.trustedProxies[1]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
+      'relay.tunnelHosts[0]: must be a host name or IP address',
+    ]);
+  });
+
+  it('oidc without identityProvider, also when oidc is the default', () => {
+    const yaml = `${RELAY}apps:
+  - name: A
+    internalUrl: http://a/
+    externalUrl: https://a.example.com/
+    preAuthentication: oidc
+  - name: B
+    internalUrl: http://b/
+    externalUrl: https://b.example.com/
+`;
+    expect(issuesOf(yaml)).toStrictEqual([
+      {
+        path: 'apps[0].preAuthentication',
+        message:
+          'oidc requires an identityProvider section (or set preAuthentication: passthrough)',
+        line: 11,
+        column: 24,
+      },
+      // Not written: located at the app.
+      {
+        path: 'apps[1].preAuthentication',
+        message:
+          'oidc requires an identityProvider section (or set preAuthentication: passthrough)',
+        line: 12,
+        column: 5,
+      },
+    ]);
+  });
+
+  it('missing certificate file, with the absolute path', () => {
+    const yaml = RELAY.replace('./tls/site-key.pem', './tls/missing-key.pem');
+    expect(issuesOf(yaml)).toStrictEqual([
+      {
+        path: 'relay.certificates[0].key',
+        message: `file not found: ${join(dir, 'tls/missing-key.pem')}`,
+        line: 6,
+        column: 12,
+      },
+    ]);
+  });
+
+  it('required fields and wrong types', () => {
+    const yaml = `relay:
+  listen: 443
+  certificates: []
+identityProvider:
+  issuer: http://idp.example.com
+  scopes: [profile]
+connectorGroups: {}
+apps:
+  - name: A
+    internalUrl: 8080
+    translateBody: maybe
+    cookies: { sameSite: None, secure: false }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.tunnelListen: is required',
+      'relay.certificates: must list at least one certificate',
+      'identityProvider.clientId: is required',
+      'identityProvider.issuer: must be an absolute https URL (http only for localhost)',
+      'identityProvider.scopes: must include "openid"',
+      'connectorGroups: must be a list, got a mapping',
+      'apps[0].externalUrl: is required',
+      'apps[0].internalUrl: must be a string, got a number',
+      'apps[0].translateBody: must be true or false',
+      'apps[0].cookies.sameSite: None requires secure: true',
+    ]);
+  });
+
+  it('an empty file says what is required', () => {
+    expect(issuesOf('')).toStrictEqual([{ path: 'relay', message: 'is required' }]);
+    expect(configError('').message).toBe('appproxy.yaml relay: is required');
+  });
+
+  it('a document that is not a mapping', () => {
+    expect(summary(issuesOf('- a\n- b\n'))).toStrictEqual([
+      ': must be a mapping with relay, identityProvider, connectorGroups and apps',
+    ]);
+  });
+});
+
+describe('parseConfig: YAML syntax errors', () => {
+  it('are ConfigErrors with the line', () => {
+    const err = configError(`${RELAY}apps:
+  - name: A
+    internalUrl: http://a/: x
+    externalUrl: https://a.example.com/
+`);
+    expect(err.code).toBe('APPPROXY_CONFIG_INVALID');
+    expect(err.issues.length).toBeGreaterThan(0);
+    expect(err.issues[0]).toMatchObject({ path: '', line: 9 });
+    expect(err.message).toMatch(/^appproxy\.yaml:9:\d+: /);
+    // An unterminated quote is found where the input ends.
+    expect(issuesOf(`${RELAY}apps:\n  - name: "A\n`)[0]).toMatchObject({ path: '', line: 9 });
+  });
+
+  it('bad indentation and duplicate keys', () => {
+    const dup = configError(`relay:
+  listen: 443
+  listen: 444
+`);
+    expect(dup.issues).toMatchObject([{ path: '', line: 3, column: 3 }]);
+    expect(dup.issues[0]!.message).toMatch(/unique/);
+    const indent = configError('relay:\n  listen: 443\n tunnelListen: 8443\n');
+    expect(indent.issues[0]).toMatchObject({ line: 3 });
+  });
+
+  it('use the sourceName given', () => {
+    try {
+      parseConfig('a: [', { sourceName: '/etc/appproxy/appproxy.yaml' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).message).toMatch(/^\/etc\/appproxy\/appproxy\.yaml:1:\d+: /);
+    }
+  });
+});
+
+describe('parseConfig: every issue at once', () => {
+  it('reports schema, reference and file issues together, in source order', () => {
+    const yaml = `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: ./nope.pem, key: ./tls/site-key.pem }]
+  drainTimeout: soon
+apps:
+  - name: A
+    internalUrl: a.corp
+    externalUrl: https://a.example.com/
+    connectorGroup: Nowhere
+    preAuthentication: passthrough
+    translateHeader: true
+  - name: A
+    internalUrl: http://b/
+    externalUrl: http://b.example.com/
+`;
+    const err = configError(yaml);
+    expect(summary(err.issues)).toStrictEqual([
+      `relay.certificates[0].cert: file not found: ${join(dir, 'nope.pem')}`,
+      'relay.drainTimeout: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
+      'apps[0].internalUrl: must be an absolute http(s) URL',
+      'apps[0].connectorGroup: no connector group named "Nowhere"',
+      'apps[0].translateHeader: unknown key (did you mean "translateHeaders"?)',
+      'apps[1].preAuthentication: oidc requires an identityProvider section (or set preAuthentication: passthrough)',
+      'apps[1].name: duplicate app name "A" (also apps[0])',
+      'apps[1].externalUrl: must be an absolute https URL',
+    ]);
+    expect(err.message.split('\n')).toHaveLength(8);
+    expect(err.message.split('\n')[2]).toBe(
+      'appproxy.yaml:8:18 apps[0].internalUrl: must be an absolute http(s) URL',
+    );
+  });
+});
+
+describe('parseConfig: environment variables', () => {
+  const withIdp = (secretLine: string) => `${RELAY}identityProvider:
+  issuer: https://idp.example.com
+  clientId: relay
+${secretLine}
+`;
+
+  it('substitutes ${NAME}, ${NAME:-default} and keeps $${ literal', () => {
+    const config = parse(
+      `relay:
+  listen: \${LISTEN:-0.0.0.0:443}
+  tunnelListen: \${TUNNEL_HOST}:\${TUNNEL_PORT}
+  certificates:
+    - cert: \${TLS_DIR}/site.pem
+      key: ./tls/site-key.pem
+  pingInterval: \${PING:-2s}
+apps:
+  - name: Price $\${AMOUNT} and $5
+    internalUrl: http://\${BACKEND}/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+    translateBody: \${TRANSLATE_BODY}
+    backendTimeout: \${EMPTY:-long}
+`,
+      {
+        TUNNEL_HOST: '127.0.0.1',
+        TUNNEL_PORT: '8443',
+        TLS_DIR: join(dir, 'tls'),
+        BACKEND: 'b.corp:8080',
+        TRANSLATE_BODY: 'true',
+        EMPTY: '',
+      },
+    );
+    expect(config.relay.listen).toStrictEqual({ host: '0.0.0.0', port: 443 });
+    expect(config.relay.tunnelListen).toStrictEqual({ host: '127.0.0.1', port: 8443 });
+    expect(config.relay.certificates[0]!.cert).toBe(join(dir, 'tls/site.pem'));
+    expect(config.relay.pingIntervalMs).toBe(2_000);
+    expect(config.apps[0]!.name).toBe('Price ${AMOUNT} and $5');
+    expect(config.apps[0]!.internalUrl).toBe('http://b.corp:8080/');
+    expect(config.apps[0]!.translateBody).toBe(true);
+    expect(config.apps[0]!.backendTimeoutMs).toBe(180_000);
+  });
+
+  it('defaults to process.env', () => {
+    process.env.APPPROXY_CONFIG_SPEC_SECRET = SECRET;
+    try {
+      const config = parseConfig(withIdp('  clientSecret: ${APPPROXY_CONFIG_SPEC_SECRET}'), {
+        baseDir: dir,
+      });
+      expect(config.identityProvider?.clientSecret).toBe(SECRET);
+    } finally {
+      delete process.env.APPPROXY_CONFIG_SPEC_SECRET;
+    }
+  });
+
+  it('a missing variable is an issue at its path, reported once', () => {
+    const err = configError(withIdp('  clientSecret: ${APPPROXY_CLIENT_SECRET}'));
+    expect(err.issues).toStrictEqual([
+      {
+        path: 'identityProvider.clientSecret',
+        message: 'environment variable APPPROXY_CLIENT_SECRET is not set',
+        line: 10,
+        column: 17,
+      },
+    ]);
+    expect(
+      summary(
+        issuesOf(`${RELAY}apps:
+  - { name: A, internalUrl: "\${BACKEND}", externalUrl: https://a.example.com/, preAuthentication: passthrough }
+`),
+      ),
+    ).toStrictEqual(['apps[0].internalUrl: environment variable BACKEND is not set']);
+  });
+
+  it('a malformed reference is an issue', () => {
+    expect(summary(issuesOf(withIdp('  clientSecret: ${APPPROXY_CLIENT_SECRET')))).toStrictEqual([
+      'identityProvider.clientSecret: unterminated ${ (write $${ for a literal ${)',
+    ]);
+  });
+
+  it('never puts the value of a variable in a message', () => {
+    // The secret lands in places where it is invalid, duplicated, or a missing file.
+    const yaml = `relay:
+  listen: \${S}
+  tunnelListen: 8443
+  certificates: [{ cert: "./tls/\${S}.pem", key: ./tls/site-key.pem }]
+  pingInterval: \${S}
+  tunnelHosts: ["\${S}"]
+  trustedProxies: ["\${S}"]
+identityProvider:
+  issuer: \${S}
+  clientId: \${S}
+  scopes: [openid, "\${S}"]
+connectorGroups: [{ name: "\${S}" }, { name: "\${S}" }]
+apps:
+  - name: \${S}
+    internalUrl: \${S}
+    externalUrl: https://\${S}/
+    connectorGroup: x\${S}
+    backendTimeout: \${S}
+    translateBody: \${S}
+    cookies:
+      sameSite: \${S}
+    preAuthentication: \${S}
+  - name: \${S}
+    internalUrl: http://\${S}.corp/
+    externalUrl: https://\${S}/
+`;
+    const err = configError(yaml, { S: SECRET });
+    expect(err.issues.length).toBeGreaterThanOrEqual(15);
+    expect(err.message).not.toContain(SECRET);
+    expect(err.message).not.toContain('hunter2');
+    expect(JSON.stringify(err.issues)).not.toContain('hunter2');
+    expect(summary(err.issues)).toContain(
+      'relay.certificates[0].cert: file not found: ./tls/${S}.pem',
+    );
+    expect(summary(err.issues)).toContain('apps[1].name: duplicate app name (also apps[0])');
+    expect(summary(err.issues)).toContain(
+      'apps[0].connectorGroup: no connector group by that name',
+    );
+  });
+});
+
+describe('loadConfig', () => {
+  it('resolves relative paths against the file, not the working directory', async () => {
+    const sub = join(dir, 'etc');
+    mkdirSync(join(sub, 'tls'), { recursive: true });
+    writeFileSync(join(sub, 'tls/site.pem'), 'cert');
+    writeFileSync(join(sub, 'tls/site-key.pem'), 'key');
+    writeFileSync(join(sub, 'appproxy.yaml'), `${RELAY}  stateDir: state\n`);
+    const config = await loadConfig(join(sub, 'appproxy.yaml'), { env: {} });
+    expect(config.relay.stateDir).toBe(join(sub, 'state'));
+    expect(config.relay.certificates[0]!.cert).toBe(join(sub, 'tls/site.pem'));
+  });
+
+  it('names the file in messages', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, `${RELAY}  colour: blue\n`);
+    await expect(loadConfig(file)).rejects.toMatchObject({
+      code: 'APPPROXY_CONFIG_INVALID',
+      message: `${file}:7:3 relay.colour: unknown key`,
+    });
+  });
+
+  it('an unreadable file is APPPROXY_CONFIG_UNREADABLE, one line', async () => {
+    const file = join(dir, 'nope.yaml');
+    const err = await loadConfig(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toMatchObject({ code: 'APPPROXY_CONFIG_UNREADABLE', issues: [{ path: '' }] });
+    expect((err as ConfigError).message).toBe(
+      `${file}: cannot read the configuration (no such file)`,
+    );
+    await expect(loadConfig(dir)).rejects.toMatchObject({ code: 'APPPROXY_CONFIG_UNREADABLE' });
+  });
+});

@@ -1,0 +1,387 @@
+import * as z from 'zod';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
+import { isIpOrCidr } from './internal/net.js';
+import { checkAppUrl, checkIssuer, type UrlCheck } from './internal/urls.js';
+
+/** `backendTimeout: default`. */
+export const BACKEND_TIMEOUT_DEFAULT_MS = 85_000;
+/** `backendTimeout: long`, for apps with slow reports or uploads. */
+export const BACKEND_TIMEOUT_LONG_MS = 180_000;
+/** Longest timer Node can arm (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Cookie attributes the relay applies to its own and the app's cookies. */
+export interface CookiePolicy {
+  /** @default true */
+  httpOnly: boolean;
+  /** @default true */
+  secure: boolean;
+  /** Keep cookies across browser restarts instead of session cookies. @default false */
+  persistent: boolean;
+  /** Unset keeps what the app sends. `None` requires `secure`. */
+  sameSite?: 'Strict' | 'Lax' | 'None';
+}
+
+/** One published app, resolved: every default applied, URLs normalised. */
+export interface PublishedAppConfig {
+  /** Unique among apps; shown on error pages and in logs. */
+  name: string;
+  /** Absolute http(s) URL the connector forwards to; the path ends with `/`. */
+  internalUrl: string;
+  /** Absolute https URL users open; the path (a prefix) ends with `/`. Unique among apps. */
+  externalUrl: string;
+  /** @default 'Default' */
+  connectorGroup: string;
+  /** @default 'oidc' */
+  preAuthentication: 'oidc' | 'passthrough';
+  /** From `backendTimeout`. @default 85000 */
+  backendTimeoutMs: number;
+  cookies: CookiePolicy;
+  /** Rewrite internal URLs in response headers. @default true */
+  translateHeaders: boolean;
+  /** Rewrite internal URLs in HTML and CSS bodies. @default false */
+  translateBody: boolean;
+  /** Verify the backend's TLS certificate. @default true */
+  validateBackendTls: boolean;
+  /** Answer every request with the maintenance page. @default false */
+  maintenanceMode: boolean;
+}
+
+/** The OpenID Connect provider users sign in with. */
+export interface IdentityProviderConfig {
+  issuer: string;
+  clientId: string;
+  /** Absent for a public client (PKCE only). */
+  clientSecret?: string;
+  /** @default ['openid', 'profile', 'email'] */
+  scopes: string[];
+}
+
+/** `appproxy.yaml`, resolved: every default applied, every path absolute. */
+export interface RelayConfig {
+  relay: {
+    /** Public HTTPS for external URLs. */
+    listen: HostPort;
+    /** Optional plain HTTP listener that redirects to HTTPS. */
+    redirectHttp?: HostPort;
+    /** Where connectors dial in. */
+    tunnelListen: HostPort;
+    /** `/metrics`, `/healthz`, `/readyz`, admin API. */
+    adminListen?: HostPort;
+    /** Absolute. @default '<config folder>/var/relay' */
+    stateDir: string;
+    /** Absolute paths of PEM files, at least one pair; picked by SNI. */
+    certificates: { cert: string; key: string }[];
+    /** Names connectors use to reach `tunnelListen`. @default ['localhost', '127.0.0.1'] */
+    tunnelHosts: string[];
+    /** IPs or CIDRs of front proxies whose `X-Forwarded-*` are kept. @default [] */
+    trustedProxies: string[];
+    /** From `pingInterval`. @default 15000 */
+    pingIntervalMs: number;
+    /** From `drainTimeout`. @default 30000 */
+    drainTimeoutMs: number;
+  };
+  identityProvider?: IdentityProviderConfig;
+  /** @default [{ name: 'Default' }] */
+  connectorGroups: { name: string }[];
+  /** May be empty: the relay runs and answers `APP_NOT_FOUND`. */
+  apps: PublishedAppConfig[];
+}
+
+// --- building blocks -------------------------------------------------------------------
+
+const text = (what = 'must not be empty') => z.string().min(1, { error: what });
+
+function bool(defaultValue: boolean, description: string) {
+  // "true"/"false" strings come from `${VAR}` substitution, which always yields text.
+  return z
+    .union([z.boolean(), z.enum(['true', 'false'])], { error: 'must be true or false' })
+    .meta({ description })
+    .transform((v) => v === true || v === 'true')
+    .prefault(defaultValue);
+}
+
+function fromCheck(check: (v: string) => UrlCheck) {
+  return (v: string, ctx: z.RefinementCtx): string => {
+    const r = check(v);
+    if (r.ok) return r.url;
+    ctx.addIssue({ code: 'custom', message: r.message });
+    return z.NEVER;
+  };
+}
+
+const DURATION_MESSAGE =
+  'must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds';
+
+function durationMs(v: string | number, ctx: z.RefinementCtx, min: number): number {
+  let ms: number;
+  try {
+    ms = parseDuration(v);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: DURATION_MESSAGE });
+    return z.NEVER;
+  }
+  if (ms < min)
+    ctx.addIssue({
+      code: 'custom',
+      message: min === 1 ? 'must be longer than 0' : `must be at least ${min}ms`,
+    });
+  else if (ms > MAX_TIMER_MS) ctx.addIssue({ code: 'custom', message: 'must be at most 24d' });
+  return ms;
+}
+
+const durationInput = () =>
+  z.union(
+    [
+      z.string().regex(DURATION_PATTERN, { error: DURATION_MESSAGE }),
+      z.number().min(0, { error: DURATION_MESSAGE }),
+    ],
+    {
+      error: DURATION_MESSAGE,
+    },
+  );
+
+function duration(opts: { default: string; min: number; description: string }) {
+  return durationInput()
+    .meta({ description: opts.description, examples: ['500ms', '5s', '2m'] })
+    .transform((v, ctx) => durationMs(v, ctx, opts.min))
+    .prefault(opts.default);
+}
+
+const HOST_PORT_MESSAGE = 'must be host:port, [ipv6]:port, :port or a port number';
+
+function hostPort(description: string) {
+  return z
+    .union([z.string(), z.number()], { error: HOST_PORT_MESSAGE })
+    .meta({ description, examples: ['0.0.0.0:443', '127.0.0.1:9090', '[::]:8443', ':8443', 443] })
+    .transform((v, ctx): HostPort => {
+      try {
+        return parseHostPort(v);
+      } catch (err) {
+        const why = (err as RangeError).message;
+        ctx.addIssue({
+          code: 'custom',
+          message: why === HOST_PORT_EXPECTED ? HOST_PORT_MESSAGE : `${HOST_PORT_MESSAGE} (${why})`,
+        });
+        return z.NEVER;
+      }
+    });
+}
+
+// --- sections --------------------------------------------------------------------------
+
+const certificatePair = z
+  .strictObject({
+    cert: text().meta({ description: 'PEM certificate chain; relative to the config file.' }),
+    key: text().meta({ description: 'PEM private key; relative to the config file.' }),
+  })
+  .meta({
+    description: 'A certificate for the public listener; chosen by SNI (wildcards and SANs work).',
+  });
+
+const relaySection = z
+  .strictObject({
+    listen: hostPort('Public HTTPS listener for the external URLs.'),
+    redirectHttp: hostPort('Optional plain HTTP listener that redirects to HTTPS.').optional(),
+    tunnelListen: hostPort('Where connectors dial in (mutual TLS).'),
+    adminListen: hostPort(
+      '/metrics, /healthz, /readyz and the admin API; keep it private.',
+    ).optional(),
+    stateDir: text()
+      .default('./var/relay')
+      .meta({ description: 'Embedded database and connector CA; relative to the config file.' }),
+    certificates: z.array(certificatePair).min(1, { error: 'must list at least one certificate' }),
+    tunnelHosts: z
+      .array(text().refine(isHostnameOrIp, { error: 'must be a host name or IP address' }))
+      .min(1, { error: 'must list at least one host' })
+      .default(['localhost', '127.0.0.1'])
+      .meta({
+        description:
+          'Names and IPs connectors use to reach tunnelListen; put in the tunnel certificate.',
+      }),
+    trustedProxies: z
+      .array(
+        z
+          .string()
+          .refine(isIpOrCidr, { error: 'must be an IP address or a CIDR block, e.g. 10.0.0.0/8' }),
+      )
+      .default([])
+      .meta({ description: 'Front proxies (IPs or CIDRs) whose X-Forwarded-* headers are kept.' }),
+    pingInterval: duration({
+      default: '15s',
+      min: 1,
+      description: 'Tunnel liveness PING interval.',
+    }),
+    drainTimeout: duration({
+      default: '30s',
+      min: 0,
+      description: 'How long a stopping relay waits for requests in flight.',
+    }),
+  })
+  .meta({ description: 'The public edge: listeners, certificates, state.' })
+  .transform(({ pingInterval, drainTimeout, redirectHttp, adminListen, ...rest }) => ({
+    ...rest,
+    ...(redirectHttp && { redirectHttp }),
+    ...(adminListen && { adminListen }),
+    pingIntervalMs: pingInterval,
+    drainTimeoutMs: drainTimeout,
+  }));
+
+const identityProviderSection = z
+  .strictObject({
+    issuer: z
+      .string()
+      .meta({
+        description: 'OIDC issuer URL, exactly as in the provider’s discovery document.',
+        examples: ['https://login.microsoftonline.com/<tenant>/v2.0'],
+      })
+      .transform(fromCheck(checkIssuer)),
+    clientId: text(),
+    clientSecret: text()
+      .optional()
+      .meta({ description: 'Use ${ENV_VAR} rather than writing the secret in the file.' }),
+    scopes: z
+      .array(
+        text().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, {
+          error: 'must be a single scope (no spaces or quotes)',
+        }),
+      )
+      .refine((s) => s.includes('openid'), { error: 'must include "openid"' })
+      .default(['openid', 'profile', 'email']),
+  })
+  .meta({ description: 'Any OpenID Connect provider: Entra ID, Keycloak, Okta, Dex, …' })
+  .transform(({ clientSecret, ...rest }) => ({
+    ...rest,
+    ...(clientSecret !== undefined && { clientSecret }),
+  }));
+
+const cookiePolicy = z
+  .strictObject({
+    httpOnly: bool(true, 'Hide cookies from scripts.'),
+    secure: bool(true, 'Send cookies over HTTPS only.'),
+    persistent: bool(false, 'Keep cookies across browser restarts.'),
+    sameSite: z
+      .enum(['Strict', 'Lax', 'None'], { error: 'must be one of: Strict, Lax, None' })
+      .optional()
+      .meta({ description: 'Unset keeps what the app sends.' }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.sameSite === 'None' && !c.secure)
+      ctx.addIssue({ code: 'custom', path: ['sameSite'], message: 'None requires secure: true' });
+  })
+  .meta({ description: 'Cookie attributes the relay enforces on the app’s cookies and its own.' })
+  .transform(({ sameSite, ...rest }): CookiePolicy => ({ ...rest, ...(sameSite && { sameSite }) }))
+  .prefault({});
+
+const BACKEND_TIMEOUT_MESSAGE = `must be default (85s), long (180s), a duration such as 30s, or a number of milliseconds`;
+
+const backendTimeout = z
+  .union(
+    [
+      z.enum(['default', 'long'], { error: BACKEND_TIMEOUT_MESSAGE }),
+      z.string().regex(DURATION_PATTERN, { error: BACKEND_TIMEOUT_MESSAGE }),
+      z.number().min(0, { error: BACKEND_TIMEOUT_MESSAGE }),
+    ],
+    { error: BACKEND_TIMEOUT_MESSAGE },
+  )
+  .meta({
+    description:
+      'How long the connector waits for the backend: default = 85s, long = 180s, or a duration.',
+    examples: ['default', 'long', '30s'],
+  })
+  .transform((v, ctx) => {
+    if (v === 'default') return BACKEND_TIMEOUT_DEFAULT_MS;
+    if (v === 'long') return BACKEND_TIMEOUT_LONG_MS;
+    return durationMs(v, ctx, 1);
+  })
+  .prefault('default');
+
+const publishedApp = z
+  .strictObject({
+    name: text()
+      .max(200, { error: 'must be at most 200 characters' })
+      .meta({ description: 'Unique; shown on error pages and in logs.' }),
+    internalUrl: z
+      .string()
+      .meta({
+        description: 'Where the app is on the internal network, as the connector reaches it.',
+        examples: ['http://expenses.corp.local:8080/'],
+      })
+      .transform(fromCheck((v) => checkAppUrl(v, 'internal'))),
+    externalUrl: z
+      .string()
+      .meta({
+        description: 'Where users open the app (https); host plus path prefix, unique among apps.',
+        examples: ['https://expenses.example.com/'],
+      })
+      .transform(fromCheck((v) => checkAppUrl(v, 'external'))),
+    connectorGroup: text()
+      .default('Default')
+      .meta({ description: 'Name of an entry of connectorGroups.' }),
+    preAuthentication: z
+      .enum(['oidc', 'passthrough'], { error: 'must be one of: oidc, passthrough' })
+      .default('oidc')
+      .meta({
+        description:
+          'oidc signs users in at the relay (needs identityProvider); passthrough forwards anonymous requests.',
+      }),
+    backendTimeout,
+    cookies: cookiePolicy,
+    translateHeaders: bool(
+      true,
+      'Rewrite internal URLs in response headers (Location, Set-Cookie, …).',
+    ),
+    translateBody: bool(false, 'Rewrite internal URLs in HTML and CSS bodies.'),
+    validateBackendTls: bool(true, 'Verify the backend’s TLS certificate.'),
+    maintenanceMode: bool(false, 'Answer every request with the maintenance page.'),
+  })
+  .meta({
+    description:
+      'A published app: an external URL served from an internal URL through a connector group.',
+  })
+  .transform(({ backendTimeout: backendTimeoutMs, ...rest }): PublishedAppConfig => ({
+    ...rest,
+    backendTimeoutMs,
+  }));
+
+const connectorGroup = z.strictObject({ name: text() });
+
+/**
+ * The zod schema of `appproxy.yaml` after `${VAR}` substitution, producing the resolved shape
+ * except for paths, which {@link parseConfig} makes absolute. Cross-entry rules (unique names,
+ * group references, files that must exist) are checked by `parseConfig`, not here.
+ */
+export const relayConfigSchema = z
+  .strictObject({
+    relay: relaySection,
+    identityProvider: identityProviderSection.optional(),
+    connectorGroups: z
+      .array(connectorGroup)
+      .min(1, { error: 'must list at least one group' })
+      .default([{ name: 'Default' }])
+      .meta({
+        description: 'Connectors join a group; apps are served by the connectors of their group.',
+      }),
+    apps: z.array(publishedApp).meta({ description: 'Published apps. May be empty.' }).prefault([]),
+  })
+  .meta({ title: 'appproxy.yaml', description: 'AppProxy relay configuration.' })
+  .transform(({ identityProvider, ...rest }): RelayConfig => ({
+    ...rest,
+    ...(identityProvider && { identityProvider }),
+  }));
+
+/**
+ * JSON Schema (draft 2020-12) of `appproxy.yaml` as people write it, for editors (e.g. the
+ * YAML language server: `# yaml-language-server: $schema=./appproxy.schema.json`).
+ *
+ * @example
+ * import { writeFileSync } from 'node:fs';
+ * writeFileSync('appproxy.schema.json', JSON.stringify(configJsonSchema(), null, 2));
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(relayConfigSchema, { io: 'input', target: 'draft-2020-12' }) as Record<
+    string,
+    unknown
+  >;
+}

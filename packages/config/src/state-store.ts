@@ -1,0 +1,343 @@
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { StateStoreError, TokenError } from './errors.js';
+
+/** A registered connector, as the relay remembers it. */
+export interface ConnectorRecord {
+  /** Also the common name of its client certificate. */
+  id: string;
+  group: string;
+  certSerial: string;
+  /** SHA-256 of the certificate the connector must present; a new one replaces the old. */
+  certFingerprint: string;
+  certNotAfter: Date;
+  createdAt: Date;
+  lastSeenAt?: Date;
+  hostname?: string;
+  version?: string;
+  capabilities: string[];
+  /** Set when the connector was deleted: its certificate is refused. */
+  revokedAt?: Date;
+}
+
+/** A registration token as created; the secret is shown once and only its hash is kept. */
+export interface CreatedRegistrationToken {
+  id: string;
+  secret: string;
+  expiresAt: Date;
+}
+
+/** The relay's durable state: registration tokens and connectors. */
+export interface StateStore {
+  /**
+   * A one-time registration token for a connector of `group`, valid for `ttlMs`.
+   * Only SHA-256 of the secret is stored.
+   */
+  createRegistrationToken(opts: {
+    group: string;
+    ttlMs: number;
+    now?: Date;
+  }): CreatedRegistrationToken;
+  /**
+   * Spends a token (once, even across processes) and says which group the connector joins.
+   * @throws {TokenError} `APPPROXY_TOKEN_INVALID` (unknown id or wrong secret),
+   * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`.
+   */
+  redeemRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
+  /** Inserts or replaces the connector with this id. */
+  upsertConnector(c: ConnectorRecord): void;
+  getConnector(id: string): ConnectorRecord | undefined;
+  /** Every connector, oldest first. */
+  listConnectors(): ConnectorRecord[];
+  /** Notes a tunnel from the connector; fields left out keep their value. Unknown ids are ignored. */
+  recordConnectorSeen(
+    id: string,
+    seen: { at: Date; hostname?: string; version?: string; capabilities?: string[] },
+  ): void;
+  /** Closes the database; the store cannot be used afterwards. Idempotent. */
+  close(): void;
+}
+
+/** File name of the database inside the state directory. */
+export const STATE_DB_FILE = 'state.db';
+
+/** Used or expired tokens are deleted this long after expiry (until then they say EXPIRED/USED). */
+const TOKEN_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Forward-only schema migrations; `PRAGMA user_version` counts those applied. Append, never
+ * edit: a relay may open a database written by an older one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE registration_tokens (
+     id TEXT PRIMARY KEY,
+     secret_sha256 BLOB NOT NULL,
+     connector_group TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     used_at INTEGER
+   ) STRICT;
+   CREATE TABLE connectors (
+     id TEXT PRIMARY KEY,
+     connector_group TEXT NOT NULL,
+     cert_serial TEXT NOT NULL,
+     cert_fingerprint TEXT NOT NULL,
+     cert_not_after INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_seen_at INTEGER,
+     hostname TEXT,
+     version TEXT,
+     capabilities TEXT NOT NULL DEFAULT '[]',
+     revoked_at INTEGER
+   ) STRICT;`,
+];
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+const TOKEN_ID = /^[a-z2-7]{8}$/;
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+interface TokenRow {
+  secret_sha256: Uint8Array;
+  connector_group: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+interface ConnectorRow {
+  id: string;
+  connector_group: string;
+  cert_serial: string;
+  cert_fingerprint: string;
+  cert_not_after: number;
+  created_at: number;
+  last_seen_at: number | null;
+  hostname: string | null;
+  version: string | null;
+  capabilities: string;
+  revoked_at: number | null;
+}
+
+/**
+ * Opens (creating if needed) the relay's state in `<stateDir>/state.db`: embedded SQLite via
+ * `node:sqlite`, WAL mode, a 5 s busy timeout so the running relay and the `token create`
+ * CLI can use it at the same time. The directory is created with mode 0700 and the database
+ * file is made 0600.
+ *
+ * @example
+ * import { openStateStore } from '@appproxy/config';
+ *
+ * const store = openStateStore('./var/relay');
+ * try {
+ *   const { id, secret, expiresAt } = store.createRegistrationToken({ group: 'Default', ttlMs: 3_600_000 });
+ *   const { group } = store.redeemRegistrationToken(id, secret); // 'Default'; a second redeem throws APPPROXY_TOKEN_USED
+ * } finally {
+ *   store.close();
+ * }
+ */
+export function openStateStore(stateDir: string): StateStore {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const file = join(stateDir, STATE_DB_FILE);
+  const db = new DatabaseSync(file);
+  try {
+    // busy_timeout first: switching to WAL and migrating need locks another process may hold.
+    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA synchronous = NORMAL');
+    migrate(db);
+    chmodSync(file, 0o600);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return new SqliteStateStore(db);
+}
+
+class SqliteStateStore implements StateStore {
+  readonly #db: DatabaseSync;
+  readonly #sql: Record<
+    | 'insertToken'
+    | 'findToken'
+    | 'spendToken'
+    | 'pruneTokens'
+    | 'upsert'
+    | 'getConnector'
+    | 'listConnectors'
+    | 'seen',
+    StatementSync
+  >;
+  #closed = false;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#sql = {
+      insertToken: db.prepare(
+        `INSERT INTO registration_tokens (id, secret_sha256, connector_group, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      ),
+      findToken: db.prepare(
+        'SELECT secret_sha256, connector_group, expires_at, used_at FROM registration_tokens WHERE id = ?',
+      ),
+      // The WHERE makes redemption single-use even when two processes race for it.
+      spendToken: db.prepare(
+        'UPDATE registration_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
+      ),
+      pruneTokens: db.prepare('DELETE FROM registration_tokens WHERE expires_at < ?'),
+      upsert: db.prepare(
+        `INSERT INTO connectors (id, connector_group, cert_serial, cert_fingerprint, cert_not_after, created_at,
+                                 last_seen_at, hostname, version, capabilities, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+           connector_group = excluded.connector_group, cert_serial = excluded.cert_serial,
+           cert_fingerprint = excluded.cert_fingerprint, cert_not_after = excluded.cert_not_after,
+           created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, hostname = excluded.hostname,
+           version = excluded.version, capabilities = excluded.capabilities, revoked_at = excluded.revoked_at`,
+      ),
+      getConnector: db.prepare('SELECT * FROM connectors WHERE id = ?'),
+      listConnectors: db.prepare('SELECT * FROM connectors ORDER BY created_at, id'),
+      seen: db.prepare(
+        `UPDATE connectors SET last_seen_at = ?, hostname = COALESCE(?, hostname), version = COALESCE(?, version),
+           capabilities = COALESCE(?, capabilities) WHERE id = ?`,
+      ),
+    };
+  }
+
+  createRegistrationToken({
+    group,
+    ttlMs,
+    now = new Date(),
+  }: {
+    group: string;
+    ttlMs: number;
+    now?: Date;
+  }): CreatedRegistrationToken {
+    if (typeof group !== 'string' || group === '')
+      throw new TypeError('group must be a non-empty string');
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+      throw new RangeError('ttlMs must be a positive number of milliseconds');
+    const secret = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(now.getTime() + ttlMs);
+    this.#sql.pruneTokens.run(now.getTime() - TOKEN_RETENTION_MS);
+    // 40 random bits: a clash is unlikely but possible; ids must stay unique.
+    for (;;) {
+      const id = Array.from({ length: 8 }, () => BASE32[randomInt(32)]).join('');
+      const { changes } = this.#sql.insertToken.run(
+        id,
+        sha256(secret),
+        group,
+        now.getTime(),
+        expiresAt.getTime(),
+      );
+      if (Number(changes) === 1) return { id, secret, expiresAt };
+    }
+  }
+
+  redeemRegistrationToken(
+    id: string,
+    secret: string,
+    { now = new Date() }: { now?: Date } = {},
+  ): { group: string } {
+    const row =
+      typeof id === 'string' && TOKEN_ID.test(id)
+        ? (this.#sql.findToken.get(id) as TokenRow | undefined)
+        : undefined;
+    const presented = sha256(typeof secret === 'string' ? secret : '');
+    // Compare even for unknown ids, so timing does not tell which ids exist.
+    const stored = row ? Buffer.from(row.secret_sha256) : Buffer.alloc(presented.length);
+    const matches = timingSafeEqual(stored, presented);
+    if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
+    if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
+    if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
+    const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
+    if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
+    return { group: row.connector_group };
+  }
+
+  upsertConnector(c: ConnectorRecord): void {
+    this.#sql.upsert.run(
+      c.id,
+      c.group,
+      c.certSerial,
+      c.certFingerprint,
+      c.certNotAfter.getTime(),
+      c.createdAt.getTime(),
+      c.lastSeenAt?.getTime() ?? null,
+      c.hostname ?? null,
+      c.version ?? null,
+      JSON.stringify(c.capabilities ?? []),
+      c.revokedAt?.getTime() ?? null,
+    );
+  }
+
+  getConnector(id: string): ConnectorRecord | undefined {
+    const row = this.#sql.getConnector.get(id) as ConnectorRow | undefined;
+    return row && toRecord(row);
+  }
+
+  listConnectors(): ConnectorRecord[] {
+    return (this.#sql.listConnectors.all() as unknown as ConnectorRow[]).map(toRecord);
+  }
+
+  recordConnectorSeen(
+    id: string,
+    seen: { at: Date; hostname?: string; version?: string; capabilities?: string[] },
+  ): void {
+    this.#sql.seen.run(
+      seen.at.getTime(),
+      seen.hostname ?? null,
+      seen.version ?? null,
+      seen.capabilities ? JSON.stringify(seen.capabilities) : null,
+      id,
+    );
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
+
+function toRecord(r: ConnectorRow): ConnectorRecord {
+  return {
+    id: r.id,
+    group: r.connector_group,
+    certSerial: r.cert_serial,
+    certFingerprint: r.cert_fingerprint,
+    certNotAfter: new Date(r.cert_not_after),
+    createdAt: new Date(r.created_at),
+    ...(r.last_seen_at !== null && { lastSeenAt: new Date(r.last_seen_at) }),
+    ...(r.hostname !== null && { hostname: r.hostname }),
+    ...(r.version !== null && { version: r.version }),
+    capabilities: JSON.parse(r.capabilities) as string[],
+    ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
+  };
+}
+
+function migrate(db: DatabaseSync): void {
+  const version = () =>
+    (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  if (version() > MIGRATIONS.length) {
+    throw new StateStoreError(
+      'APPPROXY_STATE_INCOMPATIBLE',
+      `${STATE_DB_FILE} was written by a newer AppProxy (schema ${version()}, this one knows ${MIGRATIONS.length})`,
+    );
+  }
+  while (version() < MIGRATIONS.length) {
+    // IMMEDIATE takes the write lock now, so two processes never run the same migration.
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const current = version();
+      if (current < MIGRATIONS.length) {
+        db.exec(MIGRATIONS[current]!);
+        db.exec(`PRAGMA user_version = ${current + 1}`);
+      }
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
