@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 
 // Unit tests import the packages' sources; end-to-end tests spawn the built CLIs
 // (`npm test` builds first), so both see the code as it is in the tree.
-const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+const src = (name: string) =>
+  fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
 const alias = {
   '@appproxy/tunnel': src('tunnel'),
   '@appproxy/pki': src('pki'),
@@ -19,7 +20,11 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.spec.ts', 'apps/*/src/**/*.spec.ts', 'tools/*/src/**/*.spec.{ts,mjs}'],
+          include: [
+            'packages/*/src/**/*.spec.ts',
+            'apps/*/src/**/*.spec.ts',
+            'tools/*/src/**/*.spec.{ts,mjs}',
+          ],
           testTimeout: 30_000,
         },
       },

@@ -87,9 +87,17 @@ process.once('SIGTERM', () => stop(0));
 async function main() {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  const certs = await createDevCertificates({ dir: join(work, 'tls'), hosts: ['localhost', '127.0.0.1', '*.apps.localhost'] });
+  const certs = await createDevCertificates({
+    dir: join(work, 'tls'),
+    hosts: ['localhost', '127.0.0.1', '*.apps.localhost'],
+  });
 
-  const app = await waitForLine('sample-app', sampleBin, ['--host', '127.0.0.1', '--port', '0'], (l) => typeof l.url === 'string');
+  const app = await waitForLine(
+    'sample-app',
+    sampleBin,
+    ['--host', '127.0.0.1', '--port', '0'],
+    (l) => typeof l.url === 'string',
+  );
   const config = join(work, 'appproxy.yaml');
   writeFileSync(
     config,
@@ -112,11 +120,38 @@ apps:
     preAuthentication: passthrough
 `,
   );
-  await waitForLine('relay', relayBin, ['start', '--config', config], (l) => l.msg === 'relay listening');
-  const token = execFileSync(process.execPath, [relayBin, 'token', 'create', '--config', config, '--group', 'Default'], { encoding: 'utf8' }).trim();
+  await waitForLine(
+    'relay',
+    relayBin,
+    ['start', '--config', config],
+    (l) => l.msg === 'relay listening',
+  );
+  const token = execFileSync(
+    process.execPath,
+    [relayBin, 'token', 'create', '--config', config, '--group', 'Default'],
+    { encoding: 'utf8' },
+  ).trim();
   const stateDir = join(work, 'connector');
-  execFileSync(process.execPath, [connectorBin, 'register', '--relay', `https://127.0.0.1:${ports.tunnel}`, '--token', token, '--state-dir', stateDir], { stdio: 'ignore' });
-  await waitForLine('connector', connectorBin, ['start', '--state-dir', stateDir], (l) => l.msg === 'tunnel connected');
+  execFileSync(
+    process.execPath,
+    [
+      connectorBin,
+      'register',
+      '--relay',
+      `https://127.0.0.1:${ports.tunnel}`,
+      '--token',
+      token,
+      '--state-dir',
+      stateDir,
+    ],
+    { stdio: 'ignore' },
+  );
+  await waitForLine(
+    'connector',
+    connectorBin,
+    ['start', '--state-dir', stateDir],
+    (l) => l.msg === 'tunnel connected',
+  );
 
   const url = `https://${host}:${ports.public}/`;
   say(`

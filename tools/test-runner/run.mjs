@@ -15,7 +15,14 @@ rmSync(report, { force: true });
 const vitest = join(root, 'node_modules/vitest/vitest.mjs');
 const result = spawnSync(
   process.execPath,
-  [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  [
+    vitest,
+    'run',
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${report}`,
+    ...process.argv.slice(2),
+  ],
   { cwd: root, stdio: 'inherit' },
 );
 
@@ -34,7 +41,9 @@ if (existsSync(report)) {
 
 let code = result.status ?? 1;
 if (skipped > 0 && process.env.APPPROXY_REQUIRE_ALL === '1') {
-  console.error(`test-runner: ${skipped} test(s) skipped, and APPPROXY_REQUIRE_ALL=1 forbids skips (a system tool is missing?)`);
+  console.error(
+    `test-runner: ${skipped} test(s) skipped, and APPPROXY_REQUIRE_ALL=1 forbids skips (a system tool is missing?)`,
+  );
   code = code || 1;
 }
 if (passed + failed === 0) code = code || 1;

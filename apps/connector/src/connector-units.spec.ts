@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { classifyBackendError } from './errors.js';
 
 describe('classifyBackendError', () => {
-  const withCause = (code: string) => Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
+  const withCause = (code: string) =>
+    Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
   it.each([
     ['ECONNREFUSED', 'BACKEND_UNREACHABLE', 502],
     ['ENOTFOUND', 'BACKEND_UNREACHABLE', 502],
@@ -11,6 +12,8 @@ describe('classifyBackendError', () => {
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'BACKEND_TLS_INVALID', 502],
   ])('%s → %s', (code, expected, status) => {
     expect(classifyBackendError(withCause(code))).toMatchObject({ code: expected, status });
-    expect(classifyBackendError(Object.assign(new Error('x'), { code }))).toMatchObject({ code: expected });
+    expect(classifyBackendError(Object.assign(new Error('x'), { code }))).toMatchObject({
+      code: expected,
+    });
   });
 });

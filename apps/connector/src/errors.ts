@@ -1,5 +1,6 @@
 /** Codes the connector reports to the relay on a response it made itself (META.error). */
-export type BackendErrorCode = 'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_TLS_INVALID' | 'BACKEND_UPGRADE_REFUSED';
+export type BackendErrorCode =
+  'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_TLS_INVALID' | 'BACKEND_UPGRADE_REFUSED';
 
 const TLS_CODES = new Set([
   'CERT_HAS_EXPIRED',
@@ -13,7 +14,11 @@ const TLS_CODES = new Set([
 ]);
 
 /** Maps a backend-hop failure (undici or node:http) to the code the user will see. */
-export function classifyBackendError(err: unknown): { code: BackendErrorCode; status: number; detail: string } {
+export function classifyBackendError(err: unknown): {
+  code: BackendErrorCode;
+  status: number;
+  detail: string;
+} {
   let e = err as (Error & { code?: string; cause?: unknown }) | undefined;
   const codes: string[] = [];
   for (let depth = 0; e && depth < 4; depth++) {
@@ -24,7 +29,8 @@ export function classifyBackendError(err: unknown): { code: BackendErrorCode; st
   if (codes.some((c) => c === 'UND_ERR_HEADERS_TIMEOUT' || c === 'ETIMEDOUT_BACKEND')) {
     return { code: 'BACKEND_TIMEOUT', status: 504, detail };
   }
-  if (codes.some((c) => TLS_CODES.has(c))) return { code: 'BACKEND_TLS_INVALID', status: 502, detail };
+  if (codes.some((c) => TLS_CODES.has(c)))
+    return { code: 'BACKEND_TLS_INVALID', status: 502, detail };
   return { code: 'BACKEND_UNREACHABLE', status: 502, detail };
 }
 

@@ -29,7 +29,11 @@ export class BackendForwarder {
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
-    const common = { connections: opts.connections ?? 256, keepAliveTimeout: 30_000, pipelining: 1 };
+    const common = {
+      connections: opts.connections ?? 256,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+    };
     this.#verify = new Agent({ ...common, connect: { rejectUnauthorized: true } });
     this.#noVerify = new Agent({ ...common, connect: { rejectUnauthorized: false } });
   }
@@ -54,7 +58,13 @@ export class BackendForwarder {
     const authority = String(headers[':authority'] ?? target.host);
     const path = String(headers[':path'] ?? '/');
     const method = String(headers[':method']);
-    if (!path.startsWith('/')) return respondError(stream, 'BACKEND_UNREACHABLE', 502, 'relay sent a path that is not origin-form');
+    if (!path.startsWith('/'))
+      return respondError(
+        stream,
+        'BACKEND_UNREACHABLE',
+        502,
+        'relay sent a path that is not origin-form',
+      );
     if (method === 'CONNECT') {
       forwardUpgrade({ stream, headers, target, authority, path, timeoutMs, verifyTls, log });
       return;
@@ -81,9 +91,15 @@ export class BackendForwarder {
           res.body.destroy();
           return;
         }
-        const responseHeaders: OutgoingHttpHeaders = { ...endToEndHeaders(res.headers as IncomingHttpHeaders), ':status': res.statusCode };
+        const responseHeaders: OutgoingHttpHeaders = {
+          ...endToEndHeaders(res.headers as IncomingHttpHeaders),
+          ':status': res.statusCode,
+        };
         const empty = method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
-        log.debug('backend answered', { status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+        log.debug('backend answered', {
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        });
         if (empty) {
           stream.respond(responseHeaders, { endStream: true });
           res.body.resume();

@@ -3,14 +3,23 @@ import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import type { BackendErrorCode } from './errors.js';
 
 /** Answers a tunnel stream for a backend that never answered; the relay renders the page. */
-export function respondError(stream: ServerHttp2Stream, code: BackendErrorCode, status: number, detail: string): void {
+export function respondError(
+  stream: ServerHttp2Stream,
+  code: BackendErrorCode,
+  status: number,
+  detail: string,
+): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
     return;
   }
   stream.respond(
-    { ':status': status, [META.error]: code, [META.errorDetail]: detail.replace(/[\r\n]/g, ' ').slice(0, 300) },
+    {
+      ':status': status,
+      [META.error]: code,
+      [META.errorDetail]: detail.replace(/[\r\n]/g, ' ').slice(0, 300),
+    },
     { endStream: true },
   );
   // Drop whatever request body is still coming.

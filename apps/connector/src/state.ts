@@ -37,16 +37,27 @@ export function saveState(dir: string, state: ConnectorState): void {
   write(FILES.key, state.keyPem, 0o600);
   write(FILES.cert, state.certPem, 0o644);
   write(FILES.relayCa, state.relayCaPem, 0o644);
-  const meta = { relayUrl: state.relayUrl, connectorId: state.connectorId, group: state.group, registeredAt: state.registeredAt };
+  const meta = {
+    relayUrl: state.relayUrl,
+    connectorId: state.connectorId,
+    group: state.group,
+    registeredAt: state.registeredAt,
+  };
   write(FILES.meta, `${JSON.stringify(meta, null, 2)}\n`, 0o644);
 }
 
 export function loadState(dir: string): ConnectorState {
   if (!isRegistered(dir)) {
-    throw new CliError(`${dir} holds no registration; run \`appproxy-connector register\` first`, 2);
+    throw new CliError(
+      `${dir} holds no registration; run \`appproxy-connector register\` first`,
+      2,
+    );
   }
   try {
-    const meta = JSON.parse(readFileSync(join(dir, FILES.meta), 'utf8')) as Pick<ConnectorState, 'relayUrl' | 'connectorId' | 'group' | 'registeredAt'>;
+    const meta = JSON.parse(readFileSync(join(dir, FILES.meta), 'utf8')) as Pick<
+      ConnectorState,
+      'relayUrl' | 'connectorId' | 'group' | 'registeredAt'
+    >;
     return {
       ...meta,
       keyPem: readFileSync(join(dir, FILES.key), 'utf8'),

@@ -1,6 +1,10 @@
 import type { Logger } from '@appproxy/telemetry';
 import { META, endToEndHeaders } from '@appproxy/tunnel';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { classifyBackendError } from './errors.js';
@@ -42,7 +46,13 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
     rejectUnauthorized: ctx.verifyTls,
     servername: target.hostname,
   });
-  const timer = setTimeout(() => req.destroy(Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), ctx.timeoutMs);
+  const timer = setTimeout(
+    () =>
+      req.destroy(
+        Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' }),
+      ),
+    ctx.timeoutMs,
+  );
   stream.once('close', () => {
     clearTimeout(timer);
     req.destroy();
@@ -63,7 +73,12 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
     clearTimeout(timer);
     if (res.statusCode && res.statusCode >= 200 && res.statusCode < 300) {
       res.resume();
-      return respondError(stream, 'BACKEND_UPGRADE_REFUSED', 502, `backend answered ${res.statusCode} without upgrading`);
+      return respondError(
+        stream,
+        'BACKEND_UPGRADE_REFUSED',
+        502,
+        `backend answered ${res.statusCode} without upgrading`,
+      );
     }
     stream.respond({ ':status': res.statusCode ?? 502, ...endToEndHeaders(res.headers) });
     res.pipe(stream);

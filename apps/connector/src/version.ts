@@ -2,4 +2,5 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 /** The connector's version, from its package.json (dist/ sits beside it). */
-export const CONNECTOR_VERSION: string = (require('../package.json') as { version: string }).version;
+export const CONNECTOR_VERSION: string = (require('../package.json') as { version: string })
+  .version;

@@ -1,4 +1,10 @@
-import { ConfigError, loadConfig, openStateStore, parseDuration, type RelayConfig } from '@appproxy/config';
+import {
+  ConfigError,
+  loadConfig,
+  openStateStore,
+  parseDuration,
+  type RelayConfig,
+} from '@appproxy/config';
 import { ConnectorCA } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { formatRegistrationToken } from '@appproxy/tunnel';
@@ -30,7 +36,9 @@ async function readConfig(file: string): Promise<RelayConfig> {
 
 export function buildProgram(): Command {
   const program = new Command('appproxy-relay')
-    .description('The public edge of AppProxy: pre-authenticates users and forwards requests through connectors.')
+    .description(
+      'The public edge of AppProxy: pre-authenticates users and forwards requests through connectors.',
+    )
     .version(RELAY_VERSION)
     .showHelpAfterError()
     .exitOverride();
@@ -84,7 +92,9 @@ export function buildProgram(): Command {
       const store = openStateStore(config.relay.stateDir);
       try {
         const created = store.createRegistrationToken({ group: opts.group, ttlMs });
-        process.stdout.write(`${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`);
+        process.stdout.write(
+          `${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`,
+        );
       } finally {
         store.close();
       }
@@ -106,7 +116,11 @@ export function buildProgram(): Command {
           group: c.group,
           hostname: c.hostname ?? '',
           version: c.version ?? '',
-          state: c.revokedAt ? 'revoked' : c.lastSeenAt && now - c.lastSeenAt.getTime() < ACTIVE_WINDOW_MS ? 'active' : 'inactive',
+          state: c.revokedAt
+            ? 'revoked'
+            : c.lastSeenAt && now - c.lastSeenAt.getTime() < ACTIVE_WINDOW_MS
+              ? 'active'
+              : 'inactive',
           lastSeen: c.lastSeenAt?.toISOString() ?? null,
           capabilities: c.capabilities,
           certificateExpires: c.certNotAfter.toISOString(),
@@ -116,9 +130,18 @@ export function buildProgram(): Command {
           return;
         }
         const header = ['ID', 'GROUP', 'HOST', 'VERSION', 'STATE', 'LAST SEEN'];
-        const table = [header, ...rows.map((r) => [r.id, r.group, r.hostname, r.version, r.state, r.lastSeen ?? '-'])];
+        const table = [
+          header,
+          ...rows.map((r) => [r.id, r.group, r.hostname, r.version, r.state, r.lastSeen ?? '-']),
+        ];
         const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-        for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+        for (const row of table)
+          process.stdout.write(
+            `${row
+              .map((cell, i) => cell.padEnd(widths[i]!))
+              .join('  ')
+              .trimEnd()}\n`,
+          );
       } finally {
         store.close();
       }

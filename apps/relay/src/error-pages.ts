@@ -2,18 +2,66 @@ import type { OutgoingHttpHeaders } from 'node:http';
 
 /** Every refusal a person or an API client can get from the relay, with its stable code. */
 export const RELAY_ERRORS = {
-  APP_NOT_FOUND: { status: 404, title: 'Application not found', hint: 'No application is published at this address. Check the URL, or ask your administrator for the right one.' },
-  BAD_REQUEST_PATH: { status: 400, title: 'Bad request path', hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.' },
-  RESERVED_PATH: { status: 404, title: 'Not found', hint: 'This path is reserved for the application proxy itself.' },
-  MAINTENANCE: { status: 503, title: 'Down for maintenance', hint: 'This application is in maintenance mode. Try again later.' },
-  CONNECTOR_UNAVAILABLE: { status: 502, title: 'No connector available', hint: 'No connector for this application is connected to the relay right now. Your administrator can check `appproxy-relay connectors list`.' },
-  CONNECTOR_LOST: { status: 502, title: 'Connector lost', hint: 'The connector serving this request went away before it finished. Retry the request.' },
-  UPGRADE_UNSUPPORTED: { status: 502, title: 'Upgrade not supported', hint: 'No connector for this application supports this kind of connection upgrade (WebSocket).' },
-  BACKEND_UNREACHABLE: { status: 502, title: 'Application unreachable', hint: 'The connector could not reach the application on the internal network.' },
-  BACKEND_TLS_INVALID: { status: 502, title: 'Application certificate not trusted', hint: "The application's TLS certificate failed validation at the connector." },
-  BACKEND_TIMEOUT: { status: 504, title: 'Application timed out', hint: 'The application did not answer within the configured backend timeout.' },
-  BACKEND_UPGRADE_REFUSED: { status: 502, title: 'Upgrade refused', hint: 'The application did not accept the connection upgrade.' },
-  INTERNAL_ERROR: { status: 500, title: 'Internal error', hint: 'The relay failed to handle this request. The correlation id below lets your administrator find the cause in the logs.' },
+  APP_NOT_FOUND: {
+    status: 404,
+    title: 'Application not found',
+    hint: 'No application is published at this address. Check the URL, or ask your administrator for the right one.',
+  },
+  BAD_REQUEST_PATH: {
+    status: 400,
+    title: 'Bad request path',
+    hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.',
+  },
+  RESERVED_PATH: {
+    status: 404,
+    title: 'Not found',
+    hint: 'This path is reserved for the application proxy itself.',
+  },
+  MAINTENANCE: {
+    status: 503,
+    title: 'Down for maintenance',
+    hint: 'This application is in maintenance mode. Try again later.',
+  },
+  CONNECTOR_UNAVAILABLE: {
+    status: 502,
+    title: 'No connector available',
+    hint: 'No connector for this application is connected to the relay right now. Your administrator can check `appproxy-relay connectors list`.',
+  },
+  CONNECTOR_LOST: {
+    status: 502,
+    title: 'Connector lost',
+    hint: 'The connector serving this request went away before it finished. Retry the request.',
+  },
+  UPGRADE_UNSUPPORTED: {
+    status: 502,
+    title: 'Upgrade not supported',
+    hint: 'No connector for this application supports this kind of connection upgrade (WebSocket).',
+  },
+  BACKEND_UNREACHABLE: {
+    status: 502,
+    title: 'Application unreachable',
+    hint: 'The connector could not reach the application on the internal network.',
+  },
+  BACKEND_TLS_INVALID: {
+    status: 502,
+    title: 'Application certificate not trusted',
+    hint: "The application's TLS certificate failed validation at the connector.",
+  },
+  BACKEND_TIMEOUT: {
+    status: 504,
+    title: 'Application timed out',
+    hint: 'The application did not answer within the configured backend timeout.',
+  },
+  BACKEND_UPGRADE_REFUSED: {
+    status: 502,
+    title: 'Upgrade refused',
+    hint: 'The application did not accept the connection upgrade.',
+  },
+  INTERNAL_ERROR: {
+    status: 500,
+    title: 'Internal error',
+    hint: 'The relay failed to handle this request. The correlation id below lets your administrator find the cause in the logs.',
+  },
 } as const;
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;
@@ -36,7 +84,10 @@ export interface RenderedError {
 }
 
 const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 
 /** The error as a page a person can act on, or JSON for API clients. Never internal detail. */
 export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedError {
@@ -50,7 +101,15 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
   if (ctx.accept?.includes('application/json')) {
     headers['content-type'] = 'application/json; charset=utf-8';
     const body = JSON.stringify({
-      error: { code, status: entry.status, message: entry.title, hint: entry.hint, app: ctx.app ?? null, correlationId: ctx.correlationId, timestamp },
+      error: {
+        code,
+        status: entry.status,
+        message: entry.title,
+        hint: entry.hint,
+        app: ctx.app ?? null,
+        correlationId: ctx.correlationId,
+        timestamp,
+      },
     });
     return { status: entry.status, headers, body };
   }

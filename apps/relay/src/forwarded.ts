@@ -34,7 +34,9 @@ const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('
 
 /** The X-Forwarded-* headers to send to the backend. */
 export function forwardedHeaders(input: ForwardedInput): Record<string, string> {
-  const client = input.clientAddress?.startsWith('::ffff:') ? input.clientAddress.slice(7) : (input.clientAddress ?? 'unknown');
+  const client = input.clientAddress?.startsWith('::ffff:')
+    ? input.clientAddress.slice(7)
+    : (input.clientAddress ?? 'unknown');
   if (input.trusted) {
     const prior = first(input.existing.for);
     return {
@@ -43,5 +45,9 @@ export function forwardedHeaders(input: ForwardedInput): Record<string, string> 
       'x-forwarded-host': first(input.existing.host) ?? input.externalHost,
     };
   }
-  return { 'x-forwarded-for': client, 'x-forwarded-proto': 'https', 'x-forwarded-host': input.externalHost };
+  return {
+    'x-forwarded-for': client,
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': input.externalHost,
+  };
 }

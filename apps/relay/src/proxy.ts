@@ -3,8 +3,19 @@ import type { AppTable, RouteMatch } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { CAPABILITY, META, endToEndHeaders, type TunnelSession } from '@appproxy/tunnel';
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { constants as h2constants, type ClientHttp2Stream, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import {
+  STATUS_CODES,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
+import {
+  constants as h2constants,
+  type ClientHttp2Stream,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { ConnectorPool } from './connector-pool.js';
@@ -71,7 +82,11 @@ export class RelayProxy {
         res.destroy();
         return;
       }
-      const page = renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) });
+      const page = renderError(code, {
+        app: appName,
+        correlationId,
+        accept: header(req.headers.accept),
+      });
       res.writeHead(page.status, page.headers);
       if (req.method === 'HEAD') res.end();
       else res.end(page.body);
@@ -115,7 +130,10 @@ export class RelayProxy {
       if (connectorError) {
         stream.resume();
         const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
-        return fail(code, `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`);
+        return fail(
+          code,
+          `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+        );
       }
       const out = endToEndHeaders(headers as IncomingHttpHeaders);
       out['x-appproxy-correlation-id'] = correlationId;
@@ -125,7 +143,11 @@ export class RelayProxy {
       });
       pipeline(stream, res, (err) => {
         if (err && !res.writableFinished) {
-          log.warn('response interrupted', { app: appName, connector: session.connectorId, error: err });
+          log.warn('response interrupted', {
+            app: appName,
+            connector: session.connectorId,
+            error: err,
+          });
           res.destroy();
         }
       });
@@ -134,7 +156,10 @@ export class RelayProxy {
       if (responded) return;
       clearTimeout(guard);
       if (!res.headersSent && !res.destroyed) {
-        fail('CONNECTOR_LOST', `tunnel stream closed before a response (rst ${stream.rstCode}, tunnel ${session.state})`);
+        fail(
+          'CONNECTOR_LOST',
+          `tunnel stream closed before a response (rst ${stream.rstCode}, tunnel ${session.state})`,
+        );
       }
     });
     stream.on('error', () => {});
@@ -150,7 +175,11 @@ export class RelayProxy {
     let appName: string | undefined;
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('upgrade failed', { code, app: appName, detail, path: target.split('?')[0] });
-      const page = renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) });
+      const page = renderError(code, {
+        app: appName,
+        correlationId,
+        accept: header(req.headers.accept),
+      });
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '').toLowerCase();
@@ -185,12 +214,19 @@ export class RelayProxy {
       const status = Number(resHeaders[':status']);
       const connectorError = resHeaders[META.error];
       if (connectorError) {
-        return fail(isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE', `connector ${session.connectorId}: ${String(connectorError)}`);
+        return fail(
+          isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
+          `connector ${session.connectorId}: ${String(connectorError)}`,
+        );
       }
       const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
       if (status === 200) {
         // RFC 8441: 200 on the CONNECT stream is the backend's 101.
-        writeHead(socket, 101, { connection: 'Upgrade', upgrade: String(req.headers.upgrade), ...out });
+        writeHead(socket, 101, {
+          connection: 'Upgrade',
+          upgrade: String(req.headers.upgrade),
+          ...out,
+        });
         if (head.length > 0) stream.write(head);
         socket.pipe(stream);
         stream.pipe(socket);
@@ -215,7 +251,8 @@ export class RelayProxy {
     capability?: string,
   ): Routed | RelayErrorCode | { code: RelayErrorCode; app: string; detail?: string } {
     const pathOnly = target.split('?')[0]!;
-    if (pathOnly.startsWith(RESERVED_PREFIX) || pathOnly === RESERVED_PREFIX.slice(0, -1)) return 'RESERVED_PATH';
+    if (pathOnly.startsWith(RESERVED_PREFIX) || pathOnly === RESERVED_PREFIX.slice(0, -1))
+      return 'RESERVED_PATH';
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
@@ -223,7 +260,10 @@ export class RelayProxy {
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
     const session = this.#deps.pool.pick(app.connectorGroup, capability);
     if (!session) {
-      const code = capability && this.#deps.pool.hasReady(app.connectorGroup) ? 'UPGRADE_UNSUPPORTED' : 'CONNECTOR_UNAVAILABLE';
+      const code =
+        capability && this.#deps.pool.hasReady(app.connectorGroup)
+          ? 'UPGRADE_UNSUPPORTED'
+          : 'CONNECTOR_UNAVAILABLE';
       return { code, app: app.name, detail: `no ready connector in group ${app.connectorGroup}` };
     }
     const e2e = endToEndHeaders(req.headers);
@@ -242,7 +282,11 @@ export class RelayProxy {
         clientAddress: req.socket?.remoteAddress,
         externalHost,
         trusted,
-        existing: { for: req.headers['x-forwarded-for'], proto: req.headers['x-forwarded-proto'], host: req.headers['x-forwarded-host'] },
+        existing: {
+          for: req.headers['x-forwarded-for'],
+          proto: req.headers['x-forwarded-proto'],
+          host: req.headers['x-forwarded-host'],
+        },
       }),
       ':method': req.method ?? 'GET',
       ':path': match.internalPath,
@@ -269,13 +313,23 @@ function writeHead(socket: Duplex, status: number, headers: OutgoingHttpHeaders)
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${String(v).replace(/[\r\n]/g, ' ')}\r\n`;
+    for (const v of Array.isArray(value) ? value : [value])
+      head += `${name}: ${String(v).replace(/[\r\n]/g, ' ')}\r\n`;
   }
   socket.write(`${head}\r\n`);
 }
 
-function writeRawResponse(socket: Duplex, status: number, headers: OutgoingHttpHeaders, body: string): void {
+function writeRawResponse(
+  socket: Duplex,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  body: string,
+): void {
   if (socket.destroyed) return;
-  writeHead(socket, status, { ...headers, 'content-length': Buffer.byteLength(body), connection: 'close' });
+  writeHead(socket, status, {
+    ...headers,
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
   socket.end(body);
 }

@@ -1,7 +1,11 @@
 import { TokenError, type StateStore } from '@appproxy/config';
 import { PkiError, type ConnectorCA } from '@appproxy/pki';
 import type { Logger } from '@appproxy/telemetry';
-import { REGISTRATION_PATH, type RegistrationRequest, type RegistrationResult } from '@appproxy/tunnel';
+import {
+  REGISTRATION_PATH,
+  type RegistrationRequest,
+  type RegistrationResult,
+} from '@appproxy/tunnel';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -19,7 +23,12 @@ const TOKEN_STATUS: Record<TokenError['code'], number> = {
  * Registration on the tunnel port: a one-time token and a CSR in, a connector certificate
  * signed by the relay's CA out. The connector's key never leaves the connector.
  */
-export function registrationHandler(deps: { ca: ConnectorCA; store: StateStore; log: Logger; knownGroups: () => Set<string> }) {
+export function registrationHandler(deps: {
+  ca: ConnectorCA;
+  store: StateStore;
+  log: Logger;
+  knownGroups: () => Set<string>;
+}) {
   const reply = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body));
@@ -47,18 +56,36 @@ export function registrationHandler(deps: { ca: ConnectorCA; store: StateStore; 
         let body: RegistrationRequest;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as RegistrationRequest;
-          if (typeof body.tokenId !== 'string' || typeof body.secret !== 'string' || typeof body.csr !== 'string') throw new Error('fields');
+          if (
+            typeof body.tokenId !== 'string' ||
+            typeof body.secret !== 'string' ||
+            typeof body.csr !== 'string'
+          )
+            throw new Error('fields');
         } catch {
-          return refuse(res, 400, 'APPPROXY_REGISTRATION_MALFORMED', 'expected JSON with tokenId, secret and csr');
+          return refuse(
+            res,
+            400,
+            'APPPROXY_REGISTRATION_MALFORMED',
+            'expected JSON with tokenId, secret and csr',
+          );
         }
         const remote = req.socket.remoteAddress;
         try {
           const { group } = deps.store.redeemRegistrationToken(body.tokenId, body.secret);
           if (!deps.knownGroups().has(group)) {
-            return refuse(res, 409, 'APPPROXY_GROUP_UNKNOWN', `connector group ${group} is no longer configured`);
+            return refuse(
+              res,
+              409,
+              'APPPROXY_GROUP_UNKNOWN',
+              `connector group ${group} is no longer configured`,
+            );
           }
           const connectorId = randomUUID();
-          const issued = await deps.ca.issueFromCsr(body.csr, { commonName: connectorId, validityMs: CERT_VALIDITY_MS });
+          const issued = await deps.ca.issueFromCsr(body.csr, {
+            commonName: connectorId,
+            validityMs: CERT_VALIDITY_MS,
+          });
           deps.store.upsertConnector({
             id: connectorId,
             group,
@@ -70,12 +97,27 @@ export function registrationHandler(deps: { ca: ConnectorCA; store: StateStore; 
             version: String(body.version ?? '').slice(0, 64),
             capabilities: [],
           });
-          deps.log.info('connector registered', { connectorId, group, hostname: body.hostname, remote, tokenId: body.tokenId });
-          const result: RegistrationResult = { connectorId, group, certificate: issued.certPem, caCertificate: deps.ca.certPem };
+          deps.log.info('connector registered', {
+            connectorId,
+            group,
+            hostname: body.hostname,
+            remote,
+            tokenId: body.tokenId,
+          });
+          const result: RegistrationResult = {
+            connectorId,
+            group,
+            certificate: issued.certPem,
+            caCertificate: deps.ca.certPem,
+          };
           reply(res, 200, result);
         } catch (err) {
           if (err instanceof TokenError) {
-            deps.log.warn('registration refused', { code: err.code, tokenId: body.tokenId, remote });
+            deps.log.warn('registration refused', {
+              code: err.code,
+              tokenId: body.tokenId,
+              remote,
+            });
             return refuse(res, TOKEN_STATUS[err.code], err.code, err.message);
           }
           if (err instanceof PkiError) {

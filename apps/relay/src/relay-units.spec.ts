@@ -12,9 +12,17 @@ describe('error pages', () => {
   });
 
   it('renders JSON for API clients and escaped HTML for people', () => {
-    const json = renderError('BACKEND_TIMEOUT', { app: 'Exp', correlationId: 'c-1', accept: 'application/json' });
+    const json = renderError('BACKEND_TIMEOUT', {
+      app: 'Exp',
+      correlationId: 'c-1',
+      accept: 'application/json',
+    });
     expect(json.status).toBe(504);
-    expect(JSON.parse(json.body).error).toMatchObject({ code: 'BACKEND_TIMEOUT', app: 'Exp', correlationId: 'c-1' });
+    expect(JSON.parse(json.body).error).toMatchObject({
+      code: 'BACKEND_TIMEOUT',
+      app: 'Exp',
+      correlationId: 'c-1',
+    });
     const html = renderError('APP_NOT_FOUND', { app: '<script>x</script>', correlationId: 'c-2' });
     expect(html.headers['content-type']).toContain('text/html');
     expect(html.body).not.toContain('<script>x');
@@ -31,12 +39,26 @@ describe('X-Forwarded-*', () => {
     expect(trusted.has('203.0.113.9')).toBe(false);
     expect(new TrustedProxies([]).has('10.1.2.3')).toBe(false);
     const existing = { for: '6.6.6.6', proto: 'http', host: 'evil' };
-    expect(forwardedHeaders({ clientAddress: '::ffff:203.0.113.9', externalHost: 'a.example', trusted: false, existing })).toEqual({
+    expect(
+      forwardedHeaders({
+        clientAddress: '::ffff:203.0.113.9',
+        externalHost: 'a.example',
+        trusted: false,
+        existing,
+      }),
+    ).toEqual({
       'x-forwarded-for': '203.0.113.9',
       'x-forwarded-proto': 'https',
       'x-forwarded-host': 'a.example',
     });
-    expect(forwardedHeaders({ clientAddress: '10.1.2.3', externalHost: 'a.example', trusted: true, existing })).toEqual({
+    expect(
+      forwardedHeaders({
+        clientAddress: '10.1.2.3',
+        externalHost: 'a.example',
+        trusted: true,
+        existing,
+      }),
+    ).toEqual({
       'x-forwarded-for': '6.6.6.6, 10.1.2.3',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'evil',
@@ -48,9 +70,14 @@ describe('appproxy-relay CLI', () => {
   it('rejects unknown commands and missing options with commander codes', async () => {
     const silence = { writeErr: () => {}, writeOut: () => {} };
     const unknown = buildProgram().configureOutput(silence);
-    await expect(unknown.parseAsync(['bogus'], { from: 'user' })).rejects.toMatchObject({ code: 'commander.unknownCommand', exitCode: 1 });
+    await expect(unknown.parseAsync(['bogus'], { from: 'user' })).rejects.toMatchObject({
+      code: 'commander.unknownCommand',
+      exitCode: 1,
+    });
     const program = buildProgram();
     program.commands.forEach((c) => c.configureOutput(silence).exitOverride());
-    await expect(program.parseAsync(['start'], { from: 'user' })).rejects.toMatchObject({ code: 'commander.missingMandatoryOptionValue' });
+    await expect(program.parseAsync(['start'], { from: 'user' })).rejects.toMatchObject({
+      code: 'commander.missingMandatoryOptionValue',
+    });
   });
 });

@@ -76,12 +76,22 @@ export class Relay {
     this.#tunnel.on('refused', (r) => this.#log.warn('tunnel refused', { ...r }));
     this.#tunnel.on('sessionClosed', (session, reason) => {
       if (session.hello) {
-        this.#log.info('connector disconnected', { connectorId: session.connectorId, tunnel: session.id, reason: reason?.message, code: reason?.code });
+        this.#log.info('connector disconnected', {
+          connectorId: session.connectorId,
+          tunnel: session.id,
+          reason: reason?.message,
+          code: reason?.code,
+        });
       }
     });
 
     const apps = new AppTable(this.#config.apps);
-    const proxy = new RelayProxy({ apps: () => apps, pool: this.#pool, trustedProxies: new TrustedProxies(relay.trustedProxies), log: this.#log });
+    const proxy = new RelayProxy({
+      apps: () => apps,
+      pool: this.#pool,
+      trustedProxies: new TrustedProxies(relay.trustedProxies),
+      log: this.#log,
+    });
     const sni = new SniCertificates(relay.certificates);
     this.#public = createSecureServer(
       {
@@ -95,7 +105,9 @@ export class Relay {
     );
     this.#public.on('upgrade', proxy.handleUpgrade);
     this.#public.on('sessionError', () => {});
-    this.#public.on('tlsClientError', (err) => this.#log.debug('public TLS handshake failed', { error: err }));
+    this.#public.on('tlsClientError', (err) =>
+      this.#log.debug('public TLS handshake failed', { error: err }),
+    );
     // Long-lived responses (SSE, downloads) are bounded by the backend timeout, not here.
     this.#public.setTimeout(0);
 
@@ -109,7 +121,12 @@ export class Relay {
         const host = (req.headers.host ?? '').replace(/:\d+$/, '');
         if (!host) return void res.writeHead(400).end('Host header required\n');
         const port = publicPort === 443 ? '' : `:${publicPort}`;
-        res.writeHead(301, { location: `https://${host}${port}${req.url ?? '/'}`, 'content-length': 0 }).end();
+        res
+          .writeHead(301, {
+            location: `https://${host}${port}${req.url ?? '/'}`,
+            'content-length': 0,
+          })
+          .end();
       });
       addresses.redirect = fmt(await listen(this.#redirect, relay.redirectHttp));
     }
@@ -120,7 +137,11 @@ export class Relay {
     this.#seenTimer = setInterval(() => this.#recordSeen(), SEEN_INTERVAL_MS);
     this.#seenTimer.unref();
     this.#ready = true;
-    this.#log.info('relay listening', { ...addresses, apps: apps.size, caFingerprint: ca.fingerprint });
+    this.#log.info('relay listening', {
+      ...addresses,
+      apps: apps.size,
+      caFingerprint: ca.fingerprint,
+    });
     return addresses;
   }
 
@@ -162,7 +183,12 @@ export class Relay {
 
   #recordSeen(): void {
     const now = new Date();
-    const seen = new Set(this.#pool.all().filter((s) => s.state === 'ready').map((s) => s.connectorId));
+    const seen = new Set(
+      this.#pool
+        .all()
+        .filter((s) => s.state === 'ready')
+        .map((s) => s.connectorId),
+    );
     for (const id of seen) this.#store?.recordConnectorSeen(id, { at: now });
   }
 
@@ -175,7 +201,11 @@ export class Relay {
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
       const tunnels = this.#pool.all().filter((s) => s.state === 'ready');
-      const body = { status: this.#ready ? 'ready' : 'not ready', tunnels: tunnels.length, connectors: new Set(tunnels.map((s) => s.connectorId)).size };
+      const body = {
+        status: this.#ready ? 'ready' : 'not ready',
+        tunnels: tunnels.length,
+        connectors: new Set(tunnels.map((s) => s.connectorId)).size,
+      };
       return json(this.#ready ? 200 : 503, body);
     }
     json(404, { error: { code: 'NOT_FOUND' } });
@@ -188,7 +218,12 @@ export class Relay {
     const keyPath = join(stateDir, 'tunnel-key.pem');
     const hostsPath = join(stateDir, 'tunnel-hosts.json');
     const wanted = JSON.stringify([...tunnelHosts].sort());
-    if (existsSync(certPath) && existsSync(keyPath) && existsSync(hostsPath) && readFileSync(hostsPath, 'utf8') === wanted) {
+    if (
+      existsSync(certPath) &&
+      existsSync(keyPath) &&
+      existsSync(hostsPath) &&
+      readFileSync(hostsPath, 'utf8') === wanted
+    ) {
       const cert = readFileSync(certPath, 'utf8');
       const check = ca.verify(cert, { now: new Date(Date.now() + RENEW_WINDOW_MS) });
       if (check.ok) return { cert, key: readFileSync(keyPath, 'utf8') };
@@ -197,7 +232,10 @@ export class Relay {
     writeFileSync(keyPath, issued.keyPem, { mode: 0o600 });
     writeFileSync(certPath, issued.certPem);
     writeFileSync(hostsPath, wanted);
-    this.#log.info('tunnel certificate issued', { hosts: tunnelHosts, notAfter: describeCertificate(issued.certPem).notAfter });
+    this.#log.info('tunnel certificate issued', {
+      hosts: tunnelHosts,
+      notAfter: describeCertificate(issued.certPem).notAfter,
+    });
     return { cert: issued.certPem, key: issued.keyPem };
   }
 }
@@ -206,7 +244,10 @@ function fmt(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-function listen(server: HttpServer | Http2SecureServer, at: { host: string; port: number }): Promise<AddressInfo> {
+function listen(
+  server: HttpServer | Http2SecureServer,
+  at: { host: string; port: number },
+): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host, () => {
@@ -216,7 +257,10 @@ function listen(server: HttpServer | Http2SecureServer, at: { host: string; port
   });
 }
 
-function closeServer(server: HttpServer | Http2SecureServer | undefined, graceMs: number): Promise<void> {
+function closeServer(
+  server: HttpServer | Http2SecureServer | undefined,
+  graceMs: number,
+): Promise<void> {
   if (!server) return Promise.resolve();
   return new Promise((resolve) => {
     server.close(() => resolve());

@@ -16,7 +16,10 @@ export class SniCertificates {
   readonly defaults: { cert: string; key: string };
 
   constructor(files: ReadonlyArray<{ cert: string; key: string }>) {
-    const loaded = files.map((f) => ({ cert: readFileSync(f.cert, 'utf8'), key: readFileSync(f.key, 'utf8') }));
+    const loaded = files.map((f) => ({
+      cert: readFileSync(f.cert, 'utf8'),
+      key: readFileSync(f.key, 'utf8'),
+    }));
     this.defaults = loaded[0]!;
     this.#entries = loaded.map(({ cert, key }) => ({
       names: sanNames(cert),

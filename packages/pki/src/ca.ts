@@ -2,7 +2,15 @@ import { X509Certificate as NodeX509 } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { EC_SIGN, exportKeyPem, generateKeyPair, importKeyPem, randomSerial, x509, type CryptoKey } from './crypto.js';
+import {
+  EC_SIGN,
+  exportKeyPem,
+  generateKeyPair,
+  importKeyPem,
+  randomSerial,
+  x509,
+  type CryptoKey,
+} from './crypto.js';
 import { certificateFingerprint, describeCertificate } from './describe.js';
 import { PkiError } from './errors.js';
 
@@ -25,7 +33,11 @@ export type CertificateCheck =
   | { ok: true; commonName: string; serialNumber: string; notAfter: Date; fingerprint: string }
   | {
       ok: false;
-      code: 'APPPROXY_PKI_CERT_INVALID' | 'APPPROXY_PKI_CERT_EXPIRED' | 'APPPROXY_PKI_CERT_NOT_YET_VALID' | 'APPPROXY_PKI_CERT_UNTRUSTED';
+      code:
+        | 'APPPROXY_PKI_CERT_INVALID'
+        | 'APPPROXY_PKI_CERT_EXPIRED'
+        | 'APPPROXY_PKI_CERT_NOT_YET_VALID'
+        | 'APPPROXY_PKI_CERT_UNTRUSTED';
       reason: string;
     };
 
@@ -63,11 +75,21 @@ export async function signCertificate(opts: {
   });
   const certPem = cert.toString('pem') + '\n';
   const d = describeCertificate(certPem);
-  return { certPem, serialNumber: d.serialNumber, notBefore: d.notBefore, notAfter: d.notAfter, fingerprint: d.fingerprint, commonName: d.commonName };
+  return {
+    certPem,
+    serialNumber: d.serialNumber,
+    notBefore: d.notBefore,
+    notAfter: d.notAfter,
+    fingerprint: d.fingerprint,
+    commonName: d.commonName,
+  };
 }
 
 /** Creates a self-signed CA certificate and key. */
-export async function createCaCertificate(commonName: string, validityMs: number): Promise<{ certPem: string; keyPem: string }> {
+export async function createCaCertificate(
+  commonName: string,
+  validityMs: number,
+): Promise<{ certPem: string; keyPem: string }> {
   const keys = await generateKeyPair();
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -79,7 +101,12 @@ export async function createCaCertificate(commonName: string, validityMs: number
     signingAlgorithm: EC_SIGN,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign |
+          x509.KeyUsageFlags.cRLSign |
+          x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
@@ -98,7 +125,10 @@ export async function loadOrCreateCaFiles(
   let created = false;
   if (!existsSync(certPath) || !existsSync(keyPath)) {
     if (existsSync(certPath) !== existsSync(keyPath)) {
-      throw new PkiError('APPPROXY_PKI_CA_CORRUPT', `${dir} holds only half of the CA (${base}.pem / ${base}-key.pem); restore the missing file`);
+      throw new PkiError(
+        'APPPROXY_PKI_CA_CORRUPT',
+        `${dir} holds only half of the CA (${base}.pem / ${base}-key.pem); restore the missing file`,
+      );
     }
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
@@ -125,7 +155,11 @@ export async function loadOrCreateCaFiles(
     }
     return { certPem, key, cert, created };
   } catch (err) {
-    throw new PkiError('APPPROXY_PKI_CA_CORRUPT', `CA in ${dir} is unusable: ${(err as Error).message}`, { cause: err });
+    throw new PkiError(
+      'APPPROXY_PKI_CA_CORRUPT',
+      `CA in ${dir} is unusable: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 
@@ -154,7 +188,12 @@ export class ConnectorCA {
 
   /** Loads `<dir>/connector-ca.pem` + `<dir>/connector-ca-key.pem`, or creates them (dir 0700, key 0600). */
   static async loadOrCreate(dir: string, opts: { commonName?: string } = {}): Promise<ConnectorCA> {
-    const { certPem, key, cert } = await loadOrCreateCaFiles(dir, 'connector-ca', opts.commonName ?? 'AppProxy Connector CA', 20 * 365 * DAY);
+    const { certPem, key, cert } = await loadOrCreateCaFiles(
+      dir,
+      'connector-ca',
+      opts.commonName ?? 'AppProxy Connector CA',
+      20 * 365 * DAY,
+    );
     return new ConnectorCA(certPem, key, cert);
   }
 
@@ -163,16 +202,25 @@ export class ConnectorCA {
    * CN = commonName, SAN URI `urn:appproxy:connector:<commonName>`, EKU clientAuth.
    * @param opts.validityMs @default 365 days
    */
-  async issueFromCsr(csrPem: string, opts: { commonName: string; validityMs?: number; now?: Date }): Promise<IssuedCertificate> {
+  async issueFromCsr(
+    csrPem: string,
+    opts: { commonName: string; validityMs?: number; now?: Date },
+  ): Promise<IssuedCertificate> {
     let csr: x509.Pkcs10CertificateRequest;
     let valid = false;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
       valid = await csr.verify();
     } catch (err) {
-      throw new PkiError('APPPROXY_PKI_CSR_INVALID', 'not a PKCS#10 certificate request', { cause: err });
+      throw new PkiError('APPPROXY_PKI_CSR_INVALID', 'not a PKCS#10 certificate request', {
+        cause: err,
+      });
     }
-    if (!valid) throw new PkiError('APPPROXY_PKI_CSR_INVALID', 'the certificate request signature does not verify');
+    if (!valid)
+      throw new PkiError(
+        'APPPROXY_PKI_CSR_INVALID',
+        'the certificate request signature does not verify',
+      );
     return signCertificate({
       issuerCert: this.#cert,
       issuerKey: this.#key,
@@ -184,13 +232,18 @@ export class ConnectorCA {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:appproxy:connector:${opts.commonName}` }]),
+        new x509.SubjectAlternativeNameExtension([
+          { type: 'url', value: `urn:appproxy:connector:${opts.commonName}` },
+        ]),
       ],
     });
   }
 
   /** A server certificate (new P-256 key) for the relay's tunnel listener, naming `hosts`. */
-  async issueServerCertificate(opts: { hosts: string[]; validityMs?: number }): Promise<IssuedCertificate & { keyPem: string }> {
+  async issueServerCertificate(opts: {
+    hosts: string[];
+    validityMs?: number;
+  }): Promise<IssuedCertificate & { keyPem: string }> {
     const keys = await generateKeyPair();
     const issued = await signCertificate({
       issuerCert: this.#cert,
@@ -221,8 +274,24 @@ export class ConnectorCA {
     }
     const now = (opts.now ?? new Date()).getTime();
     const d = describeCertificate(certPem);
-    if (now < d.notBefore.getTime()) return { ok: false, code: 'APPPROXY_PKI_CERT_NOT_YET_VALID', reason: `valid from ${d.notBefore.toISOString()}` };
-    if (now > d.notAfter.getTime()) return { ok: false, code: 'APPPROXY_PKI_CERT_EXPIRED', reason: `expired ${d.notAfter.toISOString()}` };
-    return { ok: true, commonName: d.commonName, serialNumber: d.serialNumber, notAfter: d.notAfter, fingerprint: d.fingerprint };
+    if (now < d.notBefore.getTime())
+      return {
+        ok: false,
+        code: 'APPPROXY_PKI_CERT_NOT_YET_VALID',
+        reason: `valid from ${d.notBefore.toISOString()}`,
+      };
+    if (now > d.notAfter.getTime())
+      return {
+        ok: false,
+        code: 'APPPROXY_PKI_CERT_EXPIRED',
+        reason: `expired ${d.notAfter.toISOString()}`,
+      };
+    return {
+      ok: true,
+      commonName: d.commonName,
+      serialNumber: d.serialNumber,
+      notAfter: d.notAfter,
+      fingerprint: d.fingerprint,
+    };
   }
 }

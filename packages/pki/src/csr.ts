@@ -7,7 +7,9 @@ import { EC_SIGN, exportKeyPem, generateKeyPair, x509 } from './crypto.js';
  * @example
  * const { keyPem, csrPem } = await createKeyAndCsr({ commonName: 'conn-01' });
  */
-export async function createKeyAndCsr(opts: { commonName: string }): Promise<{ keyPem: string; csrPem: string }> {
+export async function createKeyAndCsr(opts: {
+  commonName: string;
+}): Promise<{ keyPem: string; csrPem: string }> {
   const keys = await generateKeyPair();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [opts.commonName] }],

@@ -13,7 +13,11 @@ const DAY = 24 * 3600 * 1000;
  * @example
  * const { caCertPath, certPath, keyPath } = await createDevCertificates({ dir: './var/tls', hosts: ['localhost', '*.apps.localhost'] });
  */
-export async function createDevCertificates(opts: { dir: string; hosts: string[]; name?: string }): Promise<{ caCertPath: string; certPath: string; keyPath: string }> {
+export async function createDevCertificates(opts: {
+  dir: string;
+  hosts: string[];
+  name?: string;
+}): Promise<{ caCertPath: string; certPath: string; keyPath: string }> {
   const dir = resolve(opts.dir);
   const name = opts.name ?? 'site';
   const ca = await loadOrCreateCaFiles(dir, 'dev-ca', 'AppProxy Development CA', 10 * 365 * DAY);

@@ -1,7 +1,5 @@
 export type PkiErrorCode =
-  | 'APPPROXY_PKI_CSR_INVALID'
-  | 'APPPROXY_PKI_CERT_INVALID'
-  | 'APPPROXY_PKI_CA_CORRUPT';
+  'APPPROXY_PKI_CSR_INVALID' | 'APPPROXY_PKI_CERT_INVALID' | 'APPPROXY_PKI_CA_CORRUPT';
 
 /** Every failure of this package, with a stable `code`. */
 export class PkiError extends Error {

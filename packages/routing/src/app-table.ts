@@ -76,7 +76,9 @@ export class AppTable<T extends RoutableApp> {
       if (path.startsWith(entry.prefix)) rest = path.slice(entry.prefix.length);
       else if (`${path}/` === entry.prefix) rest = '';
       if (rest === undefined) continue;
-      const internalPrefix = entry.internal.pathname.endsWith('/') ? entry.internal.pathname : `${entry.internal.pathname}/`;
+      const internalPrefix = entry.internal.pathname.endsWith('/')
+        ? entry.internal.pathname
+        : `${entry.internal.pathname}/`;
       return {
         app: entry.app,
         internalPath: internalPrefix + rest + search,

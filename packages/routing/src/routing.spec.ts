@@ -30,9 +30,21 @@ describe('normalizeRequestTarget', () => {
 
 describe('AppTable', () => {
   const apps = [
-    { name: 'Root', externalUrl: 'https://portal.example.com/', internalUrl: 'http://portal.corp:8080/' },
-    { name: 'Hr', externalUrl: 'https://portal.example.com/hr/', internalUrl: 'http://hr.corp/people/' },
-    { name: 'App', externalUrl: 'https://app.example.com/app/', internalUrl: 'http://127.0.0.1:9000/app/' },
+    {
+      name: 'Root',
+      externalUrl: 'https://portal.example.com/',
+      internalUrl: 'http://portal.corp:8080/',
+    },
+    {
+      name: 'Hr',
+      externalUrl: 'https://portal.example.com/hr/',
+      internalUrl: 'http://hr.corp/people/',
+    },
+    {
+      name: 'App',
+      externalUrl: 'https://app.example.com/app/',
+      internalUrl: 'http://127.0.0.1:9000/app/',
+    },
   ];
   const table = new AppTable(apps);
 
@@ -43,23 +55,39 @@ describe('AppTable', () => {
       internalOrigin: 'http://hr.corp',
       internalHost: 'hr.corp',
     });
-    expect(table.route('PORTAL.example.com:443', '/other')).toMatchObject({ app: { name: 'Root' }, internalPath: '/other' });
-    expect(table.route('portal.example.com', '/hr')).toMatchObject({ app: { name: 'Hr' }, internalPath: '/people/' });
+    expect(table.route('PORTAL.example.com:443', '/other')).toMatchObject({
+      app: { name: 'Root' },
+      internalPath: '/other',
+    });
+    expect(table.route('portal.example.com', '/hr')).toMatchObject({
+      app: { name: 'Hr' },
+      internalPath: '/people/',
+    });
   });
 
   it('never maps outside the published path', () => {
     expect(table.route('app.example.com', '/app/../admin')).toBeUndefined();
     expect(table.route('app.example.com', '/app/%2e%2e/admin')).toBeUndefined();
     expect(table.route('app.example.com', '/app/%2F..%2Fadmin')).toBe('ENCODED_SEPARATOR');
-    expect(table.route('portal.example.com', '/hr/../../x')).toMatchObject({ app: { name: 'Root' }, internalPath: '/x' });
+    expect(table.route('portal.example.com', '/hr/../../x')).toMatchObject({
+      app: { name: 'Root' },
+      internalPath: '/x',
+    });
   });
 
   it('keeps protocol-relative looking paths under the internal prefix', () => {
-    const bare = new AppTable([{ name: 'Bare', externalUrl: 'https://b.example.com/', internalUrl: 'http://b.corp/' }]);
+    const bare = new AppTable([
+      { name: 'Bare', externalUrl: 'https://b.example.com/', internalUrl: 'http://b.corp/' },
+    ]);
     const match = bare.route('b.example.com', '//evil.example.com/x');
-    expect(match).toMatchObject({ internalPath: '//evil.example.com/x', internalOrigin: 'http://b.corp' });
+    expect(match).toMatchObject({
+      internalPath: '//evil.example.com/x',
+      internalOrigin: 'http://b.corp',
+    });
     // What the connector does with it: concatenation keeps the backend host.
-    expect(new URL(`http://b.corp${(match as { internalPath: string }).internalPath}`).host).toBe('b.corp');
+    expect(new URL(`http://b.corp${(match as { internalPath: string }).internalPath}`).host).toBe(
+      'b.corp',
+    );
   });
 
   it('returns undefined for unknown hosts', () => {

@@ -14,13 +14,23 @@ describe('logger', () => {
     log.debug('hidden');
     expect(lines).toHaveLength(1);
     expect(lines[0]!.endsWith('\n')).toBe(true);
-    expect(parsed()[0]).toMatchObject({ level: 'info', name: 'test', msg: 'request', requestId: 'r1', status: 200 });
+    expect(parsed()[0]).toMatchObject({
+      level: 'info',
+      name: 'test',
+      msg: 'request',
+      requestId: 'r1',
+      status: 200,
+    });
   });
 
   it('never writes secrets, whatever the caller passes', () => {
     const { log, lines } = capture('debug');
     const secrets = {
-      headers: { Authorization: 'Bearer eyJhbGciOi.abc.def', cookie: 'sid=s3cr3t', 'set-cookie': ['a=s3cr3t2'] },
+      headers: {
+        Authorization: 'Bearer eyJhbGciOi.abc.def',
+        cookie: 'sid=s3cr3t',
+        'set-cookie': ['a=s3cr3t2'],
+      },
       clientSecret: 'hunter2',
       token: 'ap1.abcd1234.c2VjcmV0.QUJD',
       note: 'used token ap1.abcd1234.c2VjcmV0.QUJD and Bearer zzz.yyy',
@@ -30,7 +40,16 @@ describe('logger', () => {
     };
     log.error('oops', secrets);
     const out = lines.join('');
-    for (const s of ['eyJhbGciOi', 's3cr3t', 'hunter2', 'c2VjcmV0', 'zzz.yyy', 'pa55', 'MIIB', 'q.w.e']) {
+    for (const s of [
+      'eyJhbGciOi',
+      's3cr3t',
+      'hunter2',
+      'c2VjcmV0',
+      'zzz.yyy',
+      'pa55',
+      'MIIB',
+      'q.w.e',
+    ]) {
       expect(out).not.toContain(s);
     }
     expect(out).toContain('[redacted]');
@@ -38,6 +57,8 @@ describe('logger', () => {
   });
 
   it('redact keeps non-secret structure', () => {
-    expect(redact({ a: [1, { b: 'x', password: 'p' }] })).toEqual({ a: [1, { b: 'x', password: '[redacted]' }] });
+    expect(redact({ a: [1, { b: 'x', password: 'p' }] })).toEqual({
+      a: [1, { b: 'x', password: '[redacted]' }],
+    });
   });
 });

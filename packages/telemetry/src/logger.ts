@@ -38,7 +38,14 @@ export function createLogger(opts: LoggerOptions, bound: LogFields = {}): Logger
   const write = opts.write ?? ((line: string) => process.stdout.write(line));
   const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[level] < min) return;
-    const entry = { ts: new Date().toISOString(), level, name: opts.name, msg, ...bound, ...fields };
+    const entry = {
+      ts: new Date().toISOString(),
+      level,
+      name: opts.name,
+      msg,
+      ...bound,
+      ...fields,
+    };
     write(`${JSON.stringify(redact(entry))}\n`);
   };
   return {

@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
-import { performServerHandshake, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  performServerHandshake,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -146,7 +150,12 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       } catch (err) {
         if (this.#stopping) break;
         const retryInMs = backoff.next();
-        this.emit('connectFailed', { tunnel, reason: (err as Error).message, retryInMs, error: err as Error });
+        this.emit('connectFailed', {
+          tunnel,
+          reason: (err as Error).message,
+          retryInMs,
+          error: err as Error,
+        });
         await this.#sleep(retryInMs);
         continue;
       }
@@ -199,7 +208,8 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     const port = Number(url.port || 443);
     const timeoutMs = this.#opts.connectTimeoutMs ?? 10_000;
     let raw: Socket | undefined;
-    if (this.#opts.outboundProxy) raw = await connectThroughProxy(this.#opts.outboundProxy, host, port, timeoutMs);
+    if (this.#opts.outboundProxy)
+      raw = await connectThroughProxy(this.#opts.outboundProxy, host, port, timeoutMs);
     const socket = await new Promise<TLSSocket>((resolve, reject) => {
       const s = tlsConnect({
         host,
@@ -212,7 +222,10 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         ALPNProtocols: [ALPN_TUNNEL],
         minVersion: 'TLSv1.2',
       });
-      const timer = setTimeout(() => s.destroy(new Error(`TLS handshake with ${host}:${port} timed out`)), timeoutMs);
+      const timer = setTimeout(
+        () => s.destroy(new Error(`TLS handshake with ${host}:${port} timed out`)),
+        timeoutMs,
+      );
       s.once('secureConnect', () => {
         clearTimeout(timer);
         s.off('error', onError);
@@ -220,13 +233,22 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       });
       const onError = (err: Error) => {
         clearTimeout(timer);
-        reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `cannot reach relay ${host}:${port}: ${err.message}`, { cause: err }));
+        reject(
+          new TunnelError(
+            'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+            `cannot reach relay ${host}:${port}: ${err.message}`,
+            { cause: err },
+          ),
+        );
       };
       s.once('error', onError);
     });
     if (socket.alpnProtocol !== ALPN_TUNNEL) {
       socket.destroy();
-      throw new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `relay did not accept ${ALPN_TUNNEL}`);
+      throw new TunnelError(
+        'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+        `relay did not accept ${ALPN_TUNNEL}`,
+      );
     }
     socket.on('error', () => {});
     socket.setNoDelay(true);
@@ -252,7 +274,8 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', why));
       };
       const timer = setTimeout(() => fail(`relay sent no hello within ${timeoutMs} ms`), timeoutMs);
-      const onEarlyClose = () => fail('relay closed the connection before the hello (certificate refused?)');
+      const onEarlyClose = () =>
+        fail('relay closed the connection before the hello (certificate refused?)');
       session.once('close', onEarlyClose);
       session.on('stream', (stream, headers) => {
         stream.on('error', () => {});

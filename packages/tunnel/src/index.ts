@@ -1,5 +1,10 @@
 export { Backoff, type BackoffOptions } from './backoff.js';
-export { TunnelDialer, type TunnelDialerOptions, type TunnelDown, type TunnelUp } from './dialer.js';
+export {
+  TunnelDialer,
+  type TunnelDialerOptions,
+  type TunnelDown,
+  type TunnelUp,
+} from './dialer.js';
 export { TunnelError, type TunnelErrorCode } from './errors.js';
 export { endToEndHeaders, isHopByHop } from './headers.js';
 export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';

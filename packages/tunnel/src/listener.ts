@@ -1,5 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -59,7 +63,9 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
   constructor(opts: TunnelListenerOptions) {
     super();
     this.#opts = opts;
-    this.#registration = createHttpServer(opts.onRegistration ?? ((_req, res) => res.writeHead(404).end()));
+    this.#registration = createHttpServer(
+      opts.onRegistration ?? ((_req, res) => res.writeHead(404).end()),
+    );
     this.#registration.headersTimeout = 10_000;
     this.#registration.requestTimeout = 30_000;
     this.#tls = createTlsServer({
@@ -74,7 +80,11 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
     });
     this.#tls.on('secureConnection', (socket) => this.#onConnection(socket));
     this.#tls.on('tlsClientError', (err, socket) => {
-      this.#refuse(socket.remoteAddress ?? '?', `TLS handshake failed: ${err.message}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+      this.#refuse(
+        socket.remoteAddress ?? '?',
+        `TLS handshake failed: ${err.message}`,
+        'APPPROXY_TUNNEL_UNAUTHORIZED',
+      );
     });
   }
 
@@ -114,20 +124,30 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
       return;
     }
     if (socket.alpnProtocol !== ALPN_TUNNEL || this.#closing) {
-      this.#refuse(remoteAddress, `unexpected ALPN ${String(socket.alpnProtocol)}`, 'APPPROXY_TUNNEL_HANDSHAKE_FAILED');
+      this.#refuse(
+        remoteAddress,
+        `unexpected ALPN ${String(socket.alpnProtocol)}`,
+        'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+      );
       socket.destroy();
       return;
     }
     const peer = peerIdentity(socket);
     if (!socket.authorized || !peer) {
-      const why = socket.authorizationError ? String(socket.authorizationError) : 'no client certificate';
+      const why = socket.authorizationError
+        ? String(socket.authorizationError)
+        : 'no client certificate';
       this.#refuse(remoteAddress, `tunnel refused: ${why}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
       socket.destroy();
       return;
     }
     const refusal = this.#opts.authorize?.(peer);
     if (refusal) {
-      this.#refuse(remoteAddress, `tunnel refused for ${peer.commonName}: ${refusal}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+      this.#refuse(
+        remoteAddress,
+        `tunnel refused for ${peer.commonName}: ${refusal}`,
+        'APPPROXY_TUNNEL_UNAUTHORIZED',
+      );
       socket.destroy();
       return;
     }

@@ -9,10 +9,20 @@ import { TunnelError } from './errors.js';
  * @example
  * const socket = await connectThroughProxy('http://proxy.corp:3128', 'relay.example.com', 8443);
  */
-export function connectThroughProxy(proxyUrl: string, host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
+export function connectThroughProxy(
+  proxyUrl: string,
+  host: string,
+  port: number,
+  timeoutMs = 10_000,
+): Promise<Socket> {
   const proxy = new URL(proxyUrl);
   if (proxy.protocol !== 'http:') {
-    return Promise.reject(new TunnelError('APPPROXY_TUNNEL_PROXY_FAILED', `outbound proxy must be http://, got ${proxy.protocol}`));
+    return Promise.reject(
+      new TunnelError(
+        'APPPROXY_TUNNEL_PROXY_FAILED',
+        `outbound proxy must be http://, got ${proxy.protocol}`,
+      ),
+    );
   }
   const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const headers: Record<string, string> = { host: authority };
@@ -34,7 +44,12 @@ export function connectThroughProxy(proxyUrl: string, host: string, port: number
     req.once('connect', (res, socket, head) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        reject(new TunnelError('APPPROXY_TUNNEL_PROXY_FAILED', `outbound proxy ${where} answered ${res.statusCode} to CONNECT ${authority}`));
+        reject(
+          new TunnelError(
+            'APPPROXY_TUNNEL_PROXY_FAILED',
+            `outbound proxy ${where} answered ${res.statusCode} to CONNECT ${authority}`,
+          ),
+        );
         return;
       }
       if (head.length > 0) socket.unshift(head);
@@ -42,7 +57,13 @@ export function connectThroughProxy(proxyUrl: string, host: string, port: number
     });
     req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.once('error', (err) =>
-      reject(new TunnelError('APPPROXY_TUNNEL_PROXY_FAILED', `outbound proxy ${where} failed: ${err.message}`, { cause: err })),
+      reject(
+        new TunnelError(
+          'APPPROXY_TUNNEL_PROXY_FAILED',
+          `outbound proxy ${where} failed: ${err.message}`,
+          { cause: err },
+        ),
+      ),
     );
     req.end();
   });

@@ -39,11 +39,17 @@ export function formatRegistrationToken(token: RegistrationToken): string {
 export function parseRegistrationToken(text: string): RegistrationToken {
   const parts = text.trim().split('.');
   if (parts.length !== 4 || parts[0] !== TOKEN_PREFIX || !parts[1] || !parts[2]) {
-    throw new TunnelError('APPPROXY_TUNNEL_TOKEN_MALFORMED', 'registration token is malformed (expected ap1.<id>.<secret>.<fingerprint>)');
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_TOKEN_MALFORMED',
+      'registration token is malformed (expected ap1.<id>.<secret>.<fingerprint>)',
+    );
   }
   const fp = Buffer.from(parts[3]!, 'base64url');
   if (fp.length !== 32) {
-    throw new TunnelError('APPPROXY_TUNNEL_TOKEN_MALFORMED', 'registration token carries no valid CA fingerprint');
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_TOKEN_MALFORMED',
+      'registration token carries no valid CA fingerprint',
+    );
   }
   return { id: parts[1], secret: parts[2], caFingerprint: fp.toString('hex') };
 }
@@ -99,7 +105,13 @@ export async function registerWithRelay(opts: {
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `cannot reach relay ${host}:${port}: ${err.message}`, { cause: err }));
+      reject(
+        new TunnelError(
+          'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+          `cannot reach relay ${host}:${port}: ${err.message}`,
+          { cause: err },
+        ),
+      );
     });
   });
   try {
@@ -115,32 +127,51 @@ export async function registerWithRelay(opts: {
     hostname: opts.hostname,
     version: opts.version,
   } satisfies RegistrationRequest);
-  const { status, json } = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-    const req = request(
-      {
-        createConnection: () => socket,
-        method: 'POST',
-        path: REGISTRATION_PATH,
-        headers: { host: url.host, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          socket.destroy();
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-          } catch (err) {
-            reject(new TunnelError('APPPROXY_TUNNEL_REGISTRATION_REFUSED', `relay answered ${res.statusCode} with no JSON`, { cause: err }));
-          }
-        });
-      },
-    );
-    req.once('timeout', () => req.destroy(new Error('registration timed out')));
-    req.once('error', (err) => reject(new TunnelError('APPPROXY_TUNNEL_REGISTRATION_REFUSED', err.message, { cause: err })));
-    req.end(body);
-  });
+  const { status, json } = await new Promise<{ status: number; json: unknown }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          createConnection: () => socket,
+          method: 'POST',
+          path: REGISTRATION_PATH,
+          headers: {
+            host: url.host,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            socket.destroy();
+            try {
+              resolve({
+                status: res.statusCode ?? 0,
+                json: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+              });
+            } catch (err) {
+              reject(
+                new TunnelError(
+                  'APPPROXY_TUNNEL_REGISTRATION_REFUSED',
+                  `relay answered ${res.statusCode} with no JSON`,
+                  { cause: err },
+                ),
+              );
+            }
+          });
+        },
+      );
+      req.once('timeout', () => req.destroy(new Error('registration timed out')));
+      req.once('error', (err) =>
+        reject(
+          new TunnelError('APPPROXY_TUNNEL_REGISTRATION_REFUSED', err.message, { cause: err }),
+        ),
+      );
+      req.end(body);
+    },
+  );
   if (status !== 200) {
     const error = (json as { error?: { code?: string; message?: string } }).error;
     throw new TunnelError(
@@ -150,7 +181,10 @@ export async function registerWithRelay(opts: {
   }
   const result = json as RegistrationResult;
   if (fingerprintOf(result.caCertificate) !== token.caFingerprint) {
-    throw new TunnelError('APPPROXY_TUNNEL_RELAY_UNTRUSTED', 'relay returned a CA that does not match the token');
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_RELAY_UNTRUSTED',
+      'relay returned a CA that does not match the token',
+    );
   }
   return result;
 }
@@ -174,14 +208,23 @@ function checkPinnedRelay(socket: TLSSocket, host: string, expected: string): vo
     issuer = next && next !== issuer ? next : undefined;
   }
   if (!ca) {
-    throw new TunnelError('APPPROXY_TUNNEL_RELAY_UNTRUSTED', "the relay's certificate chain does not contain the CA named by the token");
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_RELAY_UNTRUSTED',
+      "the relay's certificate chain does not contain the CA named by the token",
+    );
   }
   const leaf = new X509Certificate(leafInfo.raw);
   if (!leaf.verify(ca.publicKey)) {
-    throw new TunnelError('APPPROXY_TUNNEL_RELAY_UNTRUSTED', "the relay's certificate was not signed by the pinned CA");
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_RELAY_UNTRUSTED',
+      "the relay's certificate was not signed by the pinned CA",
+    );
   }
   const identityError = checkServerIdentity(host, leafInfo);
   if (identityError) {
-    throw new TunnelError('APPPROXY_TUNNEL_RELAY_UNTRUSTED', `the relay's certificate does not name ${host}: ${identityError.message}`);
+    throw new TunnelError(
+      'APPPROXY_TUNNEL_RELAY_UNTRUSTED',
+      `the relay's certificate does not name ${host}: ${identityError.message}`,
+    );
   }
 }

@@ -42,7 +42,13 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
   readonly #socket: Duplex;
   readonly #opts: TunnelSessionOptions;
 
-  constructor(h2: ClientHttp2Session, socket: Duplex, peer: PeerIdentity, remoteAddress: string, opts: TunnelSessionOptions) {
+  constructor(
+    h2: ClientHttp2Session,
+    socket: Duplex,
+    peer: PeerIdentity,
+    remoteAddress: string,
+    opts: TunnelSessionOptions,
+  ) {
     super();
     this.#h2 = h2;
     this.#socket = socket;
@@ -51,7 +57,11 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
     this.#opts = opts;
     h2.on('goaway', () => this.#setDraining());
     h2.on('error', (err) => {
-      this.#closeReason ??= new TunnelError('APPPROXY_TUNNEL_CLOSED', `tunnel error: ${err.message}`, { cause: err });
+      this.#closeReason ??= new TunnelError(
+        'APPPROXY_TUNNEL_CLOSED',
+        `tunnel error: ${err.message}`,
+        { cause: err },
+      );
     });
     h2.on('close', () => this.#onClosed());
   }
@@ -83,7 +93,10 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
       );
     }
     if (hello.protocol !== TUNNEL_PROTOCOL_VERSION) {
-      throw new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `unsupported tunnel protocol ${hello.protocol}`);
+      throw new TunnelError(
+        'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+        `unsupported tunnel protocol ${hello.protocol}`,
+      );
     }
     this.#hello = hello;
     if (this.#state === 'handshaking') this.#state = 'ready';
@@ -157,7 +170,10 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
         { ':method': 'GET', ':path': '/', [META.control]: CONTROL_HELLO },
         { endStream: true },
       );
-      const timer = setTimeout(() => fail(`no hello within ${this.#opts.helloTimeoutMs} ms`), this.#opts.helloTimeoutMs);
+      const timer = setTimeout(
+        () => fail(`no hello within ${this.#opts.helloTimeoutMs} ms`),
+        this.#opts.helloTimeoutMs,
+      );
       const chunks: Buffer[] = [];
       let size = 0;
       stream.on('response', (headers) => {
@@ -178,7 +194,11 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
           }
           resolve(hello);
         } catch (err) {
-          reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', 'hello is not valid JSON', { cause: err }));
+          reject(
+            new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', 'hello is not valid JSON', {
+              cause: err,
+            }),
+          );
         }
       });
     });

@@ -82,7 +82,12 @@ function startDialer(relayUrl: string, extra: Partial<TunnelDialerOptions> = {})
     cert: pki.connector.certPem,
     key: pki.connector.keyPem,
     ca: pki.ca.certPem,
-    hello: { connectorId: 'conn-1', version: '0.0.0-test', hostname: 'test-host', capabilities: [CAPABILITY.websocket] },
+    hello: {
+      connectorId: 'conn-1',
+      version: '0.0.0-test',
+      hostname: 'test-host',
+      capabilities: [CAPABILITY.websocket],
+    },
     backoff: { baseMs: 20, maxMs: 100 },
     onStream: (stream, headers) => {
       streamsSeen.emit('stream', headers);
@@ -134,7 +139,11 @@ describe('tunnel', () => {
     const session = await sessionP;
     expect(session.connectorId).toBe('conn-1');
     expect(session.state).toBe('ready');
-    expect(session.hello).toMatchObject({ protocol: 1, version: '0.0.0-test', hostname: 'test-host' });
+    expect(session.hello).toMatchObject({
+      protocol: 1,
+      version: '0.0.0-test',
+      hostname: 'test-host',
+    });
     expect(session.hasCapability(CAPABILITY.websocket)).toBe(true);
   });
 
@@ -200,7 +209,12 @@ describe('tunnel', () => {
     const refusals: string[] = [];
     listener.on('refused', (r) => refusals.push(r.code));
     // No certificate at all.
-    const bare = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['appproxy-tunnel/1'] });
+    const bare = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['appproxy-tunnel/1'],
+    });
     bare.on('error', () => {});
     await once(bare, 'close');
     // A certificate with the right name from a different CA.
@@ -216,7 +230,9 @@ describe('tunnel', () => {
   });
 
   it('refuses a connector that authorize() rejects (revoked)', async () => {
-    const { listener, relayUrl } = await startListener({ authorize: (peer) => (peer.commonName === 'conn-1' ? 'revoked' : undefined) });
+    const { listener, relayUrl } = await startListener({
+      authorize: (peer) => (peer.commonName === 'conn-1' ? 'revoked' : undefined),
+    });
     const refused = once(listener, 'refused');
     startDialer(relayUrl);
     const [r] = await refused;
@@ -226,7 +242,13 @@ describe('tunnel', () => {
 
   it('refuses TLS 1.1', async () => {
     const { port } = await startListener();
-    const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' });
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      rejectUnauthorized: false,
+      maxVersion: 'TLSv1.1',
+      minVersion: 'TLSv1',
+    });
     const [err] = await once(s, 'error');
     expect(String(err.code ?? err.message)).toMatch(/VERSION|PROTOCOL|ALERT/i);
   });
@@ -250,7 +272,11 @@ describe('tunnel', () => {
     const dialer = startDialer(relayUrl);
     const session = await sessionP;
     const seen = once(streamsSeen, 'stream');
-    const stream = session.request({ ':method': 'POST', ':path': '/slow', [META.target]: 'http://x' });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/slow',
+      [META.target]: 'http://x',
+    });
     stream.write('part one;');
     // GOAWAY spares the streams the connector has seen; wait until it has seen this one.
     await seen;
@@ -283,7 +309,9 @@ describe('tunnel', () => {
       return new Promise<void>((r) => forwarder.close(() => r()));
     });
     const sessionP = nextSession(listener);
-    startDialer(`https://127.0.0.1:${(forwarder.address() as AddressInfo).port}`, { pingIntervalMs: 0 });
+    startDialer(`https://127.0.0.1:${(forwarder.address() as AddressInfo).port}`, {
+      pingIntervalMs: 0,
+    });
     const session = await sessionP;
     const closed = once(session, 'closed');
     for (const [client, upstream] of pairs) {
@@ -317,7 +345,9 @@ describe('tunnel', () => {
       return new Promise<void>((r) => proxy.close(() => r()));
     });
     const sessionP = nextSession(listener);
-    startDialer(relayUrl, { outboundProxy: `http://user:pw@127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+    startDialer(relayUrl, {
+      outboundProxy: `http://user:pw@127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    });
     const session = await sessionP;
     expect(session.connectorId).toBe('conn-1');
     expect(seen).toEqual([`127.0.0.1:${port}`]);
@@ -330,8 +360,15 @@ describe('registration token', () => {
     const text = formatRegistrationToken(token);
     expect(text.startsWith('ap1.abcd1234.')).toBe(true);
     expect(parseRegistrationToken(text)).toEqual(token);
-    for (const bad of ['', 'ap1.a.b', 'ap2.a.b.c', `ap1.a.b.${Buffer.alloc(10).toString('base64url')}`]) {
-      expect(() => parseRegistrationToken(bad)).toThrow(expect.objectContaining({ code: 'APPPROXY_TUNNEL_TOKEN_MALFORMED' }));
+    for (const bad of [
+      '',
+      'ap1.a.b',
+      'ap2.a.b.c',
+      `ap1.a.b.${Buffer.alloc(10).toString('base64url')}`,
+    ]) {
+      expect(() => parseRegistrationToken(bad)).toThrow(
+        expect.objectContaining({ code: 'APPPROXY_TUNNEL_TOKEN_MALFORMED' }),
+      );
     }
   });
 
@@ -354,12 +391,29 @@ describe('registration token', () => {
         req.on('end', () => {
           received = JSON.parse(Buffer.concat(chunks).toString());
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ connectorId: 'c1', group: 'Default', certificate: 'cert', caCertificate: pki.ca.certPem }));
+          res.end(
+            JSON.stringify({
+              connectorId: 'c1',
+              group: 'Default',
+              certificate: 'cert',
+              caCertificate: pki.ca.certPem,
+            }),
+          );
         });
       },
     });
-    const token = formatRegistrationToken({ id: 'tid', secret: 'sec', caFingerprint: pki.ca.fingerprint });
-    const result = await registerWithRelay({ relayUrl, token, csrPem: 'the-csr', hostname: 'h', version: 'v' });
+    const token = formatRegistrationToken({
+      id: 'tid',
+      secret: 'sec',
+      caFingerprint: pki.ca.fingerprint,
+    });
+    const result = await registerWithRelay({
+      relayUrl,
+      token,
+      csrPem: 'the-csr',
+      hostname: 'h',
+      version: 'v',
+    });
     expect(result.connectorId).toBe('c1');
     expect(received).toMatchObject({ tokenId: 'tid', secret: 'sec', csr: 'the-csr' });
   });
@@ -369,7 +423,9 @@ describe('helpers', () => {
   it('backoff grows, caps and resets', () => {
     const b = new Backoff({ baseMs: 100, maxMs: 1000 });
     const max = () => 1;
-    expect([b.next(max), b.next(max), b.next(max), b.next(max), b.next(max)]).toEqual([100, 200, 400, 800, 1000]);
+    expect([b.next(max), b.next(max), b.next(max), b.next(max), b.next(max)]).toEqual([
+      100, 200, 400, 800, 1000,
+    ]);
     b.reset();
     expect(b.next(max)).toBe(100);
     expect(b.next(() => 0)).toBe(0);

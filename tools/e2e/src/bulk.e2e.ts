@@ -15,7 +15,14 @@ const RSS_LIMIT = 200 * 1024 * 1024;
 beforeAll(async () => {
   sample = await startSampleApp({ basePath: '/' });
   stack = await new Stack({
-    apps: [{ name: 'Bulk', internalUrl: `http://127.0.0.1:${sample.port}/`, externalUrl: `https://${HOST}/`, extra: '    backendTimeout: long\n' }],
+    apps: [
+      {
+        name: 'Bulk',
+        internalUrl: `http://127.0.0.1:${sample.port}/`,
+        externalUrl: `https://${HOST}/`,
+        extra: '    backendTimeout: long\n',
+      },
+    ],
   }).start();
 });
 
@@ -44,7 +51,15 @@ describe(`bulk transfer of ${MIB} MiB`, () => {
   it('download is byte-identical and memory stays flat', async () => {
     const stop = watchRss();
     const { sha, bytes } = await new Promise<{ sha: string; bytes: number }>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port: stack.ports.public, servername: HOST, ca: stack.ca, path: `/download?mib=${MIB}`, headers: { host: HOST }, agent: false });
+      const req = httpsRequest({
+        host: '127.0.0.1',
+        port: stack.ports.public,
+        servername: HOST,
+        ca: stack.ca,
+        path: `/download?mib=${MIB}`,
+        headers: { host: HOST },
+        agent: false,
+      });
       req.on('response', (res) => {
         const hash = createHash('sha256');
         let n = 0;
@@ -59,6 +74,9 @@ describe(`bulk transfer of ${MIB} MiB`, () => {
       req.end();
     });
     const peak = stop();
+    console.info(
+      `download ${MIB} MiB: relay peak RSS ${(peak.relay / 2 ** 20).toFixed(0)} MiB, connector ${(peak.connector / 2 ** 20).toFixed(0)} MiB`,
+    );
     expect(bytes).toBe(MIB * 1024 * 1024);
     expect(sha).toBe(expectedDownloadSha256(MIB));
     expect(peak.relay).toBeLessThan(RSS_LIMIT);
@@ -75,7 +93,11 @@ describe(`bulk transfer of ${MIB} MiB`, () => {
         ca: stack.ca,
         method: 'PUT',
         path: '/upload',
-        headers: { host: HOST, 'content-type': 'application/octet-stream', 'content-length': String(MIB * 1024 * 1024) },
+        headers: {
+          host: HOST,
+          'content-type': 'application/octet-stream',
+          'content-length': String(MIB * 1024 * 1024),
+        },
         agent: false,
       });
       req.on('response', (res) => {
@@ -87,6 +109,9 @@ describe(`bulk transfer of ${MIB} MiB`, () => {
       Readable.from(downloadChunks(MIB)).pipe(req);
     });
     const peak = stop();
+    console.info(
+      `upload ${MIB} MiB: relay peak RSS ${(peak.relay / 2 ** 20).toFixed(0)} MiB, connector ${(peak.connector / 2 ** 20).toFixed(0)} MiB`,
+    );
     expect(result.bytes).toBe(MIB * 1024 * 1024);
     expect(result.sha256).toBe(expectedDownloadSha256(MIB));
     expect(peak.relay).toBeLessThan(RSS_LIMIT);

@@ -9,7 +9,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'appproxy-cli-'));
 
 beforeAll(async () => {
   stack = await new Stack({
-    apps: [{ name: 'Cli', internalUrl: 'http://127.0.0.1:9/', externalUrl: 'https://cli.apps.localhost/' }],
+    apps: [
+      {
+        name: 'Cli',
+        internalUrl: 'http://127.0.0.1:9/',
+        externalUrl: 'https://cli.apps.localhost/',
+      },
+    ],
     startConnector: false,
   }).start();
 });
@@ -74,10 +80,26 @@ apps:
     const token = await stack.createToken(['--group', 'Default', '--ttl', '10m']);
     expect(token).toMatch(/^ap1\.[^.\s]+\.[^.\s]+\.[^.\s]+$/);
     const dir1 = join(scratch, 'c1');
-    const first = await runCli(CONNECTOR_BIN, ['register', '--relay', stack.relayUrl, '--token', token, '--state-dir', dir1]);
+    const first = await runCli(CONNECTOR_BIN, [
+      'register',
+      '--relay',
+      stack.relayUrl,
+      '--token',
+      token,
+      '--state-dir',
+      dir1,
+    ]);
     expect(first.code).toBe(0);
     expect(statSync(join(dir1, 'connector-key.pem')).mode & 0o777).toBe(0o600);
-    const second = await runCli(CONNECTOR_BIN, ['register', '--relay', stack.relayUrl, '--token', token, '--state-dir', join(scratch, 'c2')]);
+    const second = await runCli(CONNECTOR_BIN, [
+      'register',
+      '--relay',
+      stack.relayUrl,
+      '--token',
+      token,
+      '--state-dir',
+      join(scratch, 'c2'),
+    ]);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain('APPPROXY_TOKEN_USED');
     // The secret half of the token never reaches the relay's logs.
@@ -87,13 +109,28 @@ apps:
   it('an expired token is refused', async () => {
     const token = await stack.createToken(['--ttl', '1s']);
     await new Promise((r) => setTimeout(r, 1500));
-    const res = await runCli(CONNECTOR_BIN, ['register', '--relay', stack.relayUrl, '--token', token, '--state-dir', join(scratch, 'c3')]);
+    const res = await runCli(CONNECTOR_BIN, [
+      'register',
+      '--relay',
+      stack.relayUrl,
+      '--token',
+      token,
+      '--state-dir',
+      join(scratch, 'c3'),
+    ]);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('APPPROXY_TOKEN_EXPIRED');
   });
 
   it('token create refuses an unknown group', async () => {
-    const res = await runCli(RELAY_BIN, ['token', 'create', '--config', stack.configPath, '--group', 'Nope']);
+    const res = await runCli(RELAY_BIN, [
+      'token',
+      'create',
+      '--config',
+      stack.configPath,
+      '--group',
+      'Nope',
+    ]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('Nope');
   });
@@ -102,7 +139,15 @@ apps:
     const token = await stack.createToken();
     const parts = token.split('.');
     const forged = [...parts.slice(0, 3), Buffer.alloc(32, 7).toString('base64url')].join('.');
-    const res = await runCli(CONNECTOR_BIN, ['register', '--relay', stack.relayUrl, '--token', forged, '--state-dir', join(scratch, 'c4')]);
+    const res = await runCli(CONNECTOR_BIN, [
+      'register',
+      '--relay',
+      stack.relayUrl,
+      '--token',
+      forged,
+      '--state-dir',
+      join(scratch, 'c4'),
+    ]);
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('APPPROXY_TUNNEL_RELAY_UNTRUSTED');
   });

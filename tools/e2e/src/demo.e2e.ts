@@ -40,11 +40,23 @@ describe('npm run demo', () => {
     expect(out).toContain('curl --cacert');
     const url = new URL(ready.url);
     const body = await new Promise<string>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: url.port, servername: url.hostname, headers: { host: url.host }, ca: readFileSync(ready.ca), path: '/' }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`status ${res.statusCode}`))));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: url.port,
+          servername: url.hostname,
+          headers: { host: url.host },
+          ca: readFileSync(ready.ca),
+          path: '/',
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(text) : reject(new Error(`status ${res.statusCode}`)),
+          );
+        },
+      );
       req.on('error', reject);
       req.end();
     });

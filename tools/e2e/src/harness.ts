@@ -19,7 +19,10 @@ export const RELAY_BIN = join(ROOT, 'apps/relay/dist/bin.js');
 export const CONNECTOR_BIN = join(ROOT, 'apps/connector/dist/bin.js');
 
 for (const bin of [RELAY_BIN, CONNECTOR_BIN]) {
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (npm test does it) before the e2e tests`);
+  if (!existsSync(bin))
+    throw new Error(
+      `${bin} is missing: run \`npm run build\` (npm test does it) before the e2e tests`,
+    );
 }
 
 export async function freePort(): Promise<number> {
@@ -37,13 +40,24 @@ export interface CliResult {
 }
 
 /** Runs a CLI to completion (node = the workspace's pinned Node, the one running the tests). */
-export async function runCli(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+export async function runCli(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    return {
+      code: typeof e.code === 'number' ? e.code : 1,
+      stdout: e.stdout ?? '',
+      stderr: e.stderr ?? '',
+    };
   }
 }
 
@@ -53,10 +67,16 @@ export class LoggedProcess {
   readonly stderr: string[] = [];
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
-  #waiters: Array<{ test: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  #waiters: Array<{
+    test: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
 
   constructor(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buf += chunk;
@@ -71,7 +91,9 @@ export class LoggedProcess {
           parsed = { msg: line };
         }
         this.lines.push(parsed);
-        this.#waiters = this.#waiters.filter((w) => (w.test(parsed) ? (w.resolve(parsed), false) : true));
+        this.#waiters = this.#waiters.filter((w) =>
+          w.test(parsed) ? (w.resolve(parsed), false) : true,
+        );
       }
     });
     this.child.stderr!.setEncoding('utf8').on('data', (c: string) => this.stderr.push(c));
@@ -83,12 +105,21 @@ export class LoggedProcess {
   }
 
   /** Resolves with the first log line (past or future) that passes `test`. */
-  waitFor(test: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000, what = 'log line'): Promise<Record<string, unknown>> {
+  waitFor(
+    test: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+    what = 'log line',
+  ): Promise<Record<string, unknown>> {
     const seen = this.lines.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for ${what}; stderr: ${this.stderr.join('')}; last lines: ${JSON.stringify(this.lines.slice(-5))}`)),
+        () =>
+          reject(
+            new Error(
+              `timed out waiting for ${what}; stderr: ${this.stderr.join('')}; last lines: ${JSON.stringify(this.lines.slice(-5))}`,
+            ),
+          ),
         timeoutMs,
       );
       this.#waiters.push({ test, resolve: (l) => (clearTimeout(timer), resolve(l)) });
@@ -147,7 +178,10 @@ export class Stack {
   }
 
   async start(): Promise<this> {
-    const certs = await createDevCertificates({ dir: join(this.dir, 'tls'), hosts: ['localhost', '127.0.0.1', '*.apps.localhost'] });
+    const certs = await createDevCertificates({
+      dir: join(this.dir, 'tls'),
+      hosts: ['localhost', '127.0.0.1', '*.apps.localhost'],
+    });
     this.ca = readFileSync(certs.caCertPath, 'utf8');
     this.ports = { public: await freePort(), tunnel: await freePort(), admin: await freePort() };
     const apps = this.#opts.apps
@@ -200,7 +234,15 @@ ${apps}
 
   async registerConnector(stateDir = this.connectorState): Promise<CliResult> {
     const token = await this.createToken();
-    const res = await runCli(CONNECTOR_BIN, ['register', '--relay', this.relayUrl, '--token', token, '--state-dir', stateDir]);
+    const res = await runCli(CONNECTOR_BIN, [
+      'register',
+      '--relay',
+      this.relayUrl,
+      '--token',
+      token,
+      '--state-dir',
+      stateDir,
+    ]);
     if (res.code !== 0) throw new Error(`register failed: ${res.stderr}`);
     return res;
   }
@@ -245,7 +287,12 @@ export function request(
   stack: Stack,
   host: string,
   path: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string | NodeJS.ReadableStream; extra?: RequestOptions } = {},
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Buffer | string | NodeJS.ReadableStream;
+    extra?: RequestOptions;
+  } = {},
 ): Promise<ClientResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest({
@@ -262,12 +309,15 @@ export function request(
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
     const body = opts.body;
-    if (body && typeof body === 'object' && 'pipe' in body) (body as NodeJS.ReadableStream).pipe(req);
+    if (body && typeof body === 'object' && 'pipe' in body)
+      (body as NodeJS.ReadableStream).pipe(req);
     else req.end(body);
   });
 }

@@ -10,7 +10,13 @@ const HOST = 'life.apps.localhost';
 beforeAll(async () => {
   sample = await startSampleApp({ basePath: '/' });
   stack = await new Stack({
-    apps: [{ name: 'Life', internalUrl: `http://127.0.0.1:${sample.port}/`, externalUrl: `https://${HOST}/` }],
+    apps: [
+      {
+        name: 'Life',
+        internalUrl: `http://127.0.0.1:${sample.port}/`,
+        externalUrl: `https://${HOST}/`,
+      },
+    ],
   }).start();
 });
 
@@ -34,19 +40,37 @@ describe('connector and relay lifecycle', () => {
     expect(await stack.relay!.stop('SIGTERM')).toBe(0);
     await connector.waitFor((l) => l.msg === 'tunnel disconnected', 10_000, 'tunnel disconnected');
     await stack.startRelay();
-    await connector.waitFor(() => connector.count((l) => l.msg === 'tunnel connected') >= reconnectsBefore + 2, 15_000, 'reconnected');
-    await stack.relay!.waitFor((l) => l.msg === 'connector connected', 10_000, 'relay sees connector');
+    await connector.waitFor(
+      () => connector.count((l) => l.msg === 'tunnel connected') >= reconnectsBefore + 2,
+      15_000,
+      'reconnected',
+    );
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'connector connected',
+      10_000,
+      'relay sees connector',
+    );
     const res = await request(stack, HOST, '/echo');
     expect(res.status).toBe(200);
   });
 
   it('connectors list shows the connector as active (and --json)', async () => {
     const { runCli, RELAY_BIN } = await import('./harness.js');
-    const res = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath, '--json']);
+    const res = await runCli(RELAY_BIN, [
+      'connectors',
+      'list',
+      '--config',
+      stack.configPath,
+      '--json',
+    ]);
     expect(res.code).toBe(0);
     const rows = JSON.parse(res.stdout) as Array<Record<string, unknown>>;
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ group: 'Default', state: 'active', capabilities: ['websocket'] });
+    expect(rows[0]).toMatchObject({
+      group: 'Default',
+      state: 'active',
+      capabilities: ['websocket'],
+    });
     const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
     expect(table.stdout).toMatch(/^ID\s+GROUP/m);
     expect(table.stdout).toContain(String(rows[0]!.id));
@@ -54,7 +78,11 @@ describe('connector and relay lifecycle', () => {
 
   it('no connector connected → 502 CONNECTOR_UNAVAILABLE at once; SIGTERM drains and exits 0', async () => {
     expect(await stack.connector!.stop('SIGTERM')).toBe(0);
-    await stack.relay!.waitFor((l) => l.msg === 'connector disconnected', 10_000, 'relay sees disconnect');
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'connector disconnected',
+      10_000,
+      'relay sees disconnect',
+    );
     // Both tunnels must be gone before the relay can say "no connector".
     await new Promise((r) => setTimeout(r, 200));
     const started = Date.now();

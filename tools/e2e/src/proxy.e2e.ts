@@ -17,10 +17,28 @@ beforeAll(async () => {
   const closedPort = await freePort();
   stack = await new Stack({
     apps: [
-      { name: 'Sample', internalUrl: `http://127.0.0.1:${sample.port}/app/`, externalUrl: `https://${SAMPLE}/app/`, extra: '    backendTimeout: 2s\n' },
-      { name: 'Rooted', internalUrl: `http://127.0.0.1:${sample.port}/app/`, externalUrl: 'https://rooted.apps.localhost/' },
-      { name: 'Down', internalUrl: `http://127.0.0.1:${closedPort}/`, externalUrl: 'https://down.apps.localhost/' },
-      { name: 'Closed', internalUrl: `http://127.0.0.1:${sample.port}/app/`, externalUrl: 'https://maint.apps.localhost/', extra: '    maintenanceMode: true\n' },
+      {
+        name: 'Sample',
+        internalUrl: `http://127.0.0.1:${sample.port}/app/`,
+        externalUrl: `https://${SAMPLE}/app/`,
+        extra: '    backendTimeout: 2s\n',
+      },
+      {
+        name: 'Rooted',
+        internalUrl: `http://127.0.0.1:${sample.port}/app/`,
+        externalUrl: 'https://rooted.apps.localhost/',
+      },
+      {
+        name: 'Down',
+        internalUrl: `http://127.0.0.1:${closedPort}/`,
+        externalUrl: 'https://down.apps.localhost/',
+      },
+      {
+        name: 'Closed',
+        internalUrl: `http://127.0.0.1:${sample.port}/app/`,
+        externalUrl: 'https://maint.apps.localhost/',
+        extra: '    maintenanceMode: true\n',
+      },
     ],
   }).start();
 });
@@ -33,25 +51,34 @@ afterAll(async () => {
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 describe('requests through relay and connector', () => {
-  it.each(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'PROPFIND'])('%s round-trips status, headers and body', async (method) => {
-    const body = method === 'GET' ? undefined : randomBytes(100_000);
-    const res = await request(stack, SAMPLE, '/app/echo?q=1', {
-      method,
-      body,
-      // Node's client frames DELETE/OPTIONS bodies only with an explicit Content-Length.
-      headers: body ? { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'x-custom': 'yes' } : { 'x-custom': 'yes' },
-    });
-    expect(res.status).toBe(method === 'PROPFIND' ? 207 : 200);
-    expect(res.headers['x-sample-echo']).toBe('1');
-    expect(res.headers['set-cookie']).toHaveLength(3);
-    expect(res.headers['x-appproxy-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
-    const echo = json(res);
-    expect(echo.method).toBe(method);
-    expect(echo.url).toBe('/app/echo?q=1');
-    expect((echo.headers as Record<string, string>)['x-custom']).toBe('yes');
-    expect(echo.bodyLength).toBe(body?.length ?? 0);
-    if (body) expect(echo.bodySha256).toBe(sha256(body));
-  });
+  it.each(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'PROPFIND'])(
+    '%s round-trips status, headers and body',
+    async (method) => {
+      const body = method === 'GET' ? undefined : randomBytes(100_000);
+      const res = await request(stack, SAMPLE, '/app/echo?q=1', {
+        method,
+        body,
+        // Node's client frames DELETE/OPTIONS bodies only with an explicit Content-Length.
+        headers: body
+          ? {
+              'content-type': 'application/octet-stream',
+              'content-length': String(body.length),
+              'x-custom': 'yes',
+            }
+          : { 'x-custom': 'yes' },
+      });
+      expect(res.status).toBe(method === 'PROPFIND' ? 207 : 200);
+      expect(res.headers['x-sample-echo']).toBe('1');
+      expect(res.headers['set-cookie']).toHaveLength(3);
+      expect(res.headers['x-appproxy-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
+      const echo = json(res);
+      expect(echo.method).toBe(method);
+      expect(echo.url).toBe('/app/echo?q=1');
+      expect((echo.headers as Record<string, string>)['x-custom']).toBe('yes');
+      expect(echo.bodyLength).toBe(body?.length ?? 0);
+      if (body) expect(echo.bodySha256).toBe(sha256(body));
+    },
+  );
 
   it('HEAD keeps the headers and sends no body', async () => {
     const res = await request(stack, SAMPLE, '/app/echo', { method: 'HEAD' });
@@ -61,7 +88,10 @@ describe('requests through relay and connector', () => {
   });
 
   it('serves HTTP/2 clients (ALPN h2) with repeated Set-Cookie intact', async () => {
-    const client = h2connect(`https://127.0.0.1:${stack.ports.public}`, { ca: stack.ca, servername: SAMPLE });
+    const client = h2connect(`https://127.0.0.1:${stack.ports.public}`, {
+      ca: stack.ca,
+      servername: SAMPLE,
+    });
     try {
       const stream = client.request({ ':path': '/app/echo', ':authority': SAMPLE });
       const [headers] = await once(stream, 'response');
@@ -98,7 +128,12 @@ describe('requests through relay and connector', () => {
   });
 
   it('echoes WebSocket text and binary messages, including 1 MiB', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${stack.ports.public}/app/ws`, { ca: stack.ca, servername: SAMPLE, headers: { host: SAMPLE }, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(`wss://127.0.0.1:${stack.ports.public}/app/ws`, {
+      ca: stack.ca,
+      servername: SAMPLE,
+      headers: { host: SAMPLE },
+      maxPayload: 64 * 1024 * 1024,
+    });
     await once(ws, 'open');
     const next = () => once(ws, 'message') as Promise<[Buffer, boolean]>;
     let reply = next();
@@ -123,8 +158,18 @@ describe('requests through relay and connector', () => {
 
   it('never lets a request escape the published path', async () => {
     const before = sample.requests.length;
-    for (const path of ['/app/../admin', '/app/%2e%2e/admin', '/app/%2F..%2Fadmin', '/app/%2e%2e%2fadmin', '/app/..%5cadmin', '/app/./../admin/', '//admin']) {
-      const res = await rawRequest(`GET ${path} HTTP/1.1\r\nHost: ${SAMPLE}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`);
+    for (const path of [
+      '/app/../admin',
+      '/app/%2e%2e/admin',
+      '/app/%2F..%2Fadmin',
+      '/app/%2e%2e%2fadmin',
+      '/app/..%5cadmin',
+      '/app/./../admin/',
+      '//admin',
+    ]) {
+      const res = await rawRequest(
+        `GET ${path} HTTP/1.1\r\nHost: ${SAMPLE}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`,
+      );
       expect(res.status, path).not.toBe(200);
       expect(res.text).not.toContain('ADMIN SECRET');
     }
@@ -134,7 +179,12 @@ describe('requests through relay and connector', () => {
 
   it('strips hop-by-hop headers both ways', async () => {
     const res = await request(stack, SAMPLE, '/app/headers', {
-      headers: { connection: 'keep-alive, x-client-hop', 'x-client-hop': 'secret', 'keep-alive': 'timeout=5', 'x-e2e': 'kept' },
+      headers: {
+        connection: 'keep-alive, x-client-hop',
+        'x-client-hop': 'secret',
+        'keep-alive': 'timeout=5',
+        'x-e2e': 'kept',
+      },
     });
     const seen = (json(res).headers ?? {}) as Record<string, string>;
     expect(seen['x-client-hop']).toBeUndefined();
@@ -149,7 +199,12 @@ describe('requests through relay and connector', () => {
 
   it('sets X-Forwarded-* and replaces client-supplied ones', async () => {
     const res = await request(stack, SAMPLE, '/app/headers', {
-      headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http', forwarded: 'for=6.6.6.6' },
+      headers: {
+        'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-host': 'evil.example',
+        'x-forwarded-proto': 'http',
+        forwarded: 'for=6.6.6.6',
+      },
     });
     const seen = json(res).headers as Record<string, string>;
     expect(seen['x-forwarded-for']).toBe('127.0.0.1');
@@ -163,7 +218,9 @@ describe('requests through relay and connector', () => {
 
 describe('errors people see', () => {
   it('unknown host → 404 APP_NOT_FOUND with correlation id and timestamp (JSON)', async () => {
-    const res = await request(stack, 'nowhere.apps.localhost', '/', { headers: { accept: 'application/json' } });
+    const res = await request(stack, 'nowhere.apps.localhost', '/', {
+      headers: { accept: 'application/json' },
+    });
     expect(res.status).toBe(404);
     const { error } = json(res) as { error: Record<string, string> };
     expect(error.code).toBe('APP_NOT_FOUND');
@@ -172,7 +229,9 @@ describe('errors people see', () => {
   });
 
   it('renders an HTML page by default with code, app and correlation id', async () => {
-    const res = await request(stack, 'maint.apps.localhost', '/', { headers: { accept: 'text/html' } });
+    const res = await request(stack, 'maint.apps.localhost', '/', {
+      headers: { accept: 'text/html' },
+    });
     expect(res.status).toBe(503);
     expect(res.headers['content-type']).toContain('text/html');
     const html = res.body.toString();
@@ -182,41 +241,67 @@ describe('errors people see', () => {
   });
 
   it('backend refusing connections → 502 BACKEND_UNREACHABLE, logged with the same correlation id', async () => {
-    const res = await request(stack, 'down.apps.localhost', '/', { headers: { accept: 'application/json' } });
+    const res = await request(stack, 'down.apps.localhost', '/', {
+      headers: { accept: 'application/json' },
+    });
     expect(res.status).toBe(502);
     const { error } = json(res) as { error: Record<string, string> };
     expect(error.code).toBe('BACKEND_UNREACHABLE');
     expect(error.app).toBe('Down');
     const id = error.correlationId;
-    await stack.connector!.waitFor((l) => l.requestId === id && l.code === 'BACKEND_UNREACHABLE', 5000, 'connector log');
+    await stack.connector!.waitFor(
+      (l) => l.requestId === id && l.code === 'BACKEND_UNREACHABLE',
+      5000,
+      'connector log',
+    );
     await stack.relay!.waitFor((l) => l.requestId === id && l.msg === 'request', 5000, 'relay log');
   });
 
   it('slow backend → 504 BACKEND_TIMEOUT after the app backend timeout', async () => {
     const started = Date.now();
-    const res = await request(stack, SAMPLE, '/app/slow?ms=6000', { headers: { accept: 'application/json' } });
+    const res = await request(stack, SAMPLE, '/app/slow?ms=6000', {
+      headers: { accept: 'application/json' },
+    });
     expect(res.status).toBe(504);
     expect((json(res) as { error: { code: string } }).error.code).toBe('BACKEND_TIMEOUT');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
   });
 
   it('encoded separators → 400 BAD_REQUEST_PATH', async () => {
-    const res = await request(stack, SAMPLE, '/app/a%2Fb', { headers: { accept: 'application/json' } });
+    const res = await request(stack, SAMPLE, '/app/a%2Fb', {
+      headers: { accept: 'application/json' },
+    });
     expect(res.status).toBe(400);
     expect((json(res) as { error: { code: string } }).error.code).toBe('BAD_REQUEST_PATH');
   });
 
   it('the public listener refuses TLS below 1.2', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: stack.ports.public, servername: SAMPLE, ca: stack.ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: stack.ports.public,
+      servername: SAMPLE,
+      ca: stack.ca,
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1.1',
+    });
     const [err] = await once(socket, 'error');
     expect(String((err as Error).message)).toMatch(/version|protocol|alert/i);
   });
 
   it('the tunnel port gives no tunnel to a client without a connector certificate', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: stack.ports.tunnel, rejectUnauthorized: false, ALPNProtocols: ['appproxy-tunnel/1'] });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: stack.ports.tunnel,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['appproxy-tunnel/1'],
+    });
     socket.on('error', () => {});
     await once(socket, 'close');
-    await stack.relay!.waitFor((l) => l.msg === 'tunnel refused' && l.code === 'APPPROXY_TUNNEL_UNAUTHORIZED', 5000, 'tunnel refused');
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'tunnel refused' && l.code === 'APPPROXY_TUNNEL_UNAUTHORIZED',
+      5000,
+      'tunnel refused',
+    );
   });
 
   it('relay logs never contain the registration token or cookies', () => {
@@ -227,14 +312,27 @@ describe('errors people see', () => {
 });
 
 function tlsRequest(path: string, accept: string) {
-  const socket = tlsConnect({ host: '127.0.0.1', port: stack.ports.public, servername: SAMPLE, ca: stack.ca });
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${SAMPLE}\r\nAccept: ${accept}\r\nConnection: close\r\n\r\n`);
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: stack.ports.public,
+    servername: SAMPLE,
+    ca: stack.ca,
+  });
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${SAMPLE}\r\nAccept: ${accept}\r\nConnection: close\r\n\r\n`,
+  );
   return socket;
 }
 
 /** Sends bytes as written (no client-side path normalisation) and reads the whole answer. */
 async function rawRequest(raw: string): Promise<{ status: number; text: string }> {
-  const socket = tlsConnect({ host: '127.0.0.1', port: stack.ports.public, servername: SAMPLE, ca: stack.ca, ALPNProtocols: ['http/1.1'] });
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: stack.ports.public,
+    servername: SAMPLE,
+    ca: stack.ca,
+    ALPNProtocols: ['http/1.1'],
+  });
   await once(socket, 'secureConnect');
   socket.write(raw);
   const chunks: Buffer[] = [];

@@ -16,7 +16,11 @@ if (values.help) {
   process.stdout.write('Usage: appproxy-sample-app [--host 127.0.0.1] [--port 8080] [--base /]\n');
   process.exit(0);
 }
-const app = await startSampleApp({ host: values.host, port: Number(values.port), basePath: values.base });
+const app = await startSampleApp({
+  host: values.host,
+  port: Number(values.port),
+  basePath: values.base,
+});
 process.stdout.write(`${JSON.stringify({ url: app.url })}\n`);
 const stop = () => app.close().then(() => process.exit(0));
 process.once('SIGINT', stop);

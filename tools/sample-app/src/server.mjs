@@ -41,7 +41,11 @@ export function expectedDownloadSha256(mib) {
   return shaCache.get(mib);
 }
 
-const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const escapeHtml = (s) =>
+  String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  );
 
 /** Reads a request body through SHA-256 without keeping it. */
 function hashBody(req) {
@@ -73,17 +77,28 @@ function readSmallBody(req, limit = 1024 * 1024) {
 
 const json = (res, status, body, headers = {}) => {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 };
 
 const html = (res, body, headers = {}) => {
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.writeHead(200, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 };
 
 // A 1×1 transparent PNG.
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 /**
  * Starts the sample app.
@@ -136,18 +151,31 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
 <form method="post" action="${self}form"><input name="q" value="hello"><button>Send</button></form>
 </body></html>
 `,
-          { 'set-cookie': [`sample_session=${randomBytes(8).toString('hex')}; Path=${base}; HttpOnly`, `sample_pref=dark; Path=${base}`] },
+          {
+            'set-cookie': [
+              `sample_session=${randomBytes(8).toString('hex')}; Path=${base}; HttpOnly`,
+              `sample_pref=dark; Path=${base}`,
+            ],
+          },
         );
       case sub === '/page2':
-        return html(res, `<!doctype html><html><head><title>Page 2</title></head><body><h1>Page 2</h1><a href="${self}">Home</a></body></html>\n`);
+        return html(
+          res,
+          `<!doctype html><html><head><title>Page 2</title></head><body><h1>Page 2</h1><a href="${self}">Home</a></body></html>\n`,
+        );
       case sub === '/style.css':
         res.writeHead(200, { 'content-type': 'text/css' });
-        return res.end(`body { font-family: sans-serif; background: url(${self}logo.png) no-repeat; }\n`);
+        return res.end(
+          `body { font-family: sans-serif; background: url(${self}logo.png) no-repeat; }\n`,
+        );
       case sub === '/logo.png':
         res.writeHead(200, { 'content-type': 'image/png', 'content-length': PNG.length });
         return res.end(PNG);
       case sub === '/form' && req.method === 'GET':
-        return html(res, `<!doctype html><form method="post" action="${self}form"><input name="name"><button>Send</button></form>\n`);
+        return html(
+          res,
+          `<!doctype html><form method="post" action="${self}form"><input name="name"><button>Send</button></form>\n`,
+        );
       case sub === '/form' && req.method === 'POST': {
         const fields = Object.fromEntries(new URLSearchParams(await readSmallBody(req)));
         return json(res, 200, { fields });
@@ -155,7 +183,10 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
       case sub === '/upload' && (req.method === 'POST' || req.method === 'PUT'):
         return json(res, 200, await hashBody(req));
       case sub === '/download' && (req.method === 'GET' || req.method === 'HEAD'): {
-        const mib = Math.min(MAX_DOWNLOAD_MIB, Math.max(0, Number(url.searchParams.get('mib') ?? 1) | 0));
+        const mib = Math.min(
+          MAX_DOWNLOAD_MIB,
+          Math.max(0, Number(url.searchParams.get('mib') ?? 1) | 0),
+        );
         const headers = { 'content-type': 'application/octet-stream', 'content-length': mib * MIB };
         if (shaCache.has(mib)) headers['x-download-sha256'] = shaCache.get(mib);
         res.writeHead(200, headers);
@@ -207,9 +238,21 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
           'x-sample-echo': '1',
           'set-cookie': ['a=1; Path=/', 'b=2; Path=/', 'c=3; Path=/; HttpOnly'],
         };
-        if (req.method === 'OPTIONS') headers.allow = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PROPFIND';
+        if (req.method === 'OPTIONS')
+          headers.allow = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PROPFIND';
         // PROPFIND answers 207 Multi-Status (WebDAV) with the same JSON body.
-        return json(res, req.method === 'PROPFIND' ? 207 : 200, { method: req.method, url: req.url, headers: req.headers, bodyLength: bytes, bodySha256: sha256 }, headers);
+        return json(
+          res,
+          req.method === 'PROPFIND' ? 207 : 200,
+          {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            bodyLength: bytes,
+            bodySha256: sha256,
+          },
+          headers,
+        );
       }
       case sub === '/headers':
         return json(res, 200, { headers: req.headers, rawHeaders: req.rawHeaders });
