@@ -1,6 +1,7 @@
 import { startSampleApp } from '@appproxy/sample-app';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,12 +11,15 @@ import { Stack, freePort, json, request } from './harness.js';
 type SampleApp = Awaited<ReturnType<typeof startSampleApp>>;
 let sample: SampleApp;
 let stack: Stack;
+let redirectPort: number;
 const SAMPLE = 'sample.apps.localhost';
 
 beforeAll(async () => {
   sample = await startSampleApp({ basePath: '/app/' });
   const closedPort = await freePort();
+  redirectPort = await freePort();
   stack = await new Stack({
+    relayExtra: `  redirectHttp: 127.0.0.1:${redirectPort}\n`,
     apps: [
       {
         name: 'Sample',
@@ -213,6 +217,22 @@ describe('requests through relay and connector', () => {
     expect(seen.forwarded).toBeUndefined();
     expect(seen.host).toBe(`127.0.0.1:${sample.port}`);
     for (const name of Object.keys(seen)) expect(name.startsWith('appproxy-')).toBe(false);
+  });
+});
+
+describe('plain HTTP', () => {
+  it('redirects port 80 traffic to the HTTPS listener, keeping host, path and query', async () => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port: redirectPort,
+      path: '/app/echo?x=1',
+      headers: { host: SAMPLE },
+    });
+    req.end();
+    const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+    res.resume();
+    expect(res.statusCode).toBe(301);
+    expect(res.headers.location).toBe(`https://${SAMPLE}:${stack.ports.public}/app/echo?x=1`);
   });
 });
 
