@@ -35,5 +35,10 @@ export default [
       ],
     },
   },
+  {
+    // Build configs share tsup.shared.ts at the workspace root; they are not project code.
+    files: ['**/tsup.config.ts'],
+    rules: { '@nx/enforce-module-boundaries': 'off' },
+  },
   prettier,
 ];

@@ -5,11 +5,12 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import { isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { TunnelError } from './errors.js';
 import { connectThroughProxy } from './outbound-proxy.js';
+import { connectToRelay, relayAddress } from './relay-address.js';
 import { startPings } from './ping.js';
 import {
   ALPN_TUNNEL,
@@ -203,46 +204,23 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
   }
 
   async #connect(): Promise<ServerHttp2Session> {
-    const url = new URL(this.#opts.relayUrl);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(url.port || 443);
+    const { host, port } = relayAddress(this.#opts.relayUrl);
     const timeoutMs = this.#opts.connectTimeoutMs ?? 10_000;
     let raw: Socket | undefined;
     if (this.#opts.outboundProxy)
       raw = await connectThroughProxy(this.#opts.outboundProxy, host, port, timeoutMs);
-    const socket = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({
-        host,
-        port,
+    const socket = await connectToRelay(
+      host,
+      port,
+      {
         socket: raw,
-        servername: isIP(host) ? undefined : host,
         cert: this.#opts.cert,
         key: this.#opts.key,
         ca: this.#opts.ca,
         ALPNProtocols: [ALPN_TUNNEL],
-        minVersion: 'TLSv1.2',
-      });
-      const timer = setTimeout(
-        () => s.destroy(new Error(`TLS handshake with ${host}:${port} timed out`)),
-        timeoutMs,
-      );
-      s.once('secureConnect', () => {
-        clearTimeout(timer);
-        s.off('error', onError);
-        resolve(s);
-      });
-      const onError = (err: Error) => {
-        clearTimeout(timer);
-        reject(
-          new TunnelError(
-            'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
-            `cannot reach relay ${host}:${port}: ${err.message}`,
-            { cause: err },
-          ),
-        );
-      };
-      s.once('error', onError);
-    });
+      },
+      timeoutMs,
+    );
     if (socket.alpnProtocol !== ALPN_TUNNEL) {
       socket.destroy();
       throw new TunnelError(

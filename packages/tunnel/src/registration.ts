@@ -1,15 +1,14 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { isIP } from 'node:net';
 import {
   checkServerIdentity,
-  connect as tlsConnect,
   type DetailedPeerCertificate,
   type PeerCertificate,
   type TLSSocket,
 } from 'node:tls';
 import { TunnelError } from './errors.js';
 import { ALPN_REGISTRATION } from './protocol.js';
+import { connectToRelay, relayAddress } from './relay-address.js';
 
 /** Where a connector trades its token and CSR for a certificate (HTTP/1.1 on the tunnel port). */
 export const REGISTRATION_PATH = '/v1/connectors/register';
@@ -85,35 +84,15 @@ export async function registerWithRelay(opts: {
 }): Promise<RegistrationResult> {
   const token = parseRegistrationToken(opts.token);
   const url = new URL(opts.relayUrl);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(url.port || 443);
+  const { host, port } = relayAddress(opts.relayUrl);
   const timeoutMs = opts.timeoutMs ?? 15_000;
-  const socket = await new Promise<TLSSocket>((resolve, reject) => {
-    const s = tlsConnect({
-      host,
-      port,
-      servername: isIP(host) ? undefined : host,
-      // Trust is decided by the pinned fingerprint below, not by a system CA store.
-      rejectUnauthorized: false,
-      ALPNProtocols: [ALPN_REGISTRATION],
-      minVersion: 'TLSv1.2',
-    });
-    const timer = setTimeout(() => s.destroy(new Error('timed out')), timeoutMs);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      resolve(s);
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(
-        new TunnelError(
-          'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
-          `cannot reach relay ${host}:${port}: ${err.message}`,
-          { cause: err },
-        ),
-      );
-    });
-  });
+  // Trust is decided by the pinned fingerprint below, not by a system CA store.
+  const socket = await connectToRelay(
+    host,
+    port,
+    { rejectUnauthorized: false, ALPNProtocols: [ALPN_REGISTRATION] },
+    timeoutMs,
+  );
   try {
     checkPinnedRelay(socket, host, token.caFingerprint);
   } catch (err) {
