@@ -99,6 +99,9 @@ export class Relay {
         SNICallback: sni.select,
         allowHTTP1: true,
         minVersion: 'TLSv1.2',
+        // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
+        // write on the wire at once.
+        noDelay: true,
         settings: { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 250 },
       },
       proxy.handle,
