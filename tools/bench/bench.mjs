@@ -1,0 +1,464 @@
+#!/usr/bin/env node
+// `npm run bench [-- --quick]`: AppProxy beside the paths ops would otherwise use, in one run
+// on this machine: direct, nginx, an OpenSSH reverse tunnel, node-http-proxy, and AppProxy
+// (relay → mTLS reverse-HTTP/2 tunnel → connector). Prints one table; writes bench/results.json.
+// A benchmark, not a test: nothing here passes or fails.
+import { createDevCertificates } from '@appproxy/pki';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const quick = process.argv.includes('--quick');
+const DURATION_S = quick ? 3 : 10;
+const BULK_MIB = quick ? 256 : 1024;
+const CONNECTIONS = 50;
+const work = mkdtempSync(join(tmpdir(), 'appproxy-bench-'));
+const children = [];
+const INSTALL_HINT = 'apt-get install -y wrk nginx-light openssh-server openssh-client';
+
+const log = (line) => process.stderr.write(`bench: ${line}\n`);
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
+    if (existsSync(join(dir, cmd))) return join(dir, cmd);
+  }
+  return undefined;
+}
+
+/** Spawns a process and resolves when `ready(line)` is true for a stdout/stderr line. */
+function start(name, cmd, args, ready, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    children.push(child);
+    let out = '';
+    const timer = setTimeout(
+      () => reject(new Error(`${name} not ready in 30 s: ${out.slice(-500)}`)),
+      30_000,
+    );
+    const onData = (c) => {
+      out += c;
+      for (const line of out.split('\n')) {
+        if (ready(line)) {
+          clearTimeout(timer);
+          child.stdout.off('data', onData);
+          child.stderr.off('data', onData);
+          child.stdout.resume();
+          child.stderr.resume();
+          return resolve(child);
+        }
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${out.slice(-500)}`)));
+  });
+}
+
+const node = process.execPath;
+const jsonLine = (test) => (line) => {
+  try {
+    return test(JSON.parse(line));
+  } catch {
+    return false;
+  }
+};
+
+/** wrk: req/s and latency percentiles at CONNECTIONS connections. */
+function wrk(url) {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', url],
+    { encoding: 'utf8' },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const pct = (p) => toMs(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out));
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  return { rps, p50: pct(50), p99: pct(99), non2xx: Number(errors) };
+}
+function toMs(m) {
+  if (!m) return null;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+/** MB/s of one download and one upload of BULK_MIB through `base`. */
+async function bulk(base) {
+  const u = new URL(base);
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  const common = { host: u.hostname, port: u.port, rejectUnauthorized: false, agent: false };
+  const down = await new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = send({ ...common, path: `/download?mib=${BULK_MIB}` }, (res) => {
+      let n = 0;
+      res.on('data', (c) => (n += c.length));
+      res.on('end', () => resolve({ bytes: n, s: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const block = Buffer.alloc(1024 * 1024, 'u');
+  const up = await new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const req = send(
+      {
+        ...common,
+        method: 'PUT',
+        path: '/upload',
+        headers: { 'content-length': String(BULK_MIB * block.length) },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () =>
+          resolve({ bytes: JSON.parse(body).bytes, s: Number(process.hrtime.bigint() - t0) / 1e9 }),
+        );
+      },
+    );
+    req.on('error', reject);
+    let sent = 0;
+    const pump = () => {
+      while (sent < BULK_MIB) {
+        sent++;
+        if (!req.write(block)) return req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+  const mbps = (r) => (r.bytes === BULK_MIB * block.length ? r.bytes / 1e6 / r.s : null);
+  return { downMBps: mbps(down), upMBps: mbps(up) };
+}
+
+/** Peak RSS (VmHWM) in MiB, summed over the given pids and their children. */
+function peakRssMiB(pids) {
+  let kb = 0;
+  const all = new Set(pids);
+  for (const pid of pids) {
+    try {
+      for (const c of execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean))
+        all.add(Number(c));
+    } catch {
+      /* no children */
+    }
+  }
+  for (const pid of all) {
+    try {
+      kb += Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      /* gone */
+    }
+  }
+  return Math.round(kb / 1024);
+}
+
+async function setUp() {
+  const certs = await createDevCertificates({
+    dir: join(work, 'tls'),
+    hosts: ['localhost', '127.0.0.1'],
+  });
+  const originPort = await freePort();
+  await start(
+    'origin',
+    node,
+    [join(root, 'tools/bench/origin.mjs'), String(originPort)],
+    jsonLine((l) => l.port),
+  );
+  const origin = `http://127.0.0.1:${originPort}`;
+  const paths = [{ name: 'direct', base: origin, pids: [] }];
+
+  // nginx: one worker, TLS at the edge like AppProxy, keep-alive to the origin.
+  const nginx = which('nginx');
+  if (nginx) {
+    const port = await freePort();
+    const dir = join(work, 'nginx');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream origin { server 127.0.0.1:${originPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${certs.certPath};
+    ssl_certificate_key ${certs.keyPath};
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }
+  }
+}
+`,
+    );
+    const child = spawn(nginx, ['-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
+    children.push(child);
+    await waitForPort(port);
+    paths.push({
+      name: 'nginx (TLS, 1 worker)',
+      base: `https://127.0.0.1:${port}`,
+      pids: [child.pid],
+    });
+  } else paths.push({ name: 'nginx', skipped: `nginx not installed (${INSTALL_HINT})` });
+
+  // OpenSSH reverse tunnel: sshd on loopback, `ssh -N -R` exposes the origin on a port.
+  const sshd = which('sshd');
+  if (sshd && which('ssh')) {
+    const dir = join(work, 'ssh');
+    mkdirSync(dir);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
+    writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
+    chmodSync(join(dir, 'authorized_keys'), 0o600);
+    const sshdPort = await freePort();
+    const tunnelPort = await freePort();
+    writeFileSync(
+      join(dir, 'sshd_config'),
+      `Port ${sshdPort}
+ListenAddress 127.0.0.1
+HostKey ${join(dir, 'host_key')}
+PidFile ${join(dir, 'sshd.pid')}
+AuthorizedKeysFile ${join(dir, 'authorized_keys')}
+PasswordAuthentication no
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+AllowTcpForwarding yes
+`,
+    );
+    mkdirSync('/run/sshd', { recursive: true });
+    const daemon = spawn(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+    children.push(daemon);
+    await waitForPort(sshdPort);
+    const client = spawn(
+      'ssh',
+      [
+        '-N',
+        '-i',
+        join(dir, 'client_key'),
+        '-p',
+        String(sshdPort),
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-o',
+        'ExitOnForwardFailure=yes',
+        '-o',
+        'LogLevel=ERROR',
+        '-R',
+        `127.0.0.1:${tunnelPort}:127.0.0.1:${originPort}`,
+        `${process.env.USER ?? 'root'}@127.0.0.1`,
+      ],
+      { stdio: 'ignore' },
+    );
+    children.push(client);
+    await waitForPort(tunnelPort);
+    paths.push({
+      name: 'OpenSSH tunnel (ssh -R)',
+      base: `http://127.0.0.1:${tunnelPort}`,
+      pids: [client.pid, daemon.pid],
+    });
+  } else
+    paths.push({ name: 'OpenSSH tunnel', skipped: `sshd/ssh not installed (${INSTALL_HINT})` });
+
+  // node-http-proxy, single hop.
+  {
+    const port = await freePort();
+    const child = await start(
+      'http-proxy',
+      node,
+      [join(root, 'tools/bench/http-proxy-peer.mjs'), String(port), origin],
+      jsonLine((l) => l.port),
+    );
+    paths.push({ name: 'node-http-proxy', base: `http://127.0.0.1:${port}`, pids: [child.pid] });
+  }
+
+  // AppProxy: the real CLIs, passthrough pre-authentication.
+  {
+    const ports = { public: await freePort(), tunnel: await freePort() };
+    const config = join(work, 'appproxy.yaml');
+    writeFileSync(
+      config,
+      `relay:
+  listen: 127.0.0.1:${ports.public}
+  tunnelListen: 127.0.0.1:${ports.tunnel}
+  stateDir: ./relay
+  certificates: [{ cert: ${certs.certPath}, key: ${certs.keyPath} }]
+apps:
+  - name: Bench
+    internalUrl: ${origin}/
+    externalUrl: https://127.0.0.1/
+    preAuthentication: passthrough
+`,
+    );
+    const quiet = { env: { ...process.env, APPPROXY_LOG_LEVEL: 'warn' } };
+    const relayBin = join(root, 'apps/relay/dist/bin.js');
+    const connectorBin = join(root, 'apps/connector/dist/bin.js');
+    const relay = spawn(node, [relayBin, 'start', '--config', config], {
+      stdio: 'ignore',
+      ...quiet,
+    });
+    children.push(relay);
+    await waitForPort(ports.tunnel);
+    await waitForPort(ports.public);
+    const token = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
+      encoding: 'utf8',
+    }).trim();
+    const state = join(work, 'connector');
+    execFileSync(node, [
+      connectorBin,
+      'register',
+      '--relay',
+      `https://127.0.0.1:${ports.tunnel}`,
+      '--token',
+      token,
+      '--state-dir',
+      state,
+    ]);
+    const connector = await start(
+      'connector',
+      node,
+      [connectorBin, 'start', '--state-dir', state],
+      jsonLine((l) => l.msg === 'tunnel connected'),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    paths.push({
+      name: 'AppProxy (relay → tunnel → connector)',
+      base: `https://127.0.0.1:${ports.public}`,
+      pids: [relay.pid, connector.pid],
+      appproxy: true,
+    });
+  }
+  return paths;
+}
+
+async function waitForPort(port, timeoutMs = 15_000) {
+  const { connect } = await import('node:net');
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const ok = await new Promise((r) => {
+      const s = connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+}
+
+function table(rows, direct) {
+  const fmt = (v, d = 0) => (v === null || v === undefined ? '—' : Number(v).toFixed(d));
+  const lines = [
+    `| path | 1 KiB req/s | ×direct | p50 ms | p99 ms | download MB/s | upload MB/s | peak RSS MiB |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|`,
+  ];
+  for (const r of rows) {
+    if (r.skipped) {
+      lines.push(`| ${r.name} | skipped: ${r.skipped} |||||||`);
+      continue;
+    }
+    lines.push(
+      `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rps / direct.rps, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.downMBps)} | ${fmt(r.upMBps)} | ${r.pids.length ? fmt(r.rssMiB) : '—'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  if (!which('wrk')) {
+    log(`wrk is missing: ${INSTALL_HINT}`);
+    process.exitCode = 2;
+    return;
+  }
+  log(
+    `setting up in ${work} (${quick ? 'quick' : 'full'}: ${DURATION_S} s per load run, ${BULK_MIB} MiB bulk)`,
+  );
+  const paths = await setUp();
+  const results = [];
+  for (const p of paths) {
+    if (p.skipped) {
+      results.push(p);
+      continue;
+    }
+    log(`measuring ${p.name}`);
+    const load = wrk(`${p.base}/1k`);
+    const b = await bulk(p.base);
+    results.push({ ...p, ...load, ...b, rssMiB: peakRssMiB(p.pids) });
+  }
+  const direct = results[0];
+  const app = results.find((r) => r.appproxy);
+  const machine = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    date: new Date().toISOString(),
+    quick,
+  };
+  const ratios = Object.fromEntries(
+    results
+      .filter((r) => !r.skipped && !r.appproxy && r !== direct)
+      .map((r) => [r.name, Number((app.rps / r.rps).toFixed(2))]),
+  );
+  process.stdout.write(
+    `\nAppProxy benchmark — ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${CONNECTIONS} connections, 1 KiB responses, ${BULK_MIB} MiB bulk\n\n`,
+  );
+  process.stdout.write(`${table(results, direct)}\n\n`);
+  process.stdout.write(
+    `AppProxy req/s vs each peer: ${Object.entries(ratios)
+      .map(([k, v]) => `${v}× ${k}`)
+      .join(', ')}\n`,
+  );
+  mkdirSync(join(root, 'bench'), { recursive: true });
+  writeFileSync(
+    join(root, 'bench/results.json'),
+    `${JSON.stringify({ machine, connections: CONNECTIONS, bulkMiB: BULK_MIB, results: results.map(({ pids: _p, ...r }) => r), appproxyVsPeers: ratios }, null, 2)}\n`,
+  );
+  process.stdout.write(`\nwrote bench/results.json\n`);
+}
+
+function cleanup() {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}
+process.once('SIGINT', () => (cleanup(), process.exit(130)));
+main()
+  .catch((err) => {
+    log(err.stack ?? String(err));
+    process.exitCode = 1;
+  })
+  .finally(cleanup);

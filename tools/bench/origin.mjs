@@ -1,0 +1,45 @@
+// The benchmark origin: a 1 KiB response, an N MiB download and an upload sink.
+import { createServer } from 'node:http';
+
+const ONE_KIB = Buffer.alloc(1024, 'a');
+const BLOCK = Buffer.alloc(1024 * 1024, 'b');
+
+const server = createServer((req, res) => {
+  const url = new URL(req.url, 'http://origin');
+  if (url.pathname === '/1k') {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': ONE_KIB.length });
+    return res.end(ONE_KIB);
+  }
+  if (url.pathname === '/download') {
+    const mib = Number(url.searchParams.get('mib') ?? 1);
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': mib * BLOCK.length,
+    });
+    let sent = 0;
+    const pump = () => {
+      while (sent < mib) {
+        sent++;
+        if (!res.write(BLOCK)) return res.once('drain', pump);
+      }
+      res.end();
+    };
+    return pump();
+  }
+  if (url.pathname === '/upload') {
+    let bytes = 0;
+    req.on('data', (c) => (bytes += c.length));
+    req.on('end', () => {
+      const body = JSON.stringify({ bytes });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+    return;
+  }
+  res.writeHead(404).end();
+});
+server.keepAliveTimeout = 60_000;
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
+process.once('SIGTERM', () => process.exit(0));
