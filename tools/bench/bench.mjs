@@ -103,6 +103,56 @@ function toMs(m) {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
+/**
+ * Opens `count` WebSockets through `base` and leaves them idle; returns the growth of the
+ * pids' RSS per socket in KB (their RSS before and after, a few seconds after opening).
+ */
+async function idleWebSockets(base, pids, count) {
+  const { default: WebSocket } = await import('ws');
+  const rss = () =>
+    pids.reduce(
+      (sum, pid) =>
+        sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0),
+      0,
+    );
+  const before = rss();
+  const sockets = [];
+  const wsUrl = base.replace(/^http/, 'ws');
+  for (let i = 0; i < count; i += 200) {
+    const batch = [];
+    for (let j = i; j < Math.min(count, i + 200); j++) {
+      const ws = new WebSocket(`${wsUrl}/ws`, { rejectUnauthorized: false });
+      sockets.push(ws);
+      batch.push(
+        new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))),
+      );
+    }
+    await Promise.all(batch);
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = rss();
+  // Still alive? One echo on the last socket proves the path works end to end.
+  const last = sockets[sockets.length - 1];
+  const echoed = await new Promise((resolve) => {
+    last.once('message', (d) => resolve(String(d) === 'ping'));
+    last.send('ping');
+    setTimeout(() => resolve(false), 5000);
+  });
+  for (const ws of sockets) ws.terminate();
+  return { count, kbPerSocket: Math.round(((after - before) / count) * 10) / 10, echoed };
+}
+
+/** Latency at a fixed 1,000 req/s (open loop), from a separate process. */
+function fixedRate(url) {
+  const out = execFileSync(
+    node,
+    [join(root, 'tools/bench/fixed-rate.mjs'), url, '1000', String(quick ? 3 : 10)],
+    { encoding: 'utf8' },
+  );
+  const r = JSON.parse(out.trim().split('\n').pop());
+  return { fixedP50: r.p50, fixedP99: r.p99, fixedOk: r.ok, fixedSent: r.sent };
+}
+
 /** MB/s of one download and one upload of BULK_MIB through `base`. */
 async function bulk(base) {
   const u = new URL(base);
@@ -356,10 +406,17 @@ apps:
       jsonLine((l) => l.msg === 'tunnel connected'),
     );
     await new Promise((r) => setTimeout(r, 500));
+    const idleConnectorMiB = Math.round(
+      Number(
+        /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${connector.pid}/status`, 'utf8'))?.[1] ?? 0,
+      ) / 1024,
+    );
     paths.push({
       name: 'AppProxy (relay → tunnel → connector)',
       base: `https://127.0.0.1:${ports.public}`,
       pids: [relay.pid, connector.pid],
+      relayPid: relay.pid,
+      idleConnectorMiB,
       appproxy: true,
     });
   }
@@ -383,16 +440,16 @@ async function waitForPort(port, timeoutMs = 15_000) {
 function table(rows, direct) {
   const fmt = (v, d = 0) => (v === null || v === undefined ? '—' : Number(v).toFixed(d));
   const lines = [
-    `| path | 1 KiB req/s | ×direct | p50 ms | p99 ms | download MB/s | upload MB/s | peak RSS MiB |`,
-    `|---|---:|---:|---:|---:|---:|---:|---:|`,
+    `| path | 1 KiB req/s | ×direct | p50 ms | p99 ms | @1k/s p50 ms | @1k/s p99 ms | +p50 / +p99 vs direct | download MB/s | upload MB/s | peak RSS MiB |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
   ];
   for (const r of rows) {
     if (r.skipped) {
-      lines.push(`| ${r.name} | skipped: ${r.skipped} |||||||`);
+      lines.push(`| ${r.name} | skipped: ${r.skipped} ||||||||||`);
       continue;
     }
     lines.push(
-      `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rps / direct.rps, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.downMBps)} | ${fmt(r.upMBps)} | ${r.pids.length ? fmt(r.rssMiB) : '—'} |`,
+      `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rps / direct.rps, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.fixedP50, 2)} | ${fmt(r.fixedP99, 2)} | ${r === direct ? '—' : `${fmt(r.fixedP50 - direct.fixedP50, 2)} / ${fmt(r.fixedP99 - direct.fixedP99, 2)}`} | ${fmt(r.downMBps)} | ${fmt(r.upMBps)} | ${r.pids.length ? fmt(r.rssMiB) : '—'} |`,
     );
   }
   return lines.join('\n');
@@ -416,11 +473,15 @@ async function main() {
     }
     log(`measuring ${p.name}`);
     const load = wrk(`${p.base}/1k`);
+    const fixed = fixedRate(`${p.base}/1k`);
     const b = await bulk(p.base);
-    results.push({ ...p, ...load, ...b, rssMiB: peakRssMiB(p.pids) });
+    results.push({ ...p, ...load, ...fixed, ...b, rssMiB: peakRssMiB(p.pids) });
   }
   const direct = results[0];
   const app = results.find((r) => r.appproxy);
+  const wsCount = quick ? 2000 : 10_000;
+  log(`opening ${wsCount} idle WebSockets through AppProxy`);
+  const ws = await idleWebSockets(app.base, [app.relayPid], wsCount);
   const machine = {
     cores: cpus().length,
     cpu: cpus()[0]?.model,
@@ -443,10 +504,13 @@ async function main() {
       .map(([k, v]) => `${v}× ${k}`)
       .join(', ')}\n`,
   );
+  process.stdout.write(
+    `AppProxy relay memory per idle WebSocket: ${ws.kbPerSocket} KB at ${ws.count} open (echo afterwards: ${ws.echoed ? 'ok' : 'FAILED'}); idle connector RSS: ${app.idleConnectorMiB} MiB\n`,
+  );
   mkdirSync(join(root, 'bench'), { recursive: true });
   writeFileSync(
     join(root, 'bench/results.json'),
-    `${JSON.stringify({ machine, connections: CONNECTIONS, bulkMiB: BULK_MIB, results: results.map(({ pids: _p, ...r }) => r), appproxyVsPeers: ratios }, null, 2)}\n`,
+    `${JSON.stringify({ machine, connections: CONNECTIONS, bulkMiB: BULK_MIB, results: results.map(({ pids: _p, ...r }) => r), appproxyVsPeers: ratios, idleWebSockets: ws }, null, 2)}\n`,
   );
   process.stdout.write(`\nwrote bench/results.json\n`);
 }

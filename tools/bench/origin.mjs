@@ -1,5 +1,6 @@
 // The benchmark origin: a 1 KiB response, an N MiB download and an upload sink.
 import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
 
 const ONE_KIB = Buffer.alloc(1024, 'a');
 const BLOCK = Buffer.alloc(1024 * 1024, 'b');
@@ -39,6 +40,12 @@ const server = createServer((req, res) => {
   res.writeHead(404).end();
 });
 server.keepAliveTimeout = 60_000;
+// /ws: an echo WebSocket, for the idle-WebSocket memory measurement.
+const wss = new WebSocketServer({ server, path: '/ws' });
+wss.on('connection', (ws) => {
+  ws.on('message', (d, binary) => ws.send(d, { binary }));
+  ws.on('error', () => {});
+});
 server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 });
