@@ -1,8 +1,8 @@
 import type { Logger } from '@appproxy/telemetry';
-import { META, endToEndHeaders } from '@appproxy/tunnel';
+import { META, endToEndHeaders, forwardBody, resetStream } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
-import { PassThrough, pipeline } from 'node:stream';
+import type { ServerHttp2Stream } from 'node:http2';
+import { PassThrough } from 'node:stream';
 import { Agent, request } from 'undici';
 import { classifyBackendError } from './errors.js';
 import { respondError } from './respond.js';
@@ -78,9 +78,17 @@ export class BackendForwarder {
       if (!settled) abort.abort();
     });
     const outHeaders: OutgoingHttpHeaders = { ...endToEndHeaders(headers), host: authority };
-    // undici destroys a body stream once it has sent it; destroying the tunnel stream would
-    // close it before the response, so undici gets a PassThrough fed (with backpressure) by pipe.
-    const body = stream.endAfterHeaders ? undefined : stream.pipe(new PassThrough());
+    // undici destroys a body stream once it has sent it, which would close the tunnel
+    // stream before the response; so undici reads a PassThrough. A request body reset by the
+    // relay (client gone mid-upload) fails the backend request instead of looking complete.
+    let body: PassThrough | undefined;
+    if (!stream.endAfterHeaders) {
+      const upload = new PassThrough();
+      forwardBody(stream, upload, (rst) =>
+        upload.destroy(new Error(`request body reset by the relay (RST ${rst})`)),
+      );
+      body = upload;
+    }
     // Concatenate, never resolve: `new URL('//other-host/x', origin)` would leave the backend.
     request(`${target.origin}${path}`, {
       method,
@@ -112,12 +120,17 @@ export class BackendForwarder {
           return;
         }
         stream.respond(responseHeaders);
-        pipeline(res.body, stream, (err) => {
+        // pipe(), not pipeline(): see the relay's proxy.ts (an AbortController per call).
+        res.body.pipe(stream);
+        res.body.once('end', () => {
           settled = true;
-          if (err && !stream.destroyed) {
-            log.warn('backend response interrupted', { error: err, target: target.origin });
-            stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
-          }
+        });
+        res.body.once('error', (err) => {
+          settled = true;
+          if (stream.destroyed) return;
+          log.warn('backend response interrupted', { error: err, target: target.origin });
+          // RST so the relay cuts the client's response instead of ending it as if complete.
+          resetStream(stream, 'backend response interrupted');
         });
       },
       (err: unknown) => {

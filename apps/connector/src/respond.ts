@@ -1,5 +1,5 @@
-import { META } from '@appproxy/tunnel';
-import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
+import { META, resetStream } from '@appproxy/tunnel';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { BackendErrorCode } from './errors.js';
 
 /** Answers a tunnel stream for a backend that never answered; the relay renders the page. */
@@ -11,7 +11,7 @@ export function respondError(
 ): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
-    stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    resetStream(stream, detail);
     return;
   }
   stream.respond(

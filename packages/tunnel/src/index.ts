@@ -1,4 +1,5 @@
 export { Backoff, type BackoffOptions } from './backoff.js';
+export { forwardBody, resetStream } from './body.js';
 export {
   TunnelDialer,
   type TunnelDialerOptions,

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ import {
   TunnelListener,
   endToEndHeaders,
   formatRegistrationToken,
+  forwardBody,
+  resetStream,
   parseRegistrationToken,
   registerWithRelay,
   type TunnelSession,
@@ -351,6 +354,38 @@ describe('tunnel', () => {
     const session = await sessionP;
     expect(session.connectorId).toBe('conn-1');
     expect(seen).toEqual([`127.0.0.1:${port}`]);
+  });
+});
+
+describe('body forwarding', () => {
+  it('ends the destination on a clean end and reports a reset mid-body instead', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl, {
+      onStream: (stream, headers) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 200 });
+        stream.write(Buffer.alloc(1000, 'a'));
+        if (headers[':path'] === '/clean') stream.end();
+        else setTimeout(() => resetStream(stream, 'backend failed'), 30);
+      },
+    });
+    const session = await sessionP;
+    const run = async (path: string) => {
+      const stream = session.request({ ':method': 'GET', ':path': path }, { endStream: true });
+      stream.on('error', () => {});
+      await once(stream, 'response');
+      const dest = new PassThrough();
+      const got: Buffer[] = [];
+      dest.on('data', (c: Buffer) => got.push(c));
+      const outcome = new Promise<string>((resolve) => {
+        dest.on('end', () => resolve('ended'));
+        forwardBody(stream, dest, (code) => resolve(`reset ${code}`));
+      });
+      return { outcome: await outcome, bytes: Buffer.concat(got).length };
+    };
+    expect(await run('/clean')).toEqual({ outcome: 'ended', bytes: 1000 });
+    expect((await run('/broken')).outcome).toMatch(/^reset [1-9]/);
   });
 });
 

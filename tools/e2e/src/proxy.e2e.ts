@@ -220,6 +220,73 @@ describe('requests through relay and connector', () => {
   });
 });
 
+describe('failures mid-response', () => {
+  it('a backend dying mid-body aborts the client response instead of ending it cleanly', async () => {
+    const outcome = await new Promise<string>((resolve) => {
+      const req = tlsConnect({
+        host: '127.0.0.1',
+        port: stack.ports.public,
+        servername: SAMPLE,
+        ca: stack.ca,
+        ALPNProtocols: ['http/1.1'],
+      });
+      let text = '';
+      req.on('secureConnect', () =>
+        req.write(`GET /app/broken HTTP/1.1\r\nHost: ${SAMPLE}\r\nConnection: close\r\n\r\n`),
+      );
+      req.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      req.on('error', () => {});
+      req.on('close', () => resolve(text));
+    });
+    expect(outcome).toMatch(/^HTTP\/1\.1 200/);
+    expect(outcome).toMatch(/transfer-encoding: chunked/i);
+    // No terminating zero-length chunk: the client can tell the body is incomplete.
+    expect(outcome.endsWith('\r\n0\r\n\r\n')).toBe(false);
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'response interrupted',
+      5000,
+      'relay logs the interruption',
+    );
+  });
+});
+
+describe('failures mid-request', () => {
+  it('a client dying mid-upload never reaches the backend as a complete body', async () => {
+    const id = `abort-${Date.now()}`;
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: stack.ports.public,
+      servername: SAMPLE,
+      ca: stack.ca,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    // Chunked: nothing but the terminating chunk says where the body ends.
+    socket.write(
+      `PUT /app/upload HTTP/1.1\r\nHost: ${SAMPLE}\r\nX-Upload-Id: ${id}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(256 * 1024, 'z');
+    socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunk);
+    socket.write('\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sample.uploads.filter((u: { id: string }) => u.id === id)).toEqual([]);
+    // …while a complete chunked upload does arrive (the check above can fail).
+    const ok = await request(stack, SAMPLE, '/app/upload', {
+      method: 'PUT',
+      headers: { 'x-upload-id': `${id}-ok`, 'transfer-encoding': 'chunked' },
+      body: chunk,
+    });
+    expect(ok.status).toBe(200);
+    expect(sample.uploads.filter((u: { id: string }) => u.id === `${id}-ok`)).toEqual([
+      { id: `${id}-ok`, bytes: chunk.length },
+    ]);
+  });
+});
+
 describe('plain HTTP', () => {
   it('redirects port 80 traffic to the HTTPS listener, keeping host, path and query', async () => {
     const req = httpRequest({

@@ -58,6 +58,7 @@ function hashBody(req) {
     });
     req.on('end', () => resolve({ bytes, sha256: hash.digest('hex') }));
     req.on('error', reject);
+    req.on('aborted', () => reject(new Error('request aborted')));
   });
 }
 
@@ -108,6 +109,8 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
   const base = `/${basePath.replace(/^\/+|\/+$/g, '')}/`.replace('//', '/');
   /** @type {Array<{ method: string, rawUrl: string, headers: object }>} */
   const requests = [];
+  /** Uploads whose body arrived complete: { id (x-upload-id header), bytes }. */
+  const uploads = [];
   const timers = new Set();
 
   const server = createServer(async (req, res) => {
@@ -180,8 +183,11 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
         const fields = Object.fromEntries(new URLSearchParams(await readSmallBody(req)));
         return json(res, 200, { fields });
       }
-      case sub === '/upload' && (req.method === 'POST' || req.method === 'PUT'):
-        return json(res, 200, await hashBody(req));
+      case sub === '/upload' && (req.method === 'POST' || req.method === 'PUT'): {
+        const result = await hashBody(req);
+        uploads.push({ id: req.headers['x-upload-id'], bytes: result.bytes });
+        return json(res, 200, result);
+      }
       case sub === '/download' && (req.method === 'GET' || req.method === 'HEAD'): {
         const mib = Math.min(
           MAX_DOWNLOAD_MIB,
@@ -266,6 +272,14 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
           'content-type': 'text/plain',
         });
         return res.end('hop');
+      case sub === '/broken': {
+        // Chunked (no Content-Length), then the connection dies mid-body: a proxy that ends
+        // its own response normally here would hand the client a silently truncated body.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(Buffer.alloc(64 * 1024, 'x'));
+        setTimeout(() => res.socket?.destroy(), 50);
+        return;
+      }
       case sub === '/redirect':
         res.writeHead(302, { location: `${self}page2` });
         return res.end();
@@ -309,6 +323,7 @@ export async function startSampleApp({ host = '127.0.0.1', port = 0, basePath = 
     origin,
     port: actualPort,
     requests,
+    uploads,
     async close() {
       for (const t of timers) clearTimeout(t);
       for (const ws of wss.clients) ws.terminate();
