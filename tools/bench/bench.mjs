@@ -375,12 +375,11 @@ apps:
     preAuthentication: passthrough
 `,
     );
-    const quiet = { env: { ...process.env, APPPROXY_LOG_LEVEL: 'warn' } };
+    // Default logging (one JSON line per request), as ops run it.
     const relayBin = join(root, 'apps/relay/dist/bin.js');
     const connectorBin = join(root, 'apps/connector/dist/bin.js');
     const relay = spawn(node, [relayBin, 'start', '--config', config], {
       stdio: 'ignore',
-      ...quiet,
     });
     children.push(relay);
     await waitForPort(ports.tunnel);

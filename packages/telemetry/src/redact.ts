@@ -30,6 +30,18 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
 ];
 
 const normalise = (key: string) => key.toLowerCase().replace(/[-_]/g, '');
+/** Cheap pre-check: only strings that could hold one of the patterns above get the full pass. */
+const MAYBE_SECRET = /ap1\.|bearer|private key|:\/\/[^/\s]*@/i;
+/** Field names seen so far and whether they are secret (the set of names is small). */
+const keyVerdicts = new Map<string, boolean>();
+function isSecretKey(key: string): boolean {
+  let verdict = keyVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = SECRET_KEYS.has(normalise(key));
+    if (keyVerdicts.size < 10_000) keyVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
 
 /**
  * Deep copy of `value` with secret fields replaced by `[redacted]` and secret-looking
@@ -51,12 +63,13 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEYS.has(normalise(k)) && v !== undefined ? '[redacted]' : redact(v, depth + 1);
+    out[k] = v !== undefined && isSecretKey(k) ? '[redacted]' : redact(v, depth + 1);
   }
   return out;
 }
 
 export function redactString(text: string): string {
+  if (!MAYBE_SECRET.test(text)) return text;
   let out = text;
   for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
   return out;
