@@ -121,7 +121,7 @@ export class RelayProxy {
     // The client went away: cancel the stream so the connector aborts the backend request.
     res.on('close', () => {
       clearTimeout(guard);
-      resetStream(stream, 'client went away');
+      if (!res.writableFinished) resetStream(stream, 'client went away');
     });
     // pipe(), not pipeline(): pipeline allocates and aborts an AbortController (a
     // DOMException with a stack) per call, ~5 % of relay CPU at 1 KiB responses. Errors are
