@@ -1,4 +1,3 @@
-import { createKeyAndCsr } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { CAPABILITY, TunnelDialer, TunnelError, registerWithRelay } from '@appproxy/tunnel';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -58,6 +57,8 @@ export function buildProgram(): Command {
       } catch {
         throw new CliError(`--relay must be an https:// URL, got ${opts.relay}`, 2);
       }
+      // Loaded here only: the X.509 stack costs ~MBs of resident memory that `start` never needs.
+      const { createKeyAndCsr } = await import('@appproxy/pki');
       const { keyPem, csrPem } = await createKeyAndCsr({ commonName: hostname() });
       const result = await registerWithRelay({
         relayUrl: relayUrl.origin,
