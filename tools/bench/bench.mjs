@@ -23,6 +23,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const quick = process.argv.includes('--quick');
+// --profile: relay and connector run with --cpu-prof; profiles land in bench/profiles/.
+const profile = process.argv.includes('--profile');
+const profileArgs = (name) =>
+  profile
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        join(root, 'bench/profiles'),
+        `--cpu-prof-name=${name}.cpuprofile`,
+      ]
+    : [];
 const DURATION_S = quick ? 3 : 10;
 const BULK_MIB = quick ? 256 : 1024;
 const CONNECTIONS = 50;
@@ -378,7 +389,7 @@ apps:
     // Default logging (one JSON line per request), as ops run it.
     const relayBin = join(root, 'apps/relay/dist/bin.js');
     const connectorBin = join(root, 'apps/connector/dist/bin.js');
-    const relay = spawn(node, [relayBin, 'start', '--config', config], {
+    const relay = spawn(node, [...profileArgs('relay'), relayBin, 'start', '--config', config], {
       stdio: 'ignore',
     });
     children.push(relay);
@@ -401,7 +412,7 @@ apps:
     const connector = await start(
       'connector',
       node,
-      [connectorBin, 'start', '--state-dir', state],
+      [...profileArgs('connector'), connectorBin, 'start', '--state-dir', state],
       jsonLine((l) => l.msg === 'tunnel connected'),
     );
     await new Promise((r) => setTimeout(r, 500));
@@ -514,11 +525,19 @@ async function main() {
   process.stdout.write(`\nwrote bench/results.json\n`);
 }
 
-function cleanup() {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+/** SIGTERM to everything started; waits (bounded) so profiles and logs are complete. */
+async function cleanup() {
+  const exits = children
+    .filter((c) => c.exitCode === null && c.signalCode === null)
+    .map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGTERM'))));
+  await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
   rmSync(work, { recursive: true, force: true });
+  if (profile)
+    process.stdout.write(
+      `CPU profiles: ${join(root, 'bench/profiles')} (summary: node tools/bench/profile-top.mjs <file>)\n`,
+    );
 }
-process.once('SIGINT', () => (cleanup(), process.exit(130)));
+process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
 main()
   .catch((err) => {
     log(err.stack ?? String(err));
