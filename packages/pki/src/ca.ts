@@ -1,297 +1,218 @@
-import { X509Certificate as NodeX509 } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { join } from 'node:path';
-import {
-  EC_SIGN,
-  exportKeyPem,
-  generateKeyPair,
-  importKeyPem,
-  randomSerial,
-  x509,
-  type CryptoKey,
-} from './crypto.js';
-import { certificateFingerprint, describeCertificate } from './describe.js';
-import { PkiError } from './errors.js';
+import { X509Certificate } from 'node:crypto';
+import { describeParsed } from './describe.js';
+import { PkiError, type CertificateCheckCode } from './errors.js';
+import { loadOrCreateCa } from './internal/ca-files.js';
+import { DAY_MS, signLeaf, signServerCertificate, type Issuer } from './internal/issue.js';
+import { connectorName, hostSans, serverCommonName, subjectName } from './internal/names.js';
+import { isAcceptablePublicKey, x509 } from './internal/x509.js';
 
-const DAY = 24 * 3600 * 1000;
-/** Tolerated clock skew between relay and connectors. */
-const SKEW_MS = 5 * 60 * 1000;
+// A CA that expires strands every connector at once; make that a distant problem.
+const CA_VALIDITY_MS = 20 * 365 * DAY_MS;
+const LEAF_VALIDITY_MS = 365 * DAY_MS;
 
+/** A certificate this package has just signed. */
 export interface IssuedCertificate {
   certPem: string;
-  /** Lowercase hex, no leading zeros. */
+  /** Lowercase hex, 32 digits, as Node's `X509Certificate#serialNumber` lower-cased. */
   serialNumber: string;
   notBefore: Date;
   notAfter: Date;
-  /** SHA-256 of the DER, lowercase hex. */
+  /** SHA-256 of the DER, lowercase hex, no colons. */
   fingerprint: string;
   commonName: string;
 }
 
+/** The outcome of {@link ConnectorCA.verify}: the identity, or why there is none. */
 export type CertificateCheck =
   | { ok: true; commonName: string; serialNumber: string; notAfter: Date; fingerprint: string }
-  | {
-      ok: false;
-      code:
-        | 'APPPROXY_PKI_CERT_INVALID'
-        | 'APPPROXY_PKI_CERT_EXPIRED'
-        | 'APPPROXY_PKI_CERT_NOT_YET_VALID'
-        | 'APPPROXY_PKI_CERT_UNTRUSTED';
-      reason: string;
-    };
-
-/** A SAN entry for a host name or an IP literal. */
-export function hostSan(host: string): { type: 'dns' | 'ip'; value: string } {
-  const bare = host.replace(/^\[|\]$/g, '');
-  return isIP(bare) ? { type: 'ip', value: bare } : { type: 'dns', value: bare.toLowerCase() };
-}
-
-/** Signs `publicKey` into a certificate with the given name, extensions and validity. */
-export async function signCertificate(opts: {
-  issuerCert: x509.X509Certificate;
-  issuerKey: CryptoKey;
-  publicKey: x509.PublicKey | CryptoKey;
-  commonName: string;
-  validityMs: number;
-  now?: Date;
-  extensions: x509.Extension[];
-}): Promise<IssuedCertificate> {
-  const now = opts.now ?? new Date();
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: [{ CN: [opts.commonName] }],
-    issuer: opts.issuerCert.subjectName,
-    notBefore: new Date(now.getTime() - SKEW_MS),
-    notAfter: new Date(now.getTime() + opts.validityMs),
-    publicKey: opts.publicKey,
-    signingKey: opts.issuerKey,
-    signingAlgorithm: EC_SIGN,
-    extensions: [
-      ...opts.extensions,
-      await x509.SubjectKeyIdentifierExtension.create(opts.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(opts.issuerCert.publicKey),
-    ],
-  });
-  const certPem = cert.toString('pem') + '\n';
-  const d = describeCertificate(certPem);
-  return {
-    certPem,
-    serialNumber: d.serialNumber,
-    notBefore: d.notBefore,
-    notAfter: d.notAfter,
-    fingerprint: d.fingerprint,
-    commonName: d.commonName,
-  };
-}
-
-/** Creates a self-signed CA certificate and key. */
-export async function createCaCertificate(
-  commonName: string,
-  validityMs: number,
-): Promise<{ certPem: string; keyPem: string }> {
-  const keys = await generateKeyPair();
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: [{ CN: [commonName] }],
-    notBefore: new Date(now - SKEW_MS),
-    notAfter: new Date(now + validityMs),
-    keys,
-    signingAlgorithm: EC_SIGN,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign |
-          x509.KeyUsageFlags.cRLSign |
-          x509.KeyUsageFlags.digitalSignature,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await exportKeyPem(keys.privateKey) };
-}
-
-/** Loads a CA from `<dir>/<base>.pem` and `<dir>/<base>-key.pem`, or creates it (dir 0700, key 0600). */
-export async function loadOrCreateCaFiles(
-  dir: string,
-  base: string,
-  commonName: string,
-  validityMs: number,
-): Promise<{ certPem: string; key: CryptoKey; cert: x509.X509Certificate; created: boolean }> {
-  const certPath = join(dir, `${base}.pem`);
-  const keyPath = join(dir, `${base}-key.pem`);
-  let created = false;
-  if (!existsSync(certPath) || !existsSync(keyPath)) {
-    if (existsSync(certPath) !== existsSync(keyPath)) {
-      throw new PkiError(
-        'APPPROXY_PKI_CA_CORRUPT',
-        `${dir} holds only half of the CA (${base}.pem / ${base}-key.pem); restore the missing file`,
-      );
-    }
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-    const ca = await createCaCertificate(commonName, validityMs);
-    writeFileSync(keyPath, ca.keyPem, { mode: 0o600 });
-    writeFileSync(certPath, ca.certPem, { mode: 0o644 });
-    created = true;
-  }
-  try {
-    const certPem = readFileSync(certPath, 'utf8');
-    const keyPem = readFileSync(keyPath, 'utf8');
-    const cert = new x509.X509Certificate(certPem);
-    const key = await importKeyPem(keyPem);
-    // The key must belong to the certificate: sign and verify a probe.
-    const probe = await x509.X509CertificateGenerator.create({
-      subject: 'CN=probe',
-      issuer: cert.subjectName,
-      publicKey: cert.publicKey,
-      signingKey: key,
-      signingAlgorithm: EC_SIGN,
-    });
-    if (!(await probe.verify({ publicKey: cert.publicKey, signatureOnly: true }))) {
-      throw new Error('the key does not match the certificate');
-    }
-    return { certPem, key, cert, created };
-  } catch (err) {
-    throw new PkiError(
-      'APPPROXY_PKI_CA_CORRUPT',
-      `CA in ${dir} is unusable: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-}
+  | { ok: false; code: CertificateCheckCode; reason: string };
 
 /**
  * The relay's connector CA: it issues every connector's client certificate and the relay's
- * tunnel server certificate, and is the only CA the tunnel listener trusts.
+ * tunnel server certificate, and is the only CA the tunnel listener trusts. New CAs are
+ * ECDSA P-256, valid 20 years; an existing CA with a P-384/P-521 or RSA key loads too.
  *
  * @example
  * const ca = await ConnectorCA.loadOrCreate('./var/relay');
  * const { certPem } = await ca.issueFromCsr(csrPem, { commonName: connectorId });
+ * tls.createServer({ ...tunnelCert, ca: [ca.certPem], requestCert: true, rejectUnauthorized: true });
  */
 export class ConnectorCA {
+  /** The CA certificate, PEM; what connectors and the tunnel listener trust. */
   readonly certPem: string;
+  /** SHA-256 of the CA certificate's DER, lowercase hex, no colons. */
   readonly fingerprint: string;
-  readonly #key: CryptoKey;
-  readonly #cert: x509.X509Certificate;
-  readonly #nodeCert: NodeX509;
+  readonly #issuer: Issuer;
+  readonly #nodeCert: X509Certificate;
 
-  private constructor(certPem: string, key: CryptoKey, cert: x509.X509Certificate) {
+  private constructor(certPem: string, issuer: Issuer) {
     this.certPem = certPem;
-    this.#key = key;
-    this.#cert = cert;
-    this.#nodeCert = new NodeX509(certPem);
-    this.fingerprint = certificateFingerprint(certPem);
-  }
-
-  /** Loads `<dir>/connector-ca.pem` + `<dir>/connector-ca-key.pem`, or creates them (dir 0700, key 0600). */
-  static async loadOrCreate(dir: string, opts: { commonName?: string } = {}): Promise<ConnectorCA> {
-    const { certPem, key, cert } = await loadOrCreateCaFiles(
-      dir,
-      'connector-ca',
-      opts.commonName ?? 'AppProxy Connector CA',
-      20 * 365 * DAY,
-    );
-    return new ConnectorCA(certPem, key, cert);
+    this.#issuer = issuer;
+    this.#nodeCert = new X509Certificate(certPem);
+    this.fingerprint = describeParsed(this.#nodeCert).fingerprint;
   }
 
   /**
-   * Verifies the CSR's self-signature, ignores its subject, and issues a client certificate:
-   * CN = commonName, SAN URI `urn:appproxy:connector:<commonName>`, EKU clientAuth.
+   * Loads `<dir>/connector-ca.pem` + `<dir>/connector-ca-key.pem`, or creates both (a
+   * missing `dir` is created 0700, the key file 0600). Throws `PkiError`
+   * `APPPROXY_PKI_CA_CORRUPT` when a file is unreadable, only one exists, the certificate
+   * is not a CA, or the key does not match it.
+   *
+   * @param opts.commonName the CA's CN, used only when creating @default 'AppProxy Connector CA'
+   * @example
+   * const ca = await ConnectorCA.loadOrCreate('/var/lib/appproxy');
+   * console.log(ca.fingerprint); // pinned by registration tokens
+   */
+  static async loadOrCreate(dir: string, opts?: { commonName?: string }): Promise<ConnectorCA> {
+    const loaded = await loadOrCreateCa(dir, 'connector-ca', {
+      commonName: subjectName(opts?.commonName ?? 'AppProxy Connector CA'),
+      validityMs: CA_VALIDITY_MS,
+    });
+    return new ConnectorCA(loaded.certPem, loaded);
+  }
+
+  /**
+   * Issues a connector's client certificate for the key in `csrPem`. The CSR must verify
+   * with its own key (`PkiError` `APPPROXY_PKI_CSR_INVALID` otherwise, also for keys weaker
+   * than P-256 / RSA-2048); its subject is ignored, as the relay names connectors. The
+   * certificate has CN = `commonName`, SAN URI `urn:appproxy:connector:<commonName>`, EKU
+   * clientAuth, keyUsage digitalSignature, a random 16-byte serial, and is valid from
+   * `now` − 5 minutes (clock skew) to `now` + `validityMs`.
+   *
+   * @param opts.commonName the connector id: 1–64 of `A–Z a–z 0–9 . _ ~ : -`
+   *   (`PkiError` `APPPROXY_PKI_NAME_INVALID` otherwise)
    * @param opts.validityMs @default 365 days
+   * @param opts.now @default new Date()
+   * @example
+   * const issued = await ca.issueFromCsr(csrPem, { commonName: randomUUID() });
+   * store.save(issued.commonName, issued.fingerprint, issued.notAfter);
    */
   async issueFromCsr(
     csrPem: string,
     opts: { commonName: string; validityMs?: number; now?: Date },
   ): Promise<IssuedCertificate> {
-    let csr: x509.Pkcs10CertificateRequest;
-    let valid = false;
-    try {
-      csr = new x509.Pkcs10CertificateRequest(csrPem);
-      valid = await csr.verify();
-    } catch (err) {
-      throw new PkiError('APPPROXY_PKI_CSR_INVALID', 'not a PKCS#10 certificate request', {
-        cause: err,
-      });
-    }
-    if (!valid)
-      throw new PkiError(
-        'APPPROXY_PKI_CSR_INVALID',
-        'the certificate request signature does not verify',
-      );
-    return signCertificate({
-      issuerCert: this.#cert,
-      issuerKey: this.#key,
+    const commonName = connectorName(opts.commonName);
+    const validityMs = checkValidity(opts.validityMs);
+    const csr = await verifiedCsr(csrPem);
+    return signLeaf(this.#issuer, {
       publicKey: csr.publicKey,
-      commonName: opts.commonName,
-      validityMs: opts.validityMs ?? 365 * DAY,
+      commonName,
+      validityMs,
       now: opts.now,
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
         new x509.SubjectAlternativeNameExtension([
-          { type: 'url', value: `urn:appproxy:connector:${opts.commonName}` },
+          { type: 'url', value: `urn:appproxy:connector:${commonName}` },
         ]),
       ],
     });
   }
 
-  /** A server certificate (new P-256 key) for the relay's tunnel listener, naming `hosts`. */
+  /**
+   * A server certificate for the relay's tunnel listener, with a new P-256 key: SAN DNS
+   * entries for names (wildcards allowed) and IP entries for IPv4/IPv6 literals, EKU
+   * serverAuth. Serve it followed by `certPem` so clients that pin the CA can build the chain.
+   *
+   * @param opts.hosts at least one (`PkiError` `APPPROXY_PKI_NAME_INVALID` otherwise)
+   * @param opts.validityMs @default 365 days
+   * @example
+   * const server = await ca.issueServerCertificate({ hosts: ['relay.example.com', '203.0.113.7'] });
+   * tls.createServer({ cert: server.certPem + ca.certPem, key: server.keyPem, … });
+   */
   async issueServerCertificate(opts: {
     hosts: string[];
     validityMs?: number;
   }): Promise<IssuedCertificate & { keyPem: string }> {
-    const keys = await generateKeyPair();
-    const issued = await signCertificate({
-      issuerCert: this.#cert,
-      issuerKey: this.#key,
-      publicKey: keys.publicKey,
-      commonName: opts.hosts[0] ?? 'appproxy-relay',
-      validityMs: opts.validityMs ?? 365 * DAY,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension(opts.hosts.map(hostSan)),
-      ],
+    const sans = hostSans(opts.hosts);
+    return signServerCertificate(this.#issuer, {
+      sans,
+      commonName: serverCommonName(sans, 'AppProxy relay'),
+      validityMs: checkValidity(opts.validityMs),
     });
-    return { ...issued, keyPem: await exportKeyPem(keys.privateKey) };
   }
 
-  /** Whether `certPem` was signed by this CA and is valid at `now`. Never throws. */
-  verify(certPem: string, opts: { now?: Date } = {}): CertificateCheck {
-    let cert: NodeX509;
+  /**
+   * Checks that `certPem` was signed by this CA and that `now` lies within its validity
+   * window (bounds included). Never throws: bad input is `{ ok: false, code }`.
+   *
+   * @param opts.now @default new Date()
+   * @example
+   * const check = ca.verify(pem, { now: new Date(Date.now() + 30 * 86400_000) });
+   * if (!check.ok && check.code === 'APPPROXY_PKI_CERT_EXPIRED') renew();
+   */
+  verify(certPem: string, opts?: { now?: Date }): CertificateCheck {
+    let cert: X509Certificate;
     try {
-      cert = new NodeX509(certPem);
+      cert = new X509Certificate(certPem);
     } catch {
       return { ok: false, code: 'APPPROXY_PKI_CERT_INVALID', reason: 'not a PEM certificate' };
     }
-    if (!cert.checkIssued(this.#nodeCert) || !cert.verify(this.#nodeCert.publicKey)) {
-      return { ok: false, code: 'APPPROXY_PKI_CERT_UNTRUSTED', reason: 'not issued by this CA' };
+    let issuedHere = false;
+    try {
+      issuedHere = cert.checkIssued(this.#nodeCert) && cert.verify(this.#nodeCert.publicKey);
+    } catch {
+      // The signature is of a kind this CA's key cannot check: not ours either.
     }
-    const now = (opts.now ?? new Date()).getTime();
-    const d = describeCertificate(certPem);
-    if (now < d.notBefore.getTime())
+    const d = describeParsed(cert);
+    if (!issuedHere) {
+      return {
+        ok: false,
+        code: 'APPPROXY_PKI_CERT_UNTRUSTED',
+        reason: `issued by "${d.issuer}", not signed by this CA`,
+      };
+    }
+    const now = (opts?.now ?? new Date()).getTime();
+    if (now < d.notBefore.getTime()) {
       return {
         ok: false,
         code: 'APPPROXY_PKI_CERT_NOT_YET_VALID',
         reason: `valid from ${d.notBefore.toISOString()}`,
       };
-    if (now > d.notAfter.getTime())
+    }
+    if (now > d.notAfter.getTime()) {
       return {
         ok: false,
         code: 'APPPROXY_PKI_CERT_EXPIRED',
         reason: `expired ${d.notAfter.toISOString()}`,
       };
-    return {
-      ok: true,
-      commonName: d.commonName,
-      serialNumber: d.serialNumber,
-      notAfter: d.notAfter,
-      fingerprint: d.fingerprint,
-    };
+    }
+    const { commonName, serialNumber, notAfter, fingerprint } = d;
+    return { ok: true, commonName, serialNumber, notAfter, fingerprint };
   }
+}
+
+async function verifiedCsr(csrPem: string): Promise<x509.Pkcs10CertificateRequest> {
+  let csr: x509.Pkcs10CertificateRequest;
+  let signed: boolean;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+    signed = await csr.verify();
+  } catch (err) {
+    throw new PkiError('APPPROXY_PKI_CSR_INVALID', 'not a PEM PKCS#10 certificate request', {
+      cause: err,
+    });
+  }
+  // Proof of possession: only the holder of the private key can have signed the request.
+  if (!signed) {
+    throw new PkiError(
+      'APPPROXY_PKI_CSR_INVALID',
+      'the certificate request was not signed by its own key (altered in transit?)',
+    );
+  }
+  if (!isAcceptablePublicKey(csr.publicKey.rawData)) {
+    throw new PkiError(
+      'APPPROXY_PKI_CSR_INVALID',
+      'the certificate request key is not accepted: use P-256, P-384, P-521, Ed25519 or RSA ≥ 2048',
+    );
+  }
+  return csr;
+}
+
+function checkValidity(validityMs: number | undefined): number {
+  if (validityMs === undefined) return LEAF_VALIDITY_MS;
+  if (!Number.isFinite(validityMs) || validityMs <= 0) {
+    throw new RangeError(`validityMs must be a positive number of milliseconds, got ${validityMs}`);
+  }
+  return validityMs;
 }

@@ -1,20 +1,25 @@
-import { EC_SIGN, exportKeyPem, generateKeyPair, x509 } from './crypto.js';
+import { subjectName } from './internal/names.js';
+import { P256_SIGN, exportKeyPem, generateP256, x509 } from './internal/x509.js';
 
 /**
  * Connector side of registration: a new P-256 key pair and a PKCS#10 CSR signed with it.
- * The key stays with the caller; only the CSR travels.
+ * Only the CSR travels; the key stays with the caller. The CA ignores the CSR's subject
+ * (it names the connector itself), so `commonName` is informational, e.g. the host name.
+ * Throws `PkiError` `APPPROXY_PKI_NAME_INVALID` for an empty name.
  *
  * @example
- * const { keyPem, csrPem } = await createKeyAndCsr({ commonName: 'conn-01' });
+ * const { keyPem, csrPem } = await createKeyAndCsr({ commonName: os.hostname() });
+ * // send csrPem to the relay; keep keyPem (PKCS#8 PEM) for tls.connect({ key: keyPem, … })
  */
 export async function createKeyAndCsr(opts: {
   commonName: string;
 }): Promise<{ keyPem: string; csrPem: string }> {
-  const keys = await generateKeyPair();
+  const commonName = subjectName(opts.commonName);
+  const keys = await generateP256();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ CN: [opts.commonName] }],
+    name: [{ CN: [commonName] }],
     keys,
-    signingAlgorithm: EC_SIGN,
+    signingAlgorithm: P256_SIGN,
   });
-  return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') };
+  return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') + '\n' };
 }

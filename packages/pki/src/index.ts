@@ -6,4 +6,4 @@ export {
   type CertificateDescription,
 } from './describe.js';
 export { createDevCertificates } from './dev.js';
-export { PkiError, type PkiErrorCode } from './errors.js';
+export { PkiError, type CertificateCheckCode, type PkiErrorCode } from './errors.js';
