@@ -1,10 +1,21 @@
-import { createLogger } from '@appproxy/telemetry';
-import { CAPABILITY, TunnelDialer, TunnelError, registerWithRelay } from '@appproxy/tunnel';
+import { METRICS_CONTENT_TYPE, createLogger } from '@appproxy/telemetry';
+import {
+  CAPABILITY,
+  DEFAULT_PING_INTERVAL_MS,
+  TunnelDialer,
+  TunnelError,
+  registerWithRelay,
+} from '@appproxy/tunnel';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { X509Certificate } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { CliError } from './errors.js';
 import { BackendForwarder } from './forward.js';
+import { ConnectorMetrics } from './metrics.js';
+import { CertificateRenewal } from './renewal.js';
 import { isRegistered, loadState, saveState } from './state.js';
 import { CONNECTOR_VERSION } from './version.js';
 
@@ -12,6 +23,24 @@ const positiveInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
   return n;
+};
+interface HostPort {
+  host: string;
+  port: number;
+}
+/** `host:port` or `[v6]:port`, read by the URL parser (no config package in the connector). */
+const listenAddress = (v: string): HostPort => {
+  let url: URL | undefined;
+  try {
+    url = new URL(`http://${v}`);
+  } catch {
+    // reported below
+  }
+  // The URL parser drops a default port (":80"), so the port is read from the text.
+  const port = /:(\d{1,5})$/.exec(v)?.[1];
+  if (!url || port === undefined || Number(port) > 65535 || url.pathname !== '/' || url.username)
+    throw new InvalidArgumentError('must be host:port, e.g. 127.0.0.1:9091 or [::1]:9091');
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(port) };
 };
 const milliseconds = (v: string) => {
   const m = /^(\d+)(ms|s|m)?$/.exec(v.trim());
@@ -88,12 +117,28 @@ export function buildProgram(): Command {
       'reach the relay through this HTTP CONNECT proxy (default: $HTTPS_PROXY)',
     )
     .option('--tunnels <n>', 'parallel tunnel connections to the relay', positiveInt, 2)
-    .option('--ping-interval <duration>', 'tunnel liveness PING interval', milliseconds, 15_000)
+    .option(
+      '--ping-interval <duration>',
+      'PING a quiet tunnel this often',
+      milliseconds,
+      DEFAULT_PING_INTERVAL_MS,
+    )
+    .option(
+      '--ping-timeout <duration>',
+      'a relay silent this long is dead (default: 2 × ping interval)',
+      milliseconds,
+    )
     .option(
       '--drain-timeout <duration>',
       'how long SIGTERM waits for in-flight requests',
       milliseconds,
       30_000,
+    )
+    .option('--no-websocket', 'do not serve WebSocket (HTTP upgrade) requests')
+    .option(
+      '--metrics-listen <host:port>',
+      'serve Prometheus /metrics (and /healthz) here, e.g. 127.0.0.1:9091',
+      listenAddress,
     )
     .action(
       async (opts: {
@@ -101,14 +146,30 @@ export function buildProgram(): Command {
         outboundProxy?: string;
         tunnels: number;
         pingInterval: number;
+        pingTimeout?: number;
         drainTimeout: number;
+        websocket: boolean;
+        metricsListen?: HostPort;
       }) => {
-        const state = loadState(resolve(opts.stateDir));
+        const stateDir = resolve(opts.stateDir);
+        const state = loadState(stateDir);
         const log = createLogger({ name: 'connector' }).child({ connectorId: state.connectorId });
         const outboundProxy =
           opts.outboundProxy ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
-        const forwarder = new BackendForwarder({ log });
-        const dialer = new TunnelDialer({
+        const metrics = new ConnectorMetrics();
+        const forwarder = new BackendForwarder({ log, metrics });
+        const renewal = new CertificateRenewal({
+          stateDir,
+          state,
+          log,
+          metrics,
+          onRenewed: (credentials) => {
+            dialer
+              ?.updateCredentials(credentials)
+              .catch((err: unknown) => log.warn('tunnel rotation failed', { error: err }));
+          },
+        });
+        const dialer: TunnelDialer = new TunnelDialer({
           relayUrl: state.relayUrl,
           cert: state.certPem,
           key: state.keyPem,
@@ -117,29 +178,70 @@ export function buildProgram(): Command {
             connectorId: state.connectorId,
             version: CONNECTOR_VERSION,
             hostname: hostname(),
-            capabilities: [CAPABILITY.websocket],
+            capabilities: opts.websocket ? [CAPABILITY.websocket] : [],
           },
           onStream: forwarder.handle,
+          onControl: renewal.handle,
           tunnels: opts.tunnels,
           pingIntervalMs: opts.pingInterval,
+          pingTimeoutMs: opts.pingTimeout,
           outboundProxy,
+          rotationDrainTimeoutMs: opts.drainTimeout,
         });
-        dialer.on('connected', (e) => log.info('tunnel connected', { ...e }));
-        dialer.on('disconnected', (e) => log.warn('tunnel disconnected', { ...e }));
-        dialer.on('connectFailed', (e) =>
+        dialer.on('connected', (e) => {
+          metrics.tunnels.labels().set(dialer.connectedCount);
+          if (!e.rotated) metrics.tunnelConnects.labels().inc();
+          log.info('tunnel connected', { ...e });
+        });
+        dialer.on('disconnected', (e) => {
+          metrics.tunnels.labels().set(dialer.connectedCount);
+          metrics.tunnelDisconnects.labels().inc();
+          log.warn('tunnel disconnected', { ...e });
+        });
+        dialer.on('connectFailed', (e) => {
+          metrics.tunnelConnectFailures.labels().inc();
           log.warn('tunnel connect failed', {
             tunnel: e.tunnel,
             reason: e.reason,
             retryInMs: e.retryInMs,
             code: (e.error as TunnelError).code,
-          }),
-        );
+            ...certificateAdvice(state.certPem),
+          });
+        });
+        let metricsServer: ReturnType<typeof createServer> | undefined;
+        if (opts.metricsListen) {
+          metricsServer = createServer((req, res) => {
+            const path = (req.url ?? '/').split('?')[0];
+            if (path === '/metrics') {
+              res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
+              return void res.end(metrics.registry.render());
+            }
+            if (path === '/healthz') {
+              const up = dialer.connectedCount > 0;
+              res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
+              return void res.end(JSON.stringify({ tunnels: dialer.connectedCount }));
+            }
+            res.writeHead(404).end();
+          });
+          const at = opts.metricsListen;
+          const address = await new Promise<AddressInfo>((done, fail) => {
+            metricsServer!.once('error', (err) =>
+              fail(new CliError(`--metrics-listen ${at.host}:${at.port}: ${err.message}`, 2)),
+            );
+            metricsServer!.listen(at.port, at.host, () =>
+              done(metricsServer!.address() as AddressInfo),
+            );
+          });
+          log.info('metrics listening', { address: `${address.address}:${address.port}` });
+        }
         log.info('connector starting', {
           relay: state.relayUrl,
           group: state.group,
           tunnels: opts.tunnels,
           outboundProxy,
+          websocket: opts.websocket,
           version: CONNECTOR_VERSION,
+          ...certificateAdvice(state.certPem),
         });
         dialer.start();
         await new Promise<void>((done) => {
@@ -148,7 +250,8 @@ export function buildProgram(): Command {
             dialer
               .stop({ drainTimeoutMs: opts.drainTimeout })
               .then(() => forwarder.close())
-              .then(done, done);
+              .then(() => metricsServer?.close())
+              .then(() => done(), done);
           };
           process.once('SIGTERM', () => stop('SIGTERM'));
           process.once('SIGINT', () => stop('SIGINT'));
@@ -158,6 +261,23 @@ export function buildProgram(): Command {
     );
 
   return program;
+}
+
+/**
+ * The certificate's expiry for logs; past it, what to do (a connector offline for longer
+ * than its certificate's lifetime cannot renew and must register again).
+ */
+function certificateAdvice(certPem: string): Record<string, string> {
+  try {
+    const validTo = new Date(new X509Certificate(certPem).validTo);
+    if (validTo.getTime() > Date.now()) return { certificateExpires: validTo.toISOString() };
+    return {
+      certificateExpired: validTo.toISOString(),
+      advice: 'the certificate expired: register again with a new token (register --force)',
+    };
+  } catch {
+    return { advice: 'the stored certificate is unreadable: register again (register --force)' };
+  }
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */

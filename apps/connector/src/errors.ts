@@ -43,3 +43,16 @@ export class CliError extends Error {
     super(message);
   }
 }
+
+/** A certificate renewal the connector refused (answered to the relay with this code). */
+export class RenewalError extends Error {
+  readonly code:
+    | 'APPPROXY_RENEWAL_NOT_REQUESTED'
+    | 'APPPROXY_RENEWAL_CERT_INVALID'
+    | 'APPPROXY_RENEWAL_MALFORMED';
+  constructor(code: RenewalError['code'], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RenewalError';
+    this.code = code;
+  }
+}

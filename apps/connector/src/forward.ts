@@ -3,8 +3,9 @@ import { META, endToEndHeaders, forwardBody, resetStream } from '@appproxy/tunne
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
-import { Agent, request } from 'undici';
+import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { classifyBackendError } from './errors.js';
+import type { ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 import { forwardUpgrade } from './upgrade.js';
 
@@ -14,9 +15,12 @@ const DEFAULT_TIMEOUT_MS = 85_000;
 
 export interface ForwarderOptions {
   log: Logger;
+  metrics: ConnectorMetrics;
   /** Connections per backend origin. @default 256 */
   connections?: number;
 }
+
+const POOL = { keepAliveTimeout: 30_000, pipelining: 1 } as const;
 
 /**
  * Serves tunnel streams by forwarding them to the internal URL the relay named, with undici
@@ -24,28 +28,51 @@ export interface ForwarderOptions {
  */
 export class BackendForwarder {
   readonly #log: Logger;
-  readonly #verify: Agent;
-  readonly #noVerify: Agent;
+  readonly #metrics: ConnectorMetrics;
+  readonly #connections: number;
+  /** Pools by backend TLS validation and forward proxy (`verify|proxy`). */
+  readonly #dispatchers = new Map<string, Dispatcher>();
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
-    const common = {
-      connections: opts.connections ?? 256,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-    };
-    this.#verify = new Agent({ ...common, connect: { rejectUnauthorized: true } });
-    this.#noVerify = new Agent({ ...common, connect: { rejectUnauthorized: false } });
+    this.#metrics = opts.metrics;
+    this.#connections = opts.connections ?? 256;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#verify.close(), this.#noVerify.close()]);
+    await Promise.all([...this.#dispatchers.values()].map((d) => d.close()));
+  }
+
+  /**
+   * The pool for a backend: direct, or through the app's forward proxy — plain HTTP
+   * backends as absolute-form requests (what any forward proxy allows), HTTPS ones through
+   * a CONNECT tunnel.
+   */
+  #dispatcher(verifyTls: boolean, proxy: string | undefined): Dispatcher {
+    const key = `${verifyTls ? 1 : 0}|${proxy ?? ''}`;
+    let d = this.#dispatchers.get(key);
+    if (!d) {
+      const tls = { rejectUnauthorized: verifyTls };
+      d = proxy
+        ? new ProxyAgent({
+            uri: proxy,
+            proxyTunnel: false,
+            requestTls: tls,
+            connections: this.#connections,
+            ...POOL,
+          })
+        : new Agent({ connections: this.#connections, connect: tls, ...POOL });
+      this.#dispatchers.set(key, d);
+    }
+    return d;
   }
 
   /** `onStream` for the TunnelDialer. */
   handle = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
     const requestId = String(headers[META.requestId] ?? '');
-    const log = this.#log.child({ requestId, app: headers[META.app] });
+    const app = String(headers[META.app] ?? '-');
+    const log = this.#log.child({ requestId, app });
+    const metrics = this.#metrics;
     let target: URL;
     try {
       target = new URL(String(headers[META.target]));
@@ -55,6 +82,7 @@ export class BackendForwarder {
     }
     const timeoutMs = Number(headers[META.timeout]) || DEFAULT_TIMEOUT_MS;
     const verifyTls = headers[META.tlsVerify] !== '0';
+    const proxy = headers[META.backendProxy] as string | undefined;
     const authority = String(headers[':authority'] ?? target.host);
     const path = String(headers[':path'] ?? '/');
     const method = String(headers[':method']);
@@ -66,10 +94,33 @@ export class BackendForwarder {
         'relay sent a path that is not origin-form',
       );
     if (method === 'CONNECT') {
-      forwardUpgrade({ stream, headers, target, authority, path, timeoutMs, verifyTls, log });
+      forwardUpgrade({
+        stream,
+        headers,
+        target,
+        authority,
+        path,
+        timeoutMs,
+        verifyTls,
+        proxy,
+        log,
+        metrics,
+        app,
+      });
       return;
     }
     const started = process.hrtime.bigint();
+    metrics.inFlight.labels(app).inc();
+    let status = 0;
+    let bytesOut = 0;
+    let bytesIn = 0;
+    stream.once('close', () => {
+      metrics.inFlight.labels(app).dec();
+      metrics.requests.labels(app, String(status || 'aborted')).inc();
+      metrics.duration.labels(app).observe(Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.bytesToBackend.labels(app).inc(bytesOut);
+      metrics.bytesFromBackend.labels(app).inc(bytesIn);
+    });
     const abort = new AbortController();
     // Abort only what is still running: abort() allocates a DOMException with a stack,
     // which showed up at ~4% of connector CPU when done for every finished request.
@@ -87,6 +138,10 @@ export class BackendForwarder {
       forwardBody(stream, upload, (rst) =>
         upload.destroy(new Error(`request body reset by the relay (RST ${rst})`)),
       );
+      // After the pipe: a 'data' listener added first would let chunks flow past it.
+      stream.on('data', (chunk: Buffer) => {
+        bytesOut += chunk.length;
+      });
       body = upload;
     }
     // Concatenate, never resolve: `new URL('//other-host/x', origin)` would leave the backend.
@@ -94,7 +149,7 @@ export class BackendForwarder {
       method,
       headers: outHeaders as Record<string, string | string[]>,
       body,
-      dispatcher: verifyTls ? this.#verify : this.#noVerify,
+      dispatcher: this.#dispatcher(verifyTls, proxy),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       signal: abort.signal,
@@ -108,6 +163,7 @@ export class BackendForwarder {
           ...endToEndHeaders(res.headers as IncomingHttpHeaders),
           ':status': res.statusCode,
         };
+        status = res.statusCode;
         const empty = method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
         log.debug('backend answered', {
           status: res.statusCode,
@@ -122,6 +178,9 @@ export class BackendForwarder {
         stream.respond(responseHeaders);
         // pipe(), not pipeline(): see the relay's proxy.ts (an AbortController per call).
         res.body.pipe(stream);
+        res.body.on('data', (chunk: Buffer) => {
+          bytesIn += chunk.length;
+        });
         res.body.once('end', () => {
           settled = true;
         });
@@ -136,9 +195,17 @@ export class BackendForwarder {
       (err: unknown) => {
         settled = true;
         if (abort.signal.aborted) return;
-        const { code, status, detail } = classifyBackendError(err);
-        log.warn('backend request failed', { code, detail, target: target.origin, method });
-        respondError(stream, code, status, detail);
+        const failure = classifyBackendError(err);
+        status = failure.status;
+        metrics.backendErrors.labels(app, failure.code).inc();
+        log.warn('backend request failed', {
+          code: failure.code,
+          detail: failure.detail,
+          target: target.origin,
+          method,
+          proxy,
+        });
+        respondError(stream, failure.code, failure.status, failure.detail);
       },
     );
   };

@@ -1,5 +1,5 @@
 import type { Logger } from '@appproxy/telemetry';
-import { META, endToEndHeaders } from '@appproxy/tunnel';
+import { META, connectThroughProxy, endToEndHeaders } from '@appproxy/tunnel';
 import {
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -7,7 +7,10 @@ import {
 } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { classifyBackendError } from './errors.js';
+import type { ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 
 export interface UpgradeContext {
@@ -18,7 +21,11 @@ export interface UpgradeContext {
   path: string;
   timeoutMs: number;
   verifyTls: boolean;
+  /** The app's forward proxy: upgrades go through a CONNECT tunnel to the backend. */
+  proxy?: string;
   log: Logger;
+  metrics: ConnectorMetrics;
+  app: string;
 }
 
 /**
@@ -27,7 +34,40 @@ export interface UpgradeContext {
  * it hands back non-101 answers (401, 404, …) intact, which the user must see.
  */
 export function forwardUpgrade(ctx: UpgradeContext): void {
-  const { stream, headers, target, log } = ctx;
+  if (!ctx.proxy) return upgradeOver(ctx, undefined);
+  const { hostname, protocol, port } = ctx.target;
+  const host = hostname.replace(/^\[|\]$/g, '');
+  connectThroughProxy(
+    ctx.proxy,
+    host,
+    Number(port || (protocol === 'https:' ? 443 : 80)),
+    ctx.timeoutMs,
+  ).then(
+    (socket) => {
+      if (protocol !== 'https:') return upgradeOver(ctx, socket);
+      const secure = tlsConnect({
+        socket,
+        servername: host,
+        rejectUnauthorized: ctx.verifyTls,
+        ALPNProtocols: ['http/1.1'],
+      });
+      secure.once('secureConnect', () => upgradeOver(ctx, secure));
+      secure.once('error', (err) => failUpgrade(ctx, err));
+    },
+    (err: unknown) => failUpgrade(ctx, err),
+  );
+}
+
+function failUpgrade(ctx: UpgradeContext, err: unknown): void {
+  const { code, status, detail } = classifyBackendError(err);
+  ctx.metrics.backendErrors.labels(ctx.app, code).inc();
+  ctx.log.warn('backend upgrade failed', { code, detail, target: ctx.target.origin });
+  respondError(ctx.stream, code, status, detail);
+}
+
+/** The HTTP/1.1 upgrade request, on `socket` when a proxy tunnel was opened, else directly. */
+function upgradeOver(ctx: UpgradeContext, via: Socket | undefined): void {
+  const { stream, headers, target, log, metrics, app } = ctx;
   const protocol = String(headers[META.upgrade] ?? headers[':protocol'] ?? 'websocket');
   const outHeaders: OutgoingHttpHeaders = {
     ...endToEndHeaders(headers),
@@ -45,6 +85,7 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
     agent: false,
     rejectUnauthorized: ctx.verifyTls,
     servername: target.hostname,
+    ...(via && { createConnection: () => via }),
   });
   const timer = setTimeout(
     () =>
@@ -67,6 +108,8 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
     stream.pipe(socket);
     stream.once('close', () => socket.destroy());
     socket.once('close', () => stream.end());
+    metrics.upgrades.labels(app).inc();
+    stream.once('close', () => metrics.upgrades.labels(app).dec());
     log.info('upgraded', { protocol, target: target.origin });
   });
   req.on('response', (res) => {
@@ -85,9 +128,7 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
   });
   req.on('error', (err) => {
     clearTimeout(timer);
-    const { code, status, detail } = classifyBackendError(err);
-    log.warn('backend upgrade failed', { code, detail, target: target.origin });
-    respondError(stream, code, status, detail);
+    failUpgrade(ctx, err);
   });
   req.end();
 }

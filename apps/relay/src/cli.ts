@@ -7,7 +7,8 @@ import {
 } from '@appproxy/config';
 import { ConnectorCA } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
-import { formatRegistrationToken } from '@appproxy/tunnel';
+import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
+import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
 import { Relay } from './relay.js';
 import { RELAY_VERSION } from './version.js';
@@ -21,9 +22,6 @@ export class CliError extends Error {
     super(message);
   }
 }
-
-/** Connectors not seen for this long are shown as inactive. */
-const ACTIVE_WINDOW_MS = 90_000;
 
 async function readConfig(file: string): Promise<RelayConfig> {
   try {
@@ -103,7 +101,9 @@ export function buildProgram(): Command {
   const connectors = program.command('connectors').description('Registered connectors.');
   connectors
     .command('list')
-    .description('List registered connectors with their group, version, host and state.')
+    .description(
+      'List registered connectors: group, host, version, state, last seen, open tunnels, requests in flight, missing capabilities.',
+    )
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
@@ -111,28 +111,55 @@ export function buildProgram(): Command {
       const store = openStateStore(config.relay.stateDir);
       try {
         const now = Date.now();
-        const rows = store.listConnectors().map((c) => ({
-          id: c.id,
-          group: c.group,
-          hostname: c.hostname ?? '',
-          version: c.version ?? '',
-          state: c.revokedAt
-            ? 'revoked'
-            : c.lastSeenAt && now - c.lastSeenAt.getTime() < ACTIVE_WINDOW_MS
-              ? 'active'
-              : 'inactive',
-          lastSeen: c.lastSeenAt?.toISOString() ?? null,
-          capabilities: c.capabilities,
-          certificateExpires: c.certNotAfter.toISOString(),
-        }));
+        const known: string[] = Object.values(CAPABILITY);
+        const rows = store.listConnectors().map((c) => {
+          const state = connectorState(c, now);
+          const live = state === 'active';
+          return {
+            id: c.id,
+            group: c.group,
+            hostname: c.hostname ?? '',
+            version: c.version ?? '',
+            state,
+            lastSeen: c.lastSeenAt?.toISOString() ?? null,
+            tunnels: live ? c.tunnels : 0,
+            inFlight: live ? c.inFlight : 0,
+            capabilities: c.capabilities,
+            // Known only once it connected and said what it can do.
+            missingCapabilities: c.lastSeenAt
+              ? known.filter((k) => !c.capabilities.includes(k))
+              : [],
+            certificateExpires: c.certNotAfter.toISOString(),
+          };
+        });
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
           return;
         }
-        const header = ['ID', 'GROUP', 'HOST', 'VERSION', 'STATE', 'LAST SEEN'];
+        const header = [
+          'ID',
+          'GROUP',
+          'HOST',
+          'VERSION',
+          'STATE',
+          'LAST SEEN',
+          'TUNNELS',
+          'IN-FLIGHT',
+          'LACKS',
+        ];
         const table = [
           header,
-          ...rows.map((r) => [r.id, r.group, r.hostname, r.version, r.state, r.lastSeen ?? '-']),
+          ...rows.map((r) => [
+            r.id,
+            r.group,
+            r.hostname || '-',
+            r.version || '-',
+            r.state,
+            r.lastSeen ?? '-',
+            String(r.tunnels),
+            String(r.inFlight),
+            r.missingCapabilities.join(',') || '-',
+          ]),
         ];
         const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
         for (const row of table)
@@ -142,6 +169,24 @@ export function buildProgram(): Command {
               .join('  ')
               .trimEnd()}\n`,
           );
+      } finally {
+        store.close();
+      }
+    });
+
+  connectors
+    .command('delete')
+    .description(
+      'Delete a connector: its certificate is revoked, its tunnels close at once and it can never connect again.',
+    )
+    .argument('<id>', 'connector id (from `connectors list`)')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .action(async (id: string, opts: { config: string }) => {
+      const config = await readConfig(opts.config);
+      const store = openStateStore(config.relay.stateDir);
+      try {
+        if (!store.revokeConnector(id)) throw new CliError(`no connector with id ${id}`, 2);
+        process.stdout.write(`connector ${id} deleted; its certificate is revoked\n`);
       } finally {
         store.close();
       }

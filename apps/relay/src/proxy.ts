@@ -1,5 +1,5 @@
 import type { PublishedAppConfig } from '@appproxy/config';
-import type { AppTable, RouteMatch } from '@appproxy/routing';
+import { canRetry, type AppTable, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
@@ -9,7 +9,7 @@ import {
   resetStream,
   type TunnelSession,
 } from '@appproxy/tunnel';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   STATUS_CODES,
   type IncomingHttpHeaders,
@@ -18,57 +18,117 @@ import {
   type ServerResponse,
 } from 'node:http';
 import {
+  constants as h2constants,
   type ClientHttp2Stream,
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { ConnectorPool } from './connector-pool.js';
 import { isRelayErrorCode, renderError, type RelayErrorCode } from './error-pages.js';
 import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
+import type { RelayMetrics } from './metrics.js';
+import { readCookie, stripCookies } from './relay-cookies.js';
+import { RequestBody } from './request-body.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export interface ProxyDeps {
   apps: () => AppTable<PublishedAppConfig>;
-  pool: ConnectorPool;
+  groups: ConnectorGroups<TunnelSession>;
   trustedProxies: TrustedProxies;
+  metrics: RelayMetrics;
   log: Logger;
 }
 
 /** Extra time the relay waits beyond the app's backend timeout before it gives up itself. */
 const RELAY_GRACE_MS = 5_000;
 const RESERVED_PREFIX = '/.appproxy/';
+/** Cookies the relay sets for itself start with this; they never reach a backend. */
+const RELAY_COOKIE_PREFIX = '__Host-appproxy-';
+/** `sticky: session`: which connector this browser session stays on. */
+const AFFINITY_COOKIE = `${RELAY_COOKIE_PREFIX}affinity`;
+/** At most this many connectors are tried for one request. */
+const MAX_ATTEMPTS = 3;
 
 interface Routed {
   match: RouteMatch<PublishedAppConfig>;
-  session: TunnelSession;
   headers: OutgoingHttpHeaders;
+  /** `sticky`: the key that keeps this client on one connector. */
+  affinityKey?: string;
+  /** A new affinity cookie to set on the response. */
+  setAffinity?: string;
 }
+
+type Refusal = RelayErrorCode | { code: RelayErrorCode; app: string; detail?: string };
 
 /**
  * The relay's request pump: route by host and path, pick a connector of the app's group,
- * open one tunnel stream and stream both bodies through it with backpressure.
+ * open one tunnel stream and stream both bodies through it with backpressure. A failure
+ * before the response began goes to another connector of the group when that is safe.
  */
 export class RelayProxy {
   readonly #deps: ProxyDeps;
+  #inFlight = 0;
+  #draining = false;
+  readonly #idleWaiters = new Set<() => void>();
+
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
+  }
+
+  /** Requests and upgrades being proxied now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Relay shutdown: HTTP/1.1 responses from now on close their connection; resolves once no
+   * request is in flight.
+   */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.add(resolve));
+  }
+
+  #track(): () => void {
+    this.#inFlight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.#inFlight === 0) {
+        for (const resolve of this.#idleWaiters) resolve();
+        this.#idleWaiters.clear();
+      }
+    };
   }
 
   /** `request` handler of the public server (HTTP/1.1 and HTTP/2 alike). */
   handle = (req: AnyRequest, anyRes: AnyResponse): void => {
     // Http2ServerResponse mirrors ServerResponse for everything used here.
     const res = anyRes as ServerResponse;
+    const { metrics } = this.#deps;
     const correlationId = randomUUID();
     const started = process.hrtime.bigint();
     const log = this.#deps.log.child({ requestId: correlationId });
     const host = requestHost(req);
     const target = req.url ?? '/';
+    const untrack = this.#track();
+    if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     let appName: string | undefined;
     let bytesOut = 0;
     res.on('close', () => {
+      untrack();
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const app = appName ?? '-';
+      metrics.requests.labels(app, String(res.statusCode)).inc();
+      if (appName) {
+        metrics.inFlight.labels(appName).dec();
+        metrics.duration.labels(appName).observe(durationMs / 1000);
+        metrics.bytesOut.labels(appName).inc(bytesOut);
+      }
       log.info('request', {
         app: appName,
         method: req.method,
@@ -76,13 +136,14 @@ export class RelayProxy {
         path: target.split('?')[0],
         status: res.statusCode,
         bytesOut,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        durationMs,
         aborted: !res.writableFinished,
         client: req.socket?.remoteAddress,
       });
     });
     const fail = (code: RelayErrorCode, detail?: string) => {
       if (detail) log.warn('request failed', { code, app: appName, detail });
+      metrics.errors.labels(appName ?? '-', code).inc();
       if (res.headersSent) {
         res.destroy();
         return;
@@ -103,84 +164,128 @@ export class RelayProxy {
       appName = routed.app;
       return fail(routed.code, routed.detail);
     }
-    const { match, session } = routed;
-    appName = match.app.name;
-    let stream: ClientHttp2Stream;
-    try {
-      stream = session.request(routed.headers);
-    } catch (err) {
-      return fail('CONNECTOR_UNAVAILABLE', (err as Error).message);
-    }
-    let responded = false;
-    const guard = setTimeout(() => {
-      resetStream(stream, 'backend timeout at the relay');
-      fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
-    }, match.app.backendTimeoutMs + RELAY_GRACE_MS);
-    guard.unref();
+    const { match } = routed;
+    const app = match.app;
+    appName = app.name;
+    metrics.inFlight.labels(appName).inc();
+    const method = req.method ?? 'GET';
+    const body = new RequestBody(req);
+    res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
+    const endStream = hasNoBody(req);
+    req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
 
+    let stream: ClientHttp2Stream | undefined;
+    let responded = false;
+    const tried = new Set<string>();
+    const guard = setTimeout(() => {
+      if (stream) resetStream(stream, 'backend timeout at the relay');
+      fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
+    }, app.backendTimeoutMs + RELAY_GRACE_MS);
+    guard.unref();
     // The client went away: cancel the stream so the connector aborts the backend request.
     res.on('close', () => {
       clearTimeout(guard);
-      if (!res.writableFinished) resetStream(stream, 'client went away');
-    });
-    // pipe(), not pipeline(): pipeline allocates and aborts an AbortController (a
-    // DOMException with a stack) per call, ~5 % of relay CPU at 1 KiB responses. Errors are
-    // handled by hand: a failed client request cancels the stream via res 'close'.
-    req.pipe(stream);
-    req.on('error', (err) => {
-      log.debug('request body not fully sent', { error: err });
-      resetStream(stream, 'client went away');
+      if (stream && !res.writableFinished) resetStream(stream, 'client went away');
     });
 
-    stream.on('response', (headers) => {
-      responded = true;
-      clearTimeout(guard);
-      const status = Number(headers[':status']);
-      const connectorError = headers[META.error];
-      if (connectorError) {
-        stream.resume();
-        const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
+    const attempt = (): void => {
+      const picked = this.#deps.groups.pick(app.connectorGroup, {
+        affinityKey: routed.affinityKey,
+        exclude: tried,
+      });
+      if (typeof picked === 'string') {
+        clearTimeout(guard);
         return fail(
-          code,
-          `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+          tried.size > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
+          tried.size > 0
+            ? `no other connector in group ${app.connectorGroup} after ${tried.size} attempt(s)`
+            : `no ready connector in group ${app.connectorGroup}`,
         );
       }
-      const out = endToEndHeaders(headers as IncomingHttpHeaders);
-      out['x-appproxy-correlation-id'] = correlationId;
-      res.writeHead(status, out);
-      stream.on('data', (chunk: Buffer) => {
-        bytesOut += chunk.length;
-      });
-      forwardBody(stream, res, (rst) => {
-        // Reset mid-response (connector lost, backend failed): the client must see a broken
-        // response, never a truncated body that looks whole.
-        log.warn('response interrupted', { app: appName, connector: session.connectorId, rst });
-        res.destroy();
-      });
-    });
-    stream.on('close', () => {
-      if (responded) return;
-      clearTimeout(guard);
-      if (!res.headersSent && !res.destroyed) {
-        fail(
-          'CONNECTOR_LOST',
-          `tunnel stream closed before a response (rst ${stream.rstCode}, tunnel ${session.state})`,
-        );
+      const session = picked;
+      let s: ClientHttp2Stream;
+      try {
+        s = session.request(routed.headers, { endStream });
+      } catch (err) {
+        // The tunnel stopped accepting between pick and request: nothing was sent.
+        tried.add(session.connectorId);
+        log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
+        return attempt();
       }
-    });
-    stream.on('error', () => {});
+      stream = s;
+      s.on('error', () => {});
+      if (!endStream) body.into(s);
+
+      s.on('response', (headers) => {
+        responded = true;
+        body.release();
+        clearTimeout(guard);
+        if (res.destroyed) return void resetStream(s, 'client went away');
+        const status = Number(headers[':status']);
+        const connectorError = headers[META.error];
+        if (connectorError) {
+          s.resume();
+          const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
+          return fail(
+            code,
+            `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+          );
+        }
+        const out = endToEndHeaders(headers as IncomingHttpHeaders);
+        out['x-appproxy-correlation-id'] = correlationId;
+        if (routed.setAffinity) appendHeader(out, 'set-cookie', routed.setAffinity);
+        res.writeHead(status, out);
+        s.on('data', (chunk: Buffer) => {
+          bytesOut += chunk.length;
+        });
+        forwardBody(s, res, (rst) => {
+          // Reset mid-response (connector lost, backend failed): the client must see a broken
+          // response, never a truncated body that looks whole.
+          log.warn('response interrupted', { app: appName, connector: session.connectorId, rst });
+          res.destroy();
+        });
+      });
+      s.on('close', () => {
+        if (responded || res.destroyed || res.headersSent) return;
+        const failed = {
+          method,
+          refused: s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
+          bodyBytesSent: endStream ? 0 : body.sent,
+          bodyReplayable: body.replayable,
+          responseStarted: false,
+        };
+        tried.add(session.connectorId);
+        const detail = `tunnel stream closed before a response (rst ${s.rstCode}, tunnel ${session.id} ${session.state})`;
+        if (tried.size < MAX_ATTEMPTS && canRetry(failed)) {
+          metrics.retries.labels(app.name).inc();
+          log.info('retrying on another connector', {
+            app: app.name,
+            connector: session.connectorId,
+            detail,
+          });
+          return attempt();
+        }
+        clearTimeout(guard);
+        fail('CONNECTOR_LOST', `connector ${session.connectorId}: ${detail}`);
+      });
+    };
+    attempt();
   };
 
   /** `upgrade` handler of the public server (HTTP/1.1 `Upgrade`, e.g. WebSocket). */
   handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const { metrics } = this.#deps;
     const correlationId = randomUUID();
     const log = this.#deps.log.child({ requestId: correlationId });
+    const untrack = this.#track();
     socket.on('error', () => {});
+    socket.once('close', untrack);
     const host = requestHost(req);
     const target = req.url ?? '/';
     let appName: string | undefined;
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('upgrade failed', { code, app: appName, detail, path: target.split('?')[0] });
+      metrics.errors.labels(appName ?? '-', code).inc();
       const page = renderError(code, {
         app: appName,
         correlationId,
@@ -189,14 +294,25 @@ export class RelayProxy {
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '').toLowerCase();
-    const routed = this.#route(req, host, target, correlationId, CAPABILITY.websocket);
+    const routed = this.#route(req, host, target, correlationId);
     if (typeof routed === 'string') return fail(routed);
     if ('code' in routed) {
       appName = routed.app;
       return fail(routed.code, routed.detail);
     }
-    const { match, session } = routed;
+    const { match } = routed;
     appName = match.app.name;
+    const picked = this.#deps.groups.pick(match.app.connectorGroup, {
+      capability: CAPABILITY.websocket,
+      affinityKey: routed.affinityKey,
+    });
+    if (typeof picked === 'string') {
+      return fail(
+        picked === 'NO_CAPABLE_CONNECTOR' ? 'UPGRADE_UNSUPPORTED' : 'CONNECTOR_UNAVAILABLE',
+        `no connector in group ${match.app.connectorGroup} can take this upgrade`,
+      );
+    }
+    const session = picked;
     const headers: OutgoingHttpHeaders = {
       ...routed.headers,
       ':method': 'CONNECT',
@@ -226,6 +342,7 @@ export class RelayProxy {
         );
       }
       const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
+      if (routed.setAffinity) appendHeader(out, 'set-cookie', routed.setAffinity);
       if (status === 200) {
         // RFC 8441: 200 on the CONNECT stream is the backend's 101.
         writeHead(socket, 101, {
@@ -236,6 +353,9 @@ export class RelayProxy {
         if (head.length > 0) stream.write(head);
         socket.pipe(stream);
         stream.pipe(socket);
+        const appLabel = match.app.name;
+        metrics.upgrades.labels(appLabel).inc();
+        socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
         log.info('upgraded', { app: appName, protocol, connector: session.connectorId });
         return;
       }
@@ -249,13 +369,7 @@ export class RelayProxy {
     });
   };
 
-  #route(
-    req: AnyRequest,
-    host: string,
-    target: string,
-    correlationId: string,
-    capability?: string,
-  ): Routed | RelayErrorCode | { code: RelayErrorCode; app: string; detail?: string } {
+  #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
     const pathOnly = target.split('?')[0]!;
     if (pathOnly.startsWith(RESERVED_PREFIX) || pathOnly === RESERVED_PREFIX.slice(0, -1))
       return 'RESERVED_PATH';
@@ -264,14 +378,6 @@ export class RelayProxy {
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
-    const session = this.#deps.pool.pick(app.connectorGroup, capability);
-    if (!session) {
-      const code =
-        capability && this.#deps.pool.hasReady(app.connectorGroup)
-          ? 'UPGRADE_UNSUPPORTED'
-          : 'CONNECTOR_UNAVAILABLE';
-      return { code, app: app.name, detail: `no ready connector in group ${app.connectorGroup}` };
-    }
     const e2e = endToEndHeaders(req.headers);
     delete e2e.host;
     // undici cannot do `Expect: 100-continue`; the relay's own server already answered it.
@@ -280,20 +386,25 @@ export class RelayProxy {
     delete e2e['x-forwarded-for'];
     delete e2e['x-forwarded-proto'];
     delete e2e['x-forwarded-host'];
+    const cookie = header(req.headers.cookie, '; ');
+    const ownCookies = stripCookies(cookie, RELAY_COOKIE_PREFIX);
+    if (ownCookies === undefined) delete e2e.cookie;
+    else if (ownCookies !== cookie) e2e.cookie = ownCookies;
     const externalHost = host;
     const trusted = this.#deps.trustedProxies.has(req.socket?.remoteAddress);
+    const forwarded = forwardedHeaders({
+      clientAddress: req.socket?.remoteAddress,
+      externalHost,
+      trusted,
+      existing: {
+        for: req.headers['x-forwarded-for'],
+        proto: req.headers['x-forwarded-proto'],
+        host: req.headers['x-forwarded-host'],
+      },
+    });
     const headers: OutgoingHttpHeaders = {
       ...e2e,
-      ...forwardedHeaders({
-        clientAddress: req.socket?.remoteAddress,
-        externalHost,
-        trusted,
-        existing: {
-          for: req.headers['x-forwarded-for'],
-          proto: req.headers['x-forwarded-proto'],
-          host: req.headers['x-forwarded-host'],
-        },
-      }),
+      ...forwarded,
       ':method': req.method ?? 'GET',
       ':path': match.internalPath,
       ':authority': app.translateHeaders ? match.internalHost : externalHost,
@@ -302,13 +413,43 @@ export class RelayProxy {
       [META.app]: app.name,
       [META.timeout]: String(app.backendTimeoutMs),
       [META.tlsVerify]: app.validateBackendTls ? '1' : '0',
+      ...(app.backendProxy !== undefined && { [META.backendProxy]: app.backendProxy }),
     };
-    return { match, session, headers };
+    const routed: Routed = { match, headers };
+    if (app.sticky === 'clientAddress') {
+      // The original client: the first X-Forwarded-For entry when a trusted proxy set it.
+      routed.affinityKey = forwarded['x-forwarded-for']!.split(',')[0]!.trim();
+    } else if (app.sticky === 'session') {
+      const existing = readCookie(cookie, AFFINITY_COOKIE);
+      if (existing && /^[A-Za-z0-9_-]{16,64}$/.test(existing)) routed.affinityKey = existing;
+      else {
+        routed.affinityKey = randomBytes(16).toString('base64url');
+        routed.setAffinity = `${AFFINITY_COOKIE}=${routed.affinityKey}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+      }
+    }
+    return routed;
   }
 }
 
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(', ') : v;
+function header(v: string | string[] | undefined, separator = ', '): string | undefined {
+  return Array.isArray(v) ? v.join(separator) : v;
+}
+
+function appendHeader(out: OutgoingHttpHeaders, name: string, value: string): void {
+  const prior = out[name];
+  out[name] =
+    prior === undefined
+      ? [value]
+      : Array.isArray(prior)
+        ? [...prior, value]
+        : [String(prior), value];
+}
+
+/** True when the request has no body, known from its headers alone (most GETs). */
+function hasNoBody(req: AnyRequest): boolean {
+  if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.endAfterHeaders;
+  const h = req.headers;
+  return h['transfer-encoding'] === undefined && (h['content-length'] ?? '0') === '0';
 }
 
 function requestHost(req: AnyRequest): string {

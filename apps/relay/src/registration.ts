@@ -10,8 +10,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const MAX_BODY = 64 * 1024;
-/** @default one year; connectors renew well before (issue: renewal over the tunnel). */
-const CERT_VALIDITY_MS = 365 * 24 * 3600 * 1000;
 
 const TOKEN_STATUS: Record<TokenError['code'], number> = {
   APPPROXY_TOKEN_INVALID: 401,
@@ -28,6 +26,8 @@ export function registrationHandler(deps: {
   store: StateStore;
   log: Logger;
   knownGroups: () => Set<string>;
+  /** Lifetime of the certificate issued (`relay.connectorCertValidity`). */
+  certValidityMs: number;
 }) {
   const reply = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -84,7 +84,7 @@ export function registrationHandler(deps: {
           const connectorId = randomUUID();
           const issued = await deps.ca.issueFromCsr(body.csr, {
             commonName: connectorId,
-            validityMs: CERT_VALIDITY_MS,
+            validityMs: deps.certValidityMs,
           });
           deps.store.upsertConnector({
             id: connectorId,
@@ -96,6 +96,8 @@ export function registrationHandler(deps: {
             hostname: String(body.hostname ?? '').slice(0, 255),
             version: String(body.version ?? '').slice(0, 64),
             capabilities: [],
+            tunnels: 0,
+            inFlight: 0,
           });
           deps.log.info('connector registered', {
             connectorId,

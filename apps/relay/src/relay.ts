@@ -2,14 +2,17 @@ import { openStateStore, type RelayConfig, type StateStore } from '@appproxy/con
 import { ConnectorCA, describeCertificate } from '@appproxy/pki';
 import { AppTable } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
-import { TunnelListener, type TunnelSession } from '@appproxy/tunnel';
+import { TunnelListener } from '@appproxy/tunnel';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ConnectorPool } from './connector-pool.js';
+import { ConnectorRegistry } from './connector-registry.js';
 import { TrustedProxies } from './forwarded.js';
+import { RelayMetrics } from './metrics.js';
+import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
+import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
 import { registrationHandler } from './registration.js';
 import { SniCertificates } from './tls-contexts.js';
@@ -21,8 +24,6 @@ export interface RelayAddresses {
   redirect?: string;
 }
 
-/** How often the relay records "last seen" for connected connectors. */
-const SEEN_INTERVAL_MS = 30_000;
 /** Reissue the tunnel certificate when it expires within this window. */
 const RENEW_WINDOW_MS = 30 * 24 * 3600 * 1000;
 
@@ -33,13 +34,16 @@ const RENEW_WINDOW_MS = 30 * 24 * 3600 * 1000;
 export class Relay {
   readonly #config: RelayConfig;
   readonly #log: Logger;
-  readonly #pool = new ConnectorPool();
+  readonly metrics = new RelayMetrics();
   #store: StateStore | undefined;
+  #connectors: ConnectorRegistry | undefined;
+  #proxy: RelayProxy | undefined;
   #tunnel: TunnelListener | undefined;
   #public: Http2SecureServer | undefined;
+  /** HTTP/2 client sessions of the public listener, to send them GOAWAY on shutdown. */
+  readonly #clientSessions = new Set<ServerHttp2Session>();
   #admin: HttpServer | undefined;
   #redirect: HttpServer | undefined;
-  #seenTimer: NodeJS.Timeout | undefined;
   #ready = false;
 
   constructor(config: RelayConfig, log: Logger) {
@@ -54,6 +58,16 @@ export class Relay {
     const ca = await ConnectorCA.loadOrCreate(relay.stateDir);
     const tunnelCert = await this.#tunnelCertificate(ca);
     const groups = new Set(this.#config.connectorGroups.map((g) => g.name));
+    const connectors = new ConnectorRegistry({
+      store,
+      ca,
+      log: this.#log,
+      metrics: this.metrics,
+      groups,
+      certValidityMs: relay.connectorCertValidityMs,
+      inactiveRetentionMs: relay.inactiveConnectorRetentionMs,
+    });
+    this.#connectors = connectors;
 
     this.#tunnel = new TunnelListener({
       host: relay.tunnelListen.host,
@@ -62,36 +76,28 @@ export class Relay {
       key: tunnelCert.key,
       ca: ca.certPem,
       pingIntervalMs: relay.pingIntervalMs,
-      authorize: (peer) => {
-        const record = store.getConnector(peer.commonName);
-        if (!record) return 'unknown connector (deleted or never registered)';
-        if (record.revokedAt) return 'certificate revoked';
-        if (record.certFingerprint !== peer.fingerprint) return 'certificate replaced or revoked';
-        if (!groups.has(record.group)) return `connector group ${record.group} is not configured`;
-        return undefined;
-      },
-      onRegistration: registrationHandler({ ca, store, log: this.#log, knownGroups: () => groups }),
+      pingTimeoutMs: relay.pingTimeoutMs,
+      authorize: connectors.authorize,
+      onRegistration: registrationHandler({
+        ca,
+        store,
+        log: this.#log,
+        knownGroups: () => groups,
+        certValidityMs: relay.connectorCertValidityMs,
+      }),
     });
-    this.#tunnel.on('session', (session) => this.#onSession(session));
+    this.#tunnel.on('session', (session) => connectors.add(session));
     this.#tunnel.on('refused', (r) => this.#log.warn('tunnel refused', { ...r }));
-    this.#tunnel.on('sessionClosed', (session, reason) => {
-      if (session.hello) {
-        this.#log.info('connector disconnected', {
-          connectorId: session.connectorId,
-          tunnel: session.id,
-          reason: reason?.message,
-          code: reason?.code,
-        });
-      }
-    });
 
     const apps = new AppTable(this.#config.apps);
     const proxy = new RelayProxy({
       apps: () => apps,
-      pool: this.#pool,
+      groups: connectors.groups,
       trustedProxies: new TrustedProxies(relay.trustedProxies),
+      metrics: this.metrics,
       log: this.#log,
     });
+    this.#proxy = proxy;
     const sni = new SniCertificates(relay.certificates);
     this.#public = createSecureServer(
       {
@@ -107,6 +113,10 @@ export class Relay {
       proxy.handle,
     );
     this.#public.on('upgrade', proxy.handleUpgrade);
+    this.#public.on('session', (session) => {
+      this.#clientSessions.add(session);
+      session.once('close', () => this.#clientSessions.delete(session));
+    });
     this.#public.on('sessionError', () => {});
     this.#public.on('tlsClientError', (err) =>
       this.#log.debug('public TLS handshake failed', { error: err }),
@@ -137,8 +147,7 @@ export class Relay {
       this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen));
     }
-    this.#seenTimer = setInterval(() => this.#recordSeen(), SEEN_INTERVAL_MS);
-    this.#seenTimer.unref();
+    connectors.start();
     this.#ready = true;
     this.#log.info('relay listening', {
       ...addresses,
@@ -148,51 +157,27 @@ export class Relay {
     return addresses;
   }
 
-  /** Stops accepting, sends GOAWAY on every tunnel and lets open requests finish (bounded). */
+  /**
+   * Graceful shutdown, bounded by `drainTimeout`: stop accepting clients (GOAWAY to HTTP/2
+   * clients, `Connection: close` to HTTP/1.1 ones), let requests in flight finish through
+   * the tunnels, then GOAWAY the tunnels and close.
+   */
   async stop(): Promise<void> {
     this.#ready = false;
-    clearInterval(this.#seenTimer);
     const timeout = this.#config.relay.drainTimeoutMs;
-    const closing = [
-      this.#tunnel?.close({ drainTimeoutMs: timeout }),
-      closeServer(this.#public, timeout),
+    const deadline = Date.now() + timeout;
+    const publicClosed = closeServer(this.#public, timeout);
+    for (const session of this.#clientSessions) session.close();
+    void closeServer(this.#redirect, 0);
+    await Promise.race([this.#proxy?.drain(), sleep(timeout)]);
+    this.#connectors?.stop();
+    await Promise.all([
+      this.#tunnel?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) }),
+      publicClosed,
       closeServer(this.#redirect, 0),
-    ];
-    await Promise.all(closing);
+    ]);
     await closeServer(this.#admin, 0);
     this.#store?.close();
-  }
-
-  #onSession(session: TunnelSession): void {
-    const record = this.#store?.getConnector(session.connectorId);
-    if (!record) return session.destroy('connector record vanished');
-    this.#pool.add(record.group, session);
-    this.#store?.recordConnectorSeen(session.connectorId, {
-      at: new Date(),
-      hostname: session.hello?.hostname,
-      version: session.hello?.version,
-      capabilities: session.hello?.capabilities,
-    });
-    this.#log.info('connector connected', {
-      connectorId: session.connectorId,
-      group: record.group,
-      tunnel: session.id,
-      remote: session.remoteAddress,
-      version: session.hello?.version,
-      hostname: session.hello?.hostname,
-      capabilities: session.hello?.capabilities,
-    });
-  }
-
-  #recordSeen(): void {
-    const now = new Date();
-    const seen = new Set(
-      this.#pool
-        .all()
-        .filter((s) => s.state === 'ready')
-        .map((s) => s.connectorId),
-    );
-    for (const id of seen) this.#store?.recordConnectorSeen(id, { at: now });
   }
 
   #onAdmin(url: string, res: import('node:http').ServerResponse): void {
@@ -203,13 +188,17 @@ export class Relay {
     };
     if (path === '/healthz') return json(200, { status: 'ok' });
     if (path === '/readyz') {
-      const tunnels = this.#pool.all().filter((s) => s.state === 'ready');
+      const connectors = this.#connectors?.groups.connectors() ?? [];
       const body = {
         status: this.#ready ? 'ready' : 'not ready',
-        tunnels: tunnels.length,
-        connectors: new Set(tunnels.map((s) => s.connectorId)).size,
+        tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
+        connectors: connectors.filter((c) => c.accepting > 0).length,
       };
       return json(this.#ready ? 200 : 503, body);
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
+      return void res.end(this.metrics.registry.render());
     }
     json(404, { error: { code: 'NOT_FOUND' } });
   }
@@ -242,6 +231,8 @@ export class Relay {
     return { cert: issued.certPem, key: issued.keyPem };
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 function fmt(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;

@@ -30,6 +30,7 @@ export {
   STATE_DB_FILE,
   openStateStore,
   type ConnectorRecord,
+  type ConnectorSeen,
   type CreatedRegistrationToken,
   type StateStore,
 } from './state-store.js';

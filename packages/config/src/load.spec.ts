@@ -89,8 +89,11 @@ describe('parseConfig: the DESIGN.md example', () => {
         certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
         tunnelHosts: ['localhost', '127.0.0.1'],
         trustedProxies: [],
-        pingIntervalMs: 15_000,
+        pingIntervalMs: 1_000,
+        pingTimeoutMs: 2_000,
         drainTimeoutMs: 30_000,
+        connectorCertValidityMs: 90 * 86_400_000,
+        inactiveConnectorRetentionMs: 10 * 86_400_000,
       },
       identityProvider: {
         issuer: 'https://login.microsoftonline.com/contoso/v2.0',
@@ -131,8 +134,11 @@ describe('parseConfig: the DESIGN.md example', () => {
       certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
       tunnelHosts: ['localhost', '127.0.0.1'],
       trustedProxies: [],
-      pingIntervalMs: 15_000,
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 2_000,
       drainTimeoutMs: 30_000,
+      connectorCertValidityMs: 90 * 86_400_000,
+      inactiveConnectorRetentionMs: 10 * 86_400_000,
     });
     expect(config.identityProvider).toBeUndefined();
     expect(config.connectorGroups).toStrictEqual([{ name: 'Default' }]);
@@ -218,6 +224,31 @@ apps:
     });
     expect(config.apps[2]!.translateBody).toBe(true);
     expect(config.apps[2]!.maintenanceMode).toBe(true);
+    expect(config.relay.pingTimeoutMs).toBe(10_000);
+  });
+
+  it('connector lifecycle settings, sticky routing and backend proxies', () => {
+    const config = parse(`relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: tls/site.pem, key: tls/site-key.pem }]
+  pingInterval: 500ms
+  pingTimeout: 3s
+  connectorCertValidity: 365d
+  inactiveConnectorRetention: 2d
+apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough, sticky: session }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough, sticky: clientAddress,
+      backendProxy: 'http://u:p@proxy.corp:3128/' }
+  - { name: C, internalUrl: http://c/, externalUrl: https://c.example.com/, preAuthentication: passthrough, sticky: none }
+`);
+    expect(config.relay.pingIntervalMs).toBe(500);
+    expect(config.relay.pingTimeoutMs).toBe(3_000);
+    expect(config.relay.connectorCertValidityMs).toBe(365 * 86_400_000);
+    expect(config.relay.inactiveConnectorRetentionMs).toBe(2 * 86_400_000);
+    expect(config.apps.map((a) => a.sticky)).toStrictEqual(['session', 'clientAddress', undefined]);
+    expect(config.apps[1]!.backendProxy).toBe('http://u:p@proxy.corp:3128');
+    expect(config.apps[0]).not.toHaveProperty('backendProxy');
   });
 });
 
@@ -398,6 +429,13 @@ apps:
   pingInterval: often
   trustedProxies: [10.0.0.0/33, proxy.corp]
   tunnelHosts: ["not a host"]
+  connectorCertValidity: 20y
+  inactiveConnectorRetention: 0s
+apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
+      sticky: cookie, backendProxy: 'https://proxy.corp:3128' }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough,
+      backendProxy: 'http://proxy.corp:3128/path' }
 `;
     expect(summary(issuesOf(yaml))).toStrictEqual([
       'relay.listen: must be host:port, [ipv6]:port, :port or a port number (the port must be a number from 0 to 65535)',
@@ -407,6 +445,11 @@ apps:
       'relay.trustedProxies[0]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
       'relay.trustedProxies[1]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
       'relay.tunnelHosts[0]: must be a host name or IP address',
+      'relay.connectorCertValidity: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
+      'relay.inactiveConnectorRetention: must be at least 1000ms',
+      'apps[0].sticky: must be one of: none, session, clientAddress',
+      'apps[0].backendProxy: must be an http:// proxy URL (http://host:port)',
+      'apps[1].backendProxy: must be http://host:port with no path, query or fragment',
     ]);
   });
 

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
 import { isIpOrCidr } from './internal/net.js';
-import { checkAppUrl, checkIssuer, type UrlCheck } from './internal/urls.js';
+import { checkAppUrl, checkIssuer, checkProxyUrl, type UrlCheck } from './internal/urls.js';
 
 /** `backendTimeout: default`. */
 export const BACKEND_TIMEOUT_DEFAULT_MS = 85_000;
@@ -10,6 +10,7 @@ export const BACKEND_TIMEOUT_DEFAULT_MS = 85_000;
 export const BACKEND_TIMEOUT_LONG_MS = 180_000;
 /** Longest timer Node can arm (2^31-1 ms, about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
+const DAY_MS = 24 * 3600 * 1000;
 
 /** Cookie attributes the relay applies to its own and the app's cookies. */
 export interface CookiePolicy {
@@ -46,6 +47,14 @@ export interface PublishedAppConfig {
   validateBackendTls: boolean;
   /** Answer every request with the maintenance page. @default false */
   maintenanceMode: boolean;
+  /**
+   * Session persistence across the group's connectors, for backend farms that need it:
+   * `session` keeps each browser session on one connector (a relay cookie), `clientAddress`
+   * each client IP. Unset: every request goes to the least busy connector.
+   */
+  sticky?: 'session' | 'clientAddress';
+  /** `http://[user:pass@]host:port` forward proxy the connector uses to reach this app. */
+  backendProxy?: string;
 }
 
 /** The OpenID Connect provider users sign in with. */
@@ -77,10 +86,16 @@ export interface RelayConfig {
     tunnelHosts: string[];
     /** IPs or CIDRs of front proxies whose `X-Forwarded-*` are kept. @default [] */
     trustedProxies: string[];
-    /** From `pingInterval`. @default 15000 */
+    /** From `pingInterval`: a quiet tunnel is PINGed this often. @default 1000 */
     pingIntervalMs: number;
+    /** From `pingTimeout`: a connector silent this long is dead. @default 2 × pingIntervalMs */
+    pingTimeoutMs: number;
     /** From `drainTimeout`. @default 30000 */
     drainTimeoutMs: number;
+    /** From `connectorCertValidity`: lifetime of connector certificates (renewed at ⅔). @default 90 days */
+    connectorCertValidityMs: number;
+    /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
+    inactiveConnectorRetentionMs: number;
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -114,7 +129,12 @@ function fromCheck(check: (v: string) => UrlCheck) {
 const DURATION_MESSAGE =
   'must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds';
 
-function durationMs(v: string | number, ctx: z.RefinementCtx, min: number): number {
+function durationMs(
+  v: string | number,
+  ctx: z.RefinementCtx,
+  min: number,
+  max = MAX_TIMER_MS,
+): number {
   let ms: number;
   try {
     ms = parseDuration(v);
@@ -127,7 +147,11 @@ function durationMs(v: string | number, ctx: z.RefinementCtx, min: number): numb
       code: 'custom',
       message: min === 1 ? 'must be longer than 0' : `must be at least ${min}ms`,
     });
-  else if (ms > MAX_TIMER_MS) ctx.addIssue({ code: 'custom', message: 'must be at most 24d' });
+  else if (ms > max)
+    ctx.addIssue({
+      code: 'custom',
+      message: max === MAX_TIMER_MS ? 'must be at most 24d' : `must be at most ${max / DAY_MS}d`,
+    });
   return ms;
 }
 
@@ -142,10 +166,10 @@ const durationInput = () =>
     },
   );
 
-function duration(opts: { default: string; min: number; description: string }) {
+function duration(opts: { default: string; min: number; max?: number; description: string }) {
   return durationInput()
     .meta({ description: opts.description, examples: ['500ms', '5s', '2m'] })
-    .transform((v, ctx) => durationMs(v, ctx, opts.min))
+    .transform((v, ctx) => durationMs(v, ctx, opts.min, opts.max))
     .prefault(opts.default);
 }
 
@@ -209,24 +233,59 @@ const relaySection = z
       .default([])
       .meta({ description: 'Front proxies (IPs or CIDRs) whose X-Forwarded-* headers are kept.' }),
     pingInterval: duration({
-      default: '15s',
+      default: '1s',
       min: 1,
-      description: 'Tunnel liveness PING interval.',
+      description: 'How often a quiet tunnel is PINGed.',
     }),
+    pingTimeout: durationInput()
+      .meta({
+        description:
+          'A connector from which nothing arrived for this long is dead (default: 2 × pingInterval).',
+        examples: ['2s', '30s'],
+      })
+      .transform((v, ctx) => durationMs(v, ctx, 1))
+      .optional(),
     drainTimeout: duration({
       default: '30s',
       min: 0,
       description: 'How long a stopping relay waits for requests in flight.',
     }),
+    connectorCertValidity: duration({
+      default: '90d',
+      min: 1000,
+      max: 3650 * DAY_MS,
+      description:
+        'Lifetime of connector certificates; connectors renew over the tunnel when a third is left.',
+    }),
+    inactiveConnectorRetention: duration({
+      default: '10d',
+      min: 1000,
+      max: 3650 * DAY_MS,
+      description: 'Connectors not seen (or revoked) for this long are removed.',
+    }),
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
-  .transform(({ pingInterval, drainTimeout, redirectHttp, adminListen, ...rest }) => ({
-    ...rest,
-    ...(redirectHttp && { redirectHttp }),
-    ...(adminListen && { adminListen }),
-    pingIntervalMs: pingInterval,
-    drainTimeoutMs: drainTimeout,
-  }));
+  .transform(
+    ({
+      pingInterval,
+      pingTimeout,
+      drainTimeout,
+      connectorCertValidity,
+      inactiveConnectorRetention,
+      redirectHttp,
+      adminListen,
+      ...rest
+    }) => ({
+      ...rest,
+      ...(redirectHttp && { redirectHttp }),
+      ...(adminListen && { adminListen }),
+      pingIntervalMs: pingInterval,
+      pingTimeoutMs: pingTimeout ?? 2 * pingInterval,
+      drainTimeoutMs: drainTimeout,
+      connectorCertValidityMs: connectorCertValidity,
+      inactiveConnectorRetentionMs: inactiveConnectorRetention,
+    }),
+  );
 
 const identityProviderSection = z
   .strictObject({
@@ -335,15 +394,37 @@ const publishedApp = z
     translateBody: bool(false, 'Rewrite internal URLs in HTML and CSS bodies.'),
     validateBackendTls: bool(true, 'Verify the backend’s TLS certificate.'),
     maintenanceMode: bool(false, 'Answer every request with the maintenance page.'),
+    sticky: z
+      .enum(['none', 'session', 'clientAddress'], {
+        error: 'must be one of: none, session, clientAddress',
+      })
+      .default('none')
+      .meta({
+        description:
+          'Session persistence across connectors for backend farms: session (a relay cookie per browser session) or clientAddress.',
+      }),
+    backendProxy: z
+      .string()
+      .meta({
+        description:
+          'Forward proxy the connector uses to reach this app (http://[user:pass@]host:port).',
+        examples: ['http://proxy.corp.local:3128'],
+      })
+      .transform(fromCheck(checkProxyUrl))
+      .optional(),
   })
   .meta({
     description:
       'A published app: an external URL served from an internal URL through a connector group.',
   })
-  .transform(({ backendTimeout: backendTimeoutMs, ...rest }): PublishedAppConfig => ({
-    ...rest,
-    backendTimeoutMs,
-  }));
+  .transform(
+    ({ backendTimeout: backendTimeoutMs, sticky, backendProxy, ...rest }): PublishedAppConfig => ({
+      ...rest,
+      backendTimeoutMs,
+      ...(sticky !== 'none' && { sticky }),
+      ...(backendProxy !== undefined && { backendProxy }),
+    }),
+  );
 
 const connectorGroup = z.strictObject({ name: text() });
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -48,7 +48,7 @@ describe('openStateStore', () => {
     const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
     try {
       expect(raw.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 1 });
+      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 2 });
     } finally {
       raw.close();
     }
@@ -59,6 +59,33 @@ describe('openStateStore', () => {
     const { id, secret } = first.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
     first.close();
     expect(open().redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
+  });
+
+  it('upgrades a database of schema 1 and keeps its connectors', () => {
+    mkdirSync(stateDir, { recursive: true });
+    const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
+    raw.exec(`CREATE TABLE registration_tokens (id TEXT PRIMARY KEY, secret_sha256 BLOB NOT NULL,
+        connector_group TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        used_at INTEGER) STRICT;
+      CREATE TABLE connectors (id TEXT PRIMARY KEY, connector_group TEXT NOT NULL,
+        cert_serial TEXT NOT NULL, cert_fingerprint TEXT NOT NULL, cert_not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, last_seen_at INTEGER, hostname TEXT, version TEXT,
+        capabilities TEXT NOT NULL DEFAULT '[]', revoked_at INTEGER) STRICT;
+      INSERT INTO connectors (id, connector_group, cert_serial, cert_fingerprint, cert_not_after, created_at)
+        VALUES ('old', 'Default', '01', 'ee', 1900000000000, 1800000000000);
+      PRAGMA user_version = 1;`);
+    raw.close();
+    expect(open().getConnector('old')).toStrictEqual({
+      id: 'old',
+      group: 'Default',
+      certSerial: '01',
+      certFingerprint: 'ee',
+      certNotAfter: new Date(1900000000000),
+      createdAt: new Date(1800000000000),
+      capabilities: [],
+      tunnels: 0,
+      inFlight: 0,
+    });
   });
 
   it('refuses a database written by a newer version', () => {
@@ -184,6 +211,8 @@ const connector = (over: Partial<ConnectorRecord> = {}): ConnectorRecord => ({
   certNotAfter: new Date('2031-01-01T00:00:00Z'),
   createdAt: new Date('2030-01-01T00:00:00Z'),
   capabilities: [],
+  tunnels: 0,
+  inFlight: 0,
   ...over,
 });
 
@@ -196,6 +225,9 @@ describe('connectors', () => {
       version: '0.1.0',
       capabilities: ['ws', 'kcd'],
       revokedAt: new Date('2030-01-03T00:00:00Z'),
+      previousCert: { fingerprint: 'cc'.repeat(32), notAfter: new Date('2030-06-01T00:00:00Z') },
+      tunnels: 2,
+      inFlight: 7,
     });
     const minimal = connector({ id: 'second', createdAt: new Date('2030-01-05T00:00:00Z') });
     store.upsertConnector(minimal);
@@ -245,6 +277,64 @@ describe('connectors', () => {
     });
     expect(() => store.recordConnectorSeen('unknown', { at })).not.toThrow();
     expect(store.getConnector('unknown')).toBeUndefined();
+    store.recordConnectorSeen(connector().id, { at, tunnels: 3, inFlight: 12 });
+    expect(store.getConnector(connector().id)).toMatchObject({ tunnels: 3, inFlight: 12 });
+    store.recordConnectorSeen(connector().id, { at, tunnels: 0 });
+    expect(store.getConnector(connector().id)).toMatchObject({ tunnels: 0, inFlight: 12 });
+  });
+
+  it('revokeConnector marks it once and keeps the first time', () => {
+    const store = open();
+    store.upsertConnector(connector());
+    const first = new Date('2030-04-01T00:00:00Z');
+    expect(store.revokeConnector(connector().id, first)).toBe(true);
+    expect(store.revokeConnector(connector().id, new Date('2030-05-01T00:00:00Z'))).toBe(true);
+    expect(store.getConnector(connector().id)?.revokedAt).toStrictEqual(first);
+    expect(store.revokeConnector('unknown')).toBe(false);
+  });
+
+  it('renewConnectorCertificate keeps the certificate it replaces as the previous one', () => {
+    const store = open();
+    store.upsertConnector(connector());
+    const next = { serial: '03ef', fingerprint: 'dd'.repeat(32), notAfter: new Date('2033-01-01') };
+    store.renewConnectorCertificate(connector().id, next, {
+      fingerprint: 'aa'.repeat(32),
+      notAfter: new Date('2031-01-01T00:00:00Z'),
+    });
+    expect(store.getConnector(connector().id)).toMatchObject({
+      certSerial: '03ef',
+      certFingerprint: 'dd'.repeat(32),
+      certNotAfter: new Date('2033-01-01'),
+      previousCert: { fingerprint: 'aa'.repeat(32), notAfter: new Date('2031-01-01T00:00:00Z') },
+    });
+  });
+
+  it('pruneConnectors removes connectors unseen or revoked before the cut-off, and only those', () => {
+    const store = open();
+    const cut = new Date('2030-06-01T00:00:00Z');
+    store.upsertConnector(connector({ id: 'seen-recently', lastSeenAt: new Date('2030-06-02') }));
+    store.upsertConnector(connector({ id: 'seen-long-ago', lastSeenAt: new Date('2030-05-01') }));
+    store.upsertConnector(connector({ id: 'never-seen-old', createdAt: new Date('2030-05-01') }));
+    store.upsertConnector(connector({ id: 'never-seen-new', createdAt: new Date('2030-06-02') }));
+    store.upsertConnector(
+      connector({
+        id: 'revoked-old',
+        lastSeenAt: new Date('2030-06-05'),
+        revokedAt: new Date('2030-05-20'),
+      }),
+    );
+    store.upsertConnector(connector({ id: 'revoked-new', revokedAt: new Date('2030-06-03') }));
+    expect(store.pruneConnectors(cut).sort()).toStrictEqual([
+      'never-seen-old',
+      'revoked-old',
+      'seen-long-ago',
+    ]);
+    expect(
+      store
+        .listConnectors()
+        .map((c) => c.id)
+        .sort(),
+    ).toStrictEqual(['never-seen-new', 'revoked-new', 'seen-recently']);
   });
 });
 
@@ -263,6 +353,17 @@ describe('two stores on one directory (relay and CLI)', () => {
     expect(relay.getConnector(connector().id)?.lastSeenAt).toStrictEqual(
       new Date('2030-03-01T00:00:00Z'),
     );
+  });
+
+  it('dataVersion changes when the other one commits, not on its own writes', () => {
+    const relay = open();
+    const cli = open();
+    relay.upsertConnector(connector());
+    const before = relay.dataVersion();
+    relay.recordConnectorSeen(connector().id, { at: new Date() });
+    expect(relay.dataVersion()).toBe(before);
+    cli.revokeConnector(connector().id);
+    expect(relay.dataVersion()).not.toBe(before);
   });
 
   it('waits for a writer that holds the lock instead of failing with SQLITE_BUSY', async () => {

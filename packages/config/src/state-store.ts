@@ -20,6 +20,25 @@ export interface ConnectorRecord {
   capabilities: string[];
   /** Set when the connector was deleted: its certificate is refused. */
   revokedAt?: Date;
+  /**
+   * The certificate a renewal replaced, still accepted until it expires: the connector may
+   * not have its new one yet, or still drains tunnels opened with the old one.
+   */
+  previousCert?: { fingerprint: string; notAfter: Date };
+  /** Tunnels open at `lastSeenAt` (0 once it disconnected). */
+  tunnels: number;
+  /** Requests in flight through it at `lastSeenAt`. */
+  inFlight: number;
+}
+
+/** What the relay notes each time it sees a connector. */
+export interface ConnectorSeen {
+  at: Date;
+  hostname?: string;
+  version?: string;
+  capabilities?: string[];
+  tunnels?: number;
+  inFlight?: number;
 }
 
 /** A registration token as created; the secret is shown once and only its hash is kept. */
@@ -52,10 +71,28 @@ export interface StateStore {
   /** Every connector, oldest first. */
   listConnectors(): ConnectorRecord[];
   /** Notes a tunnel from the connector; fields left out keep their value. Unknown ids are ignored. */
-  recordConnectorSeen(
+  recordConnectorSeen(id: string, seen: ConnectorSeen): void;
+  /** Marks the connector revoked: its certificates are refused from now on. False for unknown ids. */
+  revokeConnector(id: string, at?: Date): boolean;
+  /**
+   * Records a renewed certificate. The certificate the connector presented when it asked
+   * (`replacing`) stays accepted as the previous one until it expires.
+   */
+  renewConnectorCertificate(
     id: string,
-    seen: { at: Date; hostname?: string; version?: string; capabilities?: string[] },
+    cert: { serial: string; fingerprint: string; notAfter: Date },
+    replacing: { fingerprint: string; notAfter: Date },
   ): void;
+  /**
+   * Removes connectors not seen since `before` (never seen: registered before it) and those
+   * revoked before it. Returns their ids.
+   */
+  pruneConnectors(before: Date): string[];
+  /**
+   * Changes whenever another connection (another process, e.g. the CLI) commits: cheap to
+   * poll, so the relay notices a revocation at once without re-reading everything.
+   */
+  dataVersion(): number;
   /** Closes the database; the store cannot be used afterwards. Idempotent. */
   close(): void;
 }
@@ -92,6 +129,10 @@ const MIGRATIONS: readonly string[] = [
      capabilities TEXT NOT NULL DEFAULT '[]',
      revoked_at INTEGER
    ) STRICT;`,
+  `ALTER TABLE connectors ADD COLUMN prev_cert_fingerprint TEXT;
+   ALTER TABLE connectors ADD COLUMN prev_cert_not_after INTEGER;
+   ALTER TABLE connectors ADD COLUMN open_tunnels INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE connectors ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -118,6 +159,10 @@ interface ConnectorRow {
   version: string | null;
   capabilities: string;
   revoked_at: number | null;
+  prev_cert_fingerprint: string | null;
+  prev_cert_not_after: number | null;
+  open_tunnels: number;
+  in_flight: number;
 }
 
 /**
@@ -165,7 +210,12 @@ class SqliteStateStore implements StateStore {
     | 'upsert'
     | 'getConnector'
     | 'listConnectors'
-    | 'seen',
+    | 'seen'
+    | 'revoke'
+    | 'renew'
+    | 'prunable'
+    | 'deleteConnector'
+    | 'dataVersion',
     StatementSync
   >;
   #closed = false;
@@ -187,20 +237,37 @@ class SqliteStateStore implements StateStore {
       pruneTokens: db.prepare('DELETE FROM registration_tokens WHERE expires_at < ?'),
       upsert: db.prepare(
         `INSERT INTO connectors (id, connector_group, cert_serial, cert_fingerprint, cert_not_after, created_at,
-                                 last_seen_at, hostname, version, capabilities, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 last_seen_at, hostname, version, capabilities, revoked_at,
+                                 prev_cert_fingerprint, prev_cert_not_after, open_tunnels, in_flight)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            connector_group = excluded.connector_group, cert_serial = excluded.cert_serial,
            cert_fingerprint = excluded.cert_fingerprint, cert_not_after = excluded.cert_not_after,
            created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, hostname = excluded.hostname,
-           version = excluded.version, capabilities = excluded.capabilities, revoked_at = excluded.revoked_at`,
+           version = excluded.version, capabilities = excluded.capabilities, revoked_at = excluded.revoked_at,
+           prev_cert_fingerprint = excluded.prev_cert_fingerprint,
+           prev_cert_not_after = excluded.prev_cert_not_after,
+           open_tunnels = excluded.open_tunnels, in_flight = excluded.in_flight`,
       ),
       getConnector: db.prepare('SELECT * FROM connectors WHERE id = ?'),
       listConnectors: db.prepare('SELECT * FROM connectors ORDER BY created_at, id'),
       seen: db.prepare(
         `UPDATE connectors SET last_seen_at = ?, hostname = COALESCE(?, hostname), version = COALESCE(?, version),
-           capabilities = COALESCE(?, capabilities) WHERE id = ?`,
+           capabilities = COALESCE(?, capabilities), open_tunnels = COALESCE(?, open_tunnels),
+           in_flight = COALESCE(?, in_flight) WHERE id = ?`,
       ),
+      revoke: db.prepare('UPDATE connectors SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
+      renew: db.prepare(
+        `UPDATE connectors SET prev_cert_fingerprint = ?, prev_cert_not_after = ?,
+           cert_serial = ?, cert_fingerprint = ?, cert_not_after = ? WHERE id = ?`,
+      ),
+      prunable: db.prepare(
+        `SELECT id FROM connectors
+         WHERE (revoked_at IS NOT NULL AND revoked_at < ?)
+            OR (revoked_at IS NULL AND COALESCE(last_seen_at, created_at) < ?)`,
+      ),
+      deleteConnector: db.prepare('DELETE FROM connectors WHERE id = ?'),
+      dataVersion: db.prepare('PRAGMA data_version'),
     };
   }
 
@@ -268,6 +335,10 @@ class SqliteStateStore implements StateStore {
       c.version ?? null,
       JSON.stringify(c.capabilities ?? []),
       c.revokedAt?.getTime() ?? null,
+      c.previousCert?.fingerprint ?? null,
+      c.previousCert?.notAfter.getTime() ?? null,
+      c.tunnels ?? 0,
+      c.inFlight ?? 0,
     );
   }
 
@@ -280,17 +351,46 @@ class SqliteStateStore implements StateStore {
     return (this.#sql.listConnectors.all() as unknown as ConnectorRow[]).map(toRecord);
   }
 
-  recordConnectorSeen(
-    id: string,
-    seen: { at: Date; hostname?: string; version?: string; capabilities?: string[] },
-  ): void {
+  recordConnectorSeen(id: string, seen: ConnectorSeen): void {
     this.#sql.seen.run(
       seen.at.getTime(),
       seen.hostname ?? null,
       seen.version ?? null,
       seen.capabilities ? JSON.stringify(seen.capabilities) : null,
+      seen.tunnels ?? null,
+      seen.inFlight ?? null,
       id,
     );
+  }
+
+  revokeConnector(id: string, at = new Date()): boolean {
+    return Number(this.#sql.revoke.run(at.getTime(), id).changes) === 1;
+  }
+
+  renewConnectorCertificate(
+    id: string,
+    cert: { serial: string; fingerprint: string; notAfter: Date },
+    replacing: { fingerprint: string; notAfter: Date },
+  ): void {
+    this.#sql.renew.run(
+      replacing.fingerprint,
+      replacing.notAfter.getTime(),
+      cert.serial,
+      cert.fingerprint,
+      cert.notAfter.getTime(),
+      id,
+    );
+  }
+
+  pruneConnectors(before: Date): string[] {
+    const t = before.getTime();
+    const ids = (this.#sql.prunable.all(t, t) as Array<{ id: string }>).map((r) => r.id);
+    for (const id of ids) this.#sql.deleteConnector.run(id);
+    return ids;
+  }
+
+  dataVersion(): number {
+    return (this.#sql.dataVersion.get() as { data_version: number }).data_version;
   }
 
   close(): void {
@@ -313,6 +413,15 @@ function toRecord(r: ConnectorRow): ConnectorRecord {
     ...(r.version !== null && { version: r.version }),
     capabilities: JSON.parse(r.capabilities) as string[],
     ...(r.revoked_at !== null && { revokedAt: new Date(r.revoked_at) }),
+    ...(r.prev_cert_fingerprint !== null &&
+      r.prev_cert_not_after !== null && {
+        previousCert: {
+          fingerprint: r.prev_cert_fingerprint,
+          notAfter: new Date(r.prev_cert_not_after),
+        },
+      }),
+    tunnels: r.open_tunnels,
+    inFlight: r.in_flight,
   };
 }
 

@@ -1,2 +1,11 @@
 export { AppTable, type RoutableApp, type RouteMatch } from './app-table.js';
+export {
+  ConnectorGroups,
+  rendezvousWeight,
+  type ConnectorSummary,
+  type ConnectorTunnel,
+  type NoConnector,
+  type PickOptions,
+} from './connector-groups.js';
 export { normalizeRequestTarget, type PathRefusal, type RequestTarget } from './path.js';
+export { IDEMPOTENT_METHODS, canRetry, type FailedAttempt } from './retry.js';

@@ -9,12 +9,14 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { TunnelError } from './errors.js';
+import { watchLiveness } from './liveness.js';
 import { connectThroughProxy } from './outbound-proxy.js';
 import { connectToRelay, relayAddress } from './relay-address.js';
-import { startPings } from './ping.js';
 import {
   ALPN_TUNNEL,
-  CONTROL_HELLO,
+  CONTROL,
+  DEFAULT_PING_INTERVAL_MS,
+  DRAIN_NOTICE,
   META,
   SESSION_WINDOW,
   TUNNEL_PROTOCOL_VERSION,
@@ -33,22 +35,32 @@ export interface TunnelDialerOptions {
   hello: Omit<ConnectorHello, 'protocol'>;
   /** Serves one proxied request (a normal stream, or an extended CONNECT for upgrades). */
   onStream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+  /**
+   * Answers a control stream other than the hello (certificate renewal, §6): gets the
+   * control name and the parsed JSON body (if any); resolves with the JSON answer, or
+   * `undefined` for an empty 204. A rejection answers 500 `{ error: { code, message } }`.
+   */
+  onControl?: (name: string, body: unknown) => Promise<unknown>;
   /** Parallel tunnel connections, so one broken TCP connection never takes the connector out. @default 1 */
   tunnels?: number;
-  /** @default 15000 */
+  /** PING a quiet tunnel this often. @default 1000 */
   pingIntervalMs?: number;
-  /** @default pingIntervalMs, at least 1000 */
+  /** A relay from which nothing arrived for this long is dead. @default 2 × pingIntervalMs */
   pingTimeoutMs?: number;
   /** `http://[user:pass@]proxy:port` to reach the relay through a CONNECT proxy. */
   outboundProxy?: string;
   backoff?: BackoffOptions;
   /** @default 10000 */
   connectTimeoutMs?: number;
+  /** How long a tunnel replaced by {@link TunnelDialer.updateCredentials} may finish its streams. @default 60000 */
+  rotationDrainTimeoutMs?: number;
 }
 
 export interface TunnelUp {
   tunnel: number;
   relay: string;
+  /** Replaces a tunnel of the same slot after a credential update. */
+  rotated?: boolean;
 }
 export interface TunnelDown {
   tunnel: number;
@@ -62,10 +74,23 @@ interface TunnelDialerEvents {
   connectFailed: [TunnelDown & { error: Error }];
 }
 
+/** One connected tunnel: its h2 session (we are the server), socket and end. */
+interface Tunnel {
+  session: ServerHttp2Session;
+  socket: TLSSocket;
+  /** Resolves with why the tunnel ended. */
+  closed: Promise<string>;
+}
+
+/** Largest control request body read (a certificate). */
+const MAX_CONTROL_BYTES = 64 * 1024;
+/** How long a drain waits for the relay to acknowledge its drain notice before the GOAWAY. */
+const DRAIN_ACK_TIMEOUT_MS = 5000;
+
 /**
  * The connector's side of the tunnel: dials the relay over mutual TLS, then acts as the
- * HTTP/2 *server* on that connection. Reconnects by itself with capped exponential backoff
- * and jitter until `stop()`.
+ * HTTP/2 *server* on that connection. Keeps `tunnels` connections, each reconnecting by
+ * itself with capped exponential backoff and jitter, until `stop()`.
  *
  * @example
  * const dialer = new TunnelDialer({ relayUrl, cert, key, ca, hello, onStream: serve });
@@ -74,34 +99,40 @@ interface TunnelDialerEvents {
  */
 export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
   readonly #opts: TunnelDialerOptions;
-  readonly #sessions = new Set<ServerHttp2Session>();
-  readonly #sockets = new WeakMap<ServerHttp2Session, TLSSocket>();
+  /** One entry per tunnel slot: the tunnel it holds now, if any. */
+  readonly #slots: Array<{ tunnel?: Tunnel }> = [];
   readonly #wakers = new Set<() => void>();
+  #credentials: { cert: string; key: string };
   #running: Promise<void>[] = [];
   #stopping = false;
 
   constructor(opts: TunnelDialerOptions) {
     super();
     this.#opts = opts;
+    this.#credentials = { cert: opts.cert, key: opts.key };
   }
 
   /** Tunnels currently connected. */
   get connectedCount(): number {
-    return this.#sessions.size;
+    return this.#slots.filter((s) => s.tunnel).length;
   }
 
   start(): void {
     if (this.#running.length > 0) return;
     const count = Math.max(1, this.#opts.tunnels ?? 1);
-    for (let i = 0; i < count; i++) this.#running.push(this.#loop(i));
+    for (let i = 0; i < count; i++) {
+      const slot = {};
+      this.#slots.push(slot);
+      this.#running.push(this.#loop(slot, i));
+    }
   }
 
   /** Resolves once at least `count` tunnels are connected. */
   waitConnected(count = 1): Promise<void> {
-    if (this.#sessions.size >= count) return Promise.resolve();
+    if (this.connectedCount >= count) return Promise.resolve();
     return new Promise((resolve) => {
       const check = () => {
-        if (this.#sessions.size >= count) {
+        if (this.connectedCount >= count) {
           this.off('connected', check);
           resolve();
         }
@@ -111,48 +142,62 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
   }
 
   /**
-   * GOAWAY on every tunnel (the relay sends no new streams), lets in-flight streams and
-   * upgrades finish for up to `drainTimeoutMs`, then closes what is left.
+   * Drains every tunnel (the relay opens no new streams; in-flight streams and upgrades
+   * finish for up to `drainTimeoutMs`), then closes what is left.
    */
   async stop(opts: { drainTimeoutMs?: number } = {}): Promise<void> {
     this.#stopping = true;
     for (const wake of this.#wakers) wake();
     const drainTimeoutMs = opts.drainTimeoutMs ?? 0;
     await Promise.all(
-      [...this.#sessions].map(
-        (session) =>
-          new Promise<void>((resolve) => {
-            if (session.destroyed) return resolve();
-            session.once('close', () => resolve());
-            // A graceful close waits for the peer to close its side too; a frozen relay
-            // never does, so the deadline destroys the socket itself.
-            const timer = setTimeout(() => {
-              session.destroy();
-              this.#sockets.get(session)?.destroy();
-            }, drainTimeoutMs);
-            timer.unref();
-            session.once('close', () => clearTimeout(timer));
-            session.close();
-          }),
-      ),
+      this.#slots.map((slot) => slot.tunnel && this.#drain(slot.tunnel, drainTimeoutMs)),
     );
     await Promise.all(this.#running);
   }
 
-  async #loop(tunnel: number): Promise<void> {
+  /**
+   * New credentials (a renewed certificate): every tunnel is replaced, one slot at a time —
+   * a new tunnel with the new certificate connects first, then the old one drains — so no
+   * request is dropped and the connector never has fewer tunnels than before.
+   */
+  async updateCredentials(credentials: { cert: string; key: string }): Promise<void> {
+    this.#credentials = credentials;
+    for (const [index, slot] of this.#slots.entries()) {
+      const old = slot.tunnel;
+      // An empty slot reconnects with the new credentials by itself.
+      if (!old || this.#stopping) continue;
+      let fresh: Tunnel;
+      try {
+        fresh = await this.#connect();
+      } catch (err) {
+        // The old tunnel keeps serving; its slot picks the new credentials up on reconnect.
+        this.emit('connectFailed', {
+          tunnel: index,
+          reason: `rotation: ${(err as Error).message}`,
+          error: err as Error,
+        });
+        continue;
+      }
+      if (this.#stopping || slot.tunnel !== old) {
+        void this.#drain(fresh, 0);
+        continue;
+      }
+      slot.tunnel = fresh;
+      this.emit('connected', { tunnel: index, relay: this.#opts.relayUrl, rotated: true });
+      void this.#drain(old, this.#opts.rotationDrainTimeoutMs ?? 60_000);
+    }
+  }
+
+  async #loop(slot: { tunnel?: Tunnel }, index: number): Promise<void> {
     const backoff = new Backoff(this.#opts.backoff);
     while (!this.#stopping) {
-      let reason: string;
       try {
-        const session = await this.#connect();
-        backoff.reset();
-        this.emit('connected', { tunnel, relay: this.#opts.relayUrl });
-        reason = await this.#untilClosed(session);
+        slot.tunnel = await this.#connect();
       } catch (err) {
         if (this.#stopping) break;
         const retryInMs = backoff.next();
         this.emit('connectFailed', {
-          tunnel,
+          tunnel: index,
           reason: (err as Error).message,
           retryInMs,
           error: err as Error,
@@ -160,9 +205,20 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         await this.#sleep(retryInMs);
         continue;
       }
+      backoff.reset();
+      this.emit('connected', { tunnel: index, relay: this.#opts.relayUrl });
+      // A rotation swaps a new tunnel into the slot before the old one ends: keep waiting
+      // on whatever the slot holds until the tunnel that ends is the current one.
+      let reason: string;
+      for (;;) {
+        const current: Tunnel = slot.tunnel!;
+        reason = await current.closed;
+        if (slot.tunnel === current) break;
+      }
+      slot.tunnel = undefined;
       if (this.#stopping) break;
       const retryInMs = backoff.next();
-      this.emit('disconnected', { tunnel, reason, retryInMs });
+      this.emit('disconnected', { tunnel: index, reason, retryInMs });
       await this.#sleep(retryInMs);
     }
   }
@@ -179,31 +235,34 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     });
   }
 
-  #untilClosed(session: ServerHttp2Session): Promise<string> {
-    const { pingIntervalMs = 15_000 } = this.#opts;
-    const pingTimeoutMs = this.#opts.pingTimeoutMs ?? Math.max(1000, pingIntervalMs);
-    let reason = 'relay closed the tunnel';
-    const stopPings = startPings(session, pingIntervalMs, pingTimeoutMs, (why) => {
-      reason = why;
+  /**
+   * Graceful end of one tunnel, free of races: a drain-notice PING first — the relay opens
+   * no stream once it sees it — then a second PING: by its ACK, every stream the relay opened
+   * before the notice has arrived here (the first ACK can overtake HEADERS still queued at
+   * the relay; the second cannot, as the relay queues nothing new). Then GOAWAY; open
+   * streams finish, and at `timeoutMs` whatever is left is cut.
+   */
+  async #drain(tunnel: Tunnel, timeoutMs: number): Promise<void> {
+    const { session, socket } = tunnel;
+    if (session.destroyed || session.closed) return void (await tunnel.closed);
+    const cut = setTimeout(() => {
+      // A frozen relay never closes its side; the deadline ends it here.
       session.destroy();
-      this.#sockets.get(session)?.destroy();
-    });
-    return new Promise((resolve) => {
-      session.on('goaway', () => {
-        reason = 'relay sent GOAWAY';
-      });
-      session.on('error', (err) => {
-        reason = `tunnel error: ${err.message}`;
-      });
-      session.once('close', () => {
-        stopPings();
-        this.#sessions.delete(session);
-        resolve(reason);
-      });
-    });
+      socket.destroy();
+    }, timeoutMs);
+    cut.unref();
+    const deadline = Date.now() + Math.min(timeoutMs, DRAIN_ACK_TIMEOUT_MS);
+    try {
+      await pingRoundTrip(session, DRAIN_NOTICE, deadline);
+      await pingRoundTrip(session, undefined, deadline);
+      if (!session.destroyed && !session.closed) session.close();
+      await tunnel.closed;
+    } finally {
+      clearTimeout(cut);
+    }
   }
 
-  async #connect(): Promise<ServerHttp2Session> {
+  async #connect(): Promise<Tunnel> {
     const { host, port } = relayAddress(this.#opts.relayUrl);
     const timeoutMs = this.#opts.connectTimeoutMs ?? 10_000;
     let raw: Socket | undefined;
@@ -214,8 +273,8 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       port,
       {
         socket: raw,
-        cert: this.#opts.cert,
-        key: this.#opts.key,
+        cert: this.#credentials.cert,
+        key: this.#credentials.key,
         ca: this.#opts.ca,
         ALPNProtocols: [ALPN_TUNNEL],
       },
@@ -240,35 +299,126 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       maxSessionMemory: 64,
       maxOutstandingPings: 2,
     });
-    this.#sockets.set(session, socket);
-    session.on('error', () => {});
     session.on('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
+    const pingIntervalMs = this.#opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+    let reason = 'relay closed the tunnel';
+    session.on('goaway', () => {
+      reason = 'relay sent GOAWAY';
+    });
+    session.on('error', (err) => {
+      reason = `tunnel error: ${err.message}`;
+    });
+    const stopLiveness = watchLiveness(
+      session,
+      socket,
+      { intervalMs: pingIntervalMs, timeoutMs: this.#opts.pingTimeoutMs ?? 2 * pingIntervalMs },
+      (why) => {
+        reason = why;
+        session.destroy();
+        socket.destroy();
+      },
+    );
+    const closed = new Promise<string>((resolve) =>
+      session.once('close', () => {
+        stopLiveness();
+        resolve(reason);
+      }),
+    );
+    const tunnel: Tunnel = { session, socket, closed };
     // The relay speaks first (hello) once it has accepted our certificate; until then the
     // tunnel does not count as connected.
-    return new Promise<ServerHttp2Session>((resolve, reject) => {
+    return new Promise<Tunnel>((resolve, reject) => {
+      let helloed = false;
       const fail = (why: string) => {
         clearTimeout(timer);
         session.destroy();
+        socket.destroy();
         reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', why));
       };
       const timer = setTimeout(() => fail(`relay sent no hello within ${timeoutMs} ms`), timeoutMs);
-      const onEarlyClose = () =>
-        fail('relay closed the connection before the hello (certificate refused?)');
-      session.once('close', onEarlyClose);
+      void closed.then(() => {
+        if (!helloed) fail('relay closed the connection before the hello (certificate refused?)');
+      });
       session.on('stream', (stream, headers) => {
         stream.on('error', () => {});
-        if (headers[META.control] === CONTROL_HELLO) {
+        const control = headers[META.control];
+        if (control === undefined) return this.#opts.onStream(stream, headers);
+        if (control === CONTROL.hello) {
           const hello: ConnectorHello = { protocol: TUNNEL_PROTOCOL_VERSION, ...this.#opts.hello };
           stream.respond({ ':status': 200, 'content-type': 'application/json' });
           stream.end(JSON.stringify(hello));
+          if (helloed) return;
+          helloed = true;
           clearTimeout(timer);
-          session.off('close', onEarlyClose);
-          this.#sessions.add(session);
-          resolve(session);
+          resolve(tunnel);
           return;
         }
-        this.#opts.onStream(stream, headers);
+        this.#answerControl(String(control), stream);
       });
     });
   }
+
+  #answerControl(name: string, stream: ServerHttp2Stream): void {
+    const reply = (status: number, body?: unknown) => {
+      if (stream.destroyed || stream.closed) return;
+      if (body === undefined)
+        return void stream.respond({ ':status': status }, { endStream: true });
+      stream.respond({ ':status': status, 'content-type': 'application/json' });
+      stream.end(JSON.stringify(body));
+    };
+    const handler = this.#opts.onControl;
+    if (!handler) {
+      stream.resume();
+      return reply(404, { error: { code: 'APPPROXY_TUNNEL_CONTROL_UNKNOWN', message: name } });
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_CONTROL_BYTES) {
+        reply(413, { error: { code: 'APPPROXY_TUNNEL_CONTROL_TOO_LARGE', message: name } });
+        stream.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('end', () => {
+      let body: unknown;
+      try {
+        const text = Buffer.concat(chunks).toString('utf8');
+        body = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        return reply(400, { error: { code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED', message: name } });
+      }
+      handler(name, body).then(
+        (answer) => reply(answer === undefined ? 204 : 200, answer),
+        (err: Error & { code?: string }) =>
+          reply(500, {
+            error: { code: err.code ?? 'APPPROXY_TUNNEL_CONTROL_FAILED', message: err.message },
+          }),
+      );
+    });
+  }
+}
+
+/** Resolves when the peer ACKs a PING (or at `deadline`, or at once if it cannot be sent). */
+function pingRoundTrip(
+  session: ServerHttp2Session,
+  payload: Buffer | undefined,
+  deadline: number,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      const sent = payload ? session.ping(payload, done) : session.ping(done);
+      if (!sent) done();
+    } catch {
+      done();
+    }
+  });
 }

@@ -8,6 +8,7 @@ export {
 } from './dialer.js';
 export { TunnelError, type TunnelErrorCode } from './errors.js';
 export { endToEndHeaders, isHopByHop } from './headers.js';
+export { watchLiveness, type LivenessOptions } from './liveness.js';
 export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';
 export { connectThroughProxy } from './outbound-proxy.js';
 export type { PeerIdentity } from './peer.js';
@@ -15,10 +16,13 @@ export {
   ALPN_REGISTRATION,
   ALPN_TUNNEL,
   CAPABILITY,
+  CONTROL,
+  DEFAULT_PING_INTERVAL_MS,
   META,
   META_PREFIX,
   TUNNEL_PROTOCOL_VERSION,
   type ConnectorHello,
+  type ControlName,
 } from './protocol.js';
 export {
   REGISTRATION_PATH,

@@ -9,7 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { TunnelError } from './errors.js';
 import { peerIdentity, type PeerIdentity } from './peer.js';
-import { ALPN_REGISTRATION, ALPN_TUNNEL, SESSION_WINDOW, TUNNEL_SETTINGS } from './protocol.js';
+import {
+  ALPN_REGISTRATION,
+  ALPN_TUNNEL,
+  DEFAULT_PING_INTERVAL_MS,
+  SESSION_WINDOW,
+  TUNNEL_SETTINGS,
+} from './protocol.js';
 import { TunnelSession } from './session.js';
 
 export interface TunnelListenerOptions {
@@ -24,9 +30,9 @@ export interface TunnelListenerOptions {
   authorize?: (peer: PeerIdentity) => string | undefined;
   /** Handles registration requests (HTTP/1.1 over TLS, no client certificate needed). */
   onRegistration?: (req: IncomingMessage, res: ServerResponse) => void;
-  /** @default 15000 */
+  /** PING a quiet tunnel this often. @default 1000 */
   pingIntervalMs?: number;
-  /** @default pingIntervalMs, at least 1000 */
+  /** A connector from which nothing arrived for this long is dead. @default 2 × pingIntervalMs */
   pingTimeoutMs?: number;
   /** @default 10000 */
   helloTimeoutMs?: number;
@@ -160,10 +166,10 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
       maxOutstandingPings: 2,
     });
     h2.on('connect', () => h2.setLocalWindowSize(SESSION_WINDOW));
-    const pingIntervalMs = this.#opts.pingIntervalMs ?? 15_000;
+    const pingIntervalMs = this.#opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     const session = new TunnelSession(h2, socket, peer, remoteAddress, {
       pingIntervalMs,
-      pingTimeoutMs: this.#opts.pingTimeoutMs ?? Math.max(1000, pingIntervalMs),
+      pingTimeoutMs: this.#opts.pingTimeoutMs ?? 2 * pingIntervalMs,
       helloTimeoutMs: this.#opts.helloTimeoutMs ?? 10_000,
     });
     this.#sessions.add(session);

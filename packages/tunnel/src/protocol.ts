@@ -19,6 +19,8 @@ export const META = {
   timeout: 'appproxy-timeout-ms',
   /** `0` turns off backend certificate validation for this app. */
   tlsVerify: 'appproxy-backend-tls-verify',
+  /** `http://[user:pass@]host:port` forward proxy to reach the backend through (the app's `backendProxy`). */
+  backendProxy: 'appproxy-backend-proxy',
   /** Marks a control stream (`hello`); proxied streams never carry it. */
   control: 'appproxy-control',
   /** Set by the connector on a response it made itself (the backend never answered). */
@@ -32,7 +34,19 @@ export const META = {
 /** Every metadata header starts with this; the relay strips client headers that do. */
 export const META_PREFIX = 'appproxy-';
 
-export const CONTROL_HELLO = 'hello';
+/**
+ * Control streams the relay opens toward the connector (`appproxy-control: <name>`); they
+ * carry no proxied request. See docs/tunnel-protocol.md §3.1 and §6.
+ */
+export const CONTROL = {
+  /** Who are you? → `ConnectorHello`. The first stream of every tunnel. */
+  hello: 'hello',
+  /** Make a new key and answer with a CSR for it → `{ csr }`. */
+  renew: 'renew',
+  /** Here is your renewed certificate (request body `{ certificate }`) → 204. */
+  certificate: 'certificate',
+} as const;
+export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 
 /** What a connector may declare in its hello. */
 export const CAPABILITY = {
@@ -60,3 +74,16 @@ export const TUNNEL_SETTINGS = {
 } as const;
 /** Connection-level receive window each side grants (per session, not per stream). */
 export const SESSION_WINDOW = 32 * 1024 * 1024;
+
+/**
+ * Liveness defaults of both ends: a quiet tunnel is PINGed every second and a peer from
+ * which nothing arrived for two is dead (docs/tunnel-protocol.md §5).
+ */
+export const DEFAULT_PING_INTERVAL_MS = 1000;
+
+/**
+ * Payload of the PING a draining connector sends before its GOAWAY (§5): the relay opens no
+ * new stream on the tunnel once it sees it; its ACK tells the connector that the streams
+ * the relay opened before have been sent, so the GOAWAY that follows refuses (almost) none.
+ */
+export const DRAIN_NOTICE = Buffer.from('apdrain1', 'latin1');

@@ -3,9 +3,16 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { TunnelError } from './errors.js';
+import { watchLiveness } from './liveness.js';
 import type { PeerIdentity } from './peer.js';
-import { startPings } from './ping.js';
-import { CONTROL_HELLO, META, TUNNEL_PROTOCOL_VERSION, type ConnectorHello } from './protocol.js';
+import {
+  CONTROL,
+  DRAIN_NOTICE,
+  META,
+  TUNNEL_PROTOCOL_VERSION,
+  type ConnectorHello,
+  type ControlName,
+} from './protocol.js';
 
 export type TunnelSessionState = 'handshaking' | 'ready' | 'draining' | 'closed';
 
@@ -21,7 +28,8 @@ interface TunnelSessionEvents {
   closed: [reason: TunnelError | undefined];
 }
 
-const MAX_HELLO_BYTES = 64 * 1024;
+/** Largest control answer read (hello, CSR). */
+const MAX_CONTROL_BYTES = 64 * 1024;
 let nextSessionNumber = 1;
 
 /**
@@ -37,14 +45,14 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
   #hello: ConnectorHello | undefined;
   #inFlight = 0;
   #closeReason: TunnelError | undefined;
-  #stopPings: () => void = () => {};
+  #stopLiveness: () => void = () => {};
   readonly #h2: ClientHttp2Session;
-  readonly #socket: Duplex;
+  readonly #socket: Duplex & { readonly bytesRead: number };
   readonly #opts: TunnelSessionOptions;
 
   constructor(
     h2: ClientHttp2Session,
-    socket: Duplex,
+    socket: Duplex & { readonly bytesRead: number },
     peer: PeerIdentity,
     remoteAddress: string,
     opts: TunnelSessionOptions,
@@ -56,6 +64,11 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
     this.remoteAddress = remoteAddress;
     this.#opts = opts;
     h2.on('goaway', () => this.#setDraining());
+    // A draining connector announces it with a PING and waits for our ACK before its
+    // GOAWAY, so streams are (almost) never in flight toward a closing connector.
+    h2.on('ping', (payload: Buffer) => {
+      if (DRAIN_NOTICE.equals(payload)) this.#setDraining();
+    });
     h2.on('error', (err) => {
       this.#closeReason ??= new TunnelError(
         'APPPROXY_TUNNEL_CLOSED',
@@ -68,6 +81,10 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
 
   get state(): TunnelSessionState {
     return this.#state;
+  }
+  /** True while new streams may be opened (ready, not draining). */
+  get accepting(): boolean {
+    return this.#state === 'ready';
   }
   get hello(): ConnectorHello | undefined {
     return this.#hello;
@@ -85,7 +102,24 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
 
   /** Asks the connector who it is; resolves once the session can carry requests. */
   async handshake(): Promise<ConnectorHello> {
-    const hello = await this.#requestHello();
+    const answer = await this.control(CONTROL.hello, undefined, this.#opts.helloTimeoutMs).catch(
+      (err: TunnelError) => {
+        throw new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `hello: ${err.message}`, {
+          cause: err,
+        });
+      },
+    );
+    const hello = answer.body as ConnectorHello | undefined;
+    if (
+      answer.status !== 200 ||
+      typeof hello?.connectorId !== 'string' ||
+      !Array.isArray(hello.capabilities)
+    ) {
+      throw new TunnelError(
+        'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+        `hello answered ${answer.status} without the expected fields`,
+      );
+    }
     if (hello.connectorId !== this.peer.commonName) {
       throw new TunnelError(
         'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
@@ -100,7 +134,12 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
     }
     this.#hello = hello;
     if (this.#state === 'handshaking') this.#state = 'ready';
-    this.#startPings();
+    this.#stopLiveness = watchLiveness(
+      this.#h2,
+      this.#socket,
+      { intervalMs: this.#opts.pingIntervalMs, timeoutMs: this.#opts.pingTimeoutMs },
+      (reason) => this.destroy(reason, 'APPPROXY_TUNNEL_PING_TIMEOUT'),
+    );
     this.emit('ready');
     return hello;
   }
@@ -119,6 +158,67 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
       this.#inFlight--;
     });
     return stream;
+  }
+
+  /**
+   * A control exchange (§3.1, §6): opens a `appproxy-control: <name>` stream with an optional
+   * JSON body and resolves with the status and the parsed JSON answer (if any). Fails with
+   * `APPPROXY_TUNNEL_CONTROL_FAILED` on a reset, a timeout or an answer that is not JSON.
+   */
+  control(
+    name: ControlName,
+    body?: unknown,
+    timeoutMs = 10_000,
+  ): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve, reject) => {
+      if (this.#h2.destroyed || this.#h2.closed) {
+        reject(new TunnelError('APPPROXY_TUNNEL_CLOSED', `tunnel ${this.id} is closed`));
+        return;
+      }
+      const fail = (message: string, cause?: unknown) => {
+        clearTimeout(timer);
+        stream.destroy();
+        reject(new TunnelError('APPPROXY_TUNNEL_CONTROL_FAILED', message, { cause }));
+      };
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const stream = this.#h2.request(
+        {
+          ':method': payload ? 'POST' : 'GET',
+          ':path': '/',
+          [META.control]: name,
+          ...(payload && { 'content-type': 'application/json' }),
+        },
+        { endStream: !payload },
+      );
+      if (payload) stream.end(payload);
+      const timer = setTimeout(() => fail(`no ${name} answer within ${timeoutMs} ms`), timeoutMs);
+      let status = 0;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_CONTROL_BYTES) return fail(`${name} answer too large`);
+        chunks.push(chunk);
+      });
+      stream.on('error', (err) => fail(`${name} stream failed: ${err.message}`, err));
+      stream.on('end', () => {
+        clearTimeout(timer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text === '') return resolve({ status, body: undefined });
+        try {
+          resolve({ status, body: JSON.parse(text) as unknown });
+        } catch (err) {
+          reject(
+            new TunnelError('APPPROXY_TUNNEL_CONTROL_FAILED', `${name} answer is not JSON`, {
+              cause: err,
+            }),
+          );
+        }
+      });
+    });
   }
 
   /** GOAWAY: no new streams; open ones finish. Resolves when the session is closed. */
@@ -148,59 +248,7 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
   #onClosed(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#stopPings();
+    this.#stopLiveness();
     this.emit('closed', this.#closeReason);
-  }
-
-  #startPings(): void {
-    const { pingIntervalMs, pingTimeoutMs } = this.#opts;
-    this.#stopPings = startPings(this.#h2, pingIntervalMs, pingTimeoutMs, (reason) =>
-      this.destroy(reason, 'APPPROXY_TUNNEL_PING_TIMEOUT'),
-    );
-  }
-
-  #requestHello(): Promise<ConnectorHello> {
-    return new Promise((resolve, reject) => {
-      const fail = (message: string, cause?: unknown) => {
-        clearTimeout(timer);
-        stream.destroy();
-        reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', message, { cause }));
-      };
-      const stream = this.#h2.request(
-        { ':method': 'GET', ':path': '/', [META.control]: CONTROL_HELLO },
-        { endStream: true },
-      );
-      const timer = setTimeout(
-        () => fail(`no hello within ${this.#opts.helloTimeoutMs} ms`),
-        this.#opts.helloTimeoutMs,
-      );
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('response', (headers) => {
-        if (headers[':status'] !== 200) fail(`hello answered ${headers[':status']}`);
-      });
-      stream.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_HELLO_BYTES) return fail('hello too large');
-        chunks.push(chunk);
-      });
-      stream.on('error', (err) => fail(`hello stream failed: ${err.message}`, err));
-      stream.on('end', () => {
-        clearTimeout(timer);
-        try {
-          const hello = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ConnectorHello;
-          if (typeof hello.connectorId !== 'string' || !Array.isArray(hello.capabilities)) {
-            throw new Error('missing fields');
-          }
-          resolve(hello);
-        } catch (err) {
-          reject(
-            new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', 'hello is not valid JSON', {
-              cause: err,
-            }),
-          );
-        }
-      });
-    });
   }
 }

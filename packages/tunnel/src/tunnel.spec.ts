@@ -357,6 +357,148 @@ describe('tunnel', () => {
   });
 });
 
+describe('lifecycle', () => {
+  it('drain is race-free: the relay stops at the notice and every stream it opened completes', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    const dialer = startDialer(relayUrl);
+    const session = await sessionP;
+    const results: Array<Promise<number>> = [];
+    let refusedAtOpen = 0;
+    const processed = new Set<string>();
+    const onSeen = (h: Record<string, unknown>) => processed.add(String(h[':path']));
+    streamsSeen.on('stream', onSeen);
+    cleanups.push(() => void streamsSeen.off('stream', onSeen));
+    // Open streams back to back while the connector starts draining.
+    const opening = (async () => {
+      for (let i = 0; i < 400; i++) {
+        if (!session.accepting) break;
+        try {
+          const path = `/r${i}`;
+          const stream = session.request({ ':method': 'POST', ':path': path });
+          stream.end(`body ${i}`);
+          results.push(
+            readResponse(stream).then(
+              (r) => Number(r.headers[':status']),
+              () => {
+                // Only a refusal, and only of a stream the connector never handled.
+                expect(stream.rstCode).toBe(7 /* REFUSED_STREAM */);
+                expect(processed.has(path)).toBe(false);
+                return 0;
+              },
+            ),
+          );
+        } catch {
+          refusedAtOpen++;
+        }
+        if (i % 10 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 5));
+    const stopped = dialer.stop({ drainTimeoutMs: 5000 });
+    await opening;
+    const statuses = await Promise.all(results);
+    await stopped;
+    const done = statuses.filter((s) => s === 201).length;
+    const refused = statuses.filter((s) => s === 0).length;
+    expect(done + refused).toBe(statuses.length);
+    expect(done).toBeGreaterThan(0);
+    // Notice, then a second round trip before the GOAWAY: nothing is left to refuse.
+    expect(refused).toBe(0);
+    expect(refusedAtOpen).toBe(0);
+    expect(session.state).toBe('closed');
+  });
+
+  it('control exchanges reach onControl with their JSON body and return its answer', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    const seen: Array<[string, unknown]> = [];
+    startDialer(relayUrl, {
+      onControl: async (name, body) => {
+        seen.push([name, body]);
+        if (name === 'renew') return { csr: 'CSR' };
+        if (name === 'certificate') return undefined;
+        throw Object.assign(new Error('nope'), { code: 'APPPROXY_TEST_REFUSED' });
+      },
+    });
+    const session = await sessionP;
+    expect(await session.control('renew')).toEqual({ status: 200, body: { csr: 'CSR' } });
+    expect(await session.control('certificate', { certificate: 'PEM' })).toEqual({
+      status: 204,
+      body: undefined,
+    });
+    const refused = await session.control('hello' as never, { x: 1 }).catch((e) => e);
+    expect(refused).toMatchObject({ status: 200 });
+    expect(seen).toEqual([
+      ['renew', undefined],
+      ['certificate', { certificate: 'PEM' }],
+    ]);
+  });
+
+  it('a connector without onControl answers control streams 404', async () => {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl);
+    const session = await sessionP;
+    const answer = await session.control('renew');
+    expect(answer.status).toBe(404);
+    expect(answer.body).toMatchObject({ error: { code: 'APPPROXY_TUNNEL_CONTROL_UNKNOWN' } });
+  });
+
+  it('updateCredentials replaces every tunnel with one on the new certificate, dropping nothing', async () => {
+    const renewed = await issue(pki.ca, 'conn-1');
+    const { listener, relayUrl } = await startListener();
+    const sessions: TunnelSession[] = [];
+    listener.on('session', (s) => sessions.push(s));
+    const dialer = startDialer(relayUrl, { tunnels: 2 });
+    await dialer.waitConnected(2);
+    while (sessions.length < 2) await new Promise((r) => setTimeout(r, 10));
+    const oldFingerprints = new Set(sessions.map((s) => s.peer.fingerprint));
+    // A request in flight on each old tunnel when the rotation starts.
+    const inFlight = sessions.map((s) => {
+      const stream = s.request({ ':method': 'POST', ':path': '/slow' });
+      stream.write('first half;');
+      return stream;
+    });
+    await dialer.updateCredentials({ cert: renewed.certPem, key: renewed.keyPem });
+    for (const stream of inFlight) stream.end('second half');
+    const replies = await Promise.all(inFlight.map((s) => readResponse(s)));
+    expect(replies.map((r) => r.headers[':status'])).toEqual([201, 201]);
+    await Promise.all(
+      sessions.slice(0, 2).map((s) => (s.state === 'closed' ? null : once(s, 'closed'))),
+    );
+    const live = [...listener.sessions].filter((s) => s.state === 'ready');
+    expect(live).toHaveLength(2);
+    for (const s of live) expect(oldFingerprints.has(s.peer.fingerprint)).toBe(false);
+    expect(dialer.connectedCount).toBe(2);
+  });
+
+  it('a busy tunnel is not declared dead while data flows, however late the PING ACK', async () => {
+    const { listener, relayUrl } = await startListener({ pingIntervalMs: 50, pingTimeoutMs: 150 });
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl, {
+      pingIntervalMs: 0,
+      onStream: (stream) => {
+        // Trickle a response for 600 ms: each write lands well within the timeout.
+        stream.respond({ ':status': 200 });
+        let n = 0;
+        const timer = setInterval(() => {
+          stream.write(Buffer.alloc(1000, 1));
+          if (++n === 12) {
+            clearInterval(timer);
+            stream.end();
+          }
+        }, 50);
+      },
+    });
+    const session = await sessionP;
+    const { headers, body } = await readResponse(session.request({ ':path': '/trickle' }));
+    expect(headers[':status']).toBe(200);
+    expect(body.length).toBe(12_000);
+    expect(session.state).toBe('ready');
+  });
+});
+
 describe('body forwarding', () => {
   it('ends the destination on a clean end and reports a reset mid-body instead', async () => {
     const { listener, relayUrl } = await startListener();

@@ -34,6 +34,18 @@ export function checkIssuer(v: string): UrlCheck {
   return { ok: true, url: v };
 }
 
+/**
+ * A forward proxy: `http://[user:pass@]host[:port]` (port 80 when absent), nothing after the
+ * authority. Kept as written (credentials included; the logger redacts them).
+ */
+export function checkProxyUrl(v: string): UrlCheck {
+  const url = /^http:\/\/[^/]/i.test(v) ? parseUrl(v) : undefined;
+  if (!url?.host) return { ok: false, message: 'must be an http:// proxy URL (http://host:port)' };
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash)
+    return { ok: false, message: 'must be http://host:port with no path, query or fragment' };
+  return { ok: true, url: url.href.replace(/\/$/, '') };
+}
+
 function parseUrl(v: string): URL | undefined {
   try {
     return new URL(v);

@@ -1,0 +1,68 @@
+import { MetricsRegistry, registerProcessMetrics } from '@appproxy/telemetry';
+
+/**
+ * The connector's Prometheus series — its "performance counters" (docs/operations.md lists
+ * what each means), served on `--metrics-listen`.
+ */
+export class ConnectorMetrics {
+  readonly registry = new MetricsRegistry();
+  readonly requests = this.registry.counter(
+    'appproxy_connector_requests_total',
+    'Requests forwarded to backends, by app and status (the backend’s, or the error page’s).',
+    ['app', 'status'],
+  );
+  readonly backendErrors = this.registry.counter(
+    'appproxy_connector_backend_errors_total',
+    'Backend requests that failed, by app and code (BACKEND_UNREACHABLE, BACKEND_TIMEOUT, …).',
+    ['app', 'code'],
+  );
+  readonly inFlight = this.registry.gauge(
+    'appproxy_connector_requests_in_flight',
+    'Requests being forwarded now, by app.',
+    ['app'],
+  );
+  readonly duration = this.registry.histogram(
+    'appproxy_connector_backend_duration_seconds',
+    'Time from the tunnel stream to the end of the backend’s response, by app.',
+    ['app'],
+  );
+  readonly bytesToBackend = this.registry.counter(
+    'appproxy_connector_request_bytes_total',
+    'Request body bytes sent to backends, by app.',
+    ['app'],
+  );
+  readonly bytesFromBackend = this.registry.counter(
+    'appproxy_connector_response_bytes_total',
+    'Response body bytes received from backends, by app.',
+    ['app'],
+  );
+  readonly upgrades = this.registry.gauge(
+    'appproxy_connector_upgrades_open',
+    'Upgraded connections (WebSocket) open now, by app.',
+    ['app'],
+  );
+  readonly tunnels = this.registry.gauge(
+    'appproxy_connector_tunnels_connected',
+    'Tunnels to the relay connected now.',
+  );
+  readonly tunnelConnects = this.registry.counter(
+    'appproxy_connector_tunnel_connects_total',
+    'Tunnels opened to the relay.',
+  );
+  readonly tunnelDisconnects = this.registry.counter(
+    'appproxy_connector_tunnel_disconnects_total',
+    'Tunnels lost or closed.',
+  );
+  readonly tunnelConnectFailures = this.registry.counter(
+    'appproxy_connector_tunnel_connect_failures_total',
+    'Attempts to open a tunnel that failed.',
+  );
+  readonly certificateExpiry = this.registry.gauge(
+    'appproxy_connector_certificate_expiry_timestamp_seconds',
+    'When the connector’s certificate expires (renewed automatically when a third is left).',
+  );
+
+  constructor() {
+    registerProcessMetrics(this.registry);
+  }
+}

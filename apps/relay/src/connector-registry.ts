@@ -1,0 +1,242 @@
+import type { ConnectorRecord, StateStore } from '@appproxy/config';
+import type { ConnectorCA } from '@appproxy/pki';
+import { ConnectorGroups } from '@appproxy/routing';
+import type { Logger } from '@appproxy/telemetry';
+import type { PeerIdentity, TunnelError, TunnelSession } from '@appproxy/tunnel';
+import type { RelayMetrics } from './metrics.js';
+import { renewCertificate } from './renewal.js';
+
+/** Connectors seen within this long are `active`; the relay notes them every STATUS_INTERVAL. */
+export const ACTIVE_WINDOW_MS = 15_000;
+const STATUS_INTERVAL_MS = 5_000;
+/** How often the store is checked for revocations made by another process (the CLI). */
+const SYNC_INTERVAL_MS = 250;
+
+export interface ConnectorRegistryOptions {
+  store: StateStore;
+  ca: ConnectorCA;
+  log: Logger;
+  metrics: RelayMetrics;
+  /** Names of the configured connector groups. */
+  groups: ReadonlySet<string>;
+  /** Lifetime of a connector certificate; renewal starts when a third is left. */
+  certValidityMs: number;
+  /** Connectors unseen (or revoked) this long are removed. */
+  inactiveRetentionMs: number;
+}
+
+/** `reason` label of appproxy_tunnel_disconnects_total. */
+const DISCONNECT_REASON: Record<string, string> = {
+  '': 'closed',
+  APPPROXY_TUNNEL_PING_TIMEOUT: 'ping_timeout',
+  APPPROXY_TUNNEL_UNAUTHORIZED: 'revoked',
+};
+
+/** A connector's state for people: `connectors list` and metrics use the same words. */
+export type ConnectorState = 'active' | 'inactive' | 'revoked';
+
+export function connectorState(c: ConnectorRecord, now = Date.now()): ConnectorState {
+  if (c.revokedAt) return 'revoked';
+  return c.lastSeenAt && now - c.lastSeenAt.getTime() < ACTIVE_WINDOW_MS ? 'active' : 'inactive';
+}
+
+/**
+ * Why a connector certificate may not open a tunnel, or undefined when it may: the record
+ * must exist, not be revoked, and name this certificate (or the one a renewal replaced,
+ * until it expires).
+ */
+export function certificateRefusal(
+  record: ConnectorRecord | undefined,
+  peer: Pick<PeerIdentity, 'fingerprint'>,
+  groups: ReadonlySet<string>,
+  now = new Date(),
+): string | undefined {
+  if (!record) return 'unknown connector (deleted or never registered)';
+  if (record.revokedAt) return 'connector deleted (certificate revoked)';
+  const previous = record.previousCert;
+  const current = record.certFingerprint === peer.fingerprint;
+  const replaced = previous?.fingerprint === peer.fingerprint && previous.notAfter > now;
+  if (!current && !replaced) return 'certificate replaced or revoked';
+  if (!groups.has(record.group)) return `connector group ${record.group} is not configured`;
+  return undefined;
+}
+
+/**
+ * The relay's connectors: who is connected (by group, for routing), what the state store
+ * says about them (revocation by `connectors delete`, removal after inactivity), and the
+ * renewal of their certificates over the tunnel.
+ */
+export class ConnectorRegistry {
+  readonly groups = new ConnectorGroups<TunnelSession>();
+  readonly #o: ConnectorRegistryOptions;
+  readonly #timers: NodeJS.Timeout[] = [];
+  /** Connector id → when its certificate was last renewed (or tried). */
+  readonly #renewedAt = new Map<string, number>();
+  #dataVersion = -1;
+
+  constructor(opts: ConnectorRegistryOptions) {
+    this.#o = opts;
+    const metrics = opts.metrics;
+    metrics.registry.onCollect(() => this.#collectMetrics());
+  }
+
+  /** For the tunnel listener: a reason to refuse this certificate, or undefined. */
+  authorize = (peer: PeerIdentity): string | undefined =>
+    certificateRefusal(this.#o.store.getConnector(peer.commonName), peer, this.#o.groups);
+
+  start(): void {
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.#timers.push(t);
+    };
+    every(STATUS_INTERVAL_MS, () => this.#recordStatus());
+    every(SYNC_INTERVAL_MS, () => this.#syncRevocations());
+    // Removal is coarse: every hour, or every tenth of a short retention (tests).
+    every(Math.min(3_600_000, Math.max(1000, this.#o.inactiveRetentionMs / 10)), () =>
+      this.#prune(),
+    );
+    this.#prune();
+  }
+
+  /** Stops the timers and notes every connected connector as having no tunnel here any more. */
+  stop(): void {
+    for (const t of this.#timers) clearInterval(t);
+    const at = new Date();
+    for (const c of this.groups.connectors())
+      this.#o.store.recordConnectorSeen(c.connectorId, { at, tunnels: 0, inFlight: 0 });
+  }
+
+  /** A tunnel finished its hello: it joins its connector's group. */
+  add(session: TunnelSession): void {
+    const { store, log, metrics } = this.#o;
+    const record = store.getConnector(session.connectorId);
+    if (!record) return session.destroy('connector record vanished');
+    const group = record.group;
+    this.groups.add(group, session);
+    metrics.tunnelConnects.labels(group).inc();
+    metrics.tunnelsOpen.labels(group).inc();
+    session.once('closed', (reason) => this.#removed(session, group, reason));
+    const connector = this.#summary(session.connectorId);
+    store.recordConnectorSeen(session.connectorId, {
+      at: new Date(),
+      hostname: session.hello?.hostname,
+      version: session.hello?.version,
+      capabilities: session.hello?.capabilities,
+      tunnels: connector?.tunnels,
+      inFlight: connector?.inFlight,
+    });
+    log.info('connector connected', {
+      connectorId: session.connectorId,
+      group,
+      tunnel: session.id,
+      remote: session.remoteAddress,
+      version: session.hello?.version,
+      hostname: session.hello?.hostname,
+      capabilities: session.hello?.capabilities,
+      certificateExpires: session.peer.validTo.toISOString(),
+    });
+    this.#maybeRenew(session);
+  }
+
+  #removed(session: TunnelSession, group: string, reason: TunnelError | undefined): void {
+    const { store, log, metrics } = this.#o;
+    this.groups.remove(session);
+    metrics.tunnelsOpen.labels(group).dec();
+    metrics.tunnelDisconnects.labels(group, DISCONNECT_REASON[reason?.code ?? ''] ?? 'error').inc();
+    const connector = this.#summary(session.connectorId);
+    store.recordConnectorSeen(session.connectorId, {
+      at: new Date(),
+      tunnels: connector?.tunnels ?? 0,
+      inFlight: connector?.inFlight ?? 0,
+    });
+    log.info('connector disconnected', {
+      connectorId: session.connectorId,
+      group,
+      tunnel: session.id,
+      reason: reason?.message,
+      code: reason?.code,
+      tunnelsLeft: connector?.tunnels ?? 0,
+    });
+  }
+
+  #summary(connectorId: string) {
+    return this.groups.connectors().find((c) => c.connectorId === connectorId);
+  }
+
+  /** Every STATUS_INTERVAL: last seen, tunnels and in-flight of connected connectors; renewals. */
+  #recordStatus(): void {
+    const at = new Date();
+    for (const c of this.groups.connectors()) {
+      this.#o.store.recordConnectorSeen(c.connectorId, {
+        at,
+        tunnels: c.tunnels,
+        inFlight: c.inFlight,
+      });
+    }
+    for (const session of this.groups.tunnels()) this.#maybeRenew(session);
+  }
+
+  /** Closes the tunnels of connectors that another process revoked (or deleted). */
+  #syncRevocations(): void {
+    const { store, log, groups } = this.#o;
+    const version = store.dataVersion();
+    if (version === this.#dataVersion) return;
+    this.#dataVersion = version;
+    for (const session of this.groups.tunnels()) {
+      const refusal = certificateRefusal(
+        store.getConnector(session.connectorId),
+        session.peer,
+        groups,
+      );
+      if (!refusal) continue;
+      log.warn('connector tunnel closed', {
+        connectorId: session.connectorId,
+        tunnel: session.id,
+        reason: refusal,
+      });
+      session.destroy(refusal, 'APPPROXY_TUNNEL_UNAUTHORIZED');
+    }
+  }
+
+  #prune(): void {
+    const { store, log, inactiveRetentionMs } = this.#o;
+    const removed = store.pruneConnectors(new Date(Date.now() - inactiveRetentionMs));
+    for (const id of removed) {
+      this.#renewedAt.delete(id);
+      log.info('connector removed', {
+        connectorId: id,
+        reason: `inactive or revoked for ${Math.round(inactiveRetentionMs / 1000)} s`,
+      });
+    }
+  }
+
+  /**
+   * Renews over this tunnel when its certificate has less than a third of its lifetime
+   * left. One renewal per connector at a time; a failed one is tried again after a tenth of
+   * the lifetime (at most a minute), so a connector stuck on the old certificate recovers.
+   */
+  #maybeRenew(session: TunnelSession): void {
+    const { certValidityMs } = this.#o;
+    if (!session.accepting) return;
+    const left = session.peer.validTo.getTime() - Date.now();
+    if (left > certValidityMs / 3) return;
+    const last = this.#renewedAt.get(session.connectorId);
+    if (last !== undefined && Date.now() - last < Math.min(60_000, certValidityMs / 10)) return;
+    this.#renewedAt.set(session.connectorId, Date.now());
+    void renewCertificate(session, this.#o).catch(() => {
+      // renewCertificate logs and counts its own failures.
+    });
+  }
+
+  #collectMetrics(): void {
+    const { metrics, store } = this.#o;
+    metrics.connectors.reset();
+    for (const group of this.#o.groups)
+      for (const state of ['active', 'inactive', 'revoked'] as const)
+        metrics.connectors.labels(group, state).set(0);
+    const now = Date.now();
+    for (const c of store.listConnectors())
+      metrics.connectors.labels(c.group, connectorState(c, now)).inc();
+  }
+}

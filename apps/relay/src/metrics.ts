@@ -1,0 +1,78 @@
+import { MetricsRegistry, registerProcessMetrics } from '@appproxy/telemetry';
+
+/**
+ * The relay's Prometheus series (docs/operations.md lists what each means). One instance per
+ * relay; the request pump and the connector registry update them in place.
+ */
+export class RelayMetrics {
+  readonly registry = new MetricsRegistry();
+  readonly requests = this.registry.counter(
+    'appproxy_requests_total',
+    'Requests answered, by app and HTTP status (errors included).',
+    ['app', 'status'],
+  );
+  readonly errors = this.registry.counter(
+    'appproxy_request_errors_total',
+    'Requests refused or failed by the relay, by app and error code.',
+    ['app', 'code'],
+  );
+  readonly inFlight = this.registry.gauge(
+    'appproxy_requests_in_flight',
+    'Requests being proxied now, by app.',
+    ['app'],
+  );
+  readonly duration = this.registry.histogram(
+    'appproxy_request_duration_seconds',
+    'Time from request to the end of the response, by app.',
+    ['app'],
+  );
+  readonly bytesIn = this.registry.counter(
+    'appproxy_request_bytes_total',
+    'Request body bytes received from clients, by app.',
+    ['app'],
+  );
+  readonly bytesOut = this.registry.counter(
+    'appproxy_response_bytes_total',
+    'Response body bytes sent to clients, by app.',
+    ['app'],
+  );
+  readonly retries = this.registry.counter(
+    'appproxy_connector_retries_total',
+    'Requests sent again to another connector after a safe failure, by app.',
+    ['app'],
+  );
+  readonly upgrades = this.registry.gauge(
+    'appproxy_upgrades_open',
+    'Upgraded connections (WebSocket) open now, by app.',
+    ['app'],
+  );
+  readonly tunnelConnects = this.registry.counter(
+    'appproxy_tunnel_connects_total',
+    'Tunnels opened by connectors, by connector group.',
+    ['group'],
+  );
+  readonly tunnelDisconnects = this.registry.counter(
+    'appproxy_tunnel_disconnects_total',
+    'Tunnels closed, by connector group and reason (closed, ping_timeout, revoked, error).',
+    ['group', 'reason'],
+  );
+  readonly tunnelsOpen = this.registry.gauge(
+    'appproxy_tunnels_open',
+    'Tunnels open now, by connector group.',
+    ['group'],
+  );
+  readonly connectors = this.registry.gauge(
+    'appproxy_connectors',
+    'Registered connectors by group and state (active, inactive, revoked).',
+    ['group', 'state'],
+  );
+  readonly renewals = this.registry.counter(
+    'appproxy_connector_certificate_renewals_total',
+    'Connector certificate renewals, by result (ok, failed).',
+    ['result'],
+  );
+
+  constructor() {
+    registerProcessMetrics(this.registry);
+  }
+}

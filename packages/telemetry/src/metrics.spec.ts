@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { MetricsRegistry, registerProcessMetrics } from './index.js';
+
+describe('MetricsRegistry', () => {
+  it('renders counters and gauges with labels in the text exposition format', () => {
+    const m = new MetricsRegistry();
+    const requests = m.counter('appproxy_requests_total', 'Requests answered.', ['app', 'status']);
+    const inFlight = m.gauge('appproxy_requests_in_flight', 'Requests in flight.', ['app']);
+    requests.labels('Expenses', '200').inc();
+    requests.labels('Expenses', '200').inc(2);
+    requests.labels('Wiki "main"\\\n', '502').inc();
+    inFlight.labels('Expenses').inc(3);
+    inFlight.labels('Expenses').dec();
+    expect(m.render()).toBe(
+      [
+        '# HELP appproxy_requests_total Requests answered.',
+        '# TYPE appproxy_requests_total counter',
+        'appproxy_requests_total{app="Expenses",status="200"} 3',
+        'appproxy_requests_total{app="Wiki \\"main\\"\\\\\\n",status="502"} 1',
+        '# HELP appproxy_requests_in_flight Requests in flight.',
+        '# TYPE appproxy_requests_in_flight gauge',
+        'appproxy_requests_in_flight{app="Expenses"} 2',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('renders histograms with cumulative buckets, +Inf, sum and count', () => {
+    const m = new MetricsRegistry();
+    const h = m.histogram('d_seconds', 'Durations.', ['app'], [0.1, 1]);
+    for (const v of [0.05, 0.1, 0.5, 3]) h.labels('A').observe(v);
+    expect(m.render().split('\n')).toEqual([
+      '# HELP d_seconds Durations.',
+      '# TYPE d_seconds histogram',
+      'd_seconds_bucket{app="A",le="0.1"} 2',
+      'd_seconds_bucket{app="A",le="1"} 3',
+      'd_seconds_bucket{app="A",le="+Inf"} 4',
+      'd_seconds_sum{app="A"} 3.65',
+      'd_seconds_count{app="A"} 4',
+      '',
+    ]);
+  });
+
+  it('series without labels and collect hooks', () => {
+    const m = new MetricsRegistry();
+    const g = m.gauge('connected', 'Connected.');
+    let n = 0;
+    m.onCollect(() => g.labels().set(++n));
+    expect(m.render()).toContain('\nconnected 1\n');
+    expect(m.render()).toContain('\nconnected 2\n');
+  });
+
+  it('refuses bad names, duplicate families, wrong label counts and negative increments', () => {
+    const m = new MetricsRegistry();
+    expect(() => m.counter('bad-name', 'x')).toThrow(TypeError);
+    expect(() => m.counter('ok', 'x', ['le'])).toThrow(TypeError);
+    expect(() => m.counter('ok2', 'x', ['__x'])).toThrow(TypeError);
+    const c = m.counter('c_total', 'x', ['a']);
+    expect(() => m.gauge('c_total', 'x')).toThrow(TypeError);
+    expect(() => c.labels()).toThrow(TypeError);
+    expect(() => c.labels('a').inc(-1)).toThrow(RangeError);
+    expect(() => m.histogram('h', 'x', [], [1, 1])).toThrow(TypeError);
+  });
+
+  it('process metrics report this process', () => {
+    const m = new MetricsRegistry();
+    registerProcessMetrics(m);
+    const text = m.render();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 2 ** 20);
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value('process_open_fds')).toBeGreaterThan(2);
+    expect(value('process_start_time_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(value('nodejs_eventloop_delay_p99_seconds')).toBeGreaterThanOrEqual(0);
+  });
+});
