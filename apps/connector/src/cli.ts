@@ -125,7 +125,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--ping-timeout <duration>',
-      'a relay silent this long is dead (default: 2 × ping interval)',
+      'a relay silent this long is dead (default: 3 × ping interval)',
       milliseconds,
     )
     .option(

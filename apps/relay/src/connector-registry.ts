@@ -91,6 +91,10 @@ export class ConnectorRegistry {
       this.#timers.push(t);
     };
     every(STATUS_INTERVAL_MS, () => this.#recordStatus());
+    // Renewal checks: often enough to act early in a third of the shortest lifetime.
+    every(Math.min(60_000, Math.max(250, this.#o.certValidityMs / 20)), () => {
+      for (const session of this.groups.tunnels()) this.#maybeRenew(session);
+    });
     every(SYNC_INTERVAL_MS, () => this.#syncRevocations());
     // Removal is coarse: every hour, or every tenth of a short retention (tests).
     every(Math.min(3_600_000, Math.max(1000, this.#o.inactiveRetentionMs / 10)), () =>
@@ -164,7 +168,7 @@ export class ConnectorRegistry {
     return this.groups.connectors().find((c) => c.connectorId === connectorId);
   }
 
-  /** Every STATUS_INTERVAL: last seen, tunnels and in-flight of connected connectors; renewals. */
+  /** Every STATUS_INTERVAL: last seen, tunnels and in-flight of connected connectors. */
   #recordStatus(): void {
     const at = new Date();
     for (const c of this.groups.connectors()) {
@@ -174,7 +178,6 @@ export class ConnectorRegistry {
         inFlight: c.inFlight,
       });
     }
-    for (const session of this.groups.tunnels()) this.#maybeRenew(session);
   }
 
   /** Closes the tunnels of connectors that another process revoked (or deleted). */

@@ -48,7 +48,7 @@ const RESERVED_PREFIX = '/.appproxy/';
 const RELAY_COOKIE_PREFIX = '__Host-appproxy-';
 /** `sticky: session`: which connector this browser session stays on. */
 const AFFINITY_COOKIE = `${RELAY_COOKIE_PREFIX}affinity`;
-/** At most this many connectors are tried for one request. */
+/** At most this many streams are opened for one request. */
 const MAX_ATTEMPTS = 3;
 
 interface Routed {
@@ -118,6 +118,7 @@ export class RelayProxy {
     const untrack = this.#track();
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     let appName: string | undefined;
+    let connector: string | undefined;
     let bytesOut = 0;
     res.on('close', () => {
       untrack();
@@ -139,6 +140,7 @@ export class RelayProxy {
         durationMs,
         aborted: !res.writableFinished,
         client: req.socket?.remoteAddress,
+        connector,
       });
     });
     const fail = (code: RelayErrorCode, detail?: string) => {
@@ -176,7 +178,9 @@ export class RelayProxy {
 
     let stream: ClientHttp2Stream | undefined;
     let responded = false;
-    const tried = new Set<string>();
+    /** Tunnels that failed this request; streams opened for it. */
+    const tried = new Set<TunnelSession>();
+    let attempts = 0;
     const guard = setTimeout(() => {
       if (stream) resetStream(stream, 'backend timeout at the relay');
       fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
@@ -196,9 +200,9 @@ export class RelayProxy {
       if (typeof picked === 'string') {
         clearTimeout(guard);
         return fail(
-          tried.size > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
-          tried.size > 0
-            ? `no other connector in group ${app.connectorGroup} after ${tried.size} attempt(s)`
+          attempts > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
+          attempts > 0
+            ? `no other connector in group ${app.connectorGroup} after ${attempts} attempt(s)`
             : `no ready connector in group ${app.connectorGroup}`,
         );
       }
@@ -208,11 +212,13 @@ export class RelayProxy {
         s = session.request(routed.headers, { endStream });
       } catch (err) {
         // The tunnel stopped accepting between pick and request: nothing was sent.
-        tried.add(session.connectorId);
+        tried.add(session);
         log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
         return attempt();
       }
       stream = s;
+      attempts++;
+      connector = session.connectorId;
       s.on('error', () => {});
       if (!endStream) body.into(s);
 
@@ -254,9 +260,9 @@ export class RelayProxy {
           bodyReplayable: body.replayable,
           responseStarted: false,
         };
-        tried.add(session.connectorId);
+        tried.add(session);
         const detail = `tunnel stream closed before a response (rst ${s.rstCode}, tunnel ${session.id} ${session.state})`;
-        if (tried.size < MAX_ATTEMPTS && canRetry(failed)) {
+        if (attempts < MAX_ATTEMPTS && canRetry(failed)) {
           metrics.retries.labels(app.name).inc();
           log.info('retrying on another connector', {
             app: app.name,

@@ -89,8 +89,8 @@ describe('parseConfig: the DESIGN.md example', () => {
         certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
         tunnelHosts: ['localhost', '127.0.0.1'],
         trustedProxies: [],
-        pingIntervalMs: 1_000,
-        pingTimeoutMs: 2_000,
+        pingIntervalMs: 500,
+        pingTimeoutMs: 1_500,
         drainTimeoutMs: 30_000,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
@@ -134,8 +134,8 @@ describe('parseConfig: the DESIGN.md example', () => {
       certificates: [{ cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') }],
       tunnelHosts: ['localhost', '127.0.0.1'],
       trustedProxies: [],
-      pingIntervalMs: 1_000,
-      pingTimeoutMs: 2_000,
+      pingIntervalMs: 500,
+      pingTimeoutMs: 1_500,
       drainTimeoutMs: 30_000,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
@@ -224,7 +224,7 @@ apps:
     });
     expect(config.apps[2]!.translateBody).toBe(true);
     expect(config.apps[2]!.maintenanceMode).toBe(true);
-    expect(config.relay.pingTimeoutMs).toBe(10_000);
+    expect(config.relay.pingTimeoutMs).toBe(15_000);
   });
 
   it('connector lifecycle settings, sticky routing and backend proxies', () => {

@@ -86,9 +86,9 @@ export interface RelayConfig {
     tunnelHosts: string[];
     /** IPs or CIDRs of front proxies whose `X-Forwarded-*` are kept. @default [] */
     trustedProxies: string[];
-    /** From `pingInterval`: a quiet tunnel is PINGed this often. @default 1000 */
+    /** From `pingInterval`: a quiet tunnel is PINGed this often. @default 500 */
     pingIntervalMs: number;
-    /** From `pingTimeout`: a connector silent this long is dead. @default 2 × pingIntervalMs */
+    /** From `pingTimeout`: a connector silent this long is dead. @default 3 × pingIntervalMs */
     pingTimeoutMs: number;
     /** From `drainTimeout`. @default 30000 */
     drainTimeoutMs: number;
@@ -233,14 +233,14 @@ const relaySection = z
       .default([])
       .meta({ description: 'Front proxies (IPs or CIDRs) whose X-Forwarded-* headers are kept.' }),
     pingInterval: duration({
-      default: '1s',
+      default: '500ms',
       min: 1,
       description: 'How often a quiet tunnel is PINGed.',
     }),
     pingTimeout: durationInput()
       .meta({
         description:
-          'A connector from which nothing arrived for this long is dead (default: 2 × pingInterval).',
+          'A connector from which nothing arrived for this long is dead (default: 3 × pingInterval).',
         examples: ['2s', '30s'],
       })
       .transform((v, ctx) => durationMs(v, ctx, 1))
@@ -280,7 +280,7 @@ const relaySection = z
       ...(redirectHttp && { redirectHttp }),
       ...(adminListen && { adminListen }),
       pingIntervalMs: pingInterval,
-      pingTimeoutMs: pingTimeout ?? 2 * pingInterval,
+      pingTimeoutMs: pingTimeout ?? 3 * pingInterval,
       drainTimeoutMs: drainTimeout,
       connectorCertValidityMs: connectorCertValidity,
       inactiveConnectorRetentionMs: inactiveConnectorRetention,

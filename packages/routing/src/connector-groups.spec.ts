@@ -71,7 +71,7 @@ describe('ConnectorGroups.pick', () => {
     groups.add('G', draining);
     expect(pickId(groups, 'G', { capability: 'websocket' })).toBe('NO_CAPABLE_CONNECTOR');
     expect(pickId(groups, 'G')).toBe('old');
-    expect(pickId(groups, 'G', { exclude: new Set(['old']) })).toBe('NO_CONNECTOR');
+    expect(pickId(groups, 'G', { exclude: new Set([old]) })).toBe('NO_CONNECTOR');
     draining.accepting = true;
     expect(pickId(groups, 'G', { capability: 'websocket' })).toBe('new');
   });
@@ -94,12 +94,24 @@ describe('ConnectorGroups.pick', () => {
     }
   });
 
-  it('affinity falls to the next connector when the first is excluded', () => {
+  it('affinity falls to the next connector when its tunnel failed', () => {
     const { groups } = groupOf(['a', 'b', 'c'], 1);
-    const first = pickId(groups, 'G', { affinityKey: 'k' });
+    const first = groups.pick('G', { affinityKey: 'k' }) as FakeTunnel;
     const second = pickId(groups, 'G', { affinityKey: 'k', exclude: new Set([first]) });
-    expect(second).not.toBe(first);
+    expect(second).not.toBe(first.connectorId);
     expect(['a', 'b', 'c']).toContain(second);
+  });
+
+  it('after a failed tunnel: other connectors first, then the same connector’s other tunnel', () => {
+    const { groups, tunnels } = groupOf(['a', 'b'], 2);
+    const [a1, a2, b1, b2] = tunnels as [FakeTunnel, FakeTunnel, FakeTunnel, FakeTunnel];
+    b1.inFlight = 10;
+    b2.inFlight = 10;
+    // a is much less busy, but its tunnel just failed: b is tried first.
+    expect(pickId(groups, 'G', { exclude: new Set([a1]) })).toBe('b');
+    // b failed too: a's other tunnel is the last resort.
+    expect(groups.pick('G', { exclude: new Set([a1, b1, b2]) })).toBe(a2);
+    expect(pickId(groups, 'G', { exclude: new Set(tunnels) })).toBe('NO_CONNECTOR');
   });
 
   it('connectors() sums tunnels and in-flight per connector; remove forgets empty groups', () => {

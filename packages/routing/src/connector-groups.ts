@@ -17,8 +17,12 @@ export interface PickOptions {
    * and only the keys of a connector that goes away move (rendezvous hashing).
    */
   affinityKey?: string;
-  /** Connectors already tried for this request. */
-  exclude?: ReadonlySet<string>;
+  /**
+   * Tunnels that already failed for this request: never picked again, and their connectors
+   * are tried only when no other connector is left (one broken TCP connection is not a dead
+   * connector, but a dead connector's other tunnels are likely dying too).
+   */
+  exclude?: ReadonlySet<ConnectorTunnel>;
 }
 
 /** One connector of a group as the relay sees it now. */
@@ -84,13 +88,19 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
     const start = affinityKey === undefined ? this.#nextTurn(group, ordered.length) : 0;
     let best: T | undefined;
     let bestScore = 0;
+    let bestDemoted = true;
     let incapable = false;
     for (let i = 0; i < ordered.length; i++) {
       const tunnels = ordered[(start + i) % ordered.length]!;
       let tunnel: T | undefined;
       let load = 0;
+      let demoted = false;
       for (const t of tunnels) {
         load += t.inFlight;
+        if (exclude?.has(t)) {
+          demoted = true;
+          continue;
+        }
         if (!t.accepting) continue;
         if (capability !== undefined && !t.hasCapability(capability)) {
           incapable = true;
@@ -98,14 +108,16 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
         }
         if (!tunnel || t.inFlight < tunnel.inFlight) tunnel = t;
       }
-      if (!tunnel || exclude?.has(tunnel.connectorId)) continue;
+      if (!tunnel) continue;
       // Affinity: the highest rendezvous weight wins. Otherwise the lowest load wins, and
-      // the first seen in turn order keeps a tie, so equal connectors take turns.
+      // the first seen in turn order keeps a tie, so equal connectors take turns. A
+      // connector that already failed this request comes after every other.
       const score =
         affinityKey === undefined ? -load : rendezvousWeight(affinityKey, tunnel.connectorId);
-      if (!best || score > bestScore) {
+      if (!best || (bestDemoted && !demoted) || (demoted === bestDemoted && score > bestScore)) {
         best = tunnel;
         bestScore = score;
+        bestDemoted = demoted;
       }
     }
     if (best) return best;

@@ -16,6 +16,7 @@ import {
   ALPN_TUNNEL,
   CONTROL,
   DEFAULT_PING_INTERVAL_MS,
+  PING_TIMEOUT_INTERVALS,
   DRAIN_NOTICE,
   META,
   SESSION_WINDOW,
@@ -43,9 +44,9 @@ export interface TunnelDialerOptions {
   onControl?: (name: string, body: unknown) => Promise<unknown>;
   /** Parallel tunnel connections, so one broken TCP connection never takes the connector out. @default 1 */
   tunnels?: number;
-  /** PING a quiet tunnel this often. @default 1000 */
+  /** PING a quiet tunnel this often. @default 500 */
   pingIntervalMs?: number;
-  /** A relay from which nothing arrived for this long is dead. @default 2 × pingIntervalMs */
+  /** A relay from which nothing arrived for this long is dead. @default 3 × pingIntervalMs */
   pingTimeoutMs?: number;
   /** `http://[user:pass@]proxy:port` to reach the relay through a CONNECT proxy. */
   outboundProxy?: string;
@@ -311,7 +312,10 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     const stopLiveness = watchLiveness(
       session,
       socket,
-      { intervalMs: pingIntervalMs, timeoutMs: this.#opts.pingTimeoutMs ?? 2 * pingIntervalMs },
+      {
+        intervalMs: pingIntervalMs,
+        timeoutMs: this.#opts.pingTimeoutMs ?? PING_TIMEOUT_INTERVALS * pingIntervalMs,
+      },
       (why) => {
         reason = why;
         session.destroy();

@@ -13,6 +13,7 @@ import {
   ALPN_REGISTRATION,
   ALPN_TUNNEL,
   DEFAULT_PING_INTERVAL_MS,
+  PING_TIMEOUT_INTERVALS,
   SESSION_WINDOW,
   TUNNEL_SETTINGS,
 } from './protocol.js';
@@ -30,9 +31,9 @@ export interface TunnelListenerOptions {
   authorize?: (peer: PeerIdentity) => string | undefined;
   /** Handles registration requests (HTTP/1.1 over TLS, no client certificate needed). */
   onRegistration?: (req: IncomingMessage, res: ServerResponse) => void;
-  /** PING a quiet tunnel this often. @default 1000 */
+  /** PING a quiet tunnel this often. @default 500 */
   pingIntervalMs?: number;
-  /** A connector from which nothing arrived for this long is dead. @default 2 × pingIntervalMs */
+  /** A connector from which nothing arrived for this long is dead. @default 3 × pingIntervalMs */
   pingTimeoutMs?: number;
   /** @default 10000 */
   helloTimeoutMs?: number;
@@ -169,7 +170,7 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
     const pingIntervalMs = this.#opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     const session = new TunnelSession(h2, socket, peer, remoteAddress, {
       pingIntervalMs,
-      pingTimeoutMs: this.#opts.pingTimeoutMs ?? 2 * pingIntervalMs,
+      pingTimeoutMs: this.#opts.pingTimeoutMs ?? PING_TIMEOUT_INTERVALS * pingIntervalMs,
       helloTimeoutMs: this.#opts.helloTimeoutMs ?? 10_000,
     });
     this.#sessions.add(session);

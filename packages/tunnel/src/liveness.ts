@@ -30,8 +30,8 @@ export function watchLiveness(
   let lastActivity = Date.now();
   let lastPing = 0;
   let pingOutstanding = false;
-  // Check several times per timeout, so a silent peer is found within ~1.25 × timeout.
-  const tick = Math.max(10, Math.min(intervalMs, Math.floor(timeoutMs / 4)));
+  // Check several times per timeout, so a silent peer is found within ~1.2 × timeout.
+  const tick = Math.max(10, Math.min(intervalMs, Math.floor(timeoutMs / 6)));
   const timer = setInterval(() => {
     if (h2.destroyed) return;
     const now = Date.now();

@@ -25,6 +25,22 @@ for (const bin of [RELAY_BIN, CONNECTOR_BIN]) {
     );
 }
 
+/**
+ * The path of a system tool (from Debian packages `.ci/run` installs), or undefined. A test
+ * that needs it skips locally with a loud message; in CI (APPPROXY_REQUIRE_ALL=1) a missing
+ * tool is an error, so nothing is silently skipped there.
+ */
+export function systemTool(name: string, debianPackage = name): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin'])) {
+    const file = join(dir, name);
+    if (dir && existsSync(file)) return file;
+  }
+  const message = `${name} is not installed (apt-get install -y ${debianPackage}): tests that need it are SKIPPED`;
+  if (process.env.APPPROXY_REQUIRE_ALL === '1') throw new Error(message);
+  console.warn(`\n!!! ${message} !!!\n`);
+  return undefined;
+}
+
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -156,6 +172,8 @@ export interface StackOptions {
   relayExtra?: string;
   connectorArgs?: string[];
   startConnector?: boolean;
+  /** Names under `connectorGroups`. @default ['Default'] */
+  groups?: string[];
 }
 
 /** A relay (and optionally a registered, started connector) in a fresh temp directory. */
@@ -166,7 +184,10 @@ export class Stack {
   ca = '';
   ports = { public: 0, tunnel: 0, admin: 0 };
   relay: LoggedProcess | undefined;
+  /** The connector started last. */
   connector: LoggedProcess | undefined;
+  /** Every connector process started, running or not. */
+  readonly connectors: LoggedProcess[] = [];
   readonly #opts: StackOptions;
 
   constructor(opts: StackOptions) {
@@ -203,11 +224,10 @@ ${a.extra ?? ''}`,
   certificates:
     - cert: ${certs.certPath}
       key: ${certs.keyPath}
-  pingInterval: 1s
   drainTimeout: 3s
 ${this.#opts.relayExtra ?? ''}
 connectorGroups:
-  - name: Default
+${(this.#opts.groups ?? ['Default']).map((g) => `  - name: ${g}`).join('\n')}
 apps:
 ${apps}
 `,
@@ -232,8 +252,8 @@ ${apps}
     return res.stdout.trim();
   }
 
-  async registerConnector(stateDir = this.connectorState): Promise<CliResult> {
-    const token = await this.createToken();
+  async registerConnector(stateDir = this.connectorState, group?: string): Promise<CliResult> {
+    const token = await this.createToken(group ? ['--group', group] : []);
     const res = await runCli(CONNECTOR_BIN, [
       'register',
       '--relay',
@@ -247,33 +267,52 @@ ${apps}
     return res;
   }
 
-  async startConnector(stateDir = this.connectorState, tunnels = 2): Promise<LoggedProcess> {
-    const before = this.relay!.count((l) => l.msg === 'connector connected');
-    const connector = new LoggedProcess(CONNECTOR_BIN, [
-      'start',
-      '--state-dir',
-      stateDir,
-      '--tunnels',
-      String(tunnels),
-      '--ping-interval',
-      '1s',
-      '--drain-timeout',
-      '3s',
-      ...(this.#opts.connectorArgs ?? []),
-    ]);
+  async startConnector(
+    stateDir = this.connectorState,
+    tunnels = 2,
+    extraArgs: string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<LoggedProcess> {
+    const id = connectorId(stateDir);
+    const tunnelsOf = () =>
+      this.relay!.count((l) => l.msg === 'connector connected' && l.connectorId === id);
+    const before = tunnelsOf();
+    const connector = new LoggedProcess(
+      CONNECTOR_BIN,
+      [
+        'start',
+        '--state-dir',
+        stateDir,
+        '--tunnels',
+        String(tunnels),
+        '--drain-timeout',
+        '3s',
+        ...(this.#opts.connectorArgs ?? []),
+        ...extraArgs,
+      ],
+      env,
+    );
     this.connector = connector;
+    this.connectors.push(connector);
     await this.relay!.waitFor(
-      () => this.relay!.count((l) => l.msg === 'connector connected') >= before + tunnels,
+      () => tunnelsOf() >= before + tunnels,
       20_000,
-      `${tunnels} tunnels connected`,
+      `${tunnels} tunnels of ${id} connected`,
     );
     return connector;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.connector?.stop(), this.relay?.stop()]);
+    await Promise.all([...this.connectors.map((c) => c.stop('SIGKILL')), this.relay?.stop()]);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The id `register` stored in a connector's state directory. */
+export function connectorId(stateDir: string): string {
+  return (
+    JSON.parse(readFileSync(join(stateDir, 'connector.json'), 'utf8')) as { connectorId: string }
+  ).connectorId;
 }
 
 export interface ClientResponse {

@@ -76,6 +76,26 @@ describe('connector and relay lifecycle', () => {
     expect(table.stdout).toContain(String(rows[0]!.id));
   });
 
+  it('connectors list shows the requests in flight through a connector', async () => {
+    const { runCli, RELAY_BIN } = await import('./harness.js');
+    const slow = Array.from({ length: 3 }, () => request(stack, HOST, '/slow?ms=8000'));
+    let inFlight = 0;
+    const deadline = Date.now() + 7000;
+    while (inFlight !== 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      const res = await runCli(RELAY_BIN, [
+        'connectors',
+        'list',
+        '--config',
+        stack.configPath,
+        '--json',
+      ]);
+      inFlight = (JSON.parse(res.stdout) as Array<{ inFlight: number }>)[0]!.inFlight;
+    }
+    expect(inFlight).toBe(3);
+    expect((await Promise.all(slow)).map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+
   it('no connector connected → 502 CONNECTOR_UNAVAILABLE at once; SIGTERM drains and exits 0', async () => {
     expect(await stack.connector!.stop('SIGTERM')).toBe(0);
     await stack.relay!.waitFor(

@@ -401,10 +401,17 @@ export async function startSampleApp({
         return;
       }
       case '/slow': {
-        if (!allow(req, res, GET)) return;
+        if (!allow(req, res, [...GET, 'POST', 'PUT'])) return;
         const ms = intParam(q, 'ms', 5000, 0, 24 * 3600 * 1000);
         if (Number.isNaN(ms)) return text(res, 400, 'ms: an integer >= 0\n');
-        const cancel = later(() => text(res, 200, 'slow done'), ms);
+        // POST/PUT: the body is read to the end first (its size is in the answer).
+        const { bytes } =
+          req.method === 'POST' || req.method === 'PUT' ? await hashBody(req) : { bytes: 0 };
+        if (res.destroyed) return;
+        const cancel = later(
+          () => text(res, 200, bytes ? `slow done (${bytes} bytes)` : 'slow done'),
+          ms,
+        );
         res.on('close', cancel);
         return;
       }

@@ -240,6 +240,9 @@ describe('endpoints', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     r.destroy();
     expect((await req(`${base}slow?ms=0`)).body.toString()).toBe('slow done');
+    const posted = await req(`${base}slow?ms=10`, { method: 'POST', body: 'x'.repeat(1000) });
+    expect(posted.body.toString()).toBe('slow done (1000 bytes)');
+    expect((await req(`${base}slow`, { method: 'DELETE' })).status).toBe(405);
   });
 
   it('sse: events arrive one by one, spread in time', async () => {
