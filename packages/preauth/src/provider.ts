@@ -315,6 +315,8 @@ export class OidcProvider {
       audiences: [this.clientId],
       issuers: [this.issuer],
       code: 'APPPROXY_PREAUTH_ID_TOKEN_INVALID',
+      // Issued at the code exchange, moments ago.
+      maxAgeSec: 3600,
     });
     const aud = payload.aud;
     if (Array.isArray(aud) && aud.length > 1 && payload.azp === undefined) {
@@ -361,12 +363,14 @@ export class OidcProvider {
       audiences: expected.audiences,
       issuers: expected.issuers?.length ? expected.issuers : [this.issuer],
       code: 'APPPROXY_PREAUTH_BEARER_INVALID',
+      // Long-lived tokens are the provider's call; this only refuses an `iat` in the future.
+      maxAgeSec: 366 * 86_400,
     });
   }
 
   async #verifyJwt(
     token: string,
-    opts: { audiences: string[]; issuers: string[]; code: PreauthErrorCode },
+    opts: { audiences: string[]; issuers: string[]; code: PreauthErrorCode; maxAgeSec: number },
   ): Promise<JWTPayload> {
     await this.metadata();
     try {
@@ -377,6 +381,7 @@ export class OidcProvider {
         clockTolerance: this.#clockToleranceSec,
         currentDate: new Date(this.#clock()),
         requiredClaims: ['exp', 'iat', 'sub'],
+        maxTokenAge: opts.maxAgeSec,
       });
       if (typeof payload.sub !== 'string' || payload.sub === '') {
         throw new PreauthError(opts.code, 'token has no subject', { reason: 'claim_missing' });
@@ -424,7 +429,7 @@ function joseReason(err: unknown): string {
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'unknown_key';
   if (err instanceof joseErrors.JWKSMultipleMatchingKeys) return 'ambiguous_key';
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature_invalid';
-  if (err instanceof joseErrors.JWTExpired) return 'expired';
+  if (err instanceof joseErrors.JWTExpired) return err.claim === 'iat' ? 'too_old' : 'expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.reason === 'missing') return 'claim_missing';
     if (err.claim === 'iss') return 'iss_mismatch';

@@ -18,7 +18,7 @@ export function safeReturnUrl(candidate: unknown, origin: string, fallback: stri
   // Relative paths only: one leading '/', never '//' or '/\' (protocol-relative), no
   // backslashes or control characters anywhere (browsers rewrite or strip them).
   if (!candidate.startsWith('/') || candidate.startsWith('//')) return fallback;
-  if (/[\\\u0000-\u001f\u007f]/.test(candidate)) return fallback;
+  if (candidate.includes('\\') || hasControlCharacter(candidate)) return fallback;
   let url: URL;
   try {
     url = new URL(candidate, origin);
@@ -30,4 +30,12 @@ export function safeReturnUrl(candidate: unknown, origin: string, fallback: stri
   // Dot segments can collapse '/a/..//evil' to '//evil': check the result again.
   if (!out.startsWith('/') || out.startsWith('//') || out.includes('\\')) return fallback;
   return out;
+}
+
+function hasControlCharacter(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
