@@ -49,6 +49,11 @@ export interface Identity {
    * overage": `_claim_names.groups` or `hasgroups`). `groups` is then empty.
    */
   groupsOverage?: true;
+  /**
+   * The session kept only part of `groups`/`roles` (the relying party's `maxSessionGroups`),
+   * those named in app assignments first.
+   */
+  groupsTruncated?: true;
   /** When the user authenticated at the provider (seconds since the epoch). */
   authTime?: number;
 }

@@ -1,5 +1,6 @@
 export {
   RelyingParty,
+  MAX_ID_TOKEN_HINT_LENGTH,
   ProtectedApp,
   type Authentication,
   type PreauthResponse,

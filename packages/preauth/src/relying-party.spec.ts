@@ -314,7 +314,7 @@ describe('session lifetime', () => {
   });
 
   it('many groups make a long sealed value that still round-trips', async () => {
-    const { app, op } = await setup({ idTokenHint: false });
+    const { app, op } = await setup({ maxSessionGroups: 400 });
     op.user = { ...op.user, groups: Array.from({ length: 400 }, () => randomUUID()) };
     const jar = new Jar();
     await signInFlow(app, op, jar);
@@ -322,6 +322,24 @@ describe('session lifetime', () => {
     expect(value.length).toBeGreaterThan(4096); // the relay splits it (@appproxy/cookies)
     const r = await app.authenticate(browserRequest('/', jar));
     expect(r.ok && r.identity.groups).toHaveLength(400);
+    // An ID token that big is not kept for id_token_hint.
+    const read = await app.readSession(value);
+    expect(read.ok && read.payload.idt).toBeUndefined();
+  });
+
+  it('beyond maxSessionGroups, the groups that apps assign are kept first', async () => {
+    const { rp, op } = await setup({ maxSessionGroups: 10 });
+    const app = rp.protectApp({ externalUrl: 'https://app.example.com/', assignment: { required: true, groups: ['needle'] } });
+    op.user = { ...op.user, groups: [...Array.from({ length: 30 }, (_, i) => `g${i}`), 'Needle'] };
+    const jar = new Jar();
+    await signInFlow(app, op, jar);
+    const r = await app.authenticate(browserRequest('/', jar));
+    if (!r.ok) throw new Error('expected a session');
+    expect(r.identity.groups).toEqual(['Needle', 'g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8']);
+    expect(r.identity.groupsTruncated).toBe(true);
+    expect(app.authorize(r.identity)).toEqual({ ok: true });
+    // A small ID token is kept for id_token_hint.
+    expect((await app.readSession(jar.cookies['__Host-appproxy_session']!)).ok).toBe(true);
   });
 });
 

@@ -58,9 +58,17 @@ export interface RelyingPartyOptions extends OidcProviderOptions {
   bearerIssuers?: string[];
   /**
    * Keep the ID token in the session, to send as `id_token_hint` at sign-out (Okta requires
-   * it; costs about 1 KB of cookie). @default true
+   * it). Only ID tokens up to {@link MAX_ID_TOKEN_HINT_LENGTH} characters are kept; bigger ones
+   * (many groups) would double the cookie, and sign-out then sends `client_id` alone.
+   * @default true
    */
   idTokenHint?: boolean;
+  /**
+   * Most groups (and as many roles) kept in a session. Beyond it, the groups named in any
+   * protected app's assignment are kept first and the identity is marked `groupsTruncated`.
+   * About 28 bytes of cookie per GUID group: 250 groups ≈ 7.5 KB. @default 250
+   */
+  maxSessionGroups?: number;
   /** Extra authorization request parameters, e.g. `{ domain_hint: 'example.com' }`. @default {} */
   authorizationParams?: Record<string, string>;
   /** How long a started sign-in stays valid. @default 600000 (10 min) */
@@ -111,6 +119,9 @@ export type Authentication =
     }
   | { ok: false; response: PreauthResponse };
 
+/** Longest ID token kept in the session for `id_token_hint`. */
+export const MAX_ID_TOKEN_HINT_LENGTH = 4096;
+
 const DEFAULT_SESSION: SessionOptions = { lifetimeMs: 8 * 3_600_000, idleTimeoutMs: 3_600_000 };
 const SESSION_VERSION = 1;
 const TXN_ID_LENGTH = 12;
@@ -138,6 +149,8 @@ export class RelyingParty {
   readonly #opts: RelyingPartyOptions;
   readonly #clock: () => number;
   readonly #usedStates = new Map<string, number>();
+  /** Groups named in any protected app's assignment (folded): kept first when trimming. */
+  readonly #assignedGroups = new Set<string>();
 
   constructor(opts: RelyingPartyOptions) {
     this.#opts = opts;
@@ -177,7 +190,25 @@ export class RelyingParty {
    * @throws PreauthError `APPPROXY_PREAUTH_CONFIG_INVALID`
    */
   protectApp(opts: ProtectedAppOptions): ProtectedApp {
-    return new ProtectedApp(this, opts);
+    const app = new ProtectedApp(this, opts);
+    for (const g of opts.assignment?.groups ?? []) this.#assignedGroups.add(g.toLowerCase());
+    return app;
+  }
+
+  /**
+   * The identity as a session keeps it: at most `maxSessionGroups` groups and roles, those
+   * named in an app's assignment first.
+   */
+  trimForSession(identity: Identity): Identity {
+    const max = this.#opts.maxSessionGroups ?? 250;
+    if (identity.groups.length <= max && identity.roles.length <= max) return identity;
+    const trim = (list: string[]) => {
+      if (list.length <= max) return list;
+      const wanted = list.filter((g) => this.#assignedGroups.has(g.toLowerCase()));
+      const rest = list.filter((g) => !this.#assignedGroups.has(g.toLowerCase()));
+      return [...wanted, ...rest].slice(0, max);
+    };
+    return { ...identity, groups: trim(identity.groups), roles: trim(identity.roles), groupsTruncated: true };
   }
 
   /** Marks a sign-in state used; false when it already was (a replayed callback). */
@@ -522,8 +553,9 @@ export class ProtectedApp {
         iat: nowSec,
         exp: nowSec + Math.floor(this.session.lifetimeMs / 1000),
         lat: nowSec,
-        id: identity,
-        ...(this.rp.options.idTokenHint !== false && { idt: idToken }),
+        id: this.rp.trimForSession(identity),
+        ...(this.rp.options.idTokenHint !== false &&
+          idToken.length <= MAX_ID_TOKEN_HINT_LENGTH && { idt: idToken }),
       }),
     );
     const target =
