@@ -329,13 +329,27 @@ describe('session lifetime', () => {
 
   it('beyond maxSessionGroups, the groups that apps assign are kept first', async () => {
     const { rp, op } = await setup({ maxSessionGroups: 10 });
-    const app = rp.protectApp({ externalUrl: 'https://app.example.com/', assignment: { required: true, groups: ['needle'] } });
+    const app = rp.protectApp({
+      externalUrl: 'https://app.example.com/',
+      assignment: { required: true, groups: ['needle'] },
+    });
     op.user = { ...op.user, groups: [...Array.from({ length: 30 }, (_, i) => `g${i}`), 'Needle'] };
     const jar = new Jar();
     await signInFlow(app, op, jar);
     const r = await app.authenticate(browserRequest('/', jar));
     if (!r.ok) throw new Error('expected a session');
-    expect(r.identity.groups).toEqual(['Needle', 'g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8']);
+    expect(r.identity.groups).toEqual([
+      'Needle',
+      'g0',
+      'g1',
+      'g2',
+      'g3',
+      'g4',
+      'g5',
+      'g6',
+      'g7',
+      'g8',
+    ]);
     expect(r.identity.groupsTruncated).toBe(true);
     expect(app.authorize(r.identity)).toEqual({ ok: true });
     // A small ID token is kept for id_token_hint.

@@ -208,7 +208,12 @@ export class RelyingParty {
       const rest = list.filter((g) => !this.#assignedGroups.has(g.toLowerCase()));
       return [...wanted, ...rest].slice(0, max);
     };
-    return { ...identity, groups: trim(identity.groups), roles: trim(identity.roles), groupsTruncated: true };
+    return {
+      ...identity,
+      groups: trim(identity.groups),
+      roles: trim(identity.roles),
+      groupsTruncated: true,
+    };
   }
 
   /** Marks a sign-in state used; false when it already was (a replayed callback). */

@@ -70,7 +70,10 @@ const clients = [
   },
 ];
 if (values['native-client-id']) {
-  clients.push({ clientId: values['native-client-id'], redirectUris: ['http://127.0.0.1/callback'] });
+  clients.push({
+    clientId: values['native-client-id'],
+    redirectUris: ['http://127.0.0.1/callback'],
+  });
 }
 
 /** @type {import('./server.mjs').DevIdp} */

@@ -180,7 +180,8 @@ export async function startDevIdp(opts = {}) {
       // First-party clients: no consent screen; the grant covers what the client asked for.
       loadExistingGrant: async (ctx) => {
         const grantId =
-          ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+          ctx.oidc.result?.consent?.grantId ??
+          ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
         if (grantId) {
           const existing = await ctx.oidc.provider.Grant.find(grantId);
           if (existing) return grantForRequest(ctx, existing);
@@ -317,7 +318,11 @@ function toClientMetadata(c) {
     response_types: ['code'],
   };
   if (c.clientSecret) {
-    return { ...base, client_secret: c.clientSecret, token_endpoint_auth_method: 'client_secret_basic' };
+    return {
+      ...base,
+      client_secret: c.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+    };
   }
   return { ...base, token_endpoint_auth_method: 'none', application_type: 'native' };
 }
@@ -344,7 +349,10 @@ async function interaction(provider, users, req, res) {
     // come here once (oidc-provider asks them for an explicit consent result).
     const grant = details.grantId
       ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+      : new provider.Grant({
+          accountId: details.session.accountId,
+          clientId: details.params.client_id,
+        });
     const missing = details.prompt.details;
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);

@@ -25,7 +25,9 @@ describe('startDevIdp', () => {
   it('publishes discovery for code + PKCE (S256), RP-initiated logout, groups and amr', async () => {
     const idp = await started();
     expect(idp.issuer).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const doc = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    const doc = (await (
+      await fetch(`${idp.issuer}/.well-known/openid-configuration`)
+    ).json()) as Record<string, unknown>;
     expect(doc).toMatchObject({
       issuer: idp.issuer,
       code_challenge_methods_supported: ['S256'],
@@ -33,7 +35,9 @@ describe('startDevIdp', () => {
       authorization_response_iss_parameter_supported: true,
       id_token_signing_alg_values_supported: ['RS256'],
     });
-    expect(doc.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'email', 'groups']));
+    expect(doc.scopes_supported).toEqual(
+      expect.arrayContaining(['openid', 'profile', 'email', 'groups']),
+    );
     expect(doc.claims_supported).toEqual(expect.arrayContaining(['groups', 'roles', 'amr', 'upn']));
   });
 
@@ -57,7 +61,11 @@ describe('startDevIdp', () => {
   it('rotates signing keys: the new kid signs, both stay published unless dropped', async () => {
     const idp = await started();
     const jwks = async () =>
-      ((await (await fetch(`${idp.issuer}/jwks`)).json()) as { keys: { kid: string; d?: string }[] }).keys;
+      (
+        (await (await fetch(`${idp.issuer}/jwks`)).json()) as {
+          keys: { kid: string; d?: string }[];
+        }
+      ).keys;
     const first = idp.currentKeyId();
     expect((await jwks()).map((k) => k.kid)).toEqual([first]);
     const second = await idp.rotateSigningKey();
@@ -81,7 +89,9 @@ describe('startDevIdp', () => {
     const dir = await mkdtemp(join(tmpdir(), 'appproxy-dev-idp-'));
     afterEach(() => rm(dir, { recursive: true, force: true }));
     const certs = await createDevCertificates({ dir, hosts: ['127.0.0.1', 'localhost'] });
-    const idp = await started({ tls: { cert: await readFile(certs.certPath), key: await readFile(certs.keyPath) } });
+    const idp = await started({
+      tls: { cert: await readFile(certs.certPath), key: await readFile(certs.keyPath) },
+    });
     expect(idp.issuer).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const ca = await readFile(certs.caCertPath);
     const doc = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -129,10 +139,16 @@ describe('appproxy-dev-idp CLI', () => {
       '--native-client-id',
       'appproxy-cli',
     ]);
-    const info = JSON.parse(await firstLine) as { issuer: string; audience: string; users: { username: string }[] };
+    const info = JSON.parse(await firstLine) as {
+      issuer: string;
+      audience: string;
+      users: { username: string }[];
+    };
     expect(info.audience).toBe('api://appproxy');
     expect(info.users.map((u) => u.username)).toEqual(['alice', 'bob', 'carol']);
-    const doc = (await (await fetch(`${info.issuer}/.well-known/openid-configuration`)).json()) as { issuer: string };
+    const doc = (await (await fetch(`${info.issuer}/.well-known/openid-configuration`)).json()) as {
+      issuer: string;
+    };
     expect(doc.issuer).toBe(info.issuer);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -3,7 +3,11 @@
 // browser: interstitial → signin → login form → callback → session → the app → signout with
 // RP-initiated logout. Real sockets on 127.0.0.1, nothing mocked.
 import { createHash, randomBytes } from 'node:crypto';
-import { RelyingParty, type ProtectedAppOptions, type RelyingPartyOptions } from '@appproxy/preauth';
+import {
+  RelyingParty,
+  type ProtectedAppOptions,
+  type RelyingPartyOptions,
+} from '@appproxy/preauth';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDevIdp, type DevIdp } from './server.mjs';
 import { Browser, startHarness, type Forwarded, type Page } from './__fixtures__/harness.js';
@@ -77,7 +81,12 @@ async function toLoginForm(browser: Browser, url: string): Promise<Page> {
   return login;
 }
 
-async function signIn(browser: Browser, url: string, username: string, password = `${username}-password`): Promise<Page> {
+async function signIn(
+  browser: Browser,
+  url: string,
+  username: string,
+  password = `${username}-password`,
+): Promise<Page> {
   const login = await toLoginForm(browser, url);
   return browser.submit(login, /\/login"/, { username, password });
 }
@@ -135,7 +144,10 @@ describe('sign-in against the dev identity provider', () => {
     const browser = new Browser();
     const interstitial = await browser.open(`${origin}/reports?x=1#/tab`);
     const login = await browser.followMetaRefresh(interstitial);
-    const landed = await browser.submit(login, /\/login"/, { username: 'alice', password: 'alice-password' });
+    const landed = await browser.submit(login, /\/login"/, {
+      username: 'alice',
+      password: 'alice-password',
+    });
     expect(landed.url).toBe(`${origin}/reports?x=1`);
     expect(landed.status).toBe(200);
   });
@@ -147,7 +159,10 @@ describe('sign-in against the dev identity provider', () => {
     const wrong = await browser.submit(login, /\/login"/, { username: 'alice', password: 'nope' });
     expect(wrong.status).toBe(401);
     expect(wrong.body).toContain('Wrong username or password.');
-    const ok = await browser.submit(wrong, /\/login"/, { username: 'alice', password: 'alice-password' });
+    const ok = await browser.submit(wrong, /\/login"/, {
+      username: 'alice',
+      password: 'alice-password',
+    });
     expect(ok.url).toBe(`${origin}/`);
     expect(ok.status).toBe(200);
   });
@@ -188,13 +203,17 @@ describe('sign-in against the dev identity provider', () => {
     const { origin } = await setup({ idp: { conformIdTokenClaims: true }, rp: { userinfo: true } });
     const browser = new Browser();
     const landed = await signIn(browser, `${origin}/`, 'bob');
-    expect(JSON.parse(landed.body)).toMatchObject({ identity: { email: 'bob@example.com', groups: ['Staff'] } });
+    expect(JSON.parse(landed.body)).toMatchObject({
+      identity: { email: 'bob@example.com', groups: ['Staff'] },
+    });
   });
 });
 
 describe('assignment and policy', () => {
   it('a user not assigned gets NOT_ASSIGNED with who they are; an assigned one gets in', async () => {
-    const { origin } = await setup({ app: { assignment: { required: true, groups: ['Finance'] } } });
+    const { origin } = await setup({
+      app: { assignment: { required: true, groups: ['Finance'] } },
+    });
     const bob = new Browser();
     const refused = await signIn(bob, `${origin}/`, 'bob');
     expect(refused.status).toBe(403);
@@ -224,7 +243,9 @@ describe('assignment and policy', () => {
   it('signing in to one app does not open another the user is not assigned to', async () => {
     const idpClients: { origin: string }[] = [];
     let rp!: RelyingParty;
-    const open = await startHarness((origin) => rp.protectApp({ externalUrl: `${origin}/`, cookies: { secure: false } }));
+    const open = await startHarness((origin) =>
+      rp.protectApp({ externalUrl: `${origin}/`, cookies: { secure: false } }),
+    );
     const restricted = await startHarness((origin) =>
       rp.protectApp({
         externalUrl: `${origin}/`,
@@ -281,7 +302,9 @@ describe('bearer tokens for native clients', () => {
     }).toString();
     const login = await browser.open(auth.href);
     // The loopback redirect URI has no listener (the CLI would): the code is in the last URL.
-    await browser.submit(login, /\/login"/, { username, password: `${username}-password` }).catch(() => {});
+    await browser
+      .submit(login, /\/login"/, { username, password: `${username}-password` })
+      .catch(() => {});
     const code = new URL(browser.visited.at(-1)!).searchParams.get('code');
     expect(code).toBeTruthy();
     const res = await fetch(`${idp.issuer}/token`, {
@@ -320,13 +343,21 @@ describe('bearer tokens for native clients', () => {
 
   it('API clients get 401 with WWW-Authenticate, never a redirect', async () => {
     const { origin, idp } = await setup();
-    const anonymous = await fetch(`${origin}/api/items`, { headers: { accept: 'application/json' }, redirect: 'manual' });
+    const anonymous = await fetch(`${origin}/api/items`, {
+      headers: { accept: 'application/json' },
+      redirect: 'manual',
+    });
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toBe(`Bearer realm="${origin}"`);
-    const xhr = await fetch(`${origin}/api/items`, { headers: { 'x-requested-with': 'XMLHttpRequest', accept: 'text/html' } });
+    const xhr = await fetch(`${origin}/api/items`, {
+      headers: { 'x-requested-with': 'XMLHttpRequest', accept: 'text/html' },
+    });
     expect(xhr.status).toBe(401);
     const bad = await fetch(`${origin}/api/items`, {
-      headers: { accept: 'application/json', authorization: `Bearer ${(await nativeToken(idp, 'bob')).slice(0, -4)}AAAA` },
+      headers: {
+        accept: 'application/json',
+        authorization: `Bearer ${(await nativeToken(idp, 'bob')).slice(0, -4)}AAAA`,
+      },
     });
     expect(bad.status).toBe(401);
     expect(bad.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
@@ -334,9 +365,15 @@ describe('bearer tokens for native clients', () => {
 
   it('an expired access token is refused (injected relay clock)', async () => {
     let skew = 0;
-    const { origin, idp } = await setup({ clock: () => Date.now() + skew, idp: { accessTokenTtl: 120 } });
+    const { origin, idp } = await setup({
+      clock: () => Date.now() + skew,
+      idp: { accessTokenTtl: 120 },
+    });
     const token = await nativeToken(idp, 'alice');
-    const call = () => fetch(`${origin}/api`, { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+    const call = () =>
+      fetch(`${origin}/api`, {
+        headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+      });
     expect((await call()).status).toBe(200);
     skew = 120_000 + 61_000; // past exp plus the 60 s tolerance
     const res = await call();

@@ -79,7 +79,13 @@ async function handle(
   const decision = app.authorize(auth.identity, preq);
   if (!decision.ok) {
     res.writeHead(403, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ code: decision.code, reason: decision.reason, signedInAs: signedInAs(auth.identity) }));
+    res.end(
+      JSON.stringify({
+        code: decision.code,
+        reason: decision.reason,
+        signedInAs: signedInAs(auth.identity),
+      }),
+    );
     return;
   }
   // "Forward": what the connector would receive — relay cookies and accepted bearer tokens removed.
@@ -95,7 +101,11 @@ async function handle(
   res.end(JSON.stringify(seen));
 }
 
-function send(res: ServerResponse, r: PreauthResponse, requestCookies: Record<string, string>): void {
+function send(
+  res: ServerResponse,
+  r: PreauthResponse,
+  requestCookies: Record<string, string>,
+): void {
   res.setHeader('set-cookie', serialize(r.cookies, requestCookies));
   if (r.error) {
     res.writeHead(r.status, { ...r.headers, 'content-type': 'application/json' });
@@ -129,8 +139,11 @@ function serialize(list: CookieToSet[], requestCookies: Record<string, string>):
     if (c.httpOnly) attrs.push('HttpOnly');
     if (c.secure) attrs.push('Secure');
     if (c.maxAge !== undefined) attrs.push(`Max-Age=${c.maxAge}`);
-    const chunks = c.value === '' ? [''] : (c.value.match(new RegExp(`.{1,${CHUNK}}`, 'g')) ?? ['']);
-    chunks.forEach((chunk, i) => out.push(`${i ? `${c.name}.${i}` : c.name}=${chunk}; ${attrs.join('; ')}`));
+    const chunks =
+      c.value === '' ? [''] : (c.value.match(new RegExp(`.{1,${CHUNK}}`, 'g')) ?? ['']);
+    chunks.forEach((chunk, i) =>
+      out.push(`${i ? `${c.name}.${i}` : c.name}=${chunk}; ${attrs.join('; ')}`),
+    );
     // Expire chunks the browser still has from a longer value.
     const had = Math.ceil((requestCookies[c.name]?.length ?? 0) / CHUNK);
     for (let i = chunks.length; i < had; i++) out.push(`${c.name}.${i}=; Path=/; Max-Age=0`);
@@ -164,7 +177,10 @@ export class Browser {
   }
 
   /** Requests `url` and follows redirects; returns the final page, `url` including the fragment it ended with. */
-  async open(url: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Page> {
+  async open(
+    url: string,
+    init: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  ): Promise<Page> {
     let current = new URL(url);
     let method = init.method ?? 'GET';
     let body = init.body;
@@ -187,7 +203,9 @@ export class Browser {
         const eq = pair!.indexOf('=');
         const name = pair!.slice(0, eq).trim();
         const value = pair!.slice(eq + 1).trim();
-        const expired = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) || attrs.some((a) => /expires=Thu, 01 Jan 1970/i.test(a));
+        const expired =
+          attrs.some((a) => /^\s*max-age=0\s*$/i.test(a)) ||
+          attrs.some((a) => /expires=Thu, 01 Jan 1970/i.test(a));
         if (expired) jar.delete(name);
         else jar.set(name, value);
       }
@@ -197,14 +215,22 @@ export class Browser {
         // A redirect without a fragment keeps the request's (RFC 9110 §10.2.2).
         if (!next.hash && fragment) next.hash = fragment;
         current = next;
-        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+        if (
+          res.status === 303 ||
+          ((res.status === 301 || res.status === 302) && method === 'POST')
+        ) {
           method = 'GET';
           body = undefined;
         }
         await res.arrayBuffer();
         continue;
       }
-      const page = { url: `${target.href}${fragment}`, status: res.status, headers: res.headers, body: await res.text() };
+      const page = {
+        url: `${target.href}${fragment}`,
+        status: res.status,
+        headers: res.headers,
+        body: await res.text(),
+      };
       return page;
     }
     throw new Error('too many redirects');
@@ -255,10 +281,15 @@ export class Browser {
       if (name && /type="hidden"/.test(input[1]!)) values.set(name, decodeHtml(value ?? ''));
     }
     for (const [k, v] of Object.entries(fields)) values.set(k, v);
-    return this.open(new URL(decodeHtml(action), page.url).href, { method: 'POST', body: values.toString() });
+    return this.open(new URL(decodeHtml(action), page.url).href, {
+      method: 'POST',
+      body: values.toString(),
+    });
   }
 }
 
 function decodeHtml(v: string): string {
-  return v.replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n))).replace(/&amp;/g, '&');
+  return v
+    .replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n)))
+    .replace(/&amp;/g, '&');
 }
