@@ -34,8 +34,7 @@ async function setup(
     clock?: () => number;
   } = {},
 ): Promise<Setup> {
-  let rp!: RelyingParty;
-  let idp!: DevIdp;
+  // The harness builds the app at its first request, once `rp` below exists.
   const harness = await startHarness((origin) => {
     return rp.protectApp({
       externalUrl: `${origin}/`,
@@ -44,7 +43,7 @@ async function setup(
       ...opts.app,
     });
   });
-  idp = await startDevIdp({
+  const idp = await startDevIdp({
     clients: [
       {
         clientId: 'relay',
@@ -57,7 +56,7 @@ async function setup(
     ...opts.idp,
   });
   afterEach(() => idp.close());
-  rp = new RelyingParty({
+  const rp = new RelyingParty({
     issuer: idp.issuer,
     clientId: 'relay',
     clientSecret: CLIENT_SECRET,
@@ -242,7 +241,6 @@ describe('assignment and policy', () => {
 
   it('signing in to one app does not open another the user is not assigned to', async () => {
     const idpClients: { origin: string }[] = [];
-    let rp!: RelyingParty;
     const open = await startHarness((origin) =>
       rp.protectApp({ externalUrl: `${origin}/`, cookies: { secure: false } }),
     );
@@ -264,7 +262,7 @@ describe('assignment and policy', () => {
       ],
     });
     afterEach(() => idp.close());
-    rp = new RelyingParty({
+    const rp = new RelyingParty({
       issuer: idp.issuer,
       clientId: 'relay',
       clientSecret: CLIENT_SECRET,
