@@ -133,4 +133,28 @@ describe('bearer access tokens (native and API clients)', () => {
     expect(res.error?.code).toBe('APPPROXY_PREAUTH_JWKS_FAILED');
     expect(res.headers['www-authenticate']).toBeUndefined();
   });
+
+  it('caches a verified token per audience list, and still expires it', async () => {
+    let now = Date.now();
+    const op = await startFakeOp();
+    const rp = new RelyingParty({
+      issuer: op.issuer,
+      clientId: op.clientId,
+      sessionSecrets: [{ id: 'k1', secret: SECRET }],
+      bearerAudiences: [AUD],
+      clock: () => now,
+    });
+    const app = rp.protectApp({ externalUrl: 'https://app.example.com/' });
+    const other = rp.protectApp({
+      externalUrl: 'https://other.example.com/',
+      bearerAudiences: ['api://other'],
+    });
+    const iat = Math.floor(now / 1000);
+    const token = await op.sign({ iss: op.issuer, aud: AUD, sub: 's', iat, exp: iat + 300 });
+    const first = await app.verifyBearer(token);
+    expect(await app.verifyBearer(token)).toBe(first); // from the cache
+    await expect(other.verifyBearer(token)).rejects.toMatchObject({ reason: 'aud_mismatch' });
+    now += (300 + 61) * 1000;
+    await expect(app.verifyBearer(token)).rejects.toMatchObject({ reason: 'expired' });
+  });
 });

@@ -75,7 +75,13 @@ describe('Keyring', () => {
     ).toBe('wrong_type');
     // A header claiming our typ and kid, but encrypted with a key of the attacker's choosing.
     const evil = await new CompactEncrypt(new TextEncoder().encode('{"sub":"admin"}'))
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: 'k1', typ: 'appproxy-session' })
+      .setProtectedHeader({
+        alg: 'dir',
+        enc: 'A256GCM',
+        kid: 'k1',
+        typ: 'appproxy-session',
+        cty: 'json+deflate',
+      })
       .encrypt(new Uint8Array(32));
     expect(await reasonOf(keyring.unseal('session', evil))).toBe('decrypt_failed');
     expect(await reasonOf(keyring.unseal('session', 'garbage'))).toBe('malformed');
@@ -109,5 +115,26 @@ describe('Keyring', () => {
           ]),
       ),
     ).toBe('APPPROXY_PREAUTH_CONFIG_INVALID');
+  });
+
+  it('caches opened sessions by the hash of the exact bytes, frozen; never transactions', async () => {
+    const keyring = new Keyring([{ id: 'k1', secret: SECRET }]);
+    const sealed = await keyring.seal('session', { sub: 'alice', groups: ['a'] });
+    const first = await keyring.unseal('session', sealed);
+    expect(await keyring.unseal('session', sealed)).toBe(first);
+    expect(Object.isFrozen(first.payload)).toBe(true);
+    expect(Object.isFrozen(first.payload.groups)).toBe(true);
+    // One character off is another key, and fails as before.
+    expect(await reasonOf(keyring.unseal('session', `${sealed.slice(0, -1)}A`))).toMatch(
+      /decrypt_failed|malformed/,
+    );
+    const txn = await keyring.seal('transaction', { st: 'x' });
+    expect(await keyring.unseal('transaction', txn)).not.toBe(
+      await keyring.unseal('transaction', txn),
+    );
+    const uncached = new Keyring([{ id: 'k1', secret: SECRET }], { cacheBytes: 0 });
+    expect(await uncached.unseal('session', sealed)).not.toBe(
+      await uncached.unseal('session', sealed),
+    );
   });
 });

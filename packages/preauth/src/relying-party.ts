@@ -22,6 +22,7 @@ import {
 } from './pages.js';
 import { AccessPolicy, type AccessDecision, type AccessRules, type Assignment } from './policy.js';
 import { OidcProvider, safeEqual, type OidcProviderOptions } from './provider.js';
+import { LruCache } from './internal/lru.js';
 import { bearerToken, header, isApiRequest, type PreauthRequest } from './request.js';
 import { safeReturnUrl } from './return-url.js';
 
@@ -69,6 +70,14 @@ export interface RelyingPartyOptions extends OidcProviderOptions {
    * About 28 bytes of cookie per GUID group: 250 groups ≈ 7.5 KB. @default 250
    */
   maxSessionGroups?: number;
+  /** Memory for opened sessions (see {@link KeyringOptions.cacheBytes}). @default 16777216 */
+  sessionCacheBytes?: number;
+  /**
+   * Memory for verified bearer tokens, keyed by the token's SHA-256 and the audiences: a
+   * native client reuses one token for its lifetime, and a hit skips the signature check
+   * (`exp` is still checked every time). `0` disables it. @default 4194304 (4 MiB)
+   */
+  bearerCacheBytes?: number;
   /** Extra authorization request parameters, e.g. `{ domain_hint: 'example.com' }`. @default {} */
   authorizationParams?: Record<string, string>;
   /** How long a started sign-in stays valid. @default 600000 (10 min) */
@@ -146,6 +155,8 @@ export class RelyingParty {
   readonly scopes: string[];
   readonly claims: Partial<ClaimNames>;
   readonly session: SessionOptions;
+  /** Verified bearer tokens: identity and `exp`, by SHA-256 of token and audiences. */
+  readonly bearerCache: LruCache<{ identity: Identity; exp: number }> | undefined;
   readonly #opts: RelyingPartyOptions;
   readonly #clock: () => number;
   readonly #usedStates = new Map<string, number>();
@@ -156,7 +167,11 @@ export class RelyingParty {
     this.#opts = opts;
     this.#clock = opts.clock ?? Date.now;
     this.provider = new OidcProvider(opts);
-    this.keyring = new Keyring(opts.sessionSecrets);
+    this.keyring = new Keyring(opts.sessionSecrets, {
+      ...(opts.sessionCacheBytes !== undefined && { cacheBytes: opts.sessionCacheBytes }),
+    });
+    const bearerCacheBytes = opts.bearerCacheBytes ?? 4 * 1024 * 1024;
+    this.bearerCache = bearerCacheBytes > 0 ? new LruCache(bearerCacheBytes) : undefined;
     this.scopes = opts.scopes ?? ['openid', 'profile', 'email'];
     if (!this.scopes.includes('openid')) {
       throw new PreauthError('APPPROXY_PREAUTH_CONFIG_INVALID', 'scopes must include "openid"');
@@ -627,11 +642,29 @@ export class ProtectedApp {
         },
       );
     }
+    const cache = this.rp.bearerCache;
+    const key = cache
+      ? createHash('sha256')
+          .update(token)
+          .update('\n')
+          .update(this.bearerAudiences.join('\n'))
+          .digest('base64')
+      : '';
+    const hit = cache?.get(key);
+    if (hit) {
+      const tolerance = this.rp.options.clockToleranceSec ?? 60;
+      if (this.rp.now() / 1000 < hit.exp + tolerance) return hit.identity;
+      cache!.delete(key);
+    }
     const claims = await this.rp.provider.verifyAccessToken(token, {
       audiences: this.bearerAudiences,
       ...(this.rp.options.bearerIssuers && { issuers: this.rp.options.bearerIssuers }),
     });
-    return identityFromClaims(claims, this.rp.provider.issuer, this.rp.claims);
+    const identity = Object.freeze(
+      identityFromClaims(claims, this.rp.provider.issuer, this.rp.claims),
+    );
+    cache?.set(key, { identity, exp: claims.exp! }, 512 + token.length * 2);
+    return identity;
   }
 
   /**
