@@ -355,3 +355,49 @@ describe('forged and foreign session cookies', () => {
     expect(read.ok || read.error.reason).toBe('wrong_type');
   });
 });
+
+describe('what refusals say', () => {
+  it('never a secret, code, state, nonce, token or cookie value', async () => {
+    const { op, app } = await setup();
+    const secrets: string[] = [op.clientSecret, SECRET];
+    const said: string[] = [];
+    const collect = (res: PreauthResponse) => {
+      expect(res.error).toBeDefined();
+      said.push(res.error!.message, res.error!.description, String(res.error!.reason));
+    };
+    let forged = '';
+    op.forgeIdToken = async (claims, o) => (forged = await o.sign({ ...claims, aud: 'other' }));
+    const jar = new Jar();
+    const { callback, callbackUrl } = await signInFlow(app, op, jar);
+    collect(callback);
+    const query = new URL(callbackUrl, 'https://x').searchParams;
+    secrets.push(query.get('code')!, query.get('state')!, forged);
+    // Replay, wrong state, no cookie, unknown code, foreign transaction.
+    const txn = Object.values(
+      (await app.signIn(browserRequest('/.appproxy/signin', new Jar()))).cookies,
+    )[0]!;
+    secrets.push(txn.value);
+    for (const url of [callbackUrl, callbackUrl.replace(query.get('state')!, 'x'.repeat(43))]) {
+      collect(await app.callback(browserRequest(url, jar)));
+      collect(await app.callback(browserRequest(url, new Jar())));
+    }
+    const wrongSecret = new RelyingParty({
+      issuer: op.issuer,
+      clientId: op.clientId,
+      clientSecret: 'wrong-client-secret',
+      sessionSecrets: [{ id: 'k1', secret: SECRET }],
+    }).protectApp({ externalUrl: 'https://app.example.com/' });
+    secrets.push('wrong-client-secret');
+    op.forgeIdToken = undefined;
+    collect((await signInFlow(wrongSecret, op, new Jar())).callback);
+    const bearer = await app.authenticate(
+      browserRequest('/', new Jar(), {
+        headers: { accept: 'application/json', authorization: `Bearer ${forged}` },
+      }),
+    );
+    if (!bearer.ok) said.push(bearer.response.headers['www-authenticate'] ?? '');
+    const text = said.join('\n');
+    expect(said.length).toBeGreaterThan(10);
+    for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+});
