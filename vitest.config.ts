@@ -11,6 +11,7 @@ const alias = {
   '@appproxy/config': src('config'),
   '@appproxy/routing': src('routing'),
   '@appproxy/telemetry': src('telemetry'),
+  '@appproxy/preauth': src('preauth'),
 };
 
 export default defineConfig({
