@@ -100,6 +100,11 @@ describe('parseConfig: the DESIGN.md example', () => {
         clientId: '0f3c9a1e',
         clientSecret: SECRET,
         scopes: ['openid', 'profile', 'email'],
+        claims: {},
+        userinfo: false,
+        bearerAudiences: [],
+        sessionLifetimeMs: 8 * 3_600_000,
+        sessionIdleTimeoutMs: 3_600_000,
       },
       connectorGroups: [{ name: 'Default' }],
       apps: [
@@ -115,8 +120,49 @@ describe('parseConfig: the DESIGN.md example', () => {
           translateBody: false,
           validateBackendTls: true,
           maintenanceMode: false,
+          assignment: { required: false, users: [], groups: [] },
+          rules: { clientIpRanges: [], requiredAmr: [] },
         },
       ],
+    });
+  });
+
+  it('pre-authentication settings: claims, bearer audiences, sessions, assignment and rules', () => {
+    const config = parse(`relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: tls/site.pem, key: tls/site-key.pem }]
+  sessionSecrets:
+    - { id: '2026-11', secret: '${'s'.repeat(32)}' }
+identityProvider:
+  issuer: https://idp.example.com/realms/corp
+  clientId: appproxy
+  claims: { roles: realm_access.roles, preferredUsername: username }
+  userinfo: true
+  bearerAudiences: [api://appproxy]
+  session: { lifetime: 12h, idleTimeout: 30m }
+apps:
+  - name: Payroll
+    internalUrl: http://payroll.corp/
+    externalUrl: https://payroll.example.com/
+    assignment: { required: true, users: [alice@example.com], groups: [Finance] }
+    rules: { clientIpRanges: [10.0.0.0/8, '2001:db8::/32'], requiredAmr: [mfa] }
+    session: { idleTimeout: 5m }
+    bearerAudiences: [api://payroll]
+`);
+    expect(config.relay.sessionSecrets).toEqual([{ id: '2026-11', secret: 's'.repeat(32) }]);
+    expect(config.identityProvider).toMatchObject({
+      claims: { roles: 'realm_access.roles', preferredUsername: 'username' },
+      userinfo: true,
+      bearerAudiences: ['api://appproxy'],
+      sessionLifetimeMs: 12 * 3_600_000,
+      sessionIdleTimeoutMs: 30 * 60_000,
+    });
+    expect(config.apps[0]).toMatchObject({
+      assignment: { required: true, users: ['alice@example.com'], groups: ['Finance'] },
+      rules: { clientIpRanges: ['10.0.0.0/8', '2001:db8::/32'], requiredAmr: ['mfa'] },
+      session: { idleTimeoutMs: 300_000 },
+      bearerAudiences: ['api://payroll'],
     });
   });
 
@@ -155,6 +201,8 @@ describe('parseConfig: the DESIGN.md example', () => {
         translateBody: false,
         validateBackendTls: true,
         maintenanceMode: false,
+        assignment: { required: false, users: [], groups: [] },
+        rules: { clientIpRanges: [], requiredAmr: [] },
       },
     ]);
   });
@@ -450,6 +498,32 @@ apps:
       'apps[0].sticky: must be one of: none, session, clientAddress',
       'apps[0].backendProxy: must be an http:// proxy URL (http://host:port)',
       'apps[1].backendProxy: must be http://host:port with no path, query or fragment',
+    ]);
+  });
+
+  it('pre-authentication settings on a passthrough app, and bad values', () => {
+    const yaml = `${RELAY}identityProvider:
+  issuer: https://idp.example.com
+  clientId: x
+  session: { lifetime: forever }
+apps:
+  - name: Open
+    internalUrl: http://open.corp/
+    externalUrl: https://open.example.com/
+    preAuthentication: passthrough
+    assignment: { required: true }
+  - name: Closed
+    internalUrl: http://closed.corp/
+    externalUrl: https://closed.example.com/
+    rules: { clientIpRanges: [10.0.0.0/99], requiredAmr: [''] }
+    assignment: { required: maybe }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'identityProvider.session.lifetime: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
+      'apps[0].assignment: applies only to preAuthentication: oidc',
+      'apps[1].rules.clientIpRanges[0]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
+      'apps[1].rules.requiredAmr[0]: must not be empty',
+      'apps[1].assignment.required: must be true or false',
     ]);
   });
 

@@ -55,6 +55,24 @@ export interface PublishedAppConfig {
   sticky?: 'session' | 'clientAddress';
   /** `http://[user:pass@]host:port` forward proxy the connector uses to reach this app. */
   backendProxy?: string;
+  /** Who may use an oidc app (Entra's "assignment required"). @default { required: false, users: [], groups: [] } */
+  assignment: { required: boolean; users: string[]; groups: string[] };
+  /** Conditions on the sign-in: client IP ranges, required `amr` values. @default none */
+  rules: { clientIpRanges: string[]; requiredAmr: string[] };
+  /** Overrides the identity provider's session lifetimes for this app. */
+  session?: { lifetimeMs?: number; idleTimeoutMs?: number };
+  /** Overrides the identity provider's `bearerAudiences` for this app. */
+  bearerAudiences?: string[];
+}
+
+/** Where the provider puts each part of the identity (dotted paths allowed). */
+export interface ClaimNamesConfig {
+  name?: string;
+  email?: string;
+  preferredUsername?: string;
+  upn?: string;
+  groups?: string;
+  roles?: string;
 }
 
 /** The OpenID Connect provider users sign in with. */
@@ -65,6 +83,16 @@ export interface IdentityProviderConfig {
   clientSecret?: string;
   /** @default ['openid', 'profile', 'email'] */
   scopes: string[];
+  /** Claim names, where they differ from the standard ones. @default {} */
+  claims: ClaimNamesConfig;
+  /** Also read the userinfo endpoint at sign-in. @default false */
+  userinfo: boolean;
+  /** Audiences of access tokens accepted as `Authorization: Bearer` (native/API clients). @default [] */
+  bearerAudiences: string[];
+  /** From `session.lifetime`. @default 28800000 (8 h) */
+  sessionLifetimeMs: number;
+  /** From `session.idleTimeout`. @default 3600000 (1 h) */
+  sessionIdleTimeoutMs: number;
 }
 
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
@@ -96,6 +124,11 @@ export interface RelayConfig {
     connectorCertValidityMs: number;
     /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
     inactiveConnectorRetentionMs: number;
+    /**
+     * Secrets that seal session cookies; the first seals, all open (rotation). Every relay
+     * serving the same apps needs the same list. Unset: one is generated in `stateDir`.
+     */
+    sessionSecrets?: { id: string; secret: string }[];
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -257,6 +290,21 @@ const relaySection = z
       description:
         'Lifetime of connector certificates; connectors renew over the tunnel when a third is left.',
     }),
+    sessionSecrets: z
+      .array(
+        z.strictObject({
+          id: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 of A–Z a–z 0–9 . _ -' }),
+          secret: z.string().min(32, { error: 'must be at least 32 characters (use ${ENV})' }),
+        }),
+      )
+      .min(1, { error: 'must list at least one secret' })
+      .optional()
+      .meta({
+        description:
+          'Secrets sealing session cookies ({ id, secret ≥ 32 chars }); the first seals. Same list on every relay. Unset: generated in stateDir.',
+      }),
     inactiveConnectorRetention: duration({
       default: '10d',
       min: 1000,
@@ -308,11 +356,48 @@ const identityProviderSection = z
       )
       .refine((s) => s.includes('openid'), { error: 'must include "openid"' })
       .default(['openid', 'profile', 'email']),
+    claims: z
+      .strictObject({
+        name: text().optional(),
+        email: text().optional(),
+        preferredUsername: text().optional(),
+        upn: text().optional(),
+        groups: text().optional(),
+        roles: text().optional(),
+      })
+      .default({})
+      .meta({
+        description:
+          'Claim names where they differ (dotted paths allowed, e.g. realm_access.roles for Keycloak).',
+      }),
+    userinfo: bool(false, 'Also read the userinfo endpoint at sign-in.'),
+    bearerAudiences: z.array(text()).default([]).meta({
+      description:
+        'Access token audiences accepted as Authorization: Bearer from native and API clients; empty: none.',
+    }),
+    session: z
+      .strictObject({
+        lifetime: duration({
+          default: '8h',
+          min: 1000,
+          max: 365 * DAY_MS,
+          description: 'Sign in again after this long, whatever happens.',
+        }),
+        idleTimeout: duration({
+          default: '1h',
+          min: 1000,
+          max: 365 * DAY_MS,
+          description: 'Sign in again after this long without a request.',
+        }),
+      })
+      .prefault({}),
   })
   .meta({ description: 'Any OpenID Connect provider: Entra ID, Keycloak, Okta, Dex, …' })
-  .transform(({ clientSecret, ...rest }) => ({
+  .transform(({ clientSecret, session, ...rest }): IdentityProviderConfig => ({
     ...rest,
     ...(clientSecret !== undefined && { clientSecret }),
+    sessionLifetimeMs: session.lifetime,
+    sessionIdleTimeoutMs: session.idleTimeout,
   }));
 
 const cookiePolicy = z
@@ -412,17 +497,76 @@ const publishedApp = z
       })
       .transform(fromCheck(checkProxyUrl))
       .optional(),
+    assignment: z
+      .strictObject({
+        required: bool(false, 'Only the users and groups listed may use the app.'),
+        users: z.array(text()).default([]).meta({
+          description: 'Matched (any case) against sub, email, preferred_username and upn.',
+        }),
+        groups: z
+          .array(text())
+          .default([])
+          .meta({ description: 'Matched (any case) against the groups and roles claims.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Who may use an oidc app.' }),
+    rules: z
+      .strictObject({
+        clientIpRanges: z
+          .array(
+            z.string().refine(isIpOrCidr, {
+              error: 'must be an IP address or a CIDR block, e.g. 10.0.0.0/8',
+            }),
+          )
+          .default([])
+          .meta({ description: 'Client addresses allowed (IPs, CIDRs); empty allows any.' }),
+        requiredAmr: z
+          .array(text())
+          .default([])
+          .meta({ description: 'amr values the sign-in must carry, e.g. [mfa].' }),
+      })
+      .prefault({})
+      .meta({ description: 'Conditions on the sign-in of an oidc app.' }),
+    session: z
+      .strictObject({
+        lifetime: durationInput()
+          .transform((v, ctx) => durationMs(v, ctx, 1000, 365 * DAY_MS))
+          .optional(),
+        idleTimeout: durationInput()
+          .transform((v, ctx) => durationMs(v, ctx, 1000, 365 * DAY_MS))
+          .optional(),
+      })
+      .optional()
+      .meta({ description: 'Overrides identityProvider.session for this app.' }),
+    bearerAudiences: z
+      .array(text())
+      .optional()
+      .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
   })
   .meta({
     description:
       'A published app: an external URL served from an internal URL through a connector group.',
   })
   .transform(
-    ({ backendTimeout: backendTimeoutMs, sticky, backendProxy, ...rest }): PublishedAppConfig => ({
+    ({
+      backendTimeout: backendTimeoutMs,
+      sticky,
+      backendProxy,
+      session,
+      bearerAudiences,
+      ...rest
+    }): PublishedAppConfig => ({
       ...rest,
       backendTimeoutMs,
       ...(sticky !== 'none' && { sticky }),
       ...(backendProxy !== undefined && { backendProxy }),
+      ...(session && {
+        session: {
+          ...(session.lifetime !== undefined && { lifetimeMs: session.lifetime }),
+          ...(session.idleTimeout !== undefined && { idleTimeoutMs: session.idleTimeout }),
+        },
+      }),
+      ...(bearerAudiences !== undefined && { bearerAudiences }),
     }),
   );
 

@@ -60,6 +60,11 @@ export class AppTable<T extends RoutableApp> {
     return n;
   }
 
+  /** The apps published on `host` (a port is ignored), longest path prefix first. */
+  onHost(host: string): T[] {
+    return (this.#byHost.get(stripPort(host).toLowerCase()) ?? []).map((e) => e.app);
+  }
+
   /**
    * Finds the app for a request. `host` may carry a port (ignored); `target` is the raw
    * request target. Returns a refusal code for targets that cannot be routed safely.

@@ -95,3 +95,15 @@ describe('AppTable', () => {
     expect(table.size).toBe(3);
   });
 });
+
+describe('AppTable.onHost', () => {
+  it('lists the apps of a host, longest prefix first, any case and port', () => {
+    const table = new AppTable([
+      { name: 'Root', externalUrl: 'https://portal.example.com/', internalUrl: 'http://a/' },
+      { name: 'Hr', externalUrl: 'https://portal.example.com/hr/', internalUrl: 'http://b/' },
+      { name: 'Other', externalUrl: 'https://other.example.com/', internalUrl: 'http://c/' },
+    ]);
+    expect(table.onHost('Portal.Example.com:443').map((a) => a.name)).toEqual(['Hr', 'Root']);
+    expect(table.onHost('nowhere.example.com')).toEqual([]);
+  });
+});

@@ -27,6 +27,12 @@ export const META = {
   error: 'appproxy-error',
   /** With `error`: the cause for the relay's logs (never shown to the user). */
   errorDetail: 'appproxy-error-detail',
+  /**
+   * The signed-in user of an oidc app: base64url of the identity's JSON (`sub`, `issuer`,
+   * `name`, `email`, `preferredUsername`, `upn`, `groups`, `roles`, `amr`). For the
+   * connector (logs, single sign-on); never forwarded to a backend.
+   */
+  identity: 'appproxy-identity',
   /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
   upgrade: 'appproxy-upgrade',
 } as const;

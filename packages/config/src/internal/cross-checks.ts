@@ -94,6 +94,16 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
           ctx.template(path) === undefined ? `named ${JSON.stringify(group)}` : 'by that name';
         issues.push({ path, message: `no connector group ${named}${hint}` });
       }
+      if (app.preAuthentication === 'passthrough') {
+        for (const key of ['assignment', 'rules', 'session', 'bearerAudiences']) {
+          if (app[key] !== undefined)
+            issues.push({
+              path: ['apps', i, key],
+              target: 'key',
+              message: 'applies only to preAuthentication: oidc',
+            });
+        }
+      }
       if ((app.preAuthentication ?? 'oidc') === 'oidc' && doc.identityProvider === undefined) {
         issues.push({
           path: ['apps', i, 'preAuthentication'],
