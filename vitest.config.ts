@@ -11,6 +11,8 @@ const alias = {
   '@appproxy/config': src('config'),
   '@appproxy/routing': src('routing'),
   '@appproxy/telemetry': src('telemetry'),
+  '@appproxy/cookies': src('cookies'),
+  '@appproxy/translate': src('translate'),
 };
 
 export default defineConfig({
