@@ -6,7 +6,7 @@ import {
   joinCookieValue,
   serializeCookieHeader,
   splitCookieValue,
-} from '@appproxy/cookies';
+} from './index.js';
 
 describe('splitCookieValue / joinCookieValue', () => {
   it('leaves a value that fits as one cookie', () => {

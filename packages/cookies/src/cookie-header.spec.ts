@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  getCookie,
-  parseCookieHeader,
-  serializeCookieHeader,
-  stripCookies,
-} from '@appproxy/cookies';
+import { getCookie, parseCookieHeader, serializeCookieHeader, stripCookies } from './index.js';
 
 describe('parseCookieHeader / serializeCookieHeader', () => {
   it('keeps order and duplicates, splits at the first "="', () => {

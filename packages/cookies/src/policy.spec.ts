@@ -9,7 +9,7 @@ import {
   relaySetCookies,
   serializeSetCookie,
   splitCookieValue,
-} from '@appproxy/cookies';
+} from './index.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 

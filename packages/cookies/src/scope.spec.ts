@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rewriteBackendSetCookie, rewriteCookiePath, type CookieScope } from '@appproxy/cookies';
+import { rewriteBackendSetCookie, rewriteCookiePath, type CookieScope } from './index.js';
 
 const scope: CookieScope = {
   internalHosts: ['expenses.corp.local', 'expenses'],

@@ -7,7 +7,7 @@ import {
   parseSetCookie,
   serializeSetCookie,
   setAttribute,
-} from '@appproxy/cookies';
+} from './index.js';
 
 describe('parseSetCookie (RFC 6265bis §5.6)', () => {
   it('keeps every attribute, known or not, in order and spelling', () => {
