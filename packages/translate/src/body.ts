@@ -11,7 +11,7 @@ import {
 import { HtmlRewriter } from './internal/html.js';
 import type { Rewriter } from './internal/rewriter.js';
 import { CssRewriter, ScriptRewriter } from './internal/text-rewriters.js';
-import { outboundMatcher, type UrlMap } from './url-map.js';
+import { outboundMatcher, pageOf, type UrlMap } from './url-map.js';
 
 /** What a body is, for translation. */
 export type BodyKind = 'html' | 'css' | 'script';
@@ -236,11 +236,18 @@ function makeRewriter(
       'APPPROXY_TRANSLATE_INVALID_OPTION',
       'maxPendingBytes must be an integer of at least 1024',
     );
+  const page = pageOf(options.map, options.app);
+  if (options.app !== undefined && page === undefined)
+    throw new TranslateError(
+      'APPPROXY_TRANSLATE_INVALID_OPTION',
+      `no app named ${JSON.stringify(options.app)}`,
+    );
   const opts = {
     matcher: outboundMatcher(options.map),
     scripts: options.scripts ?? false,
     maxPending,
     ...(options.app !== undefined && { prefer: options.app }),
+    ...(page !== undefined && { page }),
     ...(options.charset !== undefined && { charset: options.charset }),
   };
   return kind === 'html'

@@ -203,3 +203,27 @@ describe('UrlMap validation', () => {
     );
   });
 });
+
+describe('UrlMap.toExternal with the page’s app: root-relative URLs', () => {
+  it.each([
+    ['Jenkins', '/jenkins/job/x/', '/job/x/'],
+    ['Jenkins', '/jenkins', '/'],
+    ['Jenkins', '/jenkins?x=1', '/?x=1'],
+    ['Jenkins', '/jenkinsx', undefined],
+    ['Jenkins', '/static/x', undefined],
+    ['HR site', '/sites/hr/Lists/', '/Lists/'],
+    ['HR site', '/_layouts/15/x.js', 'https://intranet.example.com/sp/_layouts/15/x.js'],
+    ['Portal', '/_layouts/15/x.js', '/sp/_layouts/15/x.js'],
+    ['Portal', '/sites/hr/x', 'https://hr.example.com/x'],
+    ['Travel', '/travel/img/a.png', '/trips/img/a.png'],
+    ['Expenses', '/reports', undefined],
+    ['Expenses', 'reports/1', undefined],
+    ['Expenses', '//expenses.corp.local:8080/a', 'https://expenses.example.com/a'],
+  ])('%s: %s → %s', (app, input, output) => {
+    expect(map.toExternal(input, app)).toBe(output);
+  });
+
+  it('leaves root-relative URLs alone without an app', () => {
+    expect(map.toExternal('/jenkins/job/x/')).toBeUndefined();
+  });
+});

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { CookieScope } from '@appproxy/cookies';
 import { TranslateError } from './errors.js';
-import { Matcher, type Target } from './internal/matcher.js';
+import { Matcher, type Page, type Target } from './internal/matcher.js';
 
 /** What the map needs of a published app. */
 export interface PublishedAppUrls {
@@ -50,6 +50,7 @@ export interface MappedApp {
 interface Compiled {
   outbound: Matcher;
   inbound: Matcher;
+  pages: Map<string, Page>;
 }
 
 const compiled = new WeakMap<UrlMap, Compiled>();
@@ -57,6 +58,11 @@ const compiled = new WeakMap<UrlMap, Compiled>();
 /** @internal The matcher of internal → external URLs, for the body rewriters. */
 export function outboundMatcher(map: UrlMap): Matcher {
   return compiled.get(map)!.outbound;
+}
+
+/** @internal The internal origin of an app's pages, for root-relative links. */
+export function pageOf(map: UrlMap, app: string | undefined): Page | undefined {
+  return app === undefined ? undefined : compiled.get(map)!.pages.get(app);
 }
 
 function parseAppUrl(raw: string, app: string, field: string): URL {
@@ -98,7 +104,8 @@ function target(app: string, from: URL, to: URL): Target {
     prefix: from.pathname,
     prefixLower: from.pathname.toLowerCase(),
     base,
-    baseStem: base.slice(0, -1),
+    origin: to.origin,
+    basePath: to.pathname,
     same: [],
   };
 }
@@ -129,6 +136,7 @@ export class UrlMap {
     const outbound = new Matcher(ignorePathCase);
     const inbound = new Matcher(ignorePathCase);
     const mapped: MappedApp[] = [];
+    const pages = new Map<string, Page>();
     const parsed: { name: string; internal: URL; external: URL }[] = [];
     for (const [i, app] of apps.entries()) {
       const name = app.name ?? app.externalUrl;
@@ -172,7 +180,15 @@ export class UrlMap {
         ...(shortName !== undefined && { shortName }),
       };
       mapped.push(app);
-      if (!this.#byName.has(name)) this.#byName.set(name, app);
+      if (!this.#byName.has(name)) {
+        this.#byName.set(name, app);
+        pages.set(name, {
+          host,
+          scheme: internal.protocol === 'https:' ? 'https' : 'http',
+          port: portOf(internal),
+          origin: external.origin,
+        });
+      }
       outbound.add(host, target(name, internal, external));
       if (shortName !== undefined) outbound.add(shortName, target(name, internal, external));
       inbound.add(external.hostname, target(name, external, internal));
@@ -182,7 +198,7 @@ export class UrlMap {
         this.#externalOrigins.set(external.origin, app);
     }
     this.apps = Object.freeze(mapped);
-    compiled.set(this, { outbound, inbound });
+    compiled.set(this, { outbound, inbound, pages });
   }
 
   /**
@@ -196,26 +212,33 @@ export class UrlMap {
   }
 
   /**
-   * An internal URL as users outside reach it, or `undefined`. `prefer` picks that app when
-   * several are published from the same internal URL.
+   * An internal URL as users outside reach it, or `undefined`. With `app` (the app whose
+   * response the URL is in): that app wins when several are published from the same
+   * internal URL, and a root-relative URL (`/app/x`) is read as on that app's internal
+   * origin — it stays root-relative if it maps to the app's external origin, else becomes
+   * absolute (nginx's `proxy_redirect default`, Apache's `ProxyHTMLURLMap` do the same).
    *
    * @example
-   * new UrlMap([{ internalUrl: 'http://e.corp.local/', externalUrl: 'https://e.example.com/x/' }]).toExternal('//e.corp.local/a'); // 'https://e.example.com/x/a'
+   * const m = new UrlMap([{ name: 'J', internalUrl: 'http://j.corp.local:8080/jenkins/', externalUrl: 'https://ci.example.com/' }]);
+   * m.toExternal('//j.corp.local:8080/jenkins/job/x'); // 'https://ci.example.com/job/x'
+   * m.toExternal('/jenkins/job/x', 'J'); // '/job/x'
+   * m.toExternal('/other/x', 'J'); // undefined
    */
-  toExternal(url: string, prefer?: string): string | undefined {
-    const m = compiled.get(this)!.outbound.match(url, 0, url.length, true, undefined, prefer);
+  toExternal(url: string, app?: string): string | undefined {
+    const c = compiled.get(this)!;
+    const m = c.outbound.match(url, 0, url.length, true, undefined, app, pageOf(this, app));
     return m ? m.text + url.slice(m.end) : undefined;
   }
 
   /**
-   * An external URL as the backend knows it (for `Referer`, `Origin`, `Destination`), or
-   * `undefined`.
+   * An external URL as the backend knows it (for `Referer`, `Destination`), or `undefined`.
+   * `app` wins when several apps have the same external URL.
    *
    * @example
    * new UrlMap([{ internalUrl: 'http://e.corp.local/app/', externalUrl: 'https://e.example.com/' }]).toInternal('https://E.example.com:443/r?q'); // 'http://e.corp.local/app/r?q'
    */
-  toInternal(url: string, prefer?: string): string | undefined {
-    const m = compiled.get(this)!.inbound.match(url, 0, url.length, true, undefined, prefer);
+  toInternal(url: string, app?: string): string | undefined {
+    const m = compiled.get(this)!.inbound.match(url, 0, url.length, true, undefined, app);
     return m ? m.text + url.slice(m.end) : undefined;
   }
 

@@ -1,10 +1,12 @@
-import type { HostDecoder, Matcher } from './matcher.js';
+import type { HostDecoder, Matcher, Page } from './matcher.js';
 
 /** What a scanner needs: the URL matcher and a place to record replacements. */
 export interface ScanContext {
   matcher: Matcher;
   /** App to prefer when several are published from the same URL. */
   prefer: string | undefined;
+  /** The page's app, for root-relative links (HTML and CSS only). */
+  page: Page | undefined;
   /** Decodes the raw bytes of a non-ASCII host with the body's charset. */
   decodeHost: HostDecoder;
   /** Records that `[start, end)` (absolute offsets, in order) becomes `text`. */

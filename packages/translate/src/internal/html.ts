@@ -296,9 +296,18 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
     }
   }
 
+  oncdata(start: number, end: number, endOffset: number): void {
+    // CDATA in SVG <script>/<style>: its content is the script or style sheet.
+    if (this.#rawScanner) {
+      const contentEnd = end - endOffset;
+      if (start < this.base) start = this.base;
+      if (contentEnd > start) this.#rawScanner.feed(this.slice(start, contentEnd), start);
+      this.#rawReported = Math.max(this.#rawReported, end + 1);
+    }
+  }
+
   onattribentity(): void {}
   ontextentity(): void {}
-  oncdata(): void {}
   oncomment(): void {}
   ondeclaration(): void {}
   onprocessinginstruction(): void {}
@@ -335,6 +344,7 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
       complete,
       ctx.decodeHost,
       ctx.prefer,
+      ctx.page,
     );
     if (r === NEED_MORE) return;
     this.#decided = true;
@@ -354,6 +364,7 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
       true,
       ctx.decodeHost,
       ctx.prefer,
+      ctx.page,
     );
     if (r) ctx.replace(start, r.end + this.base, r.text);
   }

@@ -11,8 +11,10 @@ export interface Target {
   prefixLower: string;
   /** Replacement when the whole prefix matched: the other side's origin + prefix. */
   base: string;
-  /** Replacement when the path was the prefix without its final `/` (or empty). */
-  baseStem: string;
+  /** Origin of the replacement side. */
+  origin: string;
+  /** Path prefix of the replacement side (what `base` is without the origin). */
+  basePath: string;
   /** Other apps published from exactly the same scheme, host, port and prefix. */
   same: Target[];
 }
@@ -23,6 +25,18 @@ export interface MatchResult {
   /** What replaces `[start, end)`. */
   text: string;
   target: Target;
+}
+
+/**
+ * The app a page belongs to: its root-relative links (`/app/x`) are URLs on this origin and
+ * are translated like absolute ones — to a path again when they stay on the page's origin.
+ */
+export interface Page {
+  host: string;
+  scheme: 'http' | 'https';
+  port: number;
+  /** The page's origin on the replacement side (its external origin). */
+  origin: string;
 }
 
 /** Not enough input yet to decide (streaming). */
@@ -126,6 +140,7 @@ export class Matcher {
     complete: boolean,
     decodeHost?: HostDecoder,
     prefer?: string,
+    page?: Page,
   ): MatchResult | undefined | typeof NEED_MORE {
     const more = complete ? undefined : NEED_MORE;
     let p = i;
@@ -133,6 +148,13 @@ export class Matcher {
     // Scheme: "http:" or "https:" (any case), or none for "//host".
     if (p >= end) return more;
     let c = s.charCodeAt(p);
+    if (c === C_SLASH && page !== undefined) {
+      if (p + 1 >= end)
+        return complete ? this.#matchRooted(s, i, end, complete, prefer, page) : NEED_MORE;
+      const c1 = s.charCodeAt(p + 1);
+      if (c1 !== C_SLASH && c1 !== C_BACKSLASH)
+        return this.#matchRooted(s, i, end, complete, prefer, page);
+    }
     if (c !== C_SLASH) {
       if ((c | 0x20) !== 0x68) return undefined;
       for (const expect of [0x74, 0x74, 0x70]) {
@@ -198,25 +220,59 @@ export class Matcher {
     if (host.endsWith('.')) host = host.slice(0, -1);
     const list = this.#byHost.get(host);
     if (!list) return undefined;
+    return this.#matchPath(list, scheme, port, s, p, end, complete, prefer, undefined);
+  }
+
+  /** A root-relative path (`/x`, not `//host`) on `page`'s origin. */
+  #matchRooted(
+    s: string,
+    i: number,
+    end: number,
+    complete: boolean,
+    prefer: string | undefined,
+    page: Page,
+  ): MatchResult | undefined | typeof NEED_MORE {
+    const list = this.#byHost.get(page.host);
+    if (!list) return undefined;
+    const r = this.#matchPath(list, page.scheme, page.port, s, i, end, complete, prefer, page);
+    if (!r) return r;
+    // Unchanged (the app has the same path inside and out): nothing to replace.
+    return s.startsWith(r.text, i) && r.end - i === r.text.length ? undefined : r;
+  }
+
+  #matchPath(
+    list: Target[],
+    scheme: 'http' | 'https' | undefined,
+    port: number,
+    s: string,
+    pathStart: number,
+    end: number,
+    complete: boolean,
+    prefer: string | undefined,
+    page: Page | undefined,
+  ): MatchResult | undefined | typeof NEED_MORE {
     // Path prefix, longest first.
-    const pathStart = p;
-    const next = p < end ? s.charCodeAt(p) : -1;
+    const next = pathStart < end ? s.charCodeAt(pathStart) : -1;
     for (const target of list) {
       if (scheme !== undefined && target.scheme !== scheme) continue;
       const defaultPort = target.scheme === 'https' ? 443 : 80;
       if ((port === -1 ? defaultPort : port) !== target.port) continue;
       const chosen = prefer ? pick(target, prefer) : target;
+      // On the page's own origin a root-relative link stays root-relative.
+      const local = page !== undefined && chosen.origin === page.origin;
+      const base = local ? chosen.basePath : chosen.base;
+      const stem = base.slice(0, -1);
       const prefix = this.#ignorePathCase ? target.prefixLower : target.prefix;
       if (prefix.length === 1) {
-        if (next === C_SLASH) return { end: pathStart + 1, text: chosen.base, target: chosen };
+        if (next === C_SLASH) return { end: pathStart + 1, text: base, target: chosen };
         if (next === C_BACKSLASH) return undefined;
-        return { end: pathStart, text: chosen.baseStem, target: chosen };
+        return { end: pathStart, text: stem, target: chosen };
       }
       if (
         startsWithAt(s, pathStart, prefix, this.#ignorePathCase) &&
         pathStart + prefix.length <= end
       )
-        return { end: pathStart + prefix.length, text: chosen.base, target: chosen };
+        return { end: pathStart + prefix.length, text: base, target: chosen };
       const stemLength = prefix.length - 1;
       const available = end - pathStart;
       if (!complete && available <= stemLength) {
@@ -230,7 +286,7 @@ export class Matcher {
       if (startsWithAt(s, pathStart, prefix.slice(0, stemLength), this.#ignorePathCase)) {
         const after = pathStart + stemLength < end ? s.charCodeAt(pathStart + stemLength) : -1;
         if (after === -1 || after === C_QUESTION || after === C_HASH || !isPathChar(after))
-          return { end: pathStart + stemLength, text: chosen.baseStem, target: chosen };
+          return { end: pathStart + stemLength, text: stem || '/', target: chosen };
       }
     }
     return undefined;

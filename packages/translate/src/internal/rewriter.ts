@@ -1,11 +1,13 @@
 import type { ScanContext } from './context.js';
-import type { HostDecoder, Matcher } from './matcher.js';
+import type { HostDecoder, Matcher, Page } from './matcher.js';
 
 /** Options every body rewriter takes. */
 export interface RewriterOptions {
   matcher: Matcher;
   /** App whose response this is (preferred when several apps share an internal URL). */
   prefer?: string;
+  /** That app's internal origin, for root-relative links. */
+  page?: Page;
   /** Translate absolute URLs in scripts (inline, event handlers, `javascript:`) too. */
   scripts: boolean;
   /** Bound on input held back while a URL is undecided; past it, flush untouched. */
@@ -67,6 +69,7 @@ export abstract class Rewriter {
     this.ctx = {
       matcher: options.matcher,
       prefer: options.prefer,
+      page: options.page,
       decodeHost: decodeHostWith(() => this.charset()),
       replace: (start, end, text) => this.#replace(start, end, text),
     };

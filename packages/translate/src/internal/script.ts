@@ -23,6 +23,12 @@ export class ScriptScanner implements TextScanner {
   }
 
   feed(piece: string, abs: number): void {
+    if (this.#text.length > 0 && abs !== this.#abs + this.#text.length) {
+      // Not contiguous (CDATA markers skipped, or input given up): decide what is pending.
+      this.#scan(true);
+      this.#text = '';
+      this.#pos = 0;
+    }
     if (this.#text.length === 0) this.#abs = abs;
     this.#text += piece;
     this.#scan(false);
