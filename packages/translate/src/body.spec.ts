@@ -41,7 +41,7 @@ async function run(transform: NodeJS.ReadWriteStream, chunks: Buffer[]): Promise
   return Buffer.concat(out);
 }
 
-const html = (headers: HeaderObject = {}) => ({
+const html = (headers: HeaderObject = {}): { statusCode: number; headers: HeaderObject } => ({
   statusCode: 200,
   headers: { 'content-type': 'text/html; charset=utf-8', ...headers },
 });
@@ -235,7 +235,7 @@ describe('createBodyTranslation — encodings', () => {
     const compressed: Buffer[] = [];
     gz.on('data', (c: Buffer) => compressed.push(c));
     gz.write('<p><a href="http://benefits.corp.local/first">first</a></p>');
-    await new Promise((r) => gz.flush(zlib.constants.Z_SYNC_FLUSH, r));
+    await new Promise<void>((r) => gz.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
     t.transform.write(Buffer.concat(compressed));
     await sleep(100);
     const sofar = zlib

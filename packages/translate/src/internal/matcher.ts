@@ -53,7 +53,6 @@ const C_HASH = 0x23;
 const C_AT = 0x40;
 const C_PERCENT = 0x25;
 const C_LBRACKET = 0x5b;
-const C_RBRACKET = 0x5d;
 
 function isHostChar(c: number): boolean {
   return (
