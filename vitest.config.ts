@@ -26,6 +26,7 @@ export default defineConfig({
             'packages/*/src/**/*.spec.ts',
             'apps/*/src/**/*.spec.ts',
             'tools/*/src/**/*.spec.{ts,mjs}',
+            'examples/*/src/**/*.spec.{ts,mjs}',
           ],
           testTimeout: 30_000,
         },
