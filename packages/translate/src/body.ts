@@ -312,7 +312,6 @@ class TranslatingTransform extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#clearTimer();
     if (this.#coding === 'identity') {
       this.#rewrite(chunk);
       this.#afterWrite(callback);
@@ -330,9 +329,10 @@ class TranslatingTransform extends Transform {
       this.#decoder = this.#makeDecoder(head);
       chunk = head;
     }
-    this.#decoder.write(chunk, (err) => {
-      if (!err) this.#afterWrite(callback);
-    });
+    // Backpressure by write()'s result, not by waiting for each chunk to be inflated: the
+    // decoder works on one chunk while the next arrives.
+    if (this.#decoder.write(chunk)) this.#afterWrite(callback);
+    else this.#decoder.once('drain', () => this.#afterWrite(callback));
   }
 
   override _flush(callback: TransformCallback): void {
@@ -340,6 +340,7 @@ class TranslatingTransform extends Transform {
     const finish = () => {
       const rest = this.#rewriter.end();
       if (rest.length > 0) this.#out(Buffer.from(rest, 'latin1'));
+      this.#clearTimer();
       if (this.#encoder) {
         this.#encoder.once('end', () => callback());
         this.#encoder.end();
@@ -449,25 +450,29 @@ class TranslatingTransform extends Transform {
     }
     this.#encoder ??= this.#makeEncoder();
     this.#encoder.write(data);
+    this.#armTimer();
   }
 
   #afterWrite(callback: TransformCallback): void {
-    const done = () => {
-      callback();
-      this.#armTimer();
-    };
-    if (this.#encoder?.writableNeedDrain) this.#encoder.once('drain', done);
-    else done();
+    if (this.#encoder?.writableNeedDrain) this.#encoder.once('drain', () => callback());
+    else callback();
   }
 
+  /** (Re)starts the idle timer after output went to the encoder. */
   #armTimer(): void {
     const ms = this.#options.flushAfterMs ?? 50;
     if (!this.#encoder || ms <= 0) return;
+    if (this.#timer) {
+      this.#timer.refresh();
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      const encoder = this.#encoder;
+      if (!encoder || encoder.writableEnded) return;
       // SYNC_FLUSH (not FULL_FLUSH): flush without resetting the dictionary.
-      if (this.#coding === 'br') this.#encoder?.flush();
-      else this.#encoder?.flush(zlib.constants.Z_SYNC_FLUSH);
+      if (this.#coding === 'br') encoder.flush();
+      else encoder.flush(zlib.constants.Z_SYNC_FLUSH);
     }, ms);
     this.#timer.unref();
   }

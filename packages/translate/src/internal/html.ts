@@ -1,7 +1,8 @@
-import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
-import { AttrKind, classifyAttribute } from './attributes.js';
+import type { Tokenizer, TokenizerCallbacks } from 'htmlparser2';
+import { AttrKind, classifyAttributeAt, interestingTag } from './attributes.js';
 import { isWhitespace, type TextScanner } from './context.js';
 import { CssScanner } from './css.js';
+import { FastTokenizer } from './fast-tokenizer.js';
 import { lowerAscii, NEED_MORE } from './matcher.js';
 import { Rewriter, type RewriterOptions } from './rewriter.js';
 import { ScriptScanner } from './script.js';
@@ -54,7 +55,6 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
   #tagStart = 0;
   #tagEventEnd = 0;
   // The attribute being read.
-  #attr = '';
   #kind = AttrKind.None;
   #valueStart = -1;
   #valueEnd = -1;
@@ -75,7 +75,7 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
     super(options);
     this.#scripts = options.scripts;
     this.#charset = options.charset;
-    this.#tokenizer = new Tokenizer({ decodeEntities: false }, this);
+    this.#tokenizer = new FastTokenizer({ decodeEntities: false }, this);
   }
 
   protected override charset(): string | undefined {
@@ -158,7 +158,8 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
 
   onopentagname(start: number, end: number): void {
     this.#inTag = true;
-    this.#tag = lowerAscii(this.slice(start, end));
+    this.#tag =
+      start >= this.base ? interestingTag(this.buf, start - this.base, end - this.base) : '';
     this.#tagStart = start - 1;
     this.#tagEventEnd = end;
     this.#meta = this.#tag === 'meta' ? {} : undefined;
@@ -167,8 +168,16 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
   }
 
   onattribname(start: number, end: number): void {
-    this.#attr = lowerAscii(this.slice(start, end));
-    this.#kind = classifyAttribute(this.#tag, this.#attr, this.#scripts);
+    this.#kind =
+      start >= this.base
+        ? classifyAttributeAt(
+            this.#tag,
+            this.buf,
+            start - this.base,
+            end - this.base,
+            this.#scripts,
+          )
+        : AttrKind.None;
     this.#valueStart = -1;
     this.#valueEnd = -1;
     this.#decided = this.#kind === AttrKind.None;
@@ -273,7 +282,10 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
   }
 
   onclosetag(start: number, end: number): void {
-    const name = lowerAscii(this.slice(start, end));
+    if (this.#raw === undefined && this.#foreign.length === 0) return;
+    const name =
+      start >= this.base ? interestingTag(this.buf, start - this.base, end - this.base) : '';
+    if (name === '') return;
     if (this.#raw !== undefined && name === this.#raw) {
       this.#rawScanner?.end();
       this.#rawScanner = undefined;

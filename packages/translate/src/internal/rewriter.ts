@@ -113,6 +113,12 @@ export abstract class Rewriter {
   #replace(start: number, end: number, text: string): void {
     if (start < this.base) return;
     let i = this.#starts.length;
+    if (i === this.#head || this.#starts[i - 1]! <= start) {
+      this.#starts.push(start);
+      this.#ends.push(end);
+      this.#texts.push(text);
+      return;
+    }
     // Nearly always appended in order; keep the list sorted anyway.
     while (i > this.#head && this.#starts[i - 1]! > start) i--;
     this.#starts.splice(i, 0, start);
