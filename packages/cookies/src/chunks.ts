@@ -17,7 +17,12 @@ const CHUNKS_PREFIX = 'chunks-';
 
 const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 
-/** Name of chunk `i` (1-based) of the split cookie `name`. */
+/**
+ * Name of chunk `i` (1-based) of the split cookie `name`.
+ *
+ * @example
+ * chunkName('__Host-appproxy', 2); // '__Host-appproxyC2'
+ */
 export function chunkName(name: string, i: number): string {
   return `${name}C${i}`;
 }

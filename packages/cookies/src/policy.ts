@@ -197,7 +197,8 @@ export interface RelayCookiesOptions extends RelayCookieOptions, SplitOptions {
  * of chunks the browser still holds from an earlier, longer value.
  *
  * @example
- * relaySetCookies('s', 'a'.repeat(18), {}, { maxBytesPerCookie: 12, requestCookies: 's=chunks-4' }).length; // 5: head, sC1, sC2, and the expiry of sC3 and sC4
+ * // The head, sC1, sC2, and the expiry of sC3 and sC4 that the browser still holds:
+ * relaySetCookies('s', 'a'.repeat(18), {}, { maxBytesPerCookie: 12, requestCookies: 's=chunks-4' }).length; // 5
  */
 export function relaySetCookies(
   name: string,

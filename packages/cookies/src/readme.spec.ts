@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { format } from 'node:util';
 import { afterAll, expect, it, vi } from 'vitest';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
@@ -17,7 +18,7 @@ it('the README example prints what the README says', async () => {
   const log = vi.spyOn(console, 'log').mockImplementation(() => {});
   try {
     await import(join(dir, 'example.ts'));
-    expect(log.mock.calls.map((args) => args.join(' ')).join('\n') + '\n').toBe(block('text'));
+    expect(log.mock.calls.map((args) => format(...args)).join('\n') + '\n').toBe(block('text'));
   } finally {
     log.mockRestore();
   }

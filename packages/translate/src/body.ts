@@ -265,6 +265,7 @@ function makeRewriter(
  *
  * @example
  * const t = createBodyTranslation(proxyRes, { map, app: 'Expenses' });
+ * t?.kind; // 'html'
  * if (t) { res.writeHead(proxyRes.statusCode, t.headers); pipeline(proxyRes, t.transform, res, done); }
  * else { res.writeHead(proxyRes.statusCode, proxyRes.headers); pipeline(proxyRes, res, done); }
  */

@@ -53,7 +53,13 @@ export function translateLocation(headers: HeaderObject, ctx: ResponseHeaderCont
   mapHeader(headers, 'location', (v) => ctx.map.toExternal(v.trim(), ctx.app));
 }
 
-/** `Content-Location`, as `Location`. */
+/**
+ * `Content-Location`, as `Location`.
+ *
+ * @example
+ * const h = { 'content-location': 'http://travel.corp.local/travel/trips/1.json' };
+ * translateContentLocation(h, { map, app: 'Travel' }); // h['content-location'] === 'https://apps.example.com/trips/trips/1.json'
+ */
 export function translateContentLocation(headers: HeaderObject, ctx: ResponseHeaderContext): void {
   mapHeader(headers, 'content-location', (v) => ctx.map.toExternal(v.trim(), ctx.app));
 }
@@ -117,7 +123,8 @@ export function translateAllowOrigin(headers: HeaderObject, ctx: ResponseHeaderC
  *
  * @example
  * const h = { 'set-cookie': ['sid=1; Path=/; Domain=expenses.corp.local', 'theme=dark'] };
- * translateSetCookie(h, { map, app: 'Expenses' }); // h['set-cookie'] → ['sid=1; Path=/; Domain=expenses.example.com', 'theme=dark']
+ * translateSetCookie(h, { map, app: 'Expenses' });
+ * // h['set-cookie'][0] === 'sid=1; Path=/; Domain=expenses.example.com' && h['set-cookie'][1] === 'theme=dark'
  */
 export function translateSetCookie(headers: HeaderObject, ctx: ResponseHeaderContext): void {
   if (headerKey(headers, 'set-cookie') === undefined) return;
@@ -175,7 +182,13 @@ export function translateReferer(headers: HeaderObject, ctx: HeaderContext): voi
   mapHeader(headers, 'referer', (v) => ctx.map.toInternal(v.trim(), ctx.app));
 }
 
-/** `Destination` (WebDAV `COPY`/`MOVE`, used by SharePoint): as `Referer`. */
+/**
+ * `Destination` (WebDAV `COPY`/`MOVE`, used by SharePoint): as `Referer`.
+ *
+ * @example
+ * const h = { destination: 'https://hr.example.com/Shared%20Documents/b.docx' };
+ * translateDestination(h, { map, app: 'HR site' }); // h.destination === 'http://sharepoint.corp.local/sites/hr/Shared%20Documents/b.docx'
+ */
 export function translateDestination(headers: HeaderObject, ctx: HeaderContext): void {
   mapHeader(headers, 'destination', (v) => ctx.map.toInternal(v.trim(), ctx.app));
 }
