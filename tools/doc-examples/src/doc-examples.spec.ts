@@ -63,7 +63,6 @@ describe.each(packages)('@appproxy/$name JSDoc examples', ({ name, exports }) =>
       };
       const scope = { ...exports, ...prelude(), __equal, __truthy };
       const names = Object.keys(scope);
-      // eslint-disable-next-line @typescript-eslint/no-implied-eval
       const run = new Function(...names, `return (async () => {\n${js}\n})();`) as (
         ...a: unknown[]
       ) => Promise<void>;
