@@ -412,6 +412,30 @@ describe('bounded memory', () => {
     expect(peakBuffered).toBeLessThan(512 * 1024);
   });
 
+  it('a zip bomb (32 MiB from ~32 KiB of gzip) inflates only as fast as the client reads', async () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024, '<p>a</p>'), { level: 9 });
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    for (const encode of ['same', 'identity'] as const) {
+      const t = createBodyTranslation(html({ 'content-encoding': 'gzip' }), { map, encode })!;
+      let peak = 0;
+      let received = 0;
+      await pipeline(
+        Readable.from(chunked(bomb, 1024)),
+        t.transform,
+        new Writable({
+          highWaterMark: 16 * 1024,
+          write(c: Buffer, _e, cb) {
+            received += c.length;
+            peak = Math.max(peak, t.transform.readableLength);
+            setImmediate(cb);
+          },
+        }),
+      );
+      expect(received).toBeGreaterThan(0);
+      expect(peak).toBeLessThan(1024 * 1024);
+    }
+  });
+
   it('a paused consumer stops the producer', async () => {
     let produced = 0;
     const source = new Readable({
