@@ -80,7 +80,7 @@ export class ScriptScanner implements TextScanner {
         if (b > raw.length - form.length && form.startsWith(raw.slice(b).toLowerCase()))
           raw = raw.slice(0, b);
       }
-      const plain = form === '/' ? raw : raw.replace(form === '\\/' ? /\\\//g : /\\u002f/gi, '/');
+      const { plain, rawIndex } = unescape(raw, form);
       const complete = final && wEnd === len;
       const r = ctx.matcher.match(plain, 0, plain.length, complete, ctx.decodeHost, ctx.prefer);
       if (r === NEED_MORE) {
@@ -92,14 +92,13 @@ export class ScriptScanner implements TextScanner {
         pos = i + m[0].length;
         continue;
       }
-      const matched = plain.slice(0, r.end);
-      const slashes = matched.split('/').length - 1;
-      const rawLength = r.end + slashes * (form.length - 1);
+      const rawLength = r.end < plain.length ? rawIndex[r.end]! : raw.length;
       const original = text.slice(i, i + rawLength);
-      const check =
-        form === '/' ? original : original.replace(form === '\\/' ? /\\\//g : /\\u002f/gi, '/');
-      if (check !== matched) {
-        // Mixed escaping: leave it.
+      if (
+        form !== '/' &&
+        original.replace(form === '\\/' ? /\\\//g : /\\u002f/gi, '').includes('/')
+      ) {
+        // Escaped and plain slashes mixed in one URL: leave it.
         pos = i + m[0].length;
         continue;
       }
@@ -109,6 +108,29 @@ export class ScriptScanner implements TextScanner {
     }
     this.#pos = Math.min(pos, len);
   }
+}
+
+/** `raw` with `form` (`\/`, `\u002f`) read as `/`, and where each plain character came from. */
+function unescape(raw: string, form: string): { plain: string; rawIndex: number[] } {
+  const rawIndex: number[] = [];
+  if (form === '/') {
+    for (let k = 0; k <= raw.length; k++) rawIndex.push(k);
+    return { plain: raw, rawIndex };
+  }
+  let plain = '';
+  let k = 0;
+  while (k < raw.length) {
+    rawIndex.push(k);
+    if (raw.charCodeAt(k) === 0x5c && raw.slice(k, k + form.length).toLowerCase() === form) {
+      plain += '/';
+      k += form.length;
+    } else {
+      plain += raw[k];
+      k++;
+    }
+  }
+  rawIndex.push(k);
+  return { plain, rawIndex };
 }
 
 function slashForm(candidate: string): string {
