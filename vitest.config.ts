@@ -12,6 +12,8 @@ const alias = {
   '@appproxy/routing': src('routing'),
   '@appproxy/telemetry': src('telemetry'),
   '@appproxy/preauth': src('preauth'),
+  '@appproxy/cookies': src('cookies'),
+  '@appproxy/translate': src('translate'),
 };
 
 export default defineConfig({
@@ -25,6 +27,7 @@ export default defineConfig({
             'packages/*/src/**/*.spec.ts',
             'apps/*/src/**/*.spec.ts',
             'tools/*/src/**/*.spec.{ts,mjs}',
+            'examples/*/src/**/*.spec.{ts,mjs}',
           ],
           testTimeout: 30_000,
         },

@@ -1,0 +1,37 @@
+export { TranslateError, type TranslateErrorCode } from './errors.js';
+export { UrlMap, type MappedApp, type PublishedAppUrls, type UrlMapOptions } from './url-map.js';
+export {
+  requestHeaderPasses,
+  responseHeaderPasses,
+  translateAllowOrigin,
+  translateContentLocation,
+  translateDestination,
+  translateHost,
+  translateLink,
+  translateLocation,
+  translateOrigin,
+  translateReferer,
+  translateRefresh,
+  translateRequestHeaders,
+  translateResponseHeaders,
+  translateSetCookie,
+  type HeaderContext,
+  type HeaderObject,
+  type RequestHeaderPass,
+  type ResponseHeaderContext,
+  type ResponseHeaderPass,
+} from './headers.js';
+export {
+  createBodyRewriter,
+  createBodyTranslation,
+  planBodyTranslation,
+  translatedBodyHeaders,
+  type BodyKind,
+  type BodyPlan,
+  type BodyRewriter,
+  type BodyRewriterOptions,
+  type BodyTranslation,
+  type BodyTranslationOptions,
+  type ContentCoding,
+  type ResponseLike,
+} from './body.js';
