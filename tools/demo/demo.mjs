@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run demo`: publishes the sample intranet app through a relay and a connector on this
-// machine, using the real CLIs exactly as ops would (token create → register → start).
-// Ctrl-C stops everything cleanly.
+// machine, using the real CLIs exactly as ops would (token create → register → start), with
+// sign-in at the development OpenID provider (tools/dev-idp). Ctrl-C stops everything cleanly.
 import { createDevCertificates } from '@appproxy/pki';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,17 +15,22 @@ const ports = {
   public: Number(process.env.APPPROXY_DEMO_PUBLIC_PORT ?? 8443),
   tunnel: Number(process.env.APPPROXY_DEMO_TUNNEL_PORT ?? 9443),
   admin: Number(process.env.APPPROXY_DEMO_ADMIN_PORT ?? 9090),
+  idp: Number(process.env.APPPROXY_DEMO_IDP_PORT ?? 9000),
 };
 const host = 'intranet.apps.localhost';
 const relayBin = join(root, 'apps/relay/dist/bin.js');
 const connectorBin = join(root, 'apps/connector/dist/bin.js');
 const sampleBin = join(root, 'tools/sample-app/src/cli.mjs');
+const idpBin = join(root, 'tools/dev-idp/src/cli.mjs');
 const children = [];
 
 const say = (line) => process.stdout.write(`${line}\n`);
 
-function start(name, bin, args, { onLine } = {}) {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(name, bin, args, { onLine, env } = {}) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   children.push({ name, child });
   let buf = '';
   child.stdout.setEncoding('utf8').on('data', (chunk) => {
@@ -47,10 +53,11 @@ function start(name, bin, args, { onLine } = {}) {
   return child;
 }
 
-function waitForLine(name, bin, args, test) {
+function waitForLine(name, bin, args, test, env) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s`)), 30_000);
     start(name, bin, args, {
+      env,
       onLine: (line) => {
         let parsed;
         try {
@@ -73,7 +80,7 @@ async function stop(code = 0) {
   stopping = true;
   say('\nStopping demo…');
   // Connector first (it drains), then relay, then the app.
-  for (const name of ['connector', 'relay', 'sample-app']) {
+  for (const name of ['connector', 'relay', 'sample-app', 'dev-idp']) {
     const entry = children.find((c) => c.name === name);
     if (!entry || entry.child.exitCode !== null) continue;
     entry.child.kill('SIGTERM');
@@ -98,6 +105,27 @@ async function main() {
     ['--host', '127.0.0.1', '--port', '0'],
     (l) => typeof l.url === 'string',
   );
+  const url = `https://${host}:${ports.public}/`;
+  // The client secret travels in the environment only (never on a command line).
+  const clientSecret = randomBytes(24).toString('base64url');
+  const idp = await waitForLine(
+    'dev-idp',
+    idpBin,
+    [
+      '--port',
+      String(ports.idp),
+      '--client-id',
+      'appproxy',
+      '--redirect-uri',
+      `${url}.appproxy/callback`,
+      '--post-logout-redirect-uri',
+      `${url}.appproxy/signed-out`,
+      '--native-client-id',
+      'appproxy-cli',
+    ],
+    (l) => typeof l.issuer === 'string',
+    { APPPROXY_DEV_IDP_CLIENT_SECRET: clientSecret },
+  );
   const config = join(work, 'appproxy.yaml');
   writeFileSync(
     config,
@@ -110,14 +138,20 @@ relay:
   certificates:
     - cert: ${certs.certPath}
       key: ${certs.keyPath}
+identityProvider:
+  issuer: ${idp.issuer}
+  clientId: appproxy
+  clientSecret: \${APPPROXY_CLIENT_SECRET}
+  scopes: [openid, profile, email, groups]
+  bearerAudiences: [${idp.audience}]
 connectorGroups:
   - name: Default
 apps:
   - name: Intranet
     internalUrl: ${app.url}
-    externalUrl: https://${host}/
+    externalUrl: ${url}
     connectorGroup: Default
-    preAuthentication: passthrough
+    preAuthentication: oidc
 `,
   );
   await waitForLine(
@@ -125,11 +159,12 @@ apps:
     relayBin,
     ['start', '--config', config],
     (l) => l.msg === 'relay listening',
+    { APPPROXY_CLIENT_SECRET: clientSecret },
   );
   const token = execFileSync(
     process.execPath,
     [relayBin, 'token', 'create', '--config', config, '--group', 'Default'],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', env: { ...process.env, APPPROXY_CLIENT_SECRET: clientSecret } },
   ).trim();
   const stateDir = join(work, 'connector');
   execFileSync(
@@ -153,22 +188,25 @@ apps:
     (l) => l.msg === 'tunnel connected',
   );
 
-  const url = `https://${host}:${ports.public}/`;
+  const users = idp.users.map((u) => `${u.username} / ${u.password}`).join(', ');
   say(`
 AppProxy demo is running.
 
-  External URL   ${url}
+  External URL   ${url}   (asks for sign-in)
   Trust this CA  ${certs.caCertPath}
+  Sign in as     ${users}
+  Identity prov. ${idp.issuer}   (development only)
   Internal app   ${app.url}  (reached only through the connector)
   Admin          http://127.0.0.1:${ports.admin}/readyz
 
   Try it:
-    curl --cacert ${certs.caCertPath} --resolve ${host}:${ports.public}:127.0.0.1 ${url}
+    curl --cacert ${certs.caCertPath} --resolve ${host}:${ports.public}:127.0.0.1 -H 'Accept: application/json' ${url}
+    (an API client without a token gets 401 SIGN_IN_REQUIRED; open the URL in a browser to sign in)
 
   Browsers resolve *.localhost to this machine; import the CA above to trust the page.
   Press Ctrl-C to stop.
 `);
-  say(JSON.stringify({ demo: 'ready', url, ca: certs.caCertPath }));
+  say(JSON.stringify({ demo: 'ready', url, ca: certs.caCertPath, issuer: idp.issuer }));
 }
 
 main().catch((err) => {

@@ -32,7 +32,11 @@ let skipped = 0;
 if (existsSync(report)) {
   const json = JSON.parse(readFileSync(report, 'utf8'));
   passed = json.numPassedTests ?? 0;
-  failed = (json.numFailedTests ?? 0) + (json.numFailedTestSuites ?? 0);
+  // A file that failed without running a test (an import error, a failing hook) counts once.
+  const brokenFiles = (json.testResults ?? []).filter(
+    (f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed'),
+  ).length;
+  failed = (json.numFailedTests ?? 0) + brokenFiles;
   skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0);
 } else {
   failed = 1;

@@ -47,13 +47,6 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .action(async (opts: { config: string }) => {
       const config = await readConfig(opts.config);
-      const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc').map((a) => a.name);
-      if (oidcApps.length > 0) {
-        throw new CliError(
-          `apps ${oidcApps.join(', ')}: preAuthentication "oidc" is not available in this version yet; set preAuthentication: passthrough`,
-          2,
-        );
-      }
       const log = createLogger({ name: 'relay' });
       const relay = new Relay(config, log);
       await relay.start();

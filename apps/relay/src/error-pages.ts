@@ -57,6 +57,31 @@ export const RELAY_ERRORS = {
     title: 'Upgrade refused',
     hint: 'The application did not accept the connection upgrade.',
   },
+  SIGN_IN_REQUIRED: {
+    status: 401,
+    title: 'Sign-in required',
+    hint: 'Sign in to use this application (API clients: send an access token as Authorization: Bearer).',
+  },
+  SIGN_IN_FAILED: {
+    status: 400,
+    title: 'Sign-in failed',
+    hint: 'The sign-in could not be completed. Open the application again to sign in.',
+  },
+  IDENTITY_PROVIDER_UNAVAILABLE: {
+    status: 502,
+    title: 'Sign-in service unavailable',
+    hint: 'The identity provider could not be reached or did not complete the sign-in. Try again later.',
+  },
+  NOT_ASSIGNED: {
+    status: 403,
+    title: 'Not assigned to this application',
+    hint: 'You are signed in, but your account is not assigned to this application. Ask your administrator for access, or sign in with another account.',
+  },
+  POLICY_DENIED: {
+    status: 403,
+    title: 'Access denied by policy',
+    hint: 'Your sign-in does not meet this application’s conditions. Sign in again, or ask your administrator.',
+  },
   INTERNAL_ERROR: {
     status: 500,
     title: 'Internal error',
@@ -75,6 +100,15 @@ export interface ErrorContext {
   correlationId: string;
   /** The request's Accept header: JSON for API clients that ask for it, HTML otherwise. */
   accept?: string;
+  /** Replaces the code's standard hint (a more precise sentence for the person). */
+  hint?: string;
+  /** A finer, stable sub-code (e.g. `APPPROXY_PREAUTH_STATE_MISMATCH`). */
+  reason?: string;
+  /** Who the person is signed in as (refusals after sign-in), with a way to switch account. */
+  signedInAs?: string;
+  signOutHref?: string;
+  /** Extra response headers (e.g. `WWW-Authenticate`, `Set-Cookie`). */
+  headers?: OutgoingHttpHeaders;
 }
 
 export interface RenderedError {
@@ -93,7 +127,9 @@ const escapeHtml = (s: string) =>
 export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedError {
   const entry = RELAY_ERRORS[code];
   const timestamp = new Date().toISOString();
+  const hint = ctx.hint ?? entry.hint;
   const headers: OutgoingHttpHeaders = {
+    ...ctx.headers,
     'cache-control': 'no-store',
     'x-appproxy-error': code,
     'x-appproxy-correlation-id': ctx.correlationId,
@@ -105,8 +141,10 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
         code,
         status: entry.status,
         message: entry.title,
-        hint: entry.hint,
+        hint,
         app: ctx.app ?? null,
+        ...(ctx.reason && { reason: ctx.reason }),
+        ...(ctx.signedInAs && { signedInAs: ctx.signedInAs }),
         correlationId: ctx.correlationId,
         timestamp,
       },
@@ -116,7 +154,9 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
   headers['content-type'] = 'text/html; charset=utf-8';
   const rows: Array<[string, string]> = [
     ['Error code', code],
+    ...(ctx.reason ? ([['Reason', ctx.reason]] as Array<[string, string]>) : []),
     ...(ctx.app ? ([['Application', ctx.app]] as Array<[string, string]>) : []),
+    ...(ctx.signedInAs ? ([['Signed in as', ctx.signedInAs]] as Array<[string, string]>) : []),
     ['Correlation id', ctx.correlationId],
     ['Time (UTC)', timestamp],
   ];
@@ -126,7 +166,8 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:#f5f5f5;padding:1rem;border-radius:6px}
 dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace}</style></head>
-<body><h1>${escapeHtml(entry.title)}</h1><p>${escapeHtml(entry.hint)}</p>
+<body><h1>${escapeHtml(entry.title)}</h1><p>${escapeHtml(hint)}</p>
+${ctx.signOutHref ? `<p><a href="${escapeHtml(ctx.signOutHref)}">Sign out and use another account</a></p>` : ''}
 <dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </body></html>
 `;

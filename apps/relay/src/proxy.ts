@@ -1,4 +1,6 @@
 import type { PublishedAppConfig } from '@appproxy/config';
+import { getCookie, stripCookies } from '@appproxy/cookies';
+import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
 import { canRetry, type AppTable, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import {
@@ -24,11 +26,16 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { isRelayErrorCode, renderError, type RelayErrorCode } from './error-pages.js';
+import {
+  isRelayErrorCode,
+  renderError,
+  type RelayErrorCode,
+  type RenderedError,
+} from './error-pages.js';
 import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
-import { readCookie, stripCookies } from './relay-cookies.js';
 import { RequestBody } from './request-body.js';
+import type { GateRequest, SignIn } from './sign-in.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -38,26 +45,28 @@ export interface ProxyDeps {
   groups: ConnectorGroups<TunnelSession>;
   trustedProxies: TrustedProxies;
   metrics: RelayMetrics;
+  /** Pre-authentication of `preAuthentication: oidc` apps. */
+  signIn: SignIn;
   log: Logger;
 }
 
 /** Extra time the relay waits beyond the app's backend timeout before it gives up itself. */
 const RELAY_GRACE_MS = 5_000;
 const RESERVED_PREFIX = '/.appproxy/';
-/** Cookies the relay sets for itself start with this; they never reach a backend. */
-const RELAY_COOKIE_PREFIX = '__Host-appproxy-';
-/** `sticky: session`: which connector this browser session stays on. */
-const AFFINITY_COOKIE = `${RELAY_COOKIE_PREFIX}affinity`;
+/** `sticky: session`: which connector this browser session stays on (a relay cookie). */
+const AFFINITY_COOKIE = '__Host-appproxy_affinity';
 /** At most this many streams are opened for one request. */
 const MAX_ATTEMPTS = 3;
 
 interface Routed {
   match: RouteMatch<PublishedAppConfig>;
   headers: OutgoingHttpHeaders;
+  /** What the sign-in gate needs: the external request and the client's address. */
+  gate: GateRequest;
   /** `sticky`: the key that keeps this client on one connector. */
   affinityKey?: string;
-  /** A new affinity cookie to set on the response. */
-  setAffinity?: string;
+  /** `Set-Cookie` lines the relay adds to the response (affinity, a refreshed session). */
+  setCookie: string[];
 }
 
 type Refusal = RelayErrorCode | { code: RelayErrorCode; app: string; detail?: string };
@@ -119,14 +128,16 @@ export class RelayProxy {
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     let appName: string | undefined;
     let connector: string | undefined;
+    let user: string | undefined;
+    let forwarding = false;
     let bytesOut = 0;
     res.on('close', () => {
       untrack();
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const app = appName ?? '-';
       metrics.requests.labels(app, String(res.statusCode)).inc();
+      if (forwarding) metrics.inFlight.labels(appName!).dec();
       if (appName) {
-        metrics.inFlight.labels(appName).dec();
         metrics.duration.labels(appName).observe(durationMs / 1000);
         metrics.bytesOut.labels(appName).inc(bytesOut);
       }
@@ -141,6 +152,7 @@ export class RelayProxy {
         aborted: !res.writableFinished,
         client: req.socket?.remoteAddress,
         connector,
+        user,
       });
     });
     const fail = (code: RelayErrorCode, detail?: string) => {
@@ -159,7 +171,28 @@ export class RelayProxy {
       if (req.method === 'HEAD') res.end();
       else res.end(page.body);
     };
+    const send = (page: RenderedError) => {
+      res.writeHead(page.status, page.headers);
+      res.end(req.method === 'HEAD' ? undefined : page.body);
+    };
 
+    if (isReserved(target)) {
+      const gateReq: GateRequest = {
+        method: req.method ?? 'GET',
+        url: target,
+        headers: req.headers,
+        clientIp: firstAddress(this.#forwarded(req, host)),
+      };
+      this.#deps.signIn.handleReserved(this.#deps.apps().onHost(host), gateReq, correlationId).then(
+        (answer) => {
+          if (!answer) return fail('RESERVED_PATH');
+          appName = answer.app;
+          send(answer.page);
+        },
+        (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+      );
+      return;
+    }
     const routed = this.#route(req, host, target, correlationId);
     if (typeof routed === 'string') return fail(routed);
     if ('code' in routed) {
@@ -169,113 +202,130 @@ export class RelayProxy {
     const { match } = routed;
     const app = match.app;
     appName = app.name;
-    metrics.inFlight.labels(appName).inc();
-    const method = req.method ?? 'GET';
-    const body = new RequestBody(req);
-    res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
-    const endStream = hasNoBody(req);
-    req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
+    const forward = (): void => {
+      forwarding = true;
+      metrics.inFlight.labels(app.name).inc();
+      const method = req.method ?? 'GET';
+      const body = new RequestBody(req);
+      res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
+      const endStream = hasNoBody(req);
+      req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
 
-    let stream: ClientHttp2Stream | undefined;
-    let responded = false;
-    /** Tunnels that failed this request; streams opened for it. */
-    const tried = new Set<TunnelSession>();
-    let attempts = 0;
-    const guard = setTimeout(() => {
-      if (stream) resetStream(stream, 'backend timeout at the relay');
-      fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
-    }, app.backendTimeoutMs + RELAY_GRACE_MS);
-    guard.unref();
-    // The client went away: cancel the stream so the connector aborts the backend request.
-    res.on('close', () => {
-      clearTimeout(guard);
-      if (stream && !res.writableFinished) resetStream(stream, 'client went away');
-    });
-
-    const attempt = (): void => {
-      const picked = this.#deps.groups.pick(app.connectorGroup, {
-        affinityKey: routed.affinityKey,
-        exclude: tried,
+      let stream: ClientHttp2Stream | undefined;
+      let responded = false;
+      /** Tunnels that failed this request; streams opened for it. */
+      const tried = new Set<TunnelSession>();
+      let attempts = 0;
+      const guard = setTimeout(() => {
+        if (stream) resetStream(stream, 'backend timeout at the relay');
+        fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
+      }, app.backendTimeoutMs + RELAY_GRACE_MS);
+      guard.unref();
+      // The client went away: cancel the stream so the connector aborts the backend request.
+      res.on('close', () => {
+        clearTimeout(guard);
+        if (stream && !res.writableFinished) resetStream(stream, 'client went away');
       });
-      if (typeof picked === 'string') {
-        clearTimeout(guard);
-        return fail(
-          attempts > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
-          attempts > 0
-            ? `no other connector in group ${app.connectorGroup} after ${attempts} attempt(s)`
-            : `no ready connector in group ${app.connectorGroup}`,
-        );
-      }
-      const session = picked;
-      let s: ClientHttp2Stream;
-      try {
-        s = session.request(routed.headers, { endStream });
-      } catch (err) {
-        // The tunnel stopped accepting between pick and request: nothing was sent.
-        tried.add(session);
-        log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
-        return attempt();
-      }
-      stream = s;
-      attempts++;
-      connector = session.connectorId;
-      s.on('error', () => {});
-      if (!endStream) body.into(s);
 
-      s.on('response', (headers) => {
-        responded = true;
-        body.release();
-        clearTimeout(guard);
-        if (res.destroyed) return void resetStream(s, 'client went away');
-        const status = Number(headers[':status']);
-        const connectorError = headers[META.error];
-        if (connectorError) {
-          s.resume();
-          const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
+      const attempt = (): void => {
+        const picked = this.#deps.groups.pick(app.connectorGroup, {
+          affinityKey: routed.affinityKey,
+          exclude: tried,
+        });
+        if (typeof picked === 'string') {
+          clearTimeout(guard);
           return fail(
-            code,
-            `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+            attempts > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
+            attempts > 0
+              ? `no other connector in group ${app.connectorGroup} after ${attempts} attempt(s)`
+              : `no ready connector in group ${app.connectorGroup}`,
           );
         }
-        const out = endToEndHeaders(headers as IncomingHttpHeaders);
-        out['x-appproxy-correlation-id'] = correlationId;
-        if (routed.setAffinity) appendHeader(out, 'set-cookie', routed.setAffinity);
-        res.writeHead(status, out);
-        s.on('data', (chunk: Buffer) => {
-          bytesOut += chunk.length;
-        });
-        forwardBody(s, res, (rst) => {
-          // Reset mid-response (connector lost, backend failed): the client must see a broken
-          // response, never a truncated body that looks whole.
-          log.warn('response interrupted', { app: appName, connector: session.connectorId, rst });
-          res.destroy();
-        });
-      });
-      s.on('close', () => {
-        if (responded || res.destroyed || res.headersSent) return;
-        const failed = {
-          method,
-          refused: s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
-          bodyBytesSent: endStream ? 0 : body.sent,
-          bodyReplayable: body.replayable,
-          responseStarted: false,
-        };
-        tried.add(session);
-        const detail = `tunnel stream closed before a response (rst ${s.rstCode}, tunnel ${session.id} ${session.state})`;
-        if (attempts < MAX_ATTEMPTS && canRetry(failed)) {
-          metrics.retries.labels(app.name).inc();
-          log.info('retrying on another connector', {
-            app: app.name,
-            connector: session.connectorId,
-            detail,
-          });
+        const session = picked;
+        let s: ClientHttp2Stream;
+        try {
+          s = session.request(routed.headers, { endStream });
+        } catch (err) {
+          // The tunnel stopped accepting between pick and request: nothing was sent.
+          tried.add(session);
+          log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
           return attempt();
         }
-        clearTimeout(guard);
-        fail('CONNECTOR_LOST', `connector ${session.connectorId}: ${detail}`);
-      });
+        stream = s;
+        attempts++;
+        connector = session.connectorId;
+        s.on('error', () => {});
+        if (!endStream) body.into(s);
+
+        s.on('response', (headers) => {
+          responded = true;
+          body.release();
+          clearTimeout(guard);
+          if (res.destroyed) return void resetStream(s, 'client went away');
+          const status = Number(headers[':status']);
+          const connectorError = headers[META.error];
+          if (connectorError) {
+            s.resume();
+            const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
+            return fail(
+              code,
+              `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+            );
+          }
+          const out = endToEndHeaders(headers as IncomingHttpHeaders);
+          out['x-appproxy-correlation-id'] = correlationId;
+          for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
+          res.writeHead(status, out);
+          s.on('data', (chunk: Buffer) => {
+            bytesOut += chunk.length;
+          });
+          forwardBody(s, res, (rst) => {
+            // Reset mid-response (connector lost, backend failed): the client must see a broken
+            // response, never a truncated body that looks whole.
+            log.warn('response interrupted', { app: appName, connector: session.connectorId, rst });
+            res.destroy();
+          });
+        });
+        s.on('close', () => {
+          if (responded || res.destroyed || res.headersSent) return;
+          const failed = {
+            method,
+            refused: s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
+            bodyBytesSent: endStream ? 0 : body.sent,
+            bodyReplayable: body.replayable,
+            responseStarted: false,
+          };
+          tried.add(session);
+          const detail = `tunnel stream closed before a response (rst ${s.rstCode}, tunnel ${session.id} ${session.state})`;
+          if (attempts < MAX_ATTEMPTS && canRetry(failed)) {
+            metrics.retries.labels(app.name).inc();
+            log.info('retrying on another connector', {
+              app: app.name,
+              connector: session.connectorId,
+              detail,
+            });
+            return attempt();
+          }
+          clearTimeout(guard);
+          fail('CONNECTOR_LOST', `connector ${session.connectorId}: ${detail}`);
+        });
+      };
+      attempt();
     };
-    attempt();
+    if (this.#deps.signIn.protects(app)) {
+      this.#deps.signIn.gate(app, routed.gate, correlationId).then(
+        (outcome) => {
+          if (!outcome.forward) return send(outcome.page);
+          user = signedInAs(outcome.identity);
+          withIdentity(routed, outcome.identity, outcome.stripAuthorization);
+          routed.setCookie.push(...outcome.setCookie);
+          forward();
+        },
+        (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+      );
+      return;
+    }
+    forward();
   };
 
   /** `upgrade` handler of the public server (HTTP/1.1 `Upgrade`, e.g. WebSocket). */
@@ -308,77 +358,104 @@ export class RelayProxy {
     }
     const { match } = routed;
     appName = match.app.name;
-    const picked = this.#deps.groups.pick(match.app.connectorGroup, {
-      capability: CAPABILITY.websocket,
-      affinityKey: routed.affinityKey,
-    });
-    if (typeof picked === 'string') {
-      return fail(
-        picked === 'NO_CAPABLE_CONNECTOR' ? 'UPGRADE_UNSUPPORTED' : 'CONNECTOR_UNAVAILABLE',
-        `no connector in group ${match.app.connectorGroup} can take this upgrade`,
-      );
-    }
-    const session = picked;
-    const headers: OutgoingHttpHeaders = {
-      ...routed.headers,
-      ':method': 'CONNECT',
-      ':protocol': protocol,
-      ':scheme': new URL(match.internalOrigin).protocol.slice(0, -1),
-      [META.upgrade]: String(req.headers.upgrade),
-    };
-    let stream: ClientHttp2Stream;
-    try {
-      stream = session.request(headers);
-    } catch (err) {
-      return fail('CONNECTOR_UNAVAILABLE', (err as Error).message);
-    }
-    stream.on('error', () => {});
-    socket.on('close', () => {
-      resetStream(stream, 'client went away');
-    });
-    let responded = false;
-    stream.on('response', (resHeaders) => {
-      responded = true;
-      const status = Number(resHeaders[':status']);
-      const connectorError = resHeaders[META.error];
-      if (connectorError) {
+    const proceed = (): void => {
+      const picked = this.#deps.groups.pick(match.app.connectorGroup, {
+        capability: CAPABILITY.websocket,
+        affinityKey: routed.affinityKey,
+      });
+      if (typeof picked === 'string') {
         return fail(
-          isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
-          `connector ${session.connectorId}: ${String(connectorError)}`,
+          picked === 'NO_CAPABLE_CONNECTOR' ? 'UPGRADE_UNSUPPORTED' : 'CONNECTOR_UNAVAILABLE',
+          `no connector in group ${match.app.connectorGroup} can take this upgrade`,
         );
       }
-      const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
-      if (routed.setAffinity) appendHeader(out, 'set-cookie', routed.setAffinity);
-      if (status === 200) {
-        // RFC 8441: 200 on the CONNECT stream is the backend's 101.
-        writeHead(socket, 101, {
-          connection: 'Upgrade',
-          upgrade: String(req.headers.upgrade),
-          ...out,
-        });
-        if (head.length > 0) stream.write(head);
-        socket.pipe(stream);
-        stream.pipe(socket);
-        const appLabel = match.app.name;
-        metrics.upgrades.labels(appLabel).inc();
-        socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
-        log.info('upgraded', { app: appName, protocol, connector: session.connectorId });
-        return;
+      const session = picked;
+      const headers: OutgoingHttpHeaders = {
+        ...routed.headers,
+        ':method': 'CONNECT',
+        ':protocol': protocol,
+        ':scheme': new URL(match.internalOrigin).protocol.slice(0, -1),
+        [META.upgrade]: String(req.headers.upgrade),
+      };
+      let stream: ClientHttp2Stream;
+      try {
+        stream = session.request(headers);
+      } catch (err) {
+        return fail('CONNECTOR_UNAVAILABLE', (err as Error).message);
       }
-      // Refused upgrade: relay the backend's answer as a plain HTTP/1.1 response.
-      writeHead(socket, status, { ...out, connection: 'close' });
-      stream.pipe(socket);
-    });
-    stream.once('close', () => {
-      if (!responded) fail('CONNECTOR_LOST', 'tunnel stream closed before the upgrade');
-      else socket.destroy();
-    });
+      stream.on('error', () => {});
+      socket.on('close', () => {
+        resetStream(stream, 'client went away');
+      });
+      let responded = false;
+      stream.on('response', (resHeaders) => {
+        responded = true;
+        const status = Number(resHeaders[':status']);
+        const connectorError = resHeaders[META.error];
+        if (connectorError) {
+          return fail(
+            isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
+            `connector ${session.connectorId}: ${String(connectorError)}`,
+          );
+        }
+        const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
+        for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
+        if (status === 200) {
+          // RFC 8441: 200 on the CONNECT stream is the backend's 101.
+          writeHead(socket, 101, {
+            connection: 'Upgrade',
+            upgrade: String(req.headers.upgrade),
+            ...out,
+          });
+          if (head.length > 0) stream.write(head);
+          socket.pipe(stream);
+          stream.pipe(socket);
+          const appLabel = match.app.name;
+          metrics.upgrades.labels(appLabel).inc();
+          socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
+          log.info('upgraded', { app: appName, protocol, connector: session.connectorId });
+          return;
+        }
+        // Refused upgrade: relay the backend's answer as a plain HTTP/1.1 response.
+        writeHead(socket, status, { ...out, connection: 'close' });
+        stream.pipe(socket);
+      });
+      stream.once('close', () => {
+        if (!responded) fail('CONNECTOR_LOST', 'tunnel stream closed before the upgrade');
+        else socket.destroy();
+      });
+    };
+    if (!this.#deps.signIn.protects(match.app)) return proceed();
+    this.#deps.signIn.gate(match.app, routed.gate, correlationId).then(
+      (outcome) => {
+        if (!outcome.forward) {
+          const { status, headers, body } = outcome.page;
+          return writeRawResponse(socket, status, headers, body);
+        }
+        withIdentity(routed, outcome.identity, outcome.stripAuthorization);
+        routed.setCookie.push(...outcome.setCookie);
+        proceed();
+      },
+      (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+    );
   };
 
+  /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
+  #forwarded(req: AnyRequest, externalHost: string): Record<string, string> {
+    return forwardedHeaders({
+      clientAddress: req.socket?.remoteAddress,
+      externalHost,
+      trusted: this.#deps.trustedProxies.has(req.socket?.remoteAddress),
+      existing: {
+        for: req.headers['x-forwarded-for'],
+        proto: req.headers['x-forwarded-proto'],
+        host: req.headers['x-forwarded-host'],
+      },
+    });
+  }
+
   #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
-    const pathOnly = target.split('?')[0]!;
-    if (pathOnly.startsWith(RESERVED_PREFIX) || pathOnly === RESERVED_PREFIX.slice(0, -1))
-      return 'RESERVED_PATH';
+    if (isReserved(target)) return 'RESERVED_PATH';
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
@@ -393,21 +470,11 @@ export class RelayProxy {
     delete e2e['x-forwarded-proto'];
     delete e2e['x-forwarded-host'];
     const cookie = header(req.headers.cookie, '; ');
-    const ownCookies = stripCookies(cookie, RELAY_COOKIE_PREFIX);
+    const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) delete e2e.cookie;
     else if (ownCookies !== cookie) e2e.cookie = ownCookies;
     const externalHost = host;
-    const trusted = this.#deps.trustedProxies.has(req.socket?.remoteAddress);
-    const forwarded = forwardedHeaders({
-      clientAddress: req.socket?.remoteAddress,
-      externalHost,
-      trusted,
-      existing: {
-        for: req.headers['x-forwarded-for'],
-        proto: req.headers['x-forwarded-proto'],
-        host: req.headers['x-forwarded-host'],
-      },
-    });
+    const forwarded = this.#forwarded(req, externalHost);
     const headers: OutgoingHttpHeaders = {
       ...e2e,
       ...forwarded,
@@ -421,20 +488,46 @@ export class RelayProxy {
       [META.tlsVerify]: app.validateBackendTls ? '1' : '0',
       ...(app.backendProxy !== undefined && { [META.backendProxy]: app.backendProxy }),
     };
-    const routed: Routed = { match, headers };
+    const clientIp = firstAddress(forwarded);
+    const routed: Routed = {
+      match,
+      headers,
+      setCookie: [],
+      gate: { method: req.method ?? 'GET', url: target, headers: req.headers, clientIp },
+    };
     if (app.sticky === 'clientAddress') {
-      // The original client: the first X-Forwarded-For entry when a trusted proxy set it.
-      routed.affinityKey = forwarded['x-forwarded-for']!.split(',')[0]!.trim();
+      routed.affinityKey = clientIp;
     } else if (app.sticky === 'session') {
-      const existing = readCookie(cookie, AFFINITY_COOKIE);
+      const existing = getCookie(cookie, AFFINITY_COOKIE);
       if (existing && /^[A-Za-z0-9_-]{16,64}$/.test(existing)) routed.affinityKey = existing;
       else {
         routed.affinityKey = randomBytes(16).toString('base64url');
-        routed.setAffinity = `${AFFINITY_COOKIE}=${routed.affinityKey}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+        routed.setCookie.push(
+          `${AFFINITY_COOKIE}=${routed.affinityKey}; Path=/; Secure; HttpOnly; SameSite=Lax`,
+        );
       }
     }
     return routed;
   }
+}
+
+/** The original client: the first X-Forwarded-For entry (a trusted proxy's, or the peer). */
+function firstAddress(forwarded: Record<string, string>): string {
+  return forwarded['x-forwarded-for']!.split(',')[0]!.trim();
+}
+
+function isReserved(target: string): boolean {
+  const path = target.split('?', 1)[0]!;
+  return path.startsWith(RESERVED_PREFIX) || path === RESERVED_PREFIX.slice(0, -1);
+}
+
+/**
+ * The signed-in identity travels to the connector as tunnel metadata only (base64url JSON;
+ * the connector never forwards `appproxy-*` headers); the relay's bearer token does not.
+ */
+function withIdentity(routed: Routed, identity: Identity, stripAuthorization: boolean): void {
+  if (stripAuthorization) delete routed.headers.authorization;
+  routed.headers[META.identity] = Buffer.from(JSON.stringify(identity)).toString('base64url');
 }
 
 function header(v: string | string[] | undefined, separator = ', '): string | undefined {

@@ -81,3 +81,81 @@ describe('appproxy-relay CLI', () => {
     });
   });
 });
+
+describe('pre-authentication pages and cookies', () => {
+  it('refusal pages say who is signed in, escaped, with a way to switch account', async () => {
+    const { renderError: render } = await import('./error-pages.js');
+    const html = render('NOT_ASSIGNED', {
+      app: 'Payroll',
+      correlationId: 'c-3',
+      hint: 'Only <Finance> may use it.',
+      signedInAs: 'bob <bob@example.com>',
+      signOutHref: '/.appproxy/signout',
+    });
+    expect(html.status).toBe(403);
+    expect(html.body).toContain('Only &lt;Finance&gt; may use it.');
+    expect(html.body).toContain('bob &lt;bob@example.com&gt;');
+    expect(html.body).toContain('<a href="/.appproxy/signout">');
+    const json = JSON.parse(
+      render('SIGN_IN_FAILED', {
+        correlationId: 'c-4',
+        accept: 'application/json',
+        reason: 'APPPROXY_PREAUTH_STATE_MISMATCH',
+        headers: { 'www-authenticate': 'Bearer' },
+      }).body,
+    );
+    expect(json.error).toMatchObject({
+      code: 'SIGN_IN_FAILED',
+      status: 400,
+      reason: 'APPPROXY_PREAUTH_STATE_MISMATCH',
+    });
+  });
+
+  it('serializes preauth cookies: a large session is split, stale chunks and expiries written', async () => {
+    const { serializeCookies } = await import('./sign-in.js');
+    const { parseCookieHeader } = await import('@appproxy/cookies');
+    const big = 'x'.repeat(9000);
+    const lines = serializeCookies(
+      [
+        {
+          name: '__Host-appproxy_session',
+          value: big,
+          path: '/',
+          httpOnly: true,
+          secure: true,
+          sameSite: 'Lax',
+        },
+      ],
+      parseCookieHeader(
+        '__Host-appproxy_session=chunks-4; __Host-appproxy_sessionC1=a; __Host-appproxy_sessionC4=d',
+      ),
+    );
+    const names = lines.map((l) => l.split('=')[0]);
+    expect(names).toEqual([
+      '__Host-appproxy_session',
+      '__Host-appproxy_sessionC1',
+      '__Host-appproxy_sessionC2',
+      '__Host-appproxy_sessionC3',
+      '__Host-appproxy_sessionC4',
+    ]);
+    expect(lines[0]).toMatch(/^__Host-appproxy_session=chunks-3; .*HttpOnly/);
+    expect(lines[4]).toMatch(/Max-Age=0/);
+    expect(lines.slice(1, 4).every((l) => !/Max-Age/.test(l))).toBe(true);
+    const expired = serializeCookies(
+      [
+        {
+          name: '__Host-appproxy_session',
+          value: '',
+          maxAge: 0,
+          path: '/',
+          httpOnly: true,
+          secure: true,
+          sameSite: 'Lax',
+        },
+      ],
+      parseCookieHeader('__Host-appproxy_session=chunks-2; __Host-appproxy_sessionC1=a'),
+    );
+    expect(expired).toHaveLength(3);
+    expect(expired.every((l) => /Max-Age=0/.test(l))).toBe(true);
+  });
+});

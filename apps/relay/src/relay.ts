@@ -15,6 +15,7 @@ import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
 import { registrationHandler } from './registration.js';
+import { SignIn } from './sign-in.js';
 import { SniCertificates } from './tls-contexts.js';
 
 export interface RelayAddresses {
@@ -90,11 +91,26 @@ export class Relay {
     this.#tunnel.on('refused', (r) => this.#log.warn('tunnel refused', { ...r }));
 
     const apps = new AppTable(this.#config.apps);
+    const signIn = new SignIn(this.#config, this.#log);
+    if (signIn.rp) {
+      this.#log.info('pre-authentication', {
+        issuer: signIn.rp.provider.issuer,
+        redirectUris: signIn.redirectUris(),
+      });
+      // Discovery and keys now, so a misconfigured provider shows in the log at start.
+      signIn.rp.ready().catch((err: Error & { code?: string }) =>
+        this.#log.warn('identity provider not reachable yet', {
+          code: err.code,
+          detail: err.message,
+        }),
+      );
+    }
     const proxy = new RelayProxy({
       apps: () => apps,
       groups: connectors.groups,
       trustedProxies: new TrustedProxies(relay.trustedProxies),
       metrics: this.metrics,
+      signIn,
       log: this.#log,
     });
     this.#proxy = proxy;

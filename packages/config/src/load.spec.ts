@@ -103,6 +103,7 @@ describe('parseConfig: the DESIGN.md example', () => {
         claims: {},
         userinfo: false,
         bearerAudiences: [],
+        bearerIssuers: [],
         sessionLifetimeMs: 8 * 3_600_000,
         sessionIdleTimeoutMs: 3_600_000,
       },

@@ -89,6 +89,8 @@ export interface IdentityProviderConfig {
   userinfo: boolean;
   /** Audiences of access tokens accepted as `Authorization: Bearer` (native/API clients). @default [] */
   bearerAudiences: string[];
+  /** Issuers accepted in those access tokens (Entra v1 tokens name another). @default [issuer] */
+  bearerIssuers: string[];
   /** From `session.lifetime`. @default 28800000 (8 h) */
   sessionLifetimeMs: number;
   /** From `session.idleTimeout`. @default 3600000 (1 h) */
@@ -374,6 +376,10 @@ const identityProviderSection = z
     bearerAudiences: z.array(text()).default([]).meta({
       description:
         'Access token audiences accepted as Authorization: Bearer from native and API clients; empty: none.',
+    }),
+    bearerIssuers: z.array(text()).default([]).meta({
+      description:
+        'Issuers accepted in bearer access tokens; empty: the issuer above (Entra v1 tokens need https://sts.windows.net/<tenant>/ too).',
     }),
     session: z
       .strictObject({

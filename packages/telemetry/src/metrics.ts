@@ -258,7 +258,7 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
     'nodejs_eventloop_delay_p99_seconds',
     'Event loop delay, 99th percentile since the previous scrape.',
   );
-  start.labels().set(Math.round(Date.now() / 1000 - process.uptime()));
+  start.labels().set(Date.now() / 1000 - process.uptime());
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
   let lastCpu = 0;

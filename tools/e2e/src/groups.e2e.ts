@@ -116,7 +116,7 @@ describe('connector groups', () => {
     // The app's own three cookies, plus the relay's affinity cookie.
     expect(setCookie).toHaveLength(4);
     const cookie = setCookie.find((c) => c.startsWith('__Host-'))!.split(';')[0]!;
-    expect(cookie).toMatch(/^__Host-appproxy-affinity=[A-Za-z0-9_-]{22}$/);
+    expect(cookie).toMatch(/^__Host-appproxy_affinity=[A-Za-z0-9_-]{22}$/);
     // The backend never sees the relay's cookie.
     expect((json(first).headers as Record<string, string>).cookie).toBeUndefined();
     const again: string[] = [];

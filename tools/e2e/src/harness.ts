@@ -162,7 +162,11 @@ export class LoggedProcess {
 export interface StackApp {
   name: string;
   internalUrl: string;
+  /** `{port}` is replaced by the relay's public port. */
   externalUrl: string;
+  /** @default 'passthrough' */
+  preAuthentication?: 'oidc' | 'passthrough';
+  /** More YAML lines of the app (indented 4 spaces). */
   extra?: string;
 }
 
@@ -174,6 +178,8 @@ export interface StackOptions {
   startConnector?: boolean;
   /** Names under `connectorGroups`. @default ['Default'] */
   groups?: string[];
+  /** YAML lines under `identityProvider:` (indented 2 spaces). */
+  identityProvider?: string;
 }
 
 /** A relay (and optionally a registered, started connector) in a fresh temp directory. */
@@ -198,19 +204,37 @@ export class Stack {
     return `https://127.0.0.1:${this.ports.tunnel}`;
   }
 
+  /** Changes options before `start` (e.g. the identity provider, once it runs). */
+  configure(more: Partial<StackOptions>): this {
+    Object.assign(this.#opts, more);
+    return this;
+  }
+
+  /** Picks the ports now (before `start`), e.g. to register redirect URIs at an IdP first. */
+  async allocatePorts(): Promise<this['ports']> {
+    if (this.ports.public === 0)
+      this.ports = { public: await freePort(), tunnel: await freePort(), admin: await freePort() };
+    return this.ports;
+  }
+
+  /** An app's external URL with the public port filled in. */
+  external(url: string): string {
+    return url.replaceAll('{port}', String(this.ports.public));
+  }
+
   async start(): Promise<this> {
     const certs = await createDevCertificates({
       dir: join(this.dir, 'tls'),
       hosts: ['localhost', '127.0.0.1', '*.apps.localhost'],
     });
     this.ca = readFileSync(certs.caCertPath, 'utf8');
-    this.ports = { public: await freePort(), tunnel: await freePort(), admin: await freePort() };
+    await this.allocatePorts();
     const apps = this.#opts.apps
       .map(
         (a) => `  - name: ${a.name}
     internalUrl: ${a.internalUrl}
-    externalUrl: ${a.externalUrl}
-    preAuthentication: passthrough
+    externalUrl: ${this.external(a.externalUrl)}
+    preAuthentication: ${a.preAuthentication ?? 'passthrough'}
 ${a.extra ?? ''}`,
       )
       .join('\n');
@@ -226,7 +250,7 @@ ${a.extra ?? ''}`,
       key: ${certs.keyPath}
   drainTimeout: 3s
 ${this.#opts.relayExtra ?? ''}
-connectorGroups:
+${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvider}\n` : ''}connectorGroups:
 ${(this.#opts.groups ?? ['Default']).map((g) => `  - name: ${g}`).join('\n')}
 apps:
 ${apps}

@@ -1,0 +1,294 @@
+import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
+import {
+  joinCookieValue,
+  parseCookieHeader,
+  relayExpireCookies,
+  relaySetCookies,
+  type CookiePair,
+} from '@appproxy/cookies';
+import {
+  RelyingParty,
+  isRelayCookie,
+  signedInAs,
+  type CookieToSet,
+  type Identity,
+  type PreauthErrorCode,
+  type PreauthRequest,
+  type PreauthResponse,
+  type ProtectedApp,
+} from '@appproxy/preauth';
+import type { Logger } from '@appproxy/telemetry';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { join } from 'node:path';
+import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
+
+/** A request as the gate needs it: the external path and query, headers, client address. */
+export interface GateRequest {
+  method: string;
+  /** Path and query as the client sent them (external). */
+  url: string;
+  headers: IncomingHttpHeaders;
+  clientIp: string | undefined;
+}
+
+/** What to do with a request to an oidc app. */
+export type GateOutcome =
+  | {
+      forward: true;
+      identity: Identity;
+      /** `Set-Cookie` lines for the app's response (a refreshed session), often none. */
+      setCookie: string[];
+      /** The request's `Authorization` carried the relay's bearer token: do not forward it. */
+      stripAuthorization: boolean;
+    }
+  | { forward: false; page: RenderedError };
+
+/** Which relay error page a pre-authentication refusal gets. */
+const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
+  APPPROXY_PREAUTH_CONFIG_INVALID: 'INTERNAL_ERROR',
+  APPPROXY_PREAUTH_DISCOVERY_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
+  APPPROXY_PREAUTH_JWKS_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
+  APPPROXY_PREAUTH_TOKEN_EXCHANGE_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
+  APPPROXY_PREAUTH_USERINFO_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
+  APPPROXY_PREAUTH_ID_TOKEN_INVALID: 'IDENTITY_PROVIDER_UNAVAILABLE',
+  APPPROXY_PREAUTH_IDP_ERROR: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_TRANSACTION_MISSING: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_STATE_MISMATCH: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_STATE_REUSED: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_ISSUER_MISMATCH: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_NONCE_MISMATCH: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_SIGN_OUT_REFUSED: 'SIGN_IN_FAILED',
+  APPPROXY_PREAUTH_SESSION_INVALID: 'SIGN_IN_REQUIRED',
+  APPPROXY_PREAUTH_SESSION_EXPIRED: 'SIGN_IN_REQUIRED',
+  APPPROXY_PREAUTH_SIGN_IN_REQUIRED: 'SIGN_IN_REQUIRED',
+  APPPROXY_PREAUTH_BEARER_INVALID: 'SIGN_IN_REQUIRED',
+};
+
+const SECRET_FILE = 'session-secret';
+
+/**
+ * The relay's pre-authentication: one OpenID Connect relying party for the configured
+ * provider and one protected app per `preAuthentication: oidc` app. Answers the reserved
+ * sign-in paths, gates every request to an oidc app (session cookie or bearer token, then
+ * assignment and rules) and writes the relay's cookies — split across several when a
+ * session is large — with `@appproxy/cookies`.
+ */
+export class SignIn {
+  readonly #byName = new Map<string, ProtectedApp>();
+  readonly #log: Logger;
+  readonly rp: RelyingParty | undefined;
+
+  constructor(config: RelayConfig, log: Logger) {
+    this.#log = log;
+    const idp = config.identityProvider;
+    const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
+    if (!idp || oidcApps.length === 0) return;
+    this.rp = new RelyingParty({
+      issuer: idp.issuer,
+      clientId: idp.clientId,
+      ...(idp.clientSecret !== undefined && { clientSecret: idp.clientSecret }),
+      scopes: idp.scopes,
+      claims: idp.claims,
+      userinfo: idp.userinfo,
+      bearerAudiences: idp.bearerAudiences,
+      ...(idp.bearerIssuers.length > 0 && { bearerIssuers: idp.bearerIssuers }),
+      session: { lifetimeMs: idp.sessionLifetimeMs, idleTimeoutMs: idp.sessionIdleTimeoutMs },
+      sessionSecrets: config.relay.sessionSecrets ?? [localSecret(config.relay.stateDir, log)],
+    });
+    for (const app of oidcApps) {
+      this.#byName.set(
+        app.name,
+        this.rp.protectApp({
+          externalUrl: app.externalUrl,
+          name: app.name,
+          cookies: app.cookies,
+          assignment: app.assignment,
+          rules: app.rules,
+          ...(app.session && { session: app.session }),
+          ...(app.bearerAudiences && { bearerAudiences: app.bearerAudiences }),
+        }),
+      );
+    }
+  }
+
+  /** True when `app` is gated here. */
+  protects(app: PublishedAppConfig): boolean {
+    return this.#byName.has(app.name);
+  }
+
+  /** Redirect URIs to register at the provider (one per oidc app's origin). */
+  redirectUris(): string[] {
+    return [...new Set([...this.#byName.values()].map((a) => a.redirectUri))];
+  }
+
+  /**
+   * The answer to `/.appproxy/signin|callback|signout|signed-out` for an oidc app on this
+   * host, with the app it came from; undefined when no oidc app here owns the path.
+   */
+  async handleReserved(
+    apps: PublishedAppConfig[],
+    req: GateRequest,
+    correlationId: string,
+  ): Promise<{ app: string; page: RenderedError } | undefined> {
+    const app = apps.find((a) => this.#byName.has(a.name));
+    if (!app) return undefined;
+    const request = toPreauthRequest(req);
+    const answer = await this.#byName.get(app.name)!.handle(request);
+    if (!answer) return undefined;
+    return { app: app.name, page: this.#page(answer, request, app.name, correlationId, req) };
+  }
+
+  /** Authenticates and authorizes a request to an oidc app; a page to send when refused. */
+  async gate(
+    app: PublishedAppConfig,
+    req: GateRequest,
+    correlationId: string,
+  ): Promise<GateOutcome> {
+    const protectedApp = this.#byName.get(app.name)!;
+    const request = toPreauthRequest(req);
+    const auth = await protectedApp.authenticate(request);
+    if (!auth.ok) {
+      return {
+        forward: false,
+        page: this.#page(auth.response, request, app.name, correlationId, req),
+      };
+    }
+    const setCookie = serializeCookies(auth.cookies, request.rawCookies);
+    const decision = protectedApp.authorize(auth.identity, request);
+    if (!decision.ok) {
+      const who = signedInAs(auth.identity);
+      this.#log.warn('access refused', {
+        requestId: correlationId,
+        app: app.name,
+        code: decision.code,
+        reason: decision.reason,
+        user: who,
+      });
+      const page = renderError(decision.code, {
+        app: app.name,
+        correlationId,
+        accept: acceptOf(req),
+        hint: decision.reason,
+        signedInAs: who,
+        signOutHref: '/.appproxy/signout',
+        headers: setCookie.length > 0 ? { 'set-cookie': setCookie } : {},
+      });
+      return { forward: false, page };
+    }
+    return {
+      forward: true,
+      identity: auth.identity,
+      setCookie,
+      stripAuthorization: auth.stripAuthorization,
+    };
+  }
+
+  /** A preauth answer as the page to send: the relay's error page for refusals. */
+  #page(
+    answer: PreauthResponse,
+    request: PreauthRequest & { rawCookies: CookiePair[] },
+    appName: string,
+    correlationId: string,
+    req: GateRequest,
+  ): RenderedError {
+    const setCookie = serializeCookies(answer.cookies, request.rawCookies);
+    if (answer.error) {
+      const error = answer.error;
+      const level = error.status >= 500 ? 'warn' : 'info';
+      this.#log[level]('sign-in refused', {
+        requestId: correlationId,
+        app: appName,
+        code: error.code,
+        reason: error.reason,
+        detail: error.message,
+        client: req.clientIp,
+      });
+      return renderError(PAGE_FOR[error.code], {
+        app: appName,
+        correlationId,
+        accept: acceptOf(req),
+        hint: error.description,
+        reason: error.code,
+        headers: { ...answer.headers, ...(setCookie.length > 0 && { 'set-cookie': setCookie }) },
+      });
+    }
+    const headers: OutgoingHttpHeaders = {
+      ...answer.headers,
+      'x-appproxy-correlation-id': correlationId,
+      ...(setCookie.length > 0 && { 'set-cookie': setCookie }),
+    };
+    if (answer.body !== '' && headers['content-type'] === undefined)
+      headers['content-type'] = 'text/html; charset=utf-8';
+    return { status: answer.status, headers, body: answer.body };
+  }
+}
+
+function acceptOf(req: GateRequest): string | undefined {
+  const a = req.headers.accept;
+  return Array.isArray(a) ? a.join(', ') : a;
+}
+
+/** The request as preauth reads it: cookies by name, split relay cookies joined again. */
+function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
+  const rawCookies = parseCookieHeader(req.headers.cookie);
+  const cookies: Record<string, string> = {};
+  for (const { name, value } of rawCookies) if (!(name in cookies)) cookies[name] = value;
+  for (const name of Object.keys(cookies)) {
+    if (!isRelayCookie(name) || !cookies[name]!.startsWith('chunks-')) continue;
+    const joined = joinCookieValue(rawCookies, name);
+    if (joined === undefined) delete cookies[name];
+    else cookies[name] = joined;
+  }
+  return {
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    cookies,
+    ...(req.clientIp !== undefined && { clientIp: req.clientIp }),
+    rawCookies,
+  };
+}
+
+/** Preauth's cookies as `Set-Cookie` lines: long values split, stale chunks expired. */
+export function serializeCookies(cookies: CookieToSet[], requestCookies: CookiePair[]): string[] {
+  const lines: string[] = [];
+  for (const c of cookies) {
+    const policy = {
+      httpOnly: c.httpOnly,
+      secure: c.secure,
+      sameSite: c.sameSite,
+      persistent: c.maxAge !== undefined && c.maxAge > 0,
+    };
+    if (c.maxAge === 0) {
+      lines.push(...relayExpireCookies(c.name, policy, { path: c.path, requestCookies }));
+      continue;
+    }
+    lines.push(
+      ...relaySetCookies(c.name, c.value, policy, {
+        path: c.path,
+        requestCookies,
+        ...(c.maxAge !== undefined && { lifetimeSeconds: c.maxAge }),
+      }),
+    );
+  }
+  return lines;
+}
+
+/**
+ * A session secret for a single relay that has none configured: made once, kept in
+ * `stateDir` (0600). Several relays serving the same apps need `relay.sessionSecrets`.
+ */
+function localSecret(stateDir: string, log: Logger): { id: string; secret: string } {
+  const file = join(stateDir, SECRET_FILE);
+  if (!existsSync(file)) {
+    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
+    log.info('session secret created', {
+      file,
+      note: 'set relay.sessionSecrets when several relays serve the same apps',
+    });
+  }
+  chmodSync(file, 0o600);
+  return { id: 'local', secret: readFileSync(file, 'utf8').trim() };
+}

@@ -1,0 +1,34 @@
+/**
+ * A real browser for end-to-end tests: Debian's `chromium`, driven by `playwright-core` (no
+ * browser download). Launched with the flags a closed network needs; certificate errors are
+ * ignored because the relay serves the tests' own dev CA (cookies with `Secure` and `__Host-`
+ * still need HTTPS, which this keeps).
+ */
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { systemTool } from './harness.js';
+
+export const CHROMIUM = systemTool('chromium');
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM!,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // *.localhost resolves to loopback in Chromium already; this keeps it from asking DNS.
+      '--host-resolver-rules=MAP *.apps.localhost 127.0.0.1',
+    ],
+  });
+}
+
+export function newContext(
+  browser: Browser,
+  opts: { javaScriptEnabled?: boolean } = {},
+): Promise<BrowserContext> {
+  return browser.newContext({ ignoreHTTPSErrors: true, ...opts });
+}
