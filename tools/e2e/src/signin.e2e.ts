@@ -23,6 +23,7 @@ const HOSTS = {
   finance: 'finance.apps.localhost',
   mfa: 'mfa.apps.localhost',
   api: 'api.apps.localhost',
+  office: 'office.apps.localhost',
   open: 'open.apps.localhost',
 };
 const origin = (host: string) => `https://${host}:${stack.ports.public}`;
@@ -58,6 +59,13 @@ describe.skipIf(!CHROMIUM)('pre-authentication (OIDC)', () => {
           internalUrl: internal,
           externalUrl: `https://${HOSTS.api}:{port}/`,
           preAuthentication: 'oidc',
+        },
+        {
+          name: 'Office',
+          internalUrl: internal,
+          externalUrl: `https://${HOSTS.office}:{port}/`,
+          preAuthentication: 'oidc',
+          extra: '    rules: { clientIpRanges: [10.0.0.0/8, 192.168.0.0/16] }\n',
         },
         {
           name: 'Open',
@@ -320,6 +328,21 @@ describe.skipIf(!CHROMIUM)('pre-authentication (OIDC)', () => {
       });
       expect(bad.status).toBe(401);
       expect(bad.headers['www-authenticate']).toContain('invalid_token');
+    });
+
+    it('rules on client address apply to bearer tokens too (403 POLICY_DENIED from 127.0.0.1)', async () => {
+      const token = await nativeAccessToken('alice');
+      const res = await request(stack, HOSTS.office, '/echo', {
+        headers: {
+          host: `${HOSTS.office}:${stack.ports.public}`,
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+        },
+      });
+      expect(res.status).toBe(403);
+      expect(json(res)).toMatchObject({
+        error: { code: 'POLICY_DENIED', signedInAs: expect.any(String) },
+      });
     });
 
     it('callback CSRF and replays are refused; forged sessions count as none', async () => {
