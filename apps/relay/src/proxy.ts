@@ -35,6 +35,7 @@ import {
 import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
+import type { LinkTranslation } from './link-translation.js';
 import type { GateRequest, SignIn } from './sign-in.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -47,6 +48,8 @@ export interface ProxyDeps {
   metrics: RelayMetrics;
   /** Pre-authentication of `preAuthentication: oidc` apps. */
   signIn: SignIn;
+  /** Header and body link translation, per app flags. */
+  links: LinkTranslation;
   log: Logger;
 }
 
@@ -272,19 +275,37 @@ export class RelayProxy {
               `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
             );
           }
-          const out = endToEndHeaders(headers as IncomingHttpHeaders);
+          const links = this.#deps.links;
+          let out = endToEndHeaders(headers as IncomingHttpHeaders);
+          links.response(out, app, header(req.headers.origin));
+          const translation = links.body(status, out, app, method);
+          if (translation) out = translation.headers as OutgoingHttpHeaders;
           out['x-appproxy-correlation-id'] = correlationId;
           for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
           res.writeHead(status, out);
           s.on('data', (chunk: Buffer) => {
             bytesOut += chunk.length;
           });
-          forwardBody(s, res, (rst) => {
-            // Reset mid-response (connector lost, backend failed): the client must see a broken
-            // response, never a truncated body that looks whole.
-            log.warn('response interrupted', { app: appName, connector: session.connectorId, rst });
+          // Reset mid-response (connector lost, backend failed): the client must see a broken
+          // response, never a truncated body that looks whole.
+          const interrupted = (why: string) => {
+            log.warn('response interrupted', { app: appName, connector: session.connectorId, why });
             res.destroy();
+          };
+          if (!translation) {
+            forwardBody(s, res, (rst) => interrupted(`RST ${rst}`));
+            return;
+          }
+          const { transform } = translation;
+          transform.on('error', (err: Error & { code?: string }) => {
+            resetStream(s, 'body translation failed');
+            interrupted(`${err.code ?? 'error'}: ${err.message}`);
           });
+          forwardBody(s, transform, (rst) => {
+            transform.destroy();
+            interrupted(`RST ${rst}`);
+          });
+          transform.pipe(res);
         });
         s.on('close', () => {
           if (responded || res.destroyed || res.headersSent) return;
@@ -488,6 +509,7 @@ export class RelayProxy {
       [META.tlsVerify]: app.validateBackendTls ? '1' : '0',
       ...(app.backendProxy !== undefined && { [META.backendProxy]: app.backendProxy }),
     };
+    this.#deps.links.request(headers, app);
     const clientIp = firstAddress(forwarded);
     const routed: Routed = {
       match,

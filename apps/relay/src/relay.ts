@@ -15,6 +15,7 @@ import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
 import { registrationHandler } from './registration.js';
+import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
 import { SniCertificates } from './tls-contexts.js';
 
@@ -111,6 +112,7 @@ export class Relay {
       trustedProxies: new TrustedProxies(relay.trustedProxies),
       metrics: this.metrics,
       signIn,
+      links: new LinkTranslation(this.#config.apps),
       log: this.#log,
     });
     this.#proxy = proxy;

@@ -43,6 +43,11 @@ export interface PublishedAppConfig {
   translateHeaders: boolean;
   /** Rewrite internal URLs in HTML and CSS bodies. @default false */
   translateBody: boolean;
+  /**
+   * With `translateBody`: also absolute internal URLs in inline scripts, JavaScript and JSON
+   * responses (beyond the reference). @default false
+   */
+  translateScripts: boolean;
   /** Verify the backend's TLS certificate. @default true */
   validateBackendTls: boolean;
   /** Answer every request with the maintenance page. @default false */
@@ -483,6 +488,10 @@ const publishedApp = z
       'Rewrite internal URLs in response headers (Location, Set-Cookie, …).',
     ),
     translateBody: bool(false, 'Rewrite internal URLs in HTML and CSS bodies.'),
+    translateScripts: bool(
+      false,
+      'With translateBody: also absolute internal URLs in inline scripts, JavaScript and JSON responses.',
+    ),
     validateBackendTls: bool(true, 'Verify the backend’s TLS certificate.'),
     maintenanceMode: bool(false, 'Answer every request with the maintenance page.'),
     sticky: z

@@ -1,0 +1,75 @@
+import type { PublishedAppConfig } from '@appproxy/config';
+import { rewriteBackendSetCookie } from '@appproxy/cookies';
+import {
+  UrlMap,
+  createBodyTranslation,
+  requestHeaderPasses,
+  responseHeaderPasses,
+  type BodyTranslation,
+  type HeaderObject,
+} from '@appproxy/translate';
+import type { OutgoingHttpHeaders } from 'node:http';
+
+/**
+ * Link translation per app, with `@appproxy/translate` and `@appproxy/cookies`: the map of
+ * every published app (so links to app B inside app A become B's external URL), header
+ * passes applied in place on the headers the relay already built, and the streaming body
+ * rewriter for apps with `translateBody`.
+ */
+export class LinkTranslation {
+  readonly map: UrlMap;
+
+  constructor(apps: readonly PublishedAppConfig[]) {
+    this.map = new UrlMap(
+      apps.map((a) => ({ name: a.name, internalUrl: a.internalUrl, externalUrl: a.externalUrl })),
+    );
+  }
+
+  /** `Origin`, `Referer`, `Destination` back to internal (`translateHeaders`); `Host` is set by the caller. */
+  request(headers: OutgoingHttpHeaders, app: PublishedAppConfig): void {
+    if (!app.translateHeaders) return;
+    const ctx = { map: this.map, app: app.name };
+    for (const pass of requestHeaderPasses) pass(headers as HeaderObject, ctx);
+  }
+
+  /**
+   * `Location`, `Content-Location`, `Refresh`, `Link`, CORS origin and `Set-Cookie`
+   * Domain/Path to external (`translateHeaders`); the app's cookie policy on its cookies
+   * either way.
+   */
+  response(
+    headers: OutgoingHttpHeaders,
+    app: PublishedAppConfig,
+    requestOrigin: string | undefined,
+  ): void {
+    if (app.translateHeaders) {
+      const ctx = {
+        map: this.map,
+        app: app.name,
+        cookiePolicy: app.cookies,
+        ...(requestOrigin !== undefined && { requestOrigin }),
+      };
+      for (const pass of responseHeaderPasses) pass(headers as HeaderObject, ctx);
+      return;
+    }
+    const cookies = headers['set-cookie'];
+    if (cookies === undefined) return;
+    headers['set-cookie'] = (Array.isArray(cookies) ? cookies : [String(cookies)]).map((line) =>
+      rewriteBackendSetCookie(line, { policy: app.cookies }),
+    );
+  }
+
+  /** The body rewriter for this response (`translateBody`, HTML/CSS/scripts), or undefined to pipe it as is. */
+  body(
+    statusCode: number,
+    headers: OutgoingHttpHeaders,
+    app: PublishedAppConfig,
+    method: string,
+  ): BodyTranslation<HeaderObject> | undefined {
+    if (!app.translateBody) return undefined;
+    return createBodyTranslation(
+      { statusCode, headers: headers as HeaderObject },
+      { map: this.map, app: app.name, method, scripts: app.translateScripts },
+    );
+  }
+}
