@@ -13,9 +13,8 @@ export const DEFAULT_MAX_COOKIE_BYTES = 4000;
 export const DEFAULT_MAX_CHUNKS = 3;
 
 const CHUNKS_PREFIX = 'chunks-';
-// cookie-octet of RFC 6265: what a cookie value may hold unquoted.
-
-const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
+/** @internal cookie-octets of RFC 6265: what a cookie value may hold unquoted. */
+export const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 
 /**
  * Name of chunk `i` (1-based) of the split cookie `name`.

@@ -1,4 +1,10 @@
-import { chunkCookieNames, chunkName, splitCookieValue, type SplitOptions } from './chunks.js';
+import {
+  COOKIE_OCTETS,
+  chunkCookieNames,
+  chunkName,
+  splitCookieValue,
+  type SplitOptions,
+} from './chunks.js';
 import {
   getCookie,
   isPairs,
@@ -55,7 +61,6 @@ export interface RelayCookieOptions {
 // RFC 9110 token: what a cookie name may be.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const COOKIE_OCTETS = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
 // eslint-disable-next-line no-control-regex
 const ATTRIBUTE_VALUE = /^[^\x00-\x1f\x7f;]*$/;
 const EPOCH = 'Thu, 01 Jan 1970 00:00:00 GMT';

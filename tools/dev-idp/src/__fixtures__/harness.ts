@@ -11,10 +11,13 @@ import {
   type PreauthResponse,
   type ProtectedApp,
 } from '@appproxy/preauth';
+import {
+  joinCookieValue,
+  parseCookieHeader,
+  relayExpireCookies,
+  relaySetCookies,
+} from '@appproxy/cookies';
 import { afterEach } from 'vitest';
-
-/** Bytes of cookie value per chunk (browsers keep ~4096 per cookie, name included). */
-const CHUNK = 3800;
 
 /** What the harness's "backend" saw of a forwarded request. */
 export interface Forwarded {
@@ -65,6 +68,7 @@ async function handle(
   forwarded: Forwarded[],
 ): Promise<void> {
   const cookies = parseCookies(req.headers.cookie);
+  const requestCookies = req.headers.cookie;
   const preq: PreauthRequest = {
     method: req.method!,
     url: req.url!,
@@ -73,9 +77,9 @@ async function handle(
     clientIp: req.socket.remoteAddress!,
   };
   const reserved = await app.handle(preq);
-  if (reserved) return send(res, reserved, cookies);
+  if (reserved) return send(res, reserved, requestCookies);
   const auth = await app.authenticate(preq);
-  if (!auth.ok) return send(res, auth.response, cookies);
+  if (!auth.ok) return send(res, auth.response, requestCookies);
   const decision = app.authorize(auth.identity, preq);
   if (!decision.ok) {
     res.writeHead(403, { 'content-type': 'application/json' });
@@ -96,16 +100,12 @@ async function handle(
     authorization: auth.stripAuthorization ? undefined : req.headers.authorization,
   };
   forwarded.push(seen);
-  res.setHeader('set-cookie', serialize(auth.cookies, cookies));
+  res.setHeader('set-cookie', serialize(auth.cookies, requestCookies));
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(seen));
 }
 
-function send(
-  res: ServerResponse,
-  r: PreauthResponse,
-  requestCookies: Record<string, string>,
-): void {
+function send(res: ServerResponse, r: PreauthResponse, requestCookies: string | undefined): void {
   res.setHeader('set-cookie', serialize(r.cookies, requestCookies));
   if (r.error) {
     res.writeHead(r.status, { ...r.headers, 'content-type': 'application/json' });
@@ -115,40 +115,33 @@ function send(
   res.writeHead(r.status, r.headers).end(r.body);
 }
 
-/** Joins `name`, `name.1`, `name.2`… back into `name` (the relay does this with @appproxy/cookies). */
+/** The request's cookies by name, relay cookies split by `@appproxy/cookies` joined again. */
 function parseCookies(header: string | undefined): Record<string, string> {
-  const raw: Record<string, string> = {};
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) raw[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
-  }
+  const pairs = parseCookieHeader(header);
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw)) {
-    if (/\.\d+$/.test(name)) continue;
-    let joined = value;
-    for (let i = 1; raw[`${name}.${i}`] !== undefined; i++) joined += raw[`${name}.${i}`];
-    out[name] = joined;
+  for (const { name } of pairs) {
+    if (/C\d+$/.test(name) && isRelayCookie(name)) continue;
+    const value = joinCookieValue(pairs, name);
+    if (value !== undefined && !(name in out)) out[name] = value;
   }
   return out;
 }
 
-function serialize(list: CookieToSet[], requestCookies: Record<string, string>): string[] {
-  const out: string[] = [];
-  for (const c of list) {
-    const attrs = [`Path=${c.path}`, `SameSite=${c.sameSite}`];
-    if (c.httpOnly) attrs.push('HttpOnly');
-    if (c.secure) attrs.push('Secure');
-    if (c.maxAge !== undefined) attrs.push(`Max-Age=${c.maxAge}`);
-    const chunks =
-      c.value === '' ? [''] : (c.value.match(new RegExp(`.{1,${CHUNK}}`, 'g')) ?? ['']);
-    chunks.forEach((chunk, i) =>
-      out.push(`${i ? `${c.name}.${i}` : c.name}=${chunk}; ${attrs.join('; ')}`),
-    );
-    // Expire chunks the browser still has from a longer value.
-    const had = Math.ceil((requestCookies[c.name]?.length ?? 0) / CHUNK);
-    for (let i = chunks.length; i < had; i++) out.push(`${c.name}.${i}=; Path=/; Max-Age=0`);
-  }
-  return out;
+/** What the relay does: `@appproxy/cookies` splits long values and expires stale chunks. */
+function serialize(list: CookieToSet[], requestCookies: string | undefined): string[] {
+  return list.flatMap((c) => {
+    const policy = {
+      httpOnly: c.httpOnly,
+      secure: c.secure,
+      sameSite: c.sameSite,
+      persistent: c.maxAge !== undefined && c.maxAge > 0,
+    };
+    if (c.maxAge === 0) return relayExpireCookies(c.name, policy, { requestCookies });
+    return relaySetCookies(c.name, c.value, policy, {
+      requestCookies,
+      ...(c.maxAge !== undefined && { lifetimeSeconds: c.maxAge }),
+    });
+  });
 }
 
 // --- the browser ---------------------------------------------------------------------
