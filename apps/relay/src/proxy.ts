@@ -336,6 +336,8 @@ export class RelayProxy {
     if (this.#deps.signIn.protects(app)) {
       this.#deps.signIn.gate(app, routed.gate, correlationId).then(
         (outcome) => {
+          // The client left while the gate was deciding: nothing to send, nothing to forward.
+          if (res.destroyed) return;
           if (!outcome.forward) return send(outcome.page);
           user = signedInAs(outcome.identity);
           withIdentity(routed, outcome.identity, outcome.stripAuthorization);
@@ -449,6 +451,7 @@ export class RelayProxy {
     if (!this.#deps.signIn.protects(match.app)) return proceed();
     this.#deps.signIn.gate(match.app, routed.gate, correlationId).then(
       (outcome) => {
+        if (socket.destroyed) return;
         if (!outcome.forward) {
           const { status, headers, body } = outcome.page;
           return writeRawResponse(socket, status, headers, body);
