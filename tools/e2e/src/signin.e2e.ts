@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, launchChromium, newContext } from './browser.js';
-import { Stack, json, request } from './harness.js';
+import { Stack, freePort, json, request } from './harness.js';
 
 /**
  * Pre-authentication through the real relay and connector, with the dev OpenID provider
@@ -399,5 +399,54 @@ describe.skipIf(!CHROMIUM)('pre-authentication (OIDC)', () => {
       expect(replay!.status()).toBe(400);
       expect(await page.textContent('body')).toContain('SIGN_IN_FAILED');
     });
+  });
+});
+
+describe('pre-authentication when the identity provider is down', () => {
+  let down: Stack;
+  afterAll(async () => {
+    await down?.stop();
+  });
+
+  it('sign-in answers 502 IDENTITY_PROVIDER_UNAVAILABLE at once, and the relay keeps serving', async () => {
+    const closed = await freePort();
+    down = await new Stack({
+      startConnector: false,
+      identityProvider: [
+        `  issuer: http://127.0.0.1:${closed}`,
+        '  clientId: appproxy',
+        '  clientSecret: e2e-client-secret',
+      ].join('\n'),
+      apps: [
+        {
+          name: 'Gated',
+          internalUrl: 'http://127.0.0.1:9/',
+          externalUrl: 'https://gated.apps.localhost:{port}/',
+          preAuthentication: 'oidc',
+        },
+      ],
+    }).start();
+    await down.relay!.waitFor(
+      (l) => l.msg === 'identity provider not reachable yet',
+      10_000,
+      'the relay says so at start',
+    );
+    const started = Date.now();
+    const res = await request(down, 'gated.apps.localhost', '/.appproxy/signin?rd=%2F', {
+      headers: { accept: 'application/json' },
+    });
+    expect(res.status).toBe(502);
+    expect(json(res)).toMatchObject({
+      error: {
+        code: 'IDENTITY_PROVIDER_UNAVAILABLE',
+        reason: 'APPPROXY_PREAUTH_DISCOVERY_FAILED',
+      },
+    });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // Anonymous API requests still get their 401, never a hang.
+    const api = await request(down, 'gated.apps.localhost', '/', {
+      headers: { accept: 'application/json' },
+    });
+    expect(api.status).toBe(401);
   });
 });
