@@ -62,3 +62,13 @@ describe('logger', () => {
     });
   });
 });
+
+describe('logger.enabled', () => {
+  it('says which levels are written, children alike', () => {
+    const { log } = capture('info');
+    expect(log.enabled('debug')).toBe(false);
+    expect(log.enabled('info')).toBe(true);
+    expect(log.child({ a: 1 }).enabled('error')).toBe(true);
+    expect(capture('debug').log.enabled('debug')).toBe(true);
+  });
+});

@@ -12,6 +12,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every line (e.g. `{ requestId }`). */
   child(fields: LogFields): Logger;
+  /** Whether lines of `level` are written: skip building costly fields when they are not. */
+  enabled(level: LogLevel): boolean;
 }
 
 export interface LoggerOptions {
@@ -54,5 +56,6 @@ export function createLogger(opts: LoggerOptions, bound: LogFields = {}): Logger
     warn: (msg, fields) => emit('warn', msg, fields),
     error: (msg, fields) => emit('error', msg, fields),
     child: (fields) => createLogger(opts, { ...bound, ...fields }),
+    enabled: (level) => RANK[level] >= min,
   };
 }
