@@ -3,10 +3,11 @@ import { META, endToEndHeaders, forwardBody, resetStream } from '@appproxy/tunne
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { classifyBackendError } from './errors.js';
 import type { AppSeries, ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
+import { Agent, proxyAgent } from './undici.js';
 import { forwardUpgrade } from './upgrade.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
@@ -63,7 +64,7 @@ export class BackendForwarder {
     if (!d) {
       const tls = { rejectUnauthorized: verifyTls };
       d = proxy
-        ? new ProxyAgent({
+        ? new (proxyAgent())({
             uri: proxy,
             proxyTunnel: false,
             requestTls: tls,
