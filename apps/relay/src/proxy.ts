@@ -50,6 +50,19 @@ const RELAY_COOKIE_PREFIX = '__Host-appproxy-';
 const AFFINITY_COOKIE = `${RELAY_COOKIE_PREFIX}affinity`;
 /** At most this many streams are opened for one request. */
 const MAX_ATTEMPTS = 3;
+/**
+ * Client request headers the relay never forwards as they are: `Host` (→ :authority),
+ * `Expect` (undici cannot do `100-continue`; the relay's own server already answered it)
+ * and the forwarding headers it sets itself.
+ */
+const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'expect',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
 
 interface Routed {
   match: RouteMatch<PublishedAppConfig>;
@@ -384,18 +397,12 @@ export class RelayProxy {
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
-    const e2e = endToEndHeaders(req.headers);
-    delete e2e.host;
-    // undici cannot do `Expect: 100-continue`; the relay's own server already answered it.
-    delete e2e.expect;
-    delete e2e.forwarded;
-    delete e2e['x-forwarded-for'];
-    delete e2e['x-forwarded-proto'];
-    delete e2e['x-forwarded-host'];
+    // One pass, no `delete` (which turns the object into a slow dictionary).
+    const headers = endToEndHeaders(req.headers, { drop: REPLACED_REQUEST_HEADERS });
     const cookie = header(req.headers.cookie, '; ');
     const ownCookies = stripCookies(cookie, RELAY_COOKIE_PREFIX);
-    if (ownCookies === undefined) delete e2e.cookie;
-    else if (ownCookies !== cookie) e2e.cookie = ownCookies;
+    if (ownCookies === undefined) headers.cookie = undefined;
+    else if (ownCookies !== cookie) headers.cookie = ownCookies;
     const externalHost = host;
     const trusted = this.#deps.trustedProxies.has(req.socket?.remoteAddress);
     const forwarded = forwardedHeaders({
@@ -408,19 +415,18 @@ export class RelayProxy {
         host: req.headers['x-forwarded-host'],
       },
     });
-    const headers: OutgoingHttpHeaders = {
-      ...e2e,
-      ...forwarded,
-      ':method': req.method ?? 'GET',
-      ':path': match.internalPath,
-      ':authority': app.translateHeaders ? match.internalHost : externalHost,
-      [META.target]: match.internalOrigin,
-      [META.requestId]: correlationId,
-      [META.app]: app.name,
-      [META.timeout]: String(app.backendTimeoutMs),
-      [META.tlsVerify]: app.validateBackendTls ? '1' : '0',
-      ...(app.backendProxy !== undefined && { [META.backendProxy]: app.backendProxy }),
-    };
+    headers['x-forwarded-for'] = forwarded['x-forwarded-for'];
+    headers['x-forwarded-proto'] = forwarded['x-forwarded-proto'];
+    headers['x-forwarded-host'] = forwarded['x-forwarded-host'];
+    headers[':method'] = req.method ?? 'GET';
+    headers[':path'] = match.internalPath;
+    headers[':authority'] = app.translateHeaders ? match.internalHost : externalHost;
+    headers[META.target] = match.internalOrigin;
+    headers[META.requestId] = correlationId;
+    headers[META.app] = app.name;
+    headers[META.timeout] = String(app.backendTimeoutMs);
+    headers[META.tlsVerify] = app.validateBackendTls ? '1' : '0';
+    if (app.backendProxy !== undefined) headers[META.backendProxy] = app.backendProxy;
     const routed: Routed = { match, headers };
     if (app.sticky === 'clientAddress') {
       // The original client: the first X-Forwarded-For entry when a trusted proxy set it.
