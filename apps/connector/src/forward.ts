@@ -1,5 +1,11 @@
 import type { Logger } from '@appproxy/telemetry';
-import { META, endToEndHeaders, forwardBody, resetStream } from '@appproxy/tunnel';
+import {
+  FORWARD_BUFFER_BYTES,
+  META,
+  endToEndHeaders,
+  forwardBody,
+  resetStream,
+} from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
@@ -267,7 +273,9 @@ class BackendExchange implements Dispatcher.DispatchHandler {
     const { stream } = this;
     if (stream.destroyed) return;
     this.#bytesIn += chunk.length;
-    if (!stream.write(chunk)) {
+    // Paused past a budget rather than at the stream's high-water mark (one 64 KiB chunk):
+    // that made a pause/resume round trip per chunk in bulk downloads.
+    if (!stream.write(chunk) && stream.writableLength >= FORWARD_BUFFER_BYTES) {
       controller.pause();
       if (!this.#waitingForDrain) {
         this.#waitingForDrain = true;

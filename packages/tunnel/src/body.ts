@@ -2,6 +2,12 @@ import { constants, type Http2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 
 /**
+ * What {@link forwardBody} lets a destination buffer before it pauses the tunnel stream
+ * (plus the chunk in hand).
+ */
+export const FORWARD_BUFFER_BYTES = 256 * 1024;
+
+/**
  * Pipes a tunnel stream's body into `dest` (with backpressure) and ends `dest` only if the
  * stream ended cleanly. A stream reset mid-body (RST_STREAM with an error code, or a close
  * before END_STREAM) calls `onReset` instead, and the caller destroys `dest`: a reset must
@@ -10,7 +16,8 @@ import type { Writable } from 'node:stream';
  * `dest` is corked from the first chunk of an event-loop turn to the end of that turn, so
  * what arrived in one turn leaves in one write: a small response and its end in a single
  * write (not the body's and then an empty one for the end), and the 16 KiB pieces a TLS
- * tunnel delivers merged into larger writes for a bulk transfer.
+ * tunnel delivers merged into larger writes for a bulk transfer. The tunnel stream is
+ * paused while `dest` holds {@link FORWARD_BUFFER_BYTES} or more.
  *
  * @example
  * forwardBody(tunnelStream, res, () => res.destroy());
@@ -41,7 +48,10 @@ export function forwardBody(
       dest.cork();
       setImmediate(uncork);
     }
-    if (!dest.write(chunk) && !waitingForDrain) {
+    // write() says false past the destination's high-water mark (16–64 KiB); pausing there
+    // made a pause/resume round trip per tunnel chunk in bulk transfers. The budget bounds
+    // what is buffered all the same.
+    if (!dest.write(chunk) && dest.writableLength >= FORWARD_BUFFER_BYTES && !waitingForDrain) {
       waitingForDrain = true;
       source.pause();
       dest.once('drain', onDrain);

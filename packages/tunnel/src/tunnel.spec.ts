@@ -19,6 +19,7 @@ import {
   TunnelListener,
   endToEndHeaders,
   formatRegistrationToken,
+  FORWARD_BUFFER_BYTES,
   forwardBody,
   resetStream,
   parseRegistrationToken,
@@ -625,8 +626,8 @@ describe('body forwarding', () => {
     }, r.dest);
     await r.finished;
     expect(Buffer.concat(r.got).equals(data)).toBe(true);
-    // Bounded by the destination's buffer plus one tunnel chunk, not by the body.
-    expect(r.maxBuffered()).toBeLessThan(16 * 1024 + 2 * 64 * 1024);
+    // Bounded by the forwarding budget plus one tunnel chunk, not by the body.
+    expect(r.maxBuffered()).toBeLessThan(FORWARD_BUFFER_BYTES + 2 * 64 * 1024);
   });
 });
 
