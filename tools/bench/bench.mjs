@@ -604,74 +604,35 @@ AllowTcpForwarding yes
   // measurement use it).
   const variantWanted = (v) => wanted('appproxy') || wanted(`appproxy-${v.key}`);
   if (wanted('appproxy') || APPPROXY_VARIANTS.some(variantWanted)) {
-    const ports = { public: await freePort(), tunnel: await freePort() };
-    const config = join(work, 'appproxy.yaml');
-    writeFileSync(
-      config,
-      `relay:
-  listen: 127.0.0.1:${ports.public}
-  tunnelListen: 127.0.0.1:${ports.tunnel}
-  stateDir: ./relay
-  certificates: [{ cert: ${certs.certPath}, key: ${certs.keyPath} }]
-apps:
-  - name: Bench
-    internalUrl: ${origin}/
-    externalUrl: https://127.0.0.1/
-    preAuthentication: passthrough
-${APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
-  .map((v) => v.appYaml(origin))
-  .join('')}${APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
-        .map((v) => v.relayYaml())
-        .join('')}`,
-    );
-    // Default logging (one JSON line per request), as ops run it.
-    const relayBin = join(root, 'apps/relay/dist/bin.js');
-    const connectorBin = join(root, 'apps/connector/dist/bin.js');
-    const relay = spawn(node, [...profileArgs('relay'), relayBin, 'start', '--config', config], {
-      stdio: 'ignore',
-    });
-    children.push(relay);
-    await waitForPort(ports.tunnel);
-    await waitForPort(ports.public);
-    const token = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
-      encoding: 'utf8',
-    }).trim();
-    const state = join(work, 'connector');
-    execFileSync(node, [
-      connectorBin,
-      'register',
-      '--relay',
-      `https://127.0.0.1:${ports.tunnel}`,
-      '--token',
-      token,
-      '--state-dir',
-      state,
-    ]);
-    const connector = await start(
-      'connector',
-      node,
-      [...profileArgs('connector'), connectorBin, 'start', '--state-dir', state],
-      jsonLine((l) => l.msg === 'tunnel connected'),
-    );
-    await new Promise((r) => setTimeout(r, 500));
-    const idleConnectorMiB = Math.round(
-      Number(
-        /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${connector.pid}/status`, 'utf8'))?.[1] ?? 0,
-      ) / 1024,
-    );
-    // Idle WebSockets first, on the fresh relay: after the load runs its heap has room to
-    // spare, and sockets opened then fill that room without the RSS showing what they need.
+    const appYaml = APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
+      .map((v) => v.appYaml(origin))
+      .join('');
+    const relayYaml = APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
+      .map((v) => v.relayYaml())
+      .join('');
+    // Idle WebSockets on an instance of their own, fresh: a relay that has run the load has
+    // heap to spare, which new sockets fill without the RSS showing what they need; and the
+    // 10,000 sockets would leave their memory in the measured relay's peak RSS.
     let idleWs;
     if (phases.has('ws')) {
+      const ws = await startAppProxy('ws', certs, origin, appYaml, relayYaml, false);
       const count = quick ? 2000 : 10_000;
-      log(`opening ${count} idle WebSockets through AppProxy`);
-      idleWs = await idleWebSockets(`https://127.0.0.1:${ports.public}`, [relay.pid], count);
-      await new Promise((r) => setTimeout(r, 1000));
+      log(`opening ${count} idle WebSockets through AppProxy (an instance of their own)`);
+      idleWs = await idleWebSockets(ws.base, [ws.relay.pid], count);
+      await ws.stop();
     }
+    const { base, config, relay, connector, idleConnectorMiB } = await startAppProxy(
+      'measured',
+      certs,
+      origin,
+      appYaml,
+      relayYaml,
+      true,
+    );
     paths.push({
       key: 'appproxy',
       name: 'AppProxy (relay → tunnel → connector)',
-      base: `https://127.0.0.1:${ports.public}`,
+      base,
       idleWs,
       procs: [
         { name: 'relay', pid: relay.pid },
@@ -690,7 +651,7 @@ ${APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
       paths.push({
         key: `appproxy-${v.key}`,
         name: v.name,
-        base: `https://127.0.0.1:${ports.public}`,
+        base,
         headers: { host: v.host, ...(await v.requestHeaders?.({ config, work })) },
         smallPath: v.smallPath,
         downloadQuery: v.downloadQuery,
@@ -703,6 +664,85 @@ ${APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
     }
   }
   return paths;
+}
+
+/**
+ * The real CLIs: a relay with the bench app (and any wired variants) on its own ports and
+ * state, and a registered connector; `profiled` applies --cpu-prof (with --profile).
+ */
+async function startAppProxy(name, certs, origin, appYaml, relayYaml, profiled) {
+  const dir = join(work, `appproxy-${name}`);
+  mkdirSync(dir);
+  const ports = { public: await freePort(), tunnel: await freePort() };
+  const config = join(dir, 'appproxy.yaml');
+  writeFileSync(
+    config,
+    `relay:
+  listen: 127.0.0.1:${ports.public}
+  tunnelListen: 127.0.0.1:${ports.tunnel}
+  stateDir: ${join(dir, 'relay')}
+  certificates: [{ cert: ${certs.certPath}, key: ${certs.keyPath} }]
+apps:
+  - name: Bench
+    internalUrl: ${origin}/
+    externalUrl: https://127.0.0.1/
+    preAuthentication: passthrough
+${appYaml}${relayYaml}`,
+  );
+  // Default logging (one JSON line per request), as ops run it.
+  const relayBin = join(root, 'apps/relay/dist/bin.js');
+  const connectorBin = join(root, 'apps/connector/dist/bin.js');
+  const prof = (who) => (profiled ? profileArgs(who) : []);
+  const relay = spawn(node, [...prof('relay'), relayBin, 'start', '--config', config], {
+    stdio: 'ignore',
+  });
+  children.push(relay);
+  await waitForPort(ports.tunnel);
+  await waitForPort(ports.public);
+  const token = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
+    encoding: 'utf8',
+  }).trim();
+  const state = join(dir, 'connector');
+  execFileSync(node, [
+    connectorBin,
+    'register',
+    '--relay',
+    `https://127.0.0.1:${ports.tunnel}`,
+    '--token',
+    token,
+    '--state-dir',
+    state,
+  ]);
+  const connector = await start(
+    'connector',
+    node,
+    [...prof('connector'), connectorBin, 'start', '--state-dir', state],
+    jsonLine((l) => l.msg === 'tunnel connected'),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const idleConnectorMiB = Math.round(
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${connector.pid}/status`, 'utf8'))?.[1] ?? 0) /
+      1024,
+  );
+  const stop = () =>
+    Promise.all(
+      [connector, relay].map(
+        (c) =>
+          new Promise((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', resolve);
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  return {
+    base: `https://127.0.0.1:${ports.public}`,
+    config,
+    relay,
+    connector,
+    idleConnectorMiB,
+    stop,
+  };
 }
 
 async function waitForPort(port, timeoutMs = 15_000) {
@@ -731,7 +771,7 @@ function table(rows, direct) {
       continue;
     }
     lines.push(
-      `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rps / direct.rps, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.fixedP50, 2)} | ${fmt(r.fixedP99, 2)} | ${r === direct ? '—' : `${fmt(r.fixedP50 - direct.fixedP50, 2)} / ${fmt(r.fixedP99 - direct.fixedP99, 2)}`} | ${fmt(r.downMBps)} | ${fmt(r.upMBps)} | ${r.procs.length ? fmt(r.rssMiB) : '—'} |`,
+      `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rps / direct.rps, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.fixedP50, 2)} | ${fmt(r.fixedP99, 2)} | ${r === direct || r.fixedP50 == null || direct.fixedP50 == null ? '—' : `${fmt(r.fixedP50 - direct.fixedP50, 2)} / ${fmt(r.fixedP99 - direct.fixedP99, 2)}`} | ${fmt(r.downMBps)} | ${fmt(r.upMBps)} | ${r.procs.length ? fmt(r.rssMiB) : '—'} |`,
     );
   }
   return lines.join('\n');
