@@ -3,7 +3,9 @@
 // (no coordinated omission). Prints one JSON line: { sent, ok, p50, p90, p99, max } in ms.
 import { Pool } from 'undici';
 
-const [base, rateArg, secondsArg] = process.argv.slice(2);
+const [base, rateArg, secondsArg, headersArg] = process.argv.slice(2);
+/** Extra request headers (JSON), e.g. the Host of an AppProxy variant or a session cookie. */
+const headers = JSON.parse(headersArg ?? '{}');
 const rate = Number(rateArg ?? 1000);
 const seconds = Number(secondsArg ?? 5);
 // The first second opens the pool's connections (TLS handshakes); its samples are dropped.
@@ -22,7 +24,7 @@ function fire(scheduledAt) {
   const measured = sent >= warmup;
   sent++;
   const p = pool
-    .request({ path: `${url.pathname}${url.search}`, method: 'GET' })
+    .request({ path: `${url.pathname}${url.search}`, method: 'GET', headers })
     .then(async (res) => {
       await res.body.dump();
       if (!measured) return;

@@ -5,23 +5,44 @@ import { WebSocketServer } from 'ws';
 const ONE_KIB = Buffer.alloc(1024, 'a');
 const BLOCK = Buffer.alloc(1024 * 1024, 'b');
 
+// For the body-translation variant: HTML whose links name this origin (the internal URL),
+// which the relay rewrites to the external one. Made once the port is known.
+let html1k;
+let htmlBlock;
+function makeHtml(origin) {
+  const line = `<p><a href="${origin}/docs/page.html">internal link</a> text</p>\n`;
+  const fill = (size, head) => {
+    let s = head;
+    while (s.length + line.length <= size) s += line;
+    return Buffer.from(s.padEnd(size, ' '));
+  };
+  html1k = fill(1024, '<!doctype html><title>bench</title>\n');
+  htmlBlock = fill(1024 * 1024, '');
+}
+
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://origin');
   if (url.pathname === '/1k') {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': ONE_KIB.length });
     return res.end(ONE_KIB);
   }
+  if (url.pathname === '/1k.html') {
+    res.writeHead(200, { 'content-type': 'text/html', 'content-length': html1k.length });
+    return res.end(html1k);
+  }
   if (url.pathname === '/download') {
     const mib = Number(url.searchParams.get('mib') ?? 1);
+    const html = url.searchParams.has('html');
+    const block = html ? htmlBlock : BLOCK;
     res.writeHead(200, {
-      'content-type': 'application/octet-stream',
-      'content-length': mib * BLOCK.length,
+      'content-type': html ? 'text/html' : 'application/octet-stream',
+      'content-length': mib * block.length,
     });
     let sent = 0;
     const pump = () => {
       while (sent < mib) {
         sent++;
-        if (!res.write(BLOCK)) return res.once('drain', pump);
+        if (!res.write(block)) return res.once('drain', pump);
       }
       res.end();
     };
@@ -47,6 +68,7 @@ wss.on('connection', (ws) => {
   ws.on('error', () => {});
 });
 server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
+  makeHtml(`http://127.0.0.1:${server.address().port}`);
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 });
 process.once('SIGTERM', () => process.exit(0));

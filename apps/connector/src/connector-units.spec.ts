@@ -17,3 +17,12 @@ describe('classifyBackendError', () => {
     });
   });
 });
+
+describe('undici, loaded by its dispatcher modules', () => {
+  it('gives the very classes undici exports', async () => {
+    const undici = await import('undici');
+    const { Agent, proxyAgent } = await import('./undici.js');
+    expect(Agent).toBe(undici.Agent);
+    expect(proxyAgent()).toBe(undici.ProxyAgent);
+  });
+});

@@ -1,17 +1,26 @@
 import type { Logger } from '@appproxy/telemetry';
-import { META, endToEndHeaders, forwardBody, resetStream } from '@appproxy/tunnel';
+import {
+  FORWARD_BUFFER_BYTES,
+  META,
+  endToEndHeaders,
+  forwardBody,
+  resetStream,
+} from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { classifyBackendError } from './errors.js';
-import type { ConnectorMetrics } from './metrics.js';
+import type { AppSeries, ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
+import { Agent, proxyAgent } from './undici.js';
 import { forwardUpgrade } from './upgrade.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
 /** Used when the relay sends no timeout (it always does). */
 const DEFAULT_TIMEOUT_MS = 85_000;
+/** Targets parsed so far (one per published app; bounded in case of churn). */
+const MAX_CACHED_TARGETS = 1000;
 
 export interface ForwarderOptions {
   log: Logger;
@@ -23,6 +32,12 @@ export interface ForwarderOptions {
 const POOL = { keepAliveTimeout: 30_000, pipelining: 1 } as const;
 
 /**
+ * Characters the URL parser would change in a path (percent-encoding, `#`, backslashes) or
+ * dot segments: only such paths go through `new URL` (see {@link originFormPath}).
+ */
+const NEEDS_URL_PARSER = /[^\x21-\x7e]|["#<>`{}\\'^|]|\/\.|%2e/i;
+
+/**
  * Serves tunnel streams by forwarding them to the internal URL the relay named, with undici
  * (pooled keep-alive connections per backend). Bodies stream both ways with backpressure.
  */
@@ -32,6 +47,7 @@ export class BackendForwarder {
   readonly #connections: number;
   /** Pools by backend TLS validation and forward proxy (`verify|proxy`). */
   readonly #dispatchers = new Map<string, Dispatcher>();
+  readonly #targets = new Map<string, URL | undefined>();
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
@@ -49,12 +65,12 @@ export class BackendForwarder {
    * a CONNECT tunnel.
    */
   #dispatcher(verifyTls: boolean, proxy: string | undefined): Dispatcher {
-    const key = `${verifyTls ? 1 : 0}|${proxy ?? ''}`;
+    const key = proxy === undefined ? (verifyTls ? '1|' : '0|') : `${verifyTls ? 1 : 0}|${proxy}`;
     let d = this.#dispatchers.get(key);
     if (!d) {
       const tls = { rejectUnauthorized: verifyTls };
       d = proxy
-        ? new ProxyAgent({
+        ? new (proxyAgent())({
             uri: proxy,
             proxyTunnel: false,
             requestTls: tls,
@@ -67,19 +83,31 @@ export class BackendForwarder {
     return d;
   }
 
+  /** The relay's `appproxy-target`, parsed once per distinct value; undefined if unusable. */
+  #target(value: string): URL | undefined {
+    if (this.#targets.has(value)) return this.#targets.get(value);
+    let target: URL | undefined;
+    try {
+      target = new URL(value);
+      if (target.protocol !== 'http:' && target.protocol !== 'https:') target = undefined;
+    } catch {
+      target = undefined;
+    }
+    if (this.#targets.size >= MAX_CACHED_TARGETS) this.#targets.clear();
+    this.#targets.set(value, target);
+    return target;
+  }
+
   /** `onStream` for the TunnelDialer. */
   handle = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
     const requestId = String(headers[META.requestId] ?? '');
     const app = String(headers[META.app] ?? '-');
-    const log = this.#log.child({ requestId, app });
-    const metrics = this.#metrics;
-    let target: URL;
-    try {
-      target = new URL(String(headers[META.target]));
-      if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error('scheme');
-    } catch {
+    // Made only when a line is written: most requests log nothing here.
+    let log: Logger | undefined;
+    const logger = () => (log ??= this.#log.child({ requestId, app }));
+    const target = this.#target(String(headers[META.target]));
+    if (!target)
       return respondError(stream, 'BACKEND_UNREACHABLE', 502, 'relay sent no valid target');
-    }
     const timeoutMs = Number(headers[META.timeout]) || DEFAULT_TIMEOUT_MS;
     const verifyTls = headers[META.tlsVerify] !== '0';
     const proxy = headers[META.backendProxy] as string | undefined;
@@ -103,32 +131,26 @@ export class BackendForwarder {
         timeoutMs,
         verifyTls,
         proxy,
-        log,
-        metrics,
+        log: logger(),
+        metrics: this.#metrics,
         app,
       });
       return;
     }
-    const started = process.hrtime.bigint();
-    metrics.inFlight.labels(app).inc();
-    let status = 0;
-    let bytesOut = 0;
-    let bytesIn = 0;
-    stream.once('close', () => {
-      metrics.inFlight.labels(app).dec();
-      metrics.requests.labels(app, String(status || 'aborted')).inc();
-      metrics.duration.labels(app).observe(Number(process.hrtime.bigint() - started) / 1e9);
-      metrics.bytesToBackend.labels(app).inc(bytesOut);
-      metrics.bytesFromBackend.labels(app).inc(bytesIn);
-    });
-    const abort = new AbortController();
-    // Abort only what is still running: abort() allocates a DOMException with a stack,
-    // which showed up at ~4% of connector CPU when done for every finished request.
-    let settled = false;
-    stream.once('close', () => {
-      if (!settled) abort.abort();
-    });
-    const outHeaders: OutgoingHttpHeaders = { ...endToEndHeaders(headers), host: authority };
+    const series = this.#metrics.forApp(app);
+    const exchange = new BackendExchange(
+      stream,
+      method,
+      series,
+      target.origin,
+      proxy,
+      logger,
+      this.#log.enabled('debug'),
+    );
+    series.inFlight.inc();
+    stream.once('close', exchange.onStreamClose);
+    const outHeaders = endToEndHeaders(headers);
+    outHeaders.host = authority;
     // undici destroys a body stream once it has sent it, which would close the tunnel
     // stream before the response; so undici reads a PassThrough. A request body reset by the
     // relay (client gone mid-upload) fails the backend request instead of looking complete.
@@ -140,73 +162,159 @@ export class BackendForwarder {
       );
       // After the pipe: a 'data' listener added first would let chunks flow past it.
       stream.on('data', (chunk: Buffer) => {
-        bytesOut += chunk.length;
+        exchange.bytesOut += chunk.length;
       });
       body = upload;
     }
-    // Concatenate, never resolve: `new URL('//other-host/x', origin)` would leave the backend.
-    request(`${target.origin}${path}`, {
-      method,
-      headers: outHeaders as Record<string, string | string[]>,
-      body,
-      dispatcher: this.#dispatcher(verifyTls, proxy),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      signal: abort.signal,
-    }).then(
-      (res) => {
-        if (stream.destroyed || stream.closed) {
-          res.body.destroy();
-          return;
-        }
-        const responseHeaders: OutgoingHttpHeaders = {
-          ...endToEndHeaders(res.headers as IncomingHttpHeaders),
-          ':status': res.statusCode,
-        };
-        status = res.statusCode;
-        const empty = method === 'HEAD' || NO_BODY_STATUS.has(res.statusCode);
-        log.debug('backend answered', {
-          status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        });
-        if (empty) {
-          settled = true;
-          stream.respond(responseHeaders, { endStream: true });
-          res.body.resume();
-          return;
-        }
-        stream.respond(responseHeaders);
-        // pipe(), not pipeline(): see the relay's proxy.ts (an AbortController per call).
-        res.body.pipe(stream);
-        res.body.on('data', (chunk: Buffer) => {
-          bytesIn += chunk.length;
-        });
-        res.body.once('end', () => {
-          settled = true;
-        });
-        res.body.once('error', (err) => {
-          settled = true;
-          if (stream.destroyed) return;
-          log.warn('backend response interrupted', { error: err, target: target.origin });
-          // RST so the relay cuts the client's response instead of ending it as if complete.
-          resetStream(stream, 'backend response interrupted');
-        });
+    this.#dispatcher(verifyTls, proxy).dispatch(
+      {
+        origin: target.origin,
+        path: originFormPath(target.origin, path),
+        method: method as Dispatcher.HttpMethod,
+        headers: outHeaders as Record<string, string | string[]>,
+        body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       },
-      (err: unknown) => {
-        settled = true;
-        if (abort.signal.aborted) return;
-        const failure = classifyBackendError(err);
-        status = failure.status;
-        metrics.backendErrors.labels(app, failure.code).inc();
-        log.warn('backend request failed', {
-          code: failure.code,
-          detail: failure.detail,
-          target: target.origin,
-          method,
-          proxy,
-        });
-        respondError(stream, failure.code, failure.status, failure.detail);
-      },
+      exchange,
     );
   };
+}
+
+/**
+ * The path undici sends: as the relay gave it, except where the URL parser would have
+ * changed it (the relay's paths are normalised already, so this is the rare case). Always
+ * concatenated onto the origin, never resolved: `new URL('//other-host/x', origin)` would
+ * leave the backend.
+ */
+function originFormPath(origin: string, path: string): string {
+  if (!NEEDS_URL_PARSER.test(path)) return path;
+  const url = new URL(`${origin}${path}`);
+  return `${url.pathname}${url.search}`;
+}
+
+/**
+ * One backend request, as an undici dispatch handler: the response head becomes the tunnel
+ * stream's HEADERS, each body chunk is written straight into the stream (undici is paused
+ * while the stream's window is full), and a failure before the response becomes an error
+ * answer, after it a reset. No intermediate response stream, no AbortController.
+ */
+class BackendExchange implements Dispatcher.DispatchHandler {
+  bytesOut = 0;
+  #bytesIn = 0;
+  #status = 0;
+  #settled = false;
+  #empty = false;
+  #aborted = false;
+  #waitingForDrain = false;
+  #controller: Dispatcher.DispatchController | undefined;
+  readonly #started = process.hrtime.bigint();
+
+  constructor(
+    readonly stream: ServerHttp2Stream,
+    readonly method: string,
+    readonly series: AppSeries,
+    readonly origin: string,
+    readonly proxy: string | undefined,
+    readonly log: () => Logger,
+    readonly debug: boolean,
+  ) {}
+
+  /** The tunnel stream closed: account for it, and stop the backend request if it still runs. */
+  onStreamClose = (): void => {
+    const { series } = this;
+    series.inFlight.dec();
+    series.requests(this.#status || 'aborted').inc();
+    series.duration.observe(Number(process.hrtime.bigint() - this.#started) / 1e9);
+    series.bytesToBackend.inc(this.bytesOut);
+    series.bytesFromBackend.inc(this.#bytesIn);
+    if (this.#settled) return;
+    this.#aborted = true;
+    this.#controller?.abort(new Error('tunnel stream closed'));
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // Closed while the request waited for a pooled connection.
+    if (this.#aborted) controller.abort(new Error('tunnel stream closed'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    // 1xx (103 Early Hints, …) are informational; the final answer follows.
+    if (statusCode < 200) return;
+    const { stream } = this;
+    if (stream.destroyed || stream.closed) {
+      this.#aborted = true;
+      return controller.abort(new Error('tunnel stream closed'));
+    }
+    const responseHeaders: OutgoingHttpHeaders = endToEndHeaders(headers);
+    responseHeaders[':status'] = statusCode;
+    this.#status = statusCode;
+    if (this.debug)
+      this.log().debug('backend answered', {
+        status: statusCode,
+        ms: Number(process.hrtime.bigint() - this.#started) / 1e6,
+      });
+    this.#empty = this.method === 'HEAD' || NO_BODY_STATUS.has(statusCode);
+    if (this.#empty) {
+      this.#settled = true;
+      stream.respond(responseHeaders, { endStream: true });
+      return;
+    }
+    stream.respond(responseHeaders);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#empty) return;
+    const { stream } = this;
+    if (stream.destroyed) return;
+    this.#bytesIn += chunk.length;
+    // Paused past a budget rather than at the stream's high-water mark (one 64 KiB chunk):
+    // that made a pause/resume round trip per chunk in bulk downloads.
+    if (!stream.write(chunk) && stream.writableLength >= FORWARD_BUFFER_BYTES) {
+      controller.pause();
+      if (!this.#waitingForDrain) {
+        this.#waitingForDrain = true;
+        stream.once('drain', this.#onDrain);
+      }
+    }
+  }
+
+  #onDrain = (): void => {
+    this.#waitingForDrain = false;
+    this.#controller?.resume();
+  };
+
+  onResponseEnd(): void {
+    this.#settled = true;
+    if (!this.#empty && !this.stream.destroyed) this.stream.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#settled = true;
+    if (this.#aborted) return;
+    const { stream } = this;
+    if (this.#status !== 0) {
+      if (stream.destroyed) return;
+      this.log().warn('backend response interrupted', { error: err, target: this.origin });
+      // RST so the relay cuts the client's response instead of ending it as if complete.
+      resetStream(stream, 'backend response interrupted');
+      return;
+    }
+    const failure = classifyBackendError(err);
+    this.#status = failure.status;
+    this.series.backendErrors(failure.code).inc();
+    this.log().warn('backend request failed', {
+      code: failure.code,
+      detail: failure.detail,
+      target: this.origin,
+      method: this.method,
+      proxy: this.proxy,
+    });
+    respondError(stream, failure.code, failure.status, failure.detail);
+  }
 }

@@ -1,4 +1,22 @@
-import { MetricsRegistry, registerProcessMetrics } from '@appproxy/telemetry';
+import {
+  MetricsRegistry,
+  registerProcessMetrics,
+  type CounterChild,
+  type GaugeChild,
+  type HistogramChild,
+} from '@appproxy/telemetry';
+
+/** One app's series, looked up once per app instead of once per request and series. */
+export interface AppSeries {
+  inFlight: GaugeChild;
+  duration: HistogramChild;
+  bytesToBackend: CounterChild;
+  bytesFromBackend: CounterChild;
+  requests(status: number | 'aborted'): CounterChild;
+  backendErrors(code: string): CounterChild;
+}
+/** Apps whose series are kept at hand (the relay names a handful; bounded regardless). */
+const MAX_CACHED_APPS = 1000;
 
 /**
  * The connector's Prometheus series — its "performance counters" (docs/operations.md lists
@@ -62,7 +80,34 @@ export class ConnectorMetrics {
     'When the connector’s certificate expires (renewed automatically when a third is left).',
   );
 
+  readonly #apps = new Map<string, AppSeries>();
+
   constructor() {
     registerProcessMetrics(this.registry);
+  }
+
+  /** The per-app series of the request path, cached. */
+  forApp(app: string): AppSeries {
+    let series = this.#apps.get(app);
+    if (series) return series;
+    const byStatus = new Map<number | 'aborted', CounterChild>();
+    series = {
+      inFlight: this.inFlight.labels(app),
+      duration: this.duration.labels(app),
+      bytesToBackend: this.bytesToBackend.labels(app),
+      bytesFromBackend: this.bytesFromBackend.labels(app),
+      requests: (status) => {
+        let child = byStatus.get(status);
+        if (!child) {
+          child = this.requests.labels(app, String(status));
+          byStatus.set(status, child);
+        }
+        return child;
+      },
+      backendErrors: (code) => this.backendErrors.labels(app, code),
+    };
+    if (this.#apps.size >= MAX_CACHED_APPS) this.#apps.clear();
+    this.#apps.set(app, series);
+    return series;
   }
 }

@@ -1,3 +1,4 @@
+import { FORWARD_BUFFER_BYTES } from '@appproxy/tunnel';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 
@@ -6,7 +7,7 @@ export const REPLAY_LIMIT = 64 * 1024;
 
 /**
  * The client's request body on its way into a tunnel stream, with backpressure (the client
- * is paused while the stream's window is full). The first {@link REPLAY_LIMIT} bytes are
+ * is paused while the stream holds {@link FORWARD_BUFFER_BYTES} or more). The first {@link REPLAY_LIMIT} bytes are
  * kept until the response begins, so a refused stream can be replayed into another one
  * (`into` again); past the limit the body is not replayable and nothing more is kept.
  */
@@ -72,6 +73,8 @@ export class RequestBody {
     const dest = this.#dest;
     if (!dest || dest.destroyed) return void this.#source.pause();
     this.sent += chunk.length;
-    if (!dest.write(chunk)) this.#source.pause();
+    // Paused past a budget, not at the stream's high-water mark: a pause/resume round trip
+    // every few 16 KiB chunks was most of an upload's cost here.
+    if (!dest.write(chunk) && dest.writableLength >= FORWARD_BUFFER_BYTES) this.#source.pause();
   }
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger, redact } from './index.js';
 
 function capture(level?: 'debug' | 'info') {
@@ -60,5 +60,63 @@ describe('logger', () => {
     expect(redact({ a: [1, { b: 'x', password: 'p' }] })).toEqual({
       a: [1, { b: 'x', password: '[redacted]' }],
     });
+  });
+});
+
+describe('logger.enabled', () => {
+  it('says which levels are written, children alike', () => {
+    const { log } = capture('info');
+    expect(log.enabled('debug')).toBe(false);
+    expect(log.enabled('info')).toBe(true);
+    expect(log.child({ a: 1 }).enabled('error')).toBe(true);
+    expect(capture('debug').log.enabled('debug')).toBe(true);
+  });
+});
+
+describe('redact without copies', () => {
+  it('returns what needs no change as it is, and never modifies its input', () => {
+    const clean = { a: 1, b: ['x', { c: 'y' }], d: undefined };
+    expect(redact(clean)).toBe(clean);
+    const dirty = { a: 1, nested: { password: 'p', keep: 'k' }, list: ['Bearer abc.def'] };
+    const copy = structuredClone(dirty);
+    const out = redact(dirty) as typeof dirty;
+    expect(dirty).toEqual(copy);
+    expect(out).toEqual({
+      a: 1,
+      nested: { password: '[redacted]', keep: 'k' },
+      list: ['Bearer [redacted]'],
+    });
+  });
+
+  it('copies objects that are not plain, so their toJSON never prints a secret', () => {
+    const url = new URL('http://user:pa55@proxy:3128/');
+    expect(JSON.stringify(redact({ url }))).not.toContain('pa55');
+    expect(redact({ when: new Date(0) })).toEqual({ when: {} });
+  });
+});
+
+describe('default sink', () => {
+  it('writes the lines of one event-loop turn to stdout in one write, in order', async () => {
+    const writes: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    try {
+      const log = createLogger({ name: 'batch', level: 'info' });
+      log.info('one');
+      log.child({ requestId: 'r' }).warn('two');
+      expect(writes).toHaveLength(0);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(writes).toHaveLength(1);
+      expect(
+        writes[0]!
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).msg),
+      ).toEqual(['one', 'two']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -12,6 +12,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every line (e.g. `{ requestId }`). */
   child(fields: LogFields): Logger;
+  /** Whether lines of `level` are written: skip building costly fields when they are not. */
+  enabled(level: LogLevel): boolean;
 }
 
 export interface LoggerOptions {
@@ -19,7 +21,10 @@ export interface LoggerOptions {
   name: string;
   /** @default 'info' (or $APPPROXY_LOG_LEVEL) */
   level?: LogLevel;
-  /** @default process.stdout */
+  /**
+   * Where each line goes. @default process.stdout, the lines of one event-loop turn in one
+   * write (flushed at the end of the turn and when the process exits)
+   */
   write?: (line: string) => void;
 }
 
@@ -35,24 +40,71 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions, bound: LogFields = {}): Logger {
   const envLevel = process.env.APPPROXY_LOG_LEVEL as LogLevel | undefined;
   const min = RANK[opts.level ?? (envLevel && envLevel in RANK ? envLevel : 'info')];
-  const write = opts.write ?? ((line: string) => process.stdout.write(line));
-  const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
-    if (RANK[level] < min) return;
+  return new JsonLogger(opts.name, min, opts.write ?? writeStdout, bound);
+}
+
+/** A class, not closures: `child()` runs once per request on the relay's hot path. */
+class JsonLogger implements Logger {
+  constructor(
+    readonly name: string,
+    readonly min: number,
+    readonly write: (line: string) => void,
+    readonly bound: LogFields,
+  ) {}
+
+  debug(msg: string, fields?: LogFields): void {
+    if (this.min <= RANK.debug) this.#emit('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    if (this.min <= RANK.info) this.#emit('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    if (this.min <= RANK.warn) this.#emit('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    if (this.min <= RANK.error) this.#emit('error', msg, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new JsonLogger(this.name, this.min, this.write, { ...this.bound, ...fields });
+  }
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= this.min;
+  }
+
+  #emit(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     const entry = {
       ts: new Date().toISOString(),
       level,
-      name: opts.name,
+      name: this.name,
       msg,
-      ...bound,
+      ...this.bound,
       ...fields,
     };
-    write(`${JSON.stringify(redact(entry))}\n`);
-  };
-  return {
-    debug: (msg, fields) => emit('debug', msg, fields),
-    info: (msg, fields) => emit('info', msg, fields),
-    warn: (msg, fields) => emit('warn', msg, fields),
-    error: (msg, fields) => emit('error', msg, fields),
-    child: (fields) => createLogger(opts, { ...bound, ...fields }),
-  };
+    this.write(`${JSON.stringify(redact(entry))}\n`);
+  }
+}
+
+// The default sink: every line of one event-loop turn in one write to stdout (the relay
+// logs a line per request; a write per line was a system call per request).
+let pending: string[] = [];
+let flushScheduled = false;
+let exitHooked = false;
+function flushStdout(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const text = pending.length === 1 ? pending[0]! : pending.join('');
+  pending = [];
+  process.stdout.write(text);
+}
+function writeStdout(line: string): void {
+  pending.push(line);
+  if (!exitHooked) {
+    exitHooked = true;
+    // Whatever is still pending when the process exits (process.exit, a crash) is written.
+    process.on('exit', flushStdout);
+  }
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStdout);
+  }
 }

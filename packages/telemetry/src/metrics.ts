@@ -258,7 +258,8 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
     'nodejs_eventloop_delay_p99_seconds',
     'Event loop delay, 99th percentile since the previous scrape.',
   );
-  start.labels().set(Date.now() / 1000 - process.uptime());
+  // Floored: a start time rounded up would lie in the future for a process just started.
+  start.labels().set(Math.floor(Date.now() / 1000 - process.uptime()));
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
   let lastCpu = 0;

@@ -18,6 +18,8 @@ it('the logger example redacts what it says', async () => {
   const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   try {
     await import(file);
+    // The default sink writes the lines of one event-loop turn at the end of the turn.
+    await new Promise((resolve) => setImmediate(resolve));
     const line = JSON.parse(String(write.mock.calls.at(-1)![0])) as Record<string, unknown>;
     expect(line).toMatchObject({
       msg: 'request',

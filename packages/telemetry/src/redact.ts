@@ -44,8 +44,10 @@ function isSecretKey(key: string): boolean {
 }
 
 /**
- * Deep copy of `value` with secret fields replaced by `[redacted]` and secret-looking
- * strings (bearer tokens, registration tokens, private keys, URL credentials) masked.
+ * `value` with secret fields replaced by `[redacted]` and secret-looking strings (bearer
+ * tokens, registration tokens, private keys, URL credentials) masked. Objects and arrays
+ * that need no change are returned as they are (no copy: the relay logs a line per
+ * request); the input is never modified.
  *
  * @example
  * redact({ headers: { cookie: 'sid=1' }, url: 'http://u:p@h/' }) // { headers: { cookie: '[redacted]' }, url: 'http://[redacted]@h/' }
@@ -60,12 +62,31 @@ export function redact(value: unknown, depth = 0): unknown {
       code: (value as { code?: unknown }).code,
     };
   }
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = v !== undefined && isSecretKey(k) ? '[redacted]' : redact(v, depth + 1);
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      const r = redact(v, depth + 1);
+      if (r !== v) (out ??= value.slice())[i] = r;
+    }
+    return out ?? value;
   }
-  return out;
+  const source = value as Record<string, unknown>;
+  // Anything but a plain object (a URL, a Buffer, a class instance) becomes a plain copy of
+  // its own fields: its toJSON() could otherwise print what was never redacted.
+  const proto: unknown = Object.getPrototypeOf(source);
+  let out: Record<string, unknown> | undefined =
+    proto === Object.prototype || proto === null ? undefined : {};
+  for (const k of Object.keys(source)) {
+    const v = source[k];
+    const r = v !== undefined && isSecretKey(k) ? '[redacted]' : redact(v, depth + 1);
+    if (out) out[k] = r;
+    else if (r !== v) {
+      out = { ...source };
+      out[k] = r;
+    }
+  }
+  return out ?? source;
 }
 
 export function redactString(text: string): string {

@@ -2,10 +2,22 @@ import { constants, type Http2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 
 /**
+ * What {@link forwardBody} lets a destination buffer before it pauses the tunnel stream
+ * (plus the chunk in hand).
+ */
+export const FORWARD_BUFFER_BYTES = 256 * 1024;
+
+/**
  * Pipes a tunnel stream's body into `dest` (with backpressure) and ends `dest` only if the
  * stream ended cleanly. A stream reset mid-body (RST_STREAM with an error code, or a close
  * before END_STREAM) calls `onReset` instead, and the caller destroys `dest`: a reset must
  * never reach the other side as a complete-looking, truncated body.
+ *
+ * `dest` is corked from the first chunk of an event-loop turn to the end of that turn, so
+ * what arrived in one turn leaves in one write: a small response and its end in a single
+ * write (not the body's and then an empty one for the end), and the 16 KiB pieces a TLS
+ * tunnel delivers merged into larger writes for a bulk transfer. The tunnel stream is
+ * paused while `dest` holds {@link FORWARD_BUFFER_BYTES} or more.
  *
  * @example
  * forwardBody(tunnelStream, res, () => res.destroy());
@@ -16,11 +28,40 @@ export function forwardBody(
   onReset: (rstCode: number) => void,
 ): void {
   let ended = false;
-  source.pipe(dest, { end: false });
+  let corked = false;
+  let waitingForDrain = false;
+  // Http2ServerResponse (an HTTP/2 client of the relay) has no cork(); h2 batches by itself.
+  const canCork = typeof dest.cork === 'function';
+  const uncork = () => {
+    corked = false;
+    if (!dest.destroyed && !dest.writableEnded) dest.uncork();
+  };
+  const onDrain = () => {
+    waitingForDrain = false;
+    if (!ended && !dest.destroyed) source.resume();
+  };
+  source.on('data', (chunk: Buffer) => {
+    // A destination gone (client closed) takes nothing more; the caller resets the stream.
+    if (dest.destroyed) return;
+    if (canCork && !corked) {
+      corked = true;
+      dest.cork();
+      setImmediate(uncork);
+    }
+    // write() says false past the destination's high-water mark (16–64 KiB); pausing there
+    // made a pause/resume round trip per tunnel chunk in bulk transfers. The budget bounds
+    // what is buffered all the same.
+    if (!dest.write(chunk) && dest.writableLength >= FORWARD_BUFFER_BYTES && !waitingForDrain) {
+      waitingForDrain = true;
+      source.pause();
+      dest.once('drain', onDrain);
+    }
+  });
   source.once('end', () => {
     ended = true;
     const code = source.rstCode;
     if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR) onReset(code);
+    // end() flushes what is corked.
     else dest.end();
   });
   source.once('close', () => {

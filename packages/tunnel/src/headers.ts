@@ -17,26 +17,30 @@ const HOP_BY_HOP = new Set([
 
 /**
  * Copies `headers` without hop-by-hop headers (the fixed list and every name the
- * `Connection` header lists), pseudo-headers and AppProxy metadata headers.
+ * `Connection` header lists), pseudo-headers, AppProxy metadata headers and the names in
+ * `drop` (lower-case), in one pass.
  *
  * @example
- * endToEndHeaders({ connection: 'close, x-a', 'x-a': '1', 'x-b': '2' }) // { 'x-b': '2' }
+ * endToEndHeaders({ connection: 'close, x-a', 'x-a': '1', 'x-b': '2', host: 'h' }, { drop: new Set(['host']) }) // { 'x-b': '2' }
  */
 export function endToEndHeaders(
   headers: IncomingHttpHeaders,
-  opts: { keepMeta?: boolean } = {},
+  opts: { keepMeta?: boolean; drop?: ReadonlySet<string> } = {},
 ): OutgoingHttpHeaders {
-  const listed = new Set<string>();
   const connection = headers.connection;
+  let listed: Set<string> | undefined;
   if (connection) {
+    listed = new Set();
     for (const name of String(connection).split(',')) listed.add(name.trim().toLowerCase());
   }
+  const { keepMeta, drop } = opts;
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    if (!opts.keepMeta && name.startsWith(META_PREFIX)) continue;
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || drop?.has(name)) continue;
+    if (!keepMeta && name.startsWith(META_PREFIX)) continue;
     out[name] = value;
   }
   return out;

@@ -1,5 +1,5 @@
 export { Backoff, type BackoffOptions } from './backoff.js';
-export { forwardBody, resetStream } from './body.js';
+export { FORWARD_BUFFER_BYTES, forwardBody, resetStream } from './body.js';
 export {
   TunnelDialer,
   type TunnelDialerOptions,

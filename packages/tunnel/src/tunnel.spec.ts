@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import {
   TunnelListener,
   endToEndHeaders,
   formatRegistrationToken,
+  FORWARD_BUFFER_BYTES,
   forwardBody,
   resetStream,
   parseRegistrationToken,
@@ -529,6 +530,105 @@ describe('body forwarding', () => {
     expect(await run('/clean')).toEqual({ outcome: 'ended', bytes: 1000 });
     expect((await run('/broken')).outcome).toMatch(/^reset [1-9]/);
   });
+
+  /**
+   * A destination that records how its writes reach the sink (one entry per _write or
+   * _writev call), consuming at `delayMs` per call.
+   */
+  function recorder(opts: { delayMs?: number; highWaterMark?: number } = {}) {
+    const calls: string[] = [];
+    const got: Buffer[] = [];
+    let maxBuffered = 0;
+    const consume = (chunks: Buffer[], done: () => void) => {
+      calls.push(chunks.map((c) => c.length).join('+'));
+      got.push(...chunks);
+      maxBuffered = Math.max(maxBuffered, dest.writableLength);
+      if (opts.delayMs) setTimeout(done, opts.delayMs);
+      else done();
+    };
+    const dest = new Writable({
+      highWaterMark: opts.highWaterMark ?? 16 * 1024,
+      write: (chunk: Buffer, _enc, done) => consume([chunk], done),
+      writev: (chunks, done) =>
+        consume(
+          chunks.map((c) => c.chunk as Buffer),
+          done,
+        ),
+    });
+    const finished = once(dest, 'finish');
+    return { dest, calls, got, finished, maxBuffered: () => maxBuffered };
+  }
+
+  async function forwardOnce(
+    respond: (stream: import('node:http2').ServerHttp2Stream) => void,
+    dest: Writable,
+  ) {
+    const { listener, relayUrl } = await startListener();
+    const sessionP = nextSession(listener);
+    startDialer(relayUrl, {
+      onStream: (stream) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 200 });
+        respond(stream);
+      },
+    });
+    const session = await sessionP;
+    const stream = session.request({ ':method': 'GET', ':path': '/' }, { endStream: true });
+    await once(stream, 'response');
+    forwardBody(stream, dest, (code) => dest.destroy(new Error(`reset ${code}`)));
+  }
+
+  it('what arrives in one turn reaches the destination in one write, the end included', async () => {
+    const r = recorder();
+    await forwardOnce((stream) => {
+      // Three DATA frames and END_STREAM in one go: one read on the relay's side.
+      stream.write(Buffer.alloc(1000, 'a'));
+      stream.write(Buffer.alloc(2000, 'b'));
+      stream.end(Buffer.alloc(24, 'c'));
+    }, r.dest);
+    await r.finished;
+    // (How the sender's nghttp2 cut the frames may vary; one write is the point.)
+    expect(r.calls).toHaveLength(1);
+    expect(Buffer.concat(r.got).length).toBe(3024);
+  });
+
+  it('passes each chunk on in the turn it arrived, without waiting for the next', async () => {
+    const r = recorder();
+    let sendSecond: () => void = () => {};
+    const secondSent = new Promise<void>((resolve) => (sendSecond = resolve));
+    await forwardOnce((stream) => {
+      stream.write(Buffer.alloc(100, 'a'));
+      void secondSent.then(() => stream.end(Buffer.alloc(200, 'b')));
+    }, r.dest);
+    // The first chunk arrives while the second has not been sent: it must not be held back.
+    for (let i = 0; i < 100 && r.got.length === 0; i++) await new Promise((t) => setTimeout(t, 10));
+    expect(r.calls).toEqual(['100']);
+    sendSecond();
+    await r.finished;
+    expect(r.calls).toEqual(['100', '200']);
+  });
+
+  it('keeps backpressure: a slow destination holds about its high-water mark, and every byte arrives', async () => {
+    const r = recorder({ delayMs: 1, highWaterMark: 16 * 1024 });
+    const total = 4 * 1024 * 1024;
+    const data = randomBytes(total);
+    await forwardOnce((stream) => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          const chunk = data.subarray(sent, sent + 64 * 1024);
+          sent += chunk.length;
+          if (!stream.write(chunk)) return void stream.once('drain', pump);
+        }
+        stream.end();
+      };
+      pump();
+    }, r.dest);
+    await r.finished;
+    expect(Buffer.concat(r.got).equals(data)).toBe(true);
+    // Bounded by the forwarding budget plus one tunnel chunk, not by the body.
+    expect(r.maxBuffered()).toBeLessThan(FORWARD_BUFFER_BYTES + 2 * 64 * 1024);
+  });
 });
 
 describe('registration token', () => {
@@ -621,5 +721,13 @@ describe('helpers', () => {
         'x-kept': 'yes',
       }),
     ).toEqual({ 'x-kept': 'yes' });
+  });
+
+  it('endToEndHeaders also drops the names asked for, and keeps metadata when told to', () => {
+    const headers = { host: 'h', expect: '100-continue', 'x-a': ['1', '2'], 'appproxy-app': 'A' };
+    expect(endToEndHeaders(headers, { drop: new Set(['host', 'expect']) })).toEqual({
+      'x-a': ['1', '2'],
+    });
+    expect(endToEndHeaders(headers, { keepMeta: true })).toEqual(headers);
   });
 });
