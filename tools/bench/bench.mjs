@@ -3,6 +3,7 @@
 // on this machine: direct, nginx, an OpenSSH reverse tunnel, node-http-proxy, and AppProxy
 // (relay → mTLS reverse-HTTP/2 tunnel → connector). Prints one table; writes bench/results.json.
 // A benchmark, not a test: nothing here passes or fails.
+import { startDevIdp } from '@appproxy/dev-idp';
 import { createDevCertificates } from '@appproxy/pki';
 import { execFileSync, spawn } from 'node:child_process';
 import {
@@ -20,6 +21,7 @@ import { createServer } from 'node:net';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signIn } from './sign-in.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const quick = process.argv.includes('--quick');
@@ -74,27 +76,52 @@ const log = (line) => process.stderr.write(`bench: ${line}\n`);
  * - body translation: nothing but `wired: true` — the app below already asks for it, and the
  *   origin serves HTML with links to its internal URL on `/1k.html` and `/download?…&html=1`.
  */
+/** The development OpenID provider of the pre-auth variant, once started. */
+let preauthIdp;
 const APPPROXY_VARIANTS = [
   {
     key: 'preauth',
     name: 'AppProxy + pre-auth (valid session cookie)',
     host: 'preauth.bench.test',
-    wired: false,
-    pending: 'OIDC pre-authentication in the relay',
+    wired: true,
+    // The development provider (tools/dev-idp); the session comes from a real sign-in.
+    prepare: async () => {
+      preauthIdp ??= await startDevIdp({
+        port: 0,
+        clients: [
+          {
+            clientId: 'bench',
+            clientSecret: 'bench-secret',
+            redirectUris: ['https://preauth.bench.test/.appproxy/callback'],
+          },
+        ],
+      });
+    },
     appYaml: (origin) => `  - name: BenchPreauth
     internalUrl: ${origin}/
     externalUrl: https://preauth.bench.test/
     preAuthentication: oidc
 `,
-    relayYaml: () => '',
-    requestHeaders: undefined,
+    relayYaml: () => `identityProvider:
+  issuer: ${preauthIdp.issuer}
+  clientId: bench
+  clientSecret: bench-secret
+  scopes: [openid, profile, email, groups]
+`,
+    requestHeaders: async ({ base }) => ({
+      cookie: await signIn({
+        base,
+        host: 'preauth.bench.test',
+        username: 'alice',
+        password: 'alice-password',
+      }),
+    }),
   },
   {
     key: 'translate',
     name: 'AppProxy + body translation (HTML)',
     host: 'translate.bench.test',
-    wired: false,
-    pending: 'HTML/CSS body translation in the relay',
+    wired: true,
     smallPath: '/1k.html',
     downloadQuery: '&html=1',
     appYaml: (origin) => `  - name: BenchTranslate
@@ -604,6 +631,7 @@ AllowTcpForwarding yes
   // measurement use it).
   const variantWanted = (v) => wanted('appproxy') || wanted(`appproxy-${v.key}`);
   if (wanted('appproxy') || APPPROXY_VARIANTS.some(variantWanted)) {
+    for (const v of APPPROXY_VARIANTS) if (v.wired && variantWanted(v)) await v.prepare?.();
     const appYaml = APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
       .map((v) => v.appYaml(origin))
       .join('');
@@ -652,7 +680,7 @@ AllowTcpForwarding yes
         key: `appproxy-${v.key}`,
         name: v.name,
         base,
-        headers: { host: v.host, ...(await v.requestHeaders?.({ config, work })) },
+        headers: { host: v.host, ...(await v.requestHeaders?.({ config, work, base })) },
         smallPath: v.smallPath,
         downloadQuery: v.downloadQuery,
         procs: [
@@ -898,6 +926,7 @@ async function main() {
 
 /** SIGTERM to everything started; waits (bounded) so profiles and logs are complete. */
 async function cleanup() {
+  await preauthIdp?.close();
   const exits = children
     .filter((c) => c.exitCode === null && c.signalCode === null)
     .map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGTERM'))));

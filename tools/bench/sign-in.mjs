@@ -1,0 +1,101 @@
+// A real sign-in for the bench's pre-auth variant, without a browser: the relay's sign-in
+// start, the development provider's login form, the callback — cookies kept by hand. Returns
+// the `Cookie` header of the session the relay set (one cookie or its chunks).
+import { request } from 'node:https';
+
+/**
+ * @param {object} o
+ * @param {string} o.base the relay, `https://127.0.0.1:<port>`
+ * @param {string} o.host the app's external host (Host header and SNI)
+ * @param {string} o.username
+ * @param {string} o.password
+ * @returns {Promise<string>}
+ */
+export async function signIn({ base, host, username, password }) {
+  const relayJar = new Map();
+  const idpJar = new Map();
+  // 1. The relay starts the sign-in: a transaction cookie and a redirect to the provider.
+  let res = await relay(base, host, '/.appproxy/signin?rd=%2F', relayJar);
+  let location = expectRedirect(res, 'sign-in start');
+  // 2. The provider, up to its login form.
+  for (let hop = 0; hop < 10 && !location.includes('/.appproxy/callback'); hop++) {
+    const r = await idp(location, idpJar);
+    if (r.status >= 300 && r.status < 400) {
+      location = new URL(r.headers.get('location'), location).href;
+      continue;
+    }
+    const action = /<form method="post" action="([^"]+)"/.exec(await r.text())?.[1];
+    if (!action) throw new Error(`bench sign-in: no login form at ${location}`);
+    const post = await idp(new URL(action.replaceAll('&amp;', '&'), location).href, idpJar, {
+      method: 'POST',
+      body: new URLSearchParams({ username, password }).toString(),
+    });
+    location = new URL(expectRedirect(post, 'login'), location).href;
+  }
+  // 3. The callback on the relay: the session cookie.
+  const callback = new URL(location);
+  res = await relay(base, host, `${callback.pathname}${callback.search}`, relayJar);
+  expectRedirect(res, 'callback');
+  const session = [...relayJar].filter(([name]) => /appproxy_session/.test(name));
+  if (session.length === 0) throw new Error('bench sign-in: the relay set no session cookie');
+  return session.map(([k, v]) => `${k}=${v}`).join('; ');
+}
+
+function expectRedirect(res, what) {
+  const status = res.status ?? res.statusCode;
+  const location =
+    typeof res.headers.get === 'function' ? res.headers.get('location') : res.headers.location;
+  if (status < 300 || status >= 400 || !location)
+    throw new Error(`bench sign-in: ${what} answered ${status}, not a redirect`);
+  return location;
+}
+
+function keep(jar, lines) {
+  for (const line of lines ?? []) {
+    const [pair, ...attrs] = line.split(';');
+    const eq = pair.indexOf('=');
+    const name = pair.slice(0, eq).trim();
+    if (attrs.some((a) => /^\s*max-age=0\s*$/i.test(a))) jar.delete(name);
+    else jar.set(name, pair.slice(eq + 1).trim());
+  }
+}
+
+const cookieHeader = (jar) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+
+function relay(base, host, path, jar) {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        servername: host,
+        rejectUnauthorized: false,
+        path,
+        headers: { host, accept: 'text/html', ...(jar.size && { cookie: cookieHeader(jar) }) },
+        agent: false,
+      },
+      (res) => {
+        keep(jar, res.headers['set-cookie']);
+        res.resume();
+        res.on('end', () => resolve(res));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function idp(url, jar, init = {}) {
+  const res = await fetch(url, {
+    redirect: 'manual',
+    ...init,
+    headers: {
+      accept: 'text/html',
+      ...(jar.size && { cookie: cookieHeader(jar) }),
+      ...(init.body && { 'content-type': 'application/x-www-form-urlencoded' }),
+    },
+  });
+  keep(jar, res.headers.getSetCookie());
+  return res;
+}
