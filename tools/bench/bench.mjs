@@ -52,8 +52,8 @@ const REPEAT = Math.max(1, Number(repeatArg ?? 1));
 const DURATION_S = quick ? 3 : 10;
 // Load before each path's first measured run, discarded: JIT tiers, heap sizing and pools
 // settle in the first seconds (a cold Node proxy measures ~30 % slower in its first 5 s).
-const WARMUP_S = quick ? 2 : 5;
-const BULK_MIB = quick ? 256 : 1024;
+const WARMUP_S = quick ? 1 : 5;
+const BULK_MIB = quick ? 128 : 1024;
 const CONNECTIONS = 50;
 const work = mkdtempSync(join(tmpdir(), 'appproxy-bench-'));
 const children = [];
@@ -387,7 +387,7 @@ function fixedRate(url, headers = {}) {
       join(root, 'tools/bench/fixed-rate.mjs'),
       url,
       '1000',
-      String(quick ? 3 : 10),
+      String(quick ? 2 : 10),
       JSON.stringify(headers),
     ],
     { encoding: 'utf8' },
