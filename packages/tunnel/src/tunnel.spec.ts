@@ -428,11 +428,15 @@ describe('lifecycle', () => {
       status: 204,
       body: undefined,
     });
-    const refused = await session.control('hello' as never, { x: 1 }).catch((e) => e);
-    expect(refused).toMatchObject({ status: 200 });
+    // A handler that refuses: 500 with its code, for the relay's logs.
+    expect(await session.control('unknown-control' as never, { x: 1 })).toEqual({
+      status: 500,
+      body: { error: { code: 'APPPROXY_TEST_REFUSED', message: 'nope' } },
+    });
     expect(seen).toEqual([
       ['renew', undefined],
       ['certificate', { certificate: 'PEM' }],
+      ['unknown-control', { x: 1 }],
     ]);
   });
 
