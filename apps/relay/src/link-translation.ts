@@ -5,9 +5,13 @@ import {
   createBodyTranslation,
   requestHeaderPasses,
   responseHeaderPasses,
+  translateHost,
   type BodyTranslation,
   type HeaderObject,
 } from '@appproxy/translate';
+
+/** The request passes but Host: the relay's router sets `:authority` itself (per flag). */
+const REQUEST_PASSES = requestHeaderPasses.filter((pass) => pass !== translateHost);
 import type { OutgoingHttpHeaders } from 'node:http';
 
 /**
@@ -29,7 +33,7 @@ export class LinkTranslation {
   request(headers: OutgoingHttpHeaders, app: PublishedAppConfig): void {
     if (!app.translateHeaders) return;
     const ctx = { map: this.map, app: app.name };
-    for (const pass of requestHeaderPasses) pass(headers as HeaderObject, ctx);
+    for (const pass of REQUEST_PASSES) pass(headers as HeaderObject, ctx);
   }
 
   /**

@@ -386,6 +386,7 @@ export class RelayProxy {
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    if (isReserved(target)) return fail('RESERVED_PATH');
     const routed = this.#route(req, host, target, correlationId);
     if (typeof routed === 'string') return fail(routed);
     if ('code' in routed) {
@@ -492,7 +493,6 @@ export class RelayProxy {
   }
 
   #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
-    if (isReserved(target)) return 'RESERVED_PATH';
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';

@@ -186,13 +186,13 @@ export class Relay {
     const deadline = Date.now() + timeout;
     const publicClosed = closeServer(this.#public, timeout);
     for (const session of this.#clientSessions) session.close();
-    void closeServer(this.#redirect, 0);
+    const redirectClosed = closeServer(this.#redirect, 0);
     await Promise.race([this.#proxy?.drain(), sleep(timeout)]);
     this.#connectors?.stop();
     await Promise.all([
       this.#tunnel?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) }),
       publicClosed,
-      closeServer(this.#redirect, 0),
+      redirectClosed,
     ]);
     await closeServer(this.#admin, 0);
     this.#store?.close();

@@ -57,6 +57,8 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
   readonly #groupOf = new Map<T, string>();
   /** Per group: where the next tie-break starts, so equal connectors take turns. */
   readonly #turn = new Map<string, number>();
+  /** Per group: its connectors' tunnel sets as an array, rebuilt on add/remove, not per pick. */
+  readonly #ordered = new Map<string, Set<T>[]>();
 
   add(group: string, tunnel: T): void {
     if (this.#groupOf.has(tunnel)) return;
@@ -66,6 +68,7 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
     if (!tunnels) connectors.set(tunnel.connectorId, (tunnels = new Set()));
     tunnels.add(tunnel);
     this.#groupOf.set(tunnel, group);
+    this.#ordered.set(group, [...connectors.values()]);
   }
 
   remove(tunnel: T): void {
@@ -76,15 +79,17 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
     const tunnels = connectors.get(tunnel.connectorId)!;
     tunnels.delete(tunnel);
     if (tunnels.size === 0) connectors.delete(tunnel.connectorId);
-    if (connectors.size === 0) this.#groups.delete(group);
+    if (connectors.size === 0) {
+      this.#groups.delete(group);
+      this.#ordered.delete(group);
+    } else this.#ordered.set(group, [...connectors.values()]);
   }
 
   /** The tunnel to carry the next stream of an app in `group`, or why there is none. */
   pick(group: string, opts: PickOptions = {}): T | NoConnector {
-    const connectors = this.#groups.get(group);
-    if (!connectors) return 'NO_CONNECTOR';
+    const ordered = this.#ordered.get(group);
+    if (!ordered) return 'NO_CONNECTOR';
     const { capability, affinityKey, exclude } = opts;
-    const ordered = [...connectors.values()];
     const start = affinityKey === undefined ? this.#nextTurn(group, ordered.length) : 0;
     let best: T | undefined;
     let bestScore = 0;
