@@ -14,10 +14,12 @@ export const FORWARD_BUFFER_BYTES = 256 * 1024;
  * never reach the other side as a complete-looking, truncated body.
  *
  * `dest` is corked from the first chunk of an event-loop turn to the end of that turn, so
- * what arrived in one turn leaves in one write: a small response and its end in a single
- * write (not the body's and then an empty one for the end), and the 16 KiB pieces a TLS
- * tunnel delivers merged into larger writes for a bulk transfer. The tunnel stream is
- * paused while `dest` holds {@link FORWARD_BUFFER_BYTES} or more.
+ * what arrived in one turn leaves in one write: the 16 KiB pieces a TLS tunnel delivers
+ * merged into larger writes for a bulk transfer. `dest` is always uncorked before it is
+ * ended: Node 24's `ServerResponse` sends the terminating chunk of a chunked body ahead of
+ * data still corked, so `end()` on a corked response cut its tail off while looking
+ * complete. The tunnel stream is paused while `dest` holds {@link FORWARD_BUFFER_BYTES} or
+ * more.
  *
  * @example
  * forwardBody(tunnelStream, res, () => res.destroy());
@@ -33,8 +35,9 @@ export function forwardBody(
   // Http2ServerResponse (an HTTP/2 client of the relay) has no cork(); h2 batches by itself.
   const canCork = typeof dest.cork === 'function';
   const uncork = () => {
+    if (!corked) return;
     corked = false;
-    if (!dest.destroyed && !dest.writableEnded) dest.uncork();
+    if (!dest.destroyed) dest.uncork();
   };
   const onDrain = () => {
     waitingForDrain = false;
@@ -60,9 +63,13 @@ export function forwardBody(
   source.once('end', () => {
     ended = true;
     const code = source.rstCode;
-    if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR) onReset(code);
-    // end() flushes what is corked.
-    else dest.end();
+    // `aborted`: Node can emit 'end' for a stream the peer reset, before the reset is known
+    // by its code.
+    if (source.aborted || (code !== undefined && code !== constants.NGHTTP2_NO_ERROR))
+      return onReset(code ?? constants.NGHTTP2_CANCEL);
+    // Never end() a corked destination (see above): the data first, then the end.
+    uncork();
+    dest.end();
   });
   source.once('close', () => {
     if (!ended) onReset(source.rstCode ?? constants.NGHTTP2_INTERNAL_ERROR);
