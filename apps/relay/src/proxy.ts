@@ -175,7 +175,7 @@ export class RelayProxy {
       if (detail) log.warn('request failed', { code, app: appName, detail });
       metrics.errors.labels(appName ?? '-', code).inc();
       if (res.headersSent) {
-        res.destroy();
+        breakOff(res, code);
         return;
       }
       const page = renderError(code, {
@@ -296,16 +296,18 @@ export class RelayProxy {
           out['x-appproxy-correlation-id'] = correlationId;
           for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
           res.writeHead(status, out);
-          s.on('data', (chunk: Buffer) => {
-            bytesOut += chunk.length;
-          });
+          // The body bytes the client is sent: after translation, before framing.
+          const sent = (chunk: Buffer) => {
+            if (!res.destroyed) bytesOut += chunk.length;
+          };
           // Reset mid-response (connector lost, backend failed): the client must see a broken
           // response, never a truncated body that looks whole.
           const interrupted = (why: string) => {
             log.warn('response interrupted', { app: appName, connector: session.connectorId, why });
-            res.destroy();
+            breakOff(res, why);
           };
           if (!translation) {
+            s.on('data', sent);
             forwardBody(s, res, (rst) => interrupted(`RST ${rst}`));
             return;
           }
@@ -318,6 +320,7 @@ export class RelayProxy {
             transform.destroy();
             interrupted(`RST ${rst}`);
           });
+          transform.on('data', sent);
           transform.pipe(res);
         });
         s.on('close', () => {
@@ -540,6 +543,17 @@ export class RelayProxy {
     }
     return routed;
   }
+}
+
+/**
+ * Breaks a response off so that the client cannot take it for whole: an HTTP/1.1 connection
+ * is closed (no terminating chunk, a short Content-Length); an HTTP/2 stream is reset with
+ * INTERNAL_ERROR — `destroy()` without an error resets with NO_ERROR, which a client reads
+ * as the clean end of a short body.
+ */
+function breakOff(res: ServerResponse, why: string): void {
+  if (res.req.httpVersionMajor === 2) res.destroy(new Error(`response broken off: ${why}`));
+  else res.destroy();
 }
 
 /** The original client: the first X-Forwarded-For entry (a trusted proxy's, or the peer). */

@@ -1,4 +1,4 @@
-import { FORWARD_BUFFER_BYTES } from '@appproxy/tunnel';
+import { FORWARD_BUFFER_BYTES, resetStream } from '@appproxy/tunnel';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 
@@ -17,6 +17,7 @@ export class RequestBody {
   #kept: Buffer[] | undefined = [];
   #keptBytes = 0;
   #ended = false;
+  #aborted = false;
   /** Bytes read from the client so far. */
   received = 0;
   /** Bytes written into the current stream. */
@@ -26,9 +27,13 @@ export class RequestBody {
     this.#source = source;
     source.on('data', (chunk: Buffer) => this.#onData(chunk));
     source.once('end', () => {
+      // An HTTP/2 request the client reset still ends (after 'aborted'): a body cut short
+      // must reach the connector as a reset, never as a complete body.
+      if ((source as { aborted?: boolean }).aborted) return this.#abort();
       this.#ended = true;
       this.#dest?.end();
     });
+    source.once('aborted', () => this.#abort());
     source.pause();
   }
 
@@ -40,6 +45,7 @@ export class RequestBody {
   /** Sends the body (what was kept, then the rest as it arrives) into `stream`. */
   into(stream: ClientHttp2Stream): void {
     this.#dest = stream;
+    if (this.#aborted) return resetStream(stream, 'client request body aborted');
     this.sent = 0;
     for (const chunk of this.#kept ?? []) {
       stream.write(chunk);
@@ -58,6 +64,12 @@ export class RequestBody {
   /** The response began: nothing will be replayed, drop what was kept. */
   release(): void {
     this.#kept = undefined;
+  }
+
+  #abort(): void {
+    if (this.#ended) return;
+    this.#aborted = true;
+    if (this.#dest) resetStream(this.#dest, 'client request body aborted');
   }
 
   #onData(chunk: Buffer): void {
