@@ -183,6 +183,19 @@ describe('createBodyTranslation — encodings', () => {
     },
   );
 
+  it.each(codings)(
+    '%s (%#): a body that decodes to nothing leaves as a valid empty encoding, not zero bytes',
+    async (coding, encode, decode) => {
+      const t = createBodyTranslation(html({ 'content-encoding': coding }), {
+        map,
+        app: 'HR site',
+      })!;
+      const out = await run(t.transform, [encode(Buffer.alloc(0))]);
+      if (coding !== 'identity') expect(out.length).toBeGreaterThan(0);
+      expect(decode(out).length).toBe(0);
+    },
+  );
+
   it('gzip fed one byte at a time gives the same body', async () => {
     const small = fixture('legacy-malformed.html');
     const t = createBodyTranslation(html({ 'content-encoding': 'gzip' }), {

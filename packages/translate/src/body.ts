@@ -342,6 +342,9 @@ class TranslatingTransform extends Transform {
       const rest = this.#rewriter.end();
       if (rest.length > 0) this.#out(Buffer.from(rest, 'latin1'));
       this.#clearTimer();
+      // A body that decodes to nothing still leaves encoded (an empty gzip member), never as
+      // zero bytes under its Content-Encoding.
+      if (this.#reencode && this.#decoder) this.#encoder ??= this.#makeEncoder();
       if (this.#encoder) {
         this.#encoder.once('end', () => callback());
         this.#encoder.end();
