@@ -91,7 +91,22 @@ describe('redact without copies', () => {
   it('copies objects that are not plain, so their toJSON never prints a secret', () => {
     const url = new URL('http://user:pa55@proxy:3128/');
     expect(JSON.stringify(redact({ url }))).not.toContain('pa55');
-    expect(redact({ when: new Date(0) })).toEqual({ when: {} });
+    expect(redact({ when: new Date(0) })).toEqual({ when: '1970-01-01T00:00:00.000Z' });
+  });
+
+  it('keeps the stack and the cause of an error, redacted', () => {
+    const cause = Object.assign(new Error('connect refused to http://u:pa55@db/'), {
+      code: 'ECONNREFUSED',
+    });
+    const err = new Error('sign-in failed with Bearer q.w.e', { cause });
+    const out = redact({ error: err }) as {
+      error: { stack: string; cause: { code: string; stack: string; message: string } };
+    };
+    expect(out.error.stack).toContain('logger.spec.ts');
+    expect(out.error.stack).not.toContain('q.w.e');
+    expect(out.error.cause.code).toBe('ECONNREFUSED');
+    expect(out.error.cause.message).toBe('connect refused to http://[redacted]@db/');
+    expect(out.error.cause.stack).not.toContain('pa55');
   });
 });
 

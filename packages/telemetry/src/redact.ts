@@ -56,12 +56,17 @@ export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactString(value);
   if (value === null || typeof value !== 'object' || depth > 8) return value;
   if (value instanceof Error) {
-    return {
-      name: value.name,
-      message: redactString(value.message),
-      code: (value as { code?: unknown }).code,
-    };
+    // Stack and cause stay (redacted): an unexpected error must leave something to debug.
+    const out: Record<string, unknown> = { name: value.name, message: redactString(value.message) };
+    const code = (value as { code?: unknown }).code;
+    if (code !== undefined) out.code = code;
+    if (value.stack !== undefined) out.stack = redactString(value.stack);
+    if (value.cause !== undefined) out.cause = redact(value.cause, depth + 1);
+    return out;
   }
+  // A Date has no own fields: as a plain copy it would log as {}.
+  if (value instanceof Date)
+    return Number.isNaN(value.getTime()) ? 'Invalid Date' : value.toISOString();
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
