@@ -274,7 +274,8 @@ function h1Fresh(
       res.on('error', done);
       res.on('close', done);
     });
-    if (opts.upload) void sendUpload(req, opts.upload).then(() => req.end());
+    if (opts.upload)
+      void writeRandomly(req, opts.upload.body, opts.upload.rand).then(() => req.end());
     else req.end();
   });
 }
@@ -294,7 +295,8 @@ async function h2Request(
   if (opts.upload?.framing === 'length') headers['content-length'] = opts.upload.body.length;
   const stream = session.request(headers, { endStream: !opts.upload });
   stream.on('error', () => {});
-  if (opts.upload) void sendUpload(stream, opts.upload).then(() => stream.end());
+  if (opts.upload)
+    void writeRandomly(stream, opts.upload.body, opts.upload.rand).then(() => stream.end());
   const [resHeaders] = (await once(stream, 'response')) as [Record<string, string>];
   const chunks: Buffer[] = [];
   let ended = false;
@@ -354,10 +356,6 @@ interface Upload {
   body: Buffer;
   framing: Framing;
   rand: Random;
-}
-
-async function sendUpload(dest: NodeJS.WritableStream & { destroyed: boolean }, upload: Upload) {
-  await writeRandomly(dest as never, upload.body, upload.rand);
 }
 
 function connectH2(app: App): ClientHttp2Session {
