@@ -1,6 +1,4 @@
-/** Codes the connector reports to the relay on a response it made itself (META.error). */
-export type BackendErrorCode =
-  'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_TLS_INVALID' | 'BACKEND_UPGRADE_REFUSED';
+import type { ConnectorErrorCode } from '@appproxy/tunnel';
 
 const TLS_CODES = new Set([
   'CERT_HAS_EXPIRED',
@@ -15,7 +13,7 @@ const TLS_CODES = new Set([
 
 /** Maps a backend-hop failure (undici or node:http) to the code the user will see. */
 export function classifyBackendError(err: unknown): {
-  code: BackendErrorCode;
+  code: ConnectorErrorCode;
   status: number;
   detail: string;
 } {

@@ -1,10 +1,12 @@
 import type { Logger } from '@appproxy/telemetry';
 import {
   FORWARD_BUFFER_BYTES,
-  META,
+  TunnelError,
+  decodeRequestMeta,
   endToEndHeaders,
   forwardBody,
   resetStream,
+  type RequestMeta,
 } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -17,10 +19,6 @@ import { Agent, proxyAgent } from './undici.js';
 import { forwardUpgrade } from './upgrade.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
-/** Used when the relay sends no timeout (it always does). */
-const DEFAULT_TIMEOUT_MS = 85_000;
-/** Targets parsed so far (one per published app; bounded in case of churn). */
-const MAX_CACHED_TARGETS = 1000;
 
 export interface ForwarderOptions {
   log: Logger;
@@ -47,7 +45,6 @@ export class BackendForwarder {
   readonly #connections: number;
   /** Pools by backend TLS validation and forward proxy (`verify|proxy`). */
   readonly #dispatchers = new Map<string, Dispatcher>();
-  readonly #targets = new Map<string, URL | undefined>();
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
@@ -83,34 +80,20 @@ export class BackendForwarder {
     return d;
   }
 
-  /** The relay's `appproxy-target`, parsed once per distinct value; undefined if unusable. */
-  #target(value: string): URL | undefined {
-    if (this.#targets.has(value)) return this.#targets.get(value);
-    let target: URL | undefined;
-    try {
-      target = new URL(value);
-      if (target.protocol !== 'http:' && target.protocol !== 'https:') target = undefined;
-    } catch {
-      target = undefined;
-    }
-    if (this.#targets.size >= MAX_CACHED_TARGETS) this.#targets.clear();
-    this.#targets.set(value, target);
-    return target;
-  }
-
   /** `onStream` for the TunnelDialer. */
   handle = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
-    const requestId = String(headers[META.requestId] ?? '');
-    const app = String(headers[META.app] ?? '-');
+    let meta: RequestMeta;
+    try {
+      meta = decodeRequestMeta(headers);
+    } catch (err) {
+      if (!(err instanceof TunnelError)) throw err;
+      this.#log.warn('relay sent bad metadata', { error: err });
+      return respondError(stream, 'BACKEND_UNREACHABLE', 502, err.message);
+    }
+    const { requestId, app, target, timeoutMs, verifyTls, backendProxy: proxy } = meta;
     // Made only when a line is written: most requests log nothing here.
     let log: Logger | undefined;
     const logger = () => (log ??= this.#log.child({ requestId, app }));
-    const target = this.#target(String(headers[META.target]));
-    if (!target)
-      return respondError(stream, 'BACKEND_UNREACHABLE', 502, 'relay sent no valid target');
-    const timeoutMs = Number(headers[META.timeout]) || DEFAULT_TIMEOUT_MS;
-    const verifyTls = headers[META.tlsVerify] !== '0';
-    const proxy = headers[META.backendProxy] as string | undefined;
     const authority = String(headers[':authority'] ?? target.host);
     const path = String(headers[':path'] ?? '/');
     const method = String(headers[':method']);
@@ -126,6 +109,7 @@ export class BackendForwarder {
         stream,
         headers,
         target,
+        protocol: meta.upgrade ?? String(headers[':protocol'] ?? 'websocket'),
         authority,
         path,
         timeoutMs,

@@ -1,11 +1,10 @@
-import { META, resetStream } from '@appproxy/tunnel';
+import { META, resetStream, type ConnectorErrorCode } from '@appproxy/tunnel';
 import type { ServerHttp2Stream } from 'node:http2';
-import type { BackendErrorCode } from './errors.js';
 
 /** Answers a tunnel stream for a backend that never answered; the relay renders the page. */
 export function respondError(
   stream: ServerHttp2Stream,
-  code: BackendErrorCode,
+  code: ConnectorErrorCode,
   status: number,
   detail: string,
 ): void {

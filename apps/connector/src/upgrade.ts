@@ -1,5 +1,5 @@
 import type { Logger } from '@appproxy/telemetry';
-import { META, connectThroughProxy, endToEndHeaders } from '@appproxy/tunnel';
+import { connectThroughProxy, endToEndHeaders } from '@appproxy/tunnel';
 import {
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -17,6 +17,8 @@ export interface UpgradeContext {
   stream: ServerHttp2Stream;
   headers: IncomingHttpHeaders;
   target: URL;
+  /** The client's `Upgrade` protocol (`appproxy-upgrade`). */
+  protocol: string;
   authority: string;
   path: string;
   timeoutMs: number;
@@ -68,7 +70,7 @@ function failUpgrade(ctx: UpgradeContext, err: unknown): void {
 /** The HTTP/1.1 upgrade request, on `socket` when a proxy tunnel was opened, else directly. */
 function upgradeOver(ctx: UpgradeContext, via: Socket | undefined): void {
   const { stream, headers, target, log, metrics, app } = ctx;
-  const protocol = String(headers[META.upgrade] ?? headers[':protocol'] ?? 'websocket');
+  const protocol = ctx.protocol;
   const outHeaders: OutgoingHttpHeaders = {
     ...endToEndHeaders(headers),
     host: ctx.authority,

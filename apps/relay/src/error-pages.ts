@@ -91,10 +91,6 @@ export const RELAY_ERRORS = {
 
 export type RelayErrorCode = keyof typeof RELAY_ERRORS;
 
-export function isRelayErrorCode(code: unknown): code is RelayErrorCode {
-  return typeof code === 'string' && Object.hasOwn(RELAY_ERRORS, code);
-}
-
 export interface ErrorContext {
   app?: string;
   correlationId: string;

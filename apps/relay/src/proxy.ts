@@ -6,9 +6,12 @@ import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
   META,
+  encodeRequestMeta,
   endToEndHeaders,
+  isConnectorErrorCode,
   forwardBody,
   resetStream,
+  type RequestMetaInit,
   type TunnelSession,
 } from '@appproxy/tunnel';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -26,12 +29,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import {
-  isRelayErrorCode,
-  renderError,
-  type RelayErrorCode,
-  type RenderedError,
-} from './error-pages.js';
+import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
 import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
@@ -77,6 +75,8 @@ const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
 interface Routed {
   match: RouteMatch<PublishedAppConfig>;
   headers: OutgoingHttpHeaders;
+  /** For the connector; written into `headers` when the stream is opened. */
+  meta: RequestMetaInit;
   /** What the sign-in gate needs: the external request and the client's address. */
   gate: GateRequest;
   /** `sticky`: the key that keeps this client on one connector. */
@@ -225,6 +225,7 @@ export class RelayProxy {
       const body = new RequestBody(req);
       res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
       const endStream = hasNoBody(req);
+      encodeRequestMeta(routed.meta, routed.headers);
       req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
 
       let stream: ClientHttp2Stream | undefined;
@@ -282,7 +283,9 @@ export class RelayProxy {
           const connectorError = headers[META.error];
           if (connectorError) {
             s.resume();
-            const code = isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE';
+            const code = isConnectorErrorCode(connectorError)
+              ? connectorError
+              : 'BACKEND_UNREACHABLE';
             return fail(
               code,
               `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
@@ -410,13 +413,15 @@ export class RelayProxy {
         );
       }
       const session = picked;
-      const headers: OutgoingHttpHeaders = {
-        ...routed.headers,
-        ':method': 'CONNECT',
-        ':protocol': protocol,
-        ':scheme': new URL(match.internalOrigin).protocol.slice(0, -1),
-        [META.upgrade]: String(req.headers.upgrade),
-      };
+      const headers = encodeRequestMeta(
+        { ...routed.meta, upgrade: String(req.headers.upgrade) },
+        {
+          ...routed.headers,
+          ':method': 'CONNECT',
+          ':protocol': protocol,
+          ':scheme': match.internalOrigin.slice(0, match.internalOrigin.indexOf(':')),
+        },
+      );
       let stream: ClientHttp2Stream;
       try {
         stream = session.request(headers);
@@ -434,7 +439,7 @@ export class RelayProxy {
         const connectorError = resHeaders[META.error];
         if (connectorError) {
           return fail(
-            isRelayErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
+            isConnectorErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
             `connector ${session.connectorId}: ${String(connectorError)}`,
           );
         }
@@ -515,17 +520,19 @@ export class RelayProxy {
     headers[':method'] = req.method ?? 'GET';
     headers[':path'] = match.internalPath;
     headers[':authority'] = app.translateHeaders ? match.internalHost : externalHost;
-    headers[META.target] = match.internalOrigin;
-    headers[META.requestId] = correlationId;
-    headers[META.app] = app.name;
-    headers[META.timeout] = String(app.backendTimeoutMs);
-    headers[META.tlsVerify] = app.validateBackendTls ? '1' : '0';
-    if (app.backendProxy !== undefined) headers[META.backendProxy] = app.backendProxy;
     this.#deps.links.request(headers, app);
     const clientIp = firstAddress(forwarded);
     const routed: Routed = {
       match,
       headers,
+      meta: {
+        target: match.internalOrigin,
+        requestId: correlationId,
+        app: app.name,
+        timeoutMs: app.backendTimeoutMs,
+        verifyTls: app.validateBackendTls,
+        ...(app.backendProxy !== undefined && { backendProxy: app.backendProxy }),
+      },
       setCookie: [],
       gate: { method: req.method ?? 'GET', url: target, headers: req.headers, clientIp },
     };
@@ -567,12 +574,12 @@ function isReserved(target: string): boolean {
 }
 
 /**
- * The signed-in identity travels to the connector as tunnel metadata only (base64url JSON;
- * the connector never forwards `appproxy-*` headers); the relay's bearer token does not.
+ * The signed-in identity travels to the connector as tunnel metadata only (the connector
+ * never forwards `appproxy-*` headers); the relay's bearer token does not.
  */
 function withIdentity(routed: Routed, identity: Identity, stripAuthorization: boolean): void {
   if (stripAuthorization) routed.headers.authorization = undefined;
-  routed.headers[META.identity] = Buffer.from(JSON.stringify(identity)).toString('base64url');
+  routed.meta.identity = identity;
 }
 
 function header(v: string | string[] | undefined, separator = ', '): string | undefined {

@@ -1,3 +1,4 @@
+import { CONNECTOR_ERROR_CODES } from '@appproxy/tunnel';
 import { describe, expect, it } from 'vitest';
 import { RELAY_ERRORS, renderError } from './error-pages.js';
 import { TrustedProxies, forwardedHeaders } from './forwarded.js';
@@ -9,6 +10,10 @@ describe('error pages', () => {
       expect(e.status, code).toBeGreaterThanOrEqual(400);
       expect(e.hint.length, code).toBeGreaterThan(10);
     }
+  });
+
+  it('has a page for every code a connector can answer with', () => {
+    for (const code of CONNECTOR_ERROR_CODES) expect(RELAY_ERRORS, code).toHaveProperty(code);
   });
 
   it('renders JSON for API clients and escaped HTML for people', () => {

@@ -8,7 +8,9 @@ export type TunnelErrorCode =
   | 'APPPROXY_TUNNEL_PROXY_FAILED'
   | 'APPPROXY_TUNNEL_TOKEN_MALFORMED'
   | 'APPPROXY_TUNNEL_RELAY_UNTRUSTED'
-  | 'APPPROXY_TUNNEL_REGISTRATION_REFUSED';
+  | 'APPPROXY_TUNNEL_REGISTRATION_REFUSED'
+  /** A tunnel stream's `appproxy-*` metadata is missing or malformed. */
+  | 'APPPROXY_TUNNEL_META_INVALID';
 
 export class TunnelError extends Error {
   readonly code: TunnelErrorCode;

@@ -10,6 +10,16 @@ export { TunnelError, type TunnelErrorCode } from './errors.js';
 export { endToEndHeaders, isHopByHop } from './headers.js';
 export { watchLiveness, type LivenessOptions } from './liveness.js';
 export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';
+export {
+  CONNECTOR_ERROR_CODES,
+  decodeRequestMeta,
+  encodeRequestMeta,
+  isConnectorErrorCode,
+  type ConnectorErrorCode,
+  type RequestMeta,
+  type RequestMetaInit,
+  type TunnelIdentity,
+} from './meta.js';
 export { connectThroughProxy } from './outbound-proxy.js';
 export type { PeerIdentity } from './peer.js';
 export {

@@ -1,0 +1,169 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { TunnelError } from './errors.js';
+import { META } from './protocol.js';
+
+/**
+ * The signed-in user the relay passes to the connector (`appproxy-identity`): the claims an
+ * oidc app's sign-in produced. For the connector (logs, single sign-on); never forwarded to
+ * a backend.
+ */
+export interface TunnelIdentity {
+  sub: string;
+  issuer: string;
+  name?: string;
+  email?: string;
+  preferredUsername?: string;
+  upn?: string;
+  groups?: string[];
+  roles?: string[];
+  amr?: string[];
+  groupsOverage?: true;
+  groupsTruncated?: true;
+  authTime?: number;
+}
+
+/**
+ * What the relay tells the connector about one proxied request or upgrade, beside the
+ * request itself (docs/tunnel-protocol.md §3.2). One definition for both sides, so the
+ * relay that writes it and the connector that reads it cannot drift.
+ */
+export interface RequestMeta {
+  /** Origin of the internal URL the connector contacts (`http(s)://host[:port]`). */
+  target: URL;
+  /** Correlation id: both sides' logs and the user's error page. */
+  requestId: string;
+  /** The app's name (logs, metrics). */
+  app: string;
+  /** Backend timeout for headers and between body bytes. */
+  timeoutMs: number;
+  /** `false`: the app's `validateBackendTls: false`. */
+  verifyTls: boolean;
+  /** Forward proxy towards the backend (the app's `backendProxy`). */
+  backendProxy?: string;
+  /** The signed-in user of an oidc app. */
+  identity?: TunnelIdentity;
+  /** On an extended CONNECT stream: the client's `Upgrade` protocol. */
+  upgrade?: string;
+}
+
+/** Codes a connector answers with when the backend never did (`appproxy-error`). */
+export const CONNECTOR_ERROR_CODES = [
+  'BACKEND_UNREACHABLE',
+  'BACKEND_TIMEOUT',
+  'BACKEND_TLS_INVALID',
+  'BACKEND_UPGRADE_REFUSED',
+] as const;
+export type ConnectorErrorCode = (typeof CONNECTOR_ERROR_CODES)[number];
+
+const CONNECTOR_ERRORS: ReadonlySet<string> = new Set(CONNECTOR_ERROR_CODES);
+
+/**
+ * Whether `value` is one of {@link CONNECTOR_ERROR_CODES}.
+ *
+ * @example
+ * isConnectorErrorCode('BACKEND_TIMEOUT'); // true
+ */
+export function isConnectorErrorCode(value: unknown): value is ConnectorErrorCode {
+  return typeof value === 'string' && CONNECTOR_ERRORS.has(value);
+}
+
+/** What {@link encodeRequestMeta} takes: the target also as an origin string. */
+export type RequestMetaInit = Omit<RequestMeta, 'target'> & { target: URL | string };
+
+/**
+ * Writes `meta` into the headers of a tunnel stream (in place; returns them).
+ *
+ * @example
+ * const h = encodeRequestMeta(
+ *   { target: new URL('http://wiki.corp:8080'), requestId: 'r1', app: 'Wiki', timeoutMs: 85000, verifyTls: true },
+ *   { ':method': 'GET', ':path': '/' },
+ * );
+ * h['appproxy-target']; // 'http://wiki.corp:8080'
+ */
+export function encodeRequestMeta(
+  meta: RequestMetaInit,
+  headers: OutgoingHttpHeaders,
+): OutgoingHttpHeaders {
+  headers[META.target] = typeof meta.target === 'string' ? meta.target : meta.target.origin;
+  headers[META.requestId] = meta.requestId;
+  headers[META.app] = meta.app;
+  headers[META.timeout] = String(meta.timeoutMs);
+  headers[META.tlsVerify] = meta.verifyTls ? '1' : '0';
+  if (meta.backendProxy !== undefined) headers[META.backendProxy] = meta.backendProxy;
+  if (meta.identity !== undefined)
+    headers[META.identity] = Buffer.from(JSON.stringify(meta.identity)).toString('base64url');
+  if (meta.upgrade !== undefined) headers[META.upgrade] = meta.upgrade;
+  return headers;
+}
+
+/** Parsed targets by header value (one per published app; cleared if it ever grows large). */
+const targets = new Map<string, URL>();
+const MAX_CACHED_TARGETS = 1000;
+
+function invalid(header: string, why: string): TunnelError {
+  return new TunnelError('APPPROXY_TUNNEL_META_INVALID', `${header}: ${why}`);
+}
+
+function one(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function parseTarget(value: string | undefined): URL {
+  if (value === undefined) throw invalid(META.target, 'missing');
+  let url = targets.get(value);
+  if (url) return url;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid(META.target, 'not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw invalid(META.target, `scheme ${url.protocol} is not http or https`);
+  if (targets.size >= MAX_CACHED_TARGETS) targets.clear();
+  targets.set(value, url);
+  return url;
+}
+
+function parseIdentity(value: string | undefined): TunnelIdentity | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid(META.identity, 'not base64url JSON');
+  }
+  const id = parsed as Partial<TunnelIdentity> | null;
+  if (!id || typeof id !== 'object' || typeof id.sub !== 'string' || typeof id.issuer !== 'string')
+    throw invalid(META.identity, 'not an identity (sub and issuer required)');
+  return id as TunnelIdentity;
+}
+
+/**
+ * Reads the metadata of a tunnel stream; throws a `TunnelError` with code
+ * `APPPROXY_TUNNEL_META_INVALID` naming the header that is missing or malformed.
+ *
+ * @example
+ * decodeRequestMeta({ 'appproxy-target': 'http://wiki.corp:8080', 'appproxy-request-id': 'r1', 'appproxy-app': 'Wiki', 'appproxy-timeout-ms': '5000' }).timeoutMs; // 5000
+ */
+export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
+  const target = parseTarget(one(headers, META.target));
+  const timeout = one(headers, META.timeout);
+  const timeoutMs = Number(timeout);
+  if (timeout === undefined || !/^\d+$/.test(timeout) || timeoutMs <= 0)
+    throw invalid(META.timeout, `${JSON.stringify(timeout ?? null)} is not a positive integer`);
+  const meta: RequestMeta = {
+    target,
+    requestId: one(headers, META.requestId) ?? '',
+    app: one(headers, META.app) ?? '-',
+    timeoutMs,
+    verifyTls: one(headers, META.tlsVerify) !== '0',
+  };
+  const proxy = one(headers, META.backendProxy);
+  if (proxy !== undefined) meta.backendProxy = proxy;
+  const identity = parseIdentity(one(headers, META.identity));
+  if (identity !== undefined) meta.identity = identity;
+  const upgrade = one(headers, META.upgrade);
+  if (upgrade !== undefined) meta.upgrade = upgrade;
+  return meta;
+}
