@@ -12,6 +12,11 @@ export const RELAY_ERRORS = {
     title: 'Bad request path',
     hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.',
   },
+  BAD_REQUEST_HOST: {
+    status: 400,
+    title: 'Bad Host header',
+    hint: 'The request’s Host is not a plain host name with an optional port (or was sent twice), so it cannot be routed safely.',
+  },
   RESERVED_PATH: {
     status: 404,
     title: 'Not found',

@@ -1,7 +1,13 @@
 import type { PublishedAppConfig } from '@appproxy/config';
 import { getCookie, stripCookies } from '@appproxy/cookies';
 import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
-import { canRetry, type AppTable, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
+import {
+  canRetry,
+  parseRequestHost,
+  type AppTable,
+  type ConnectorGroups,
+  type RouteMatch,
+} from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
@@ -191,6 +197,9 @@ export class RelayProxy {
       res.writeHead(page.status, page.headers);
       res.end(req.method === 'HEAD' ? undefined : page.body);
     };
+
+    const refused = refuseEarly(req, host);
+    if (refused) return fail(refused);
 
     if (isReserved(target)) {
       const gateReq: GateRequest = {
@@ -386,6 +395,8 @@ export class RelayProxy {
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    const refused = refuseEarly(req, host);
+    if (refused) return fail(refused);
     if (isReserved(target)) return fail('RESERVED_PATH');
     const routed = this.#route(req, host, target, correlationId);
     if (typeof routed === 'string') return fail(routed);
@@ -495,6 +506,7 @@ export class RelayProxy {
   #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
+    if (match === 'INVALID_HOST') return 'BAD_REQUEST_HOST';
     if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
@@ -504,7 +516,9 @@ export class RelayProxy {
     const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) headers.cookie = undefined;
     else if (ownCookies !== cookie) headers.cookie = ownCookies;
-    const externalHost = host;
+    // The app's own host and port, never the client's text (which routing only read up to
+    // the port): a backend building URLs from Host or X-Forwarded-Host gets what we routed on.
+    const externalHost = match.externalHost;
     const forwarded = this.#forwarded(req, externalHost);
     headers['x-forwarded-for'] = forwarded['x-forwarded-for'];
     headers['x-forwarded-proto'] = forwarded['x-forwarded-proto'];
@@ -580,6 +594,14 @@ function hasNoBody(req: AnyRequest): boolean {
   if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.endAfterHeaders;
   const h = req.headers;
   return h['transfer-encoding'] === undefined && (h['content-length'] ?? '0') === '0';
+}
+
+/**
+ * Requests refused before routing: a Host (or `:authority`) that is not `host[:port]`.
+ */
+function refuseEarly(_req: AnyRequest, host: string): RelayErrorCode | undefined {
+  if (parseRequestHost(host) === undefined) return 'BAD_REQUEST_HOST';
+  return undefined;
 }
 
 function requestHost(req: AnyRequest): string {
