@@ -17,6 +17,11 @@ export const RELAY_ERRORS = {
     title: 'Bad Host header',
     hint: 'The request’s Host is not a plain host name with an optional port (or was sent twice), so it cannot be routed safely.',
   },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    hint: 'The application proxy does not forward this request method (TRACE).',
+  },
   RESERVED_PATH: {
     status: 404,
     title: 'Not found',

@@ -597,10 +597,28 @@ function hasNoBody(req: AnyRequest): boolean {
 }
 
 /**
- * Requests refused before routing: a Host (or `:authority`) that is not `host[:port]`.
+ * Requests refused before routing: TRACE (it would echo the relay's added headers back to a
+ * script, and no backend needs it), and a Host that is not `host[:port]`, that was sent
+ * twice, or that contradicts HTTP/2's `:authority` — each a way to make the relay and the
+ * backend disagree about which host was asked for.
  */
-function refuseEarly(_req: AnyRequest, host: string): RelayErrorCode | undefined {
+function refuseEarly(req: AnyRequest, host: string): RelayErrorCode | undefined {
+  if (req.method === 'TRACE') return 'METHOD_NOT_ALLOWED';
   if (parseRequestHost(host) === undefined) return 'BAD_REQUEST_HOST';
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  }
+  if (hosts > 1) return 'BAD_REQUEST_HOST';
+  if (hosts === 1 && req.httpVersionMajor === 2) {
+    const authority = req.headers[':authority'];
+    const plain = req.headers.host;
+    if (authority !== undefined && plain !== undefined) {
+      if (String(authority).toLowerCase() !== String(plain).toLowerCase())
+        return 'BAD_REQUEST_HOST';
+    }
+  }
   return undefined;
 }
 

@@ -284,3 +284,77 @@ describe('Host header', () => {
     expect(res.body.toString()).toBe('ok');
   });
 });
+
+describe('TRACE and duplicate Host', () => {
+  it('TRACE → 405 METHOD_NOT_ALLOWED and never reaches the backend', async () => {
+    const mark = backend.mark();
+    const res = await raw(
+      `TRACE /x HTTP/1.1\r\nHost: ${PUBLIC}\r\nAccept: application/json\r\nCookie: a=b\r\nConnection: close\r\n\r\n`,
+    );
+    expect(res.status).toBe(405);
+    expect(res.code).toBe('METHOD_NOT_ALLOWED');
+    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.text).not.toContain('a=b');
+    // As an upgrade too (Node hands `Upgrade` requests of any method to the upgrade handler).
+    const upgrade = await raw(
+      `TRACE /x HTTP/1.1\r\nHost: ${PUBLIC}\r\nAccept: application/json\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
+    expect(upgrade.status).toBe(405);
+    expect(upgrade.code).toBe('METHOD_NOT_ALLOWED');
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it.each([
+    [PUBLIC, 'evil.example'],
+    [PUBLIC, PUBLIC],
+    [SECURE, PUBLIC],
+  ])('Host: %s + Host: %s → 400 BAD_REQUEST_HOST', async (first, second) => {
+    const mark = backend.mark();
+    const res = await raw(
+      `GET /x HTTP/1.1\r\nHost: ${first}\r\nAccept: application/json\r\nHost: ${second}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('BAD_REQUEST_HOST');
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it('HTTP/2: TRACE → 405, and a Host differing from :authority → 400', async () => {
+    const { connect } = await import('node:http2');
+    const client = connect(`https://127.0.0.1:${stack.ports.public}`, {
+      ca: stack.ca,
+      servername: PUBLIC,
+    });
+    client.on('error', () => {});
+    try {
+      const ask = async (headers: Record<string, string>) => {
+        const s = client.request(
+          { ':path': '/h2', accept: 'application/json', ...headers },
+          { endStream: true },
+        );
+        s.on('error', () => {});
+        const [h] = (await once(s, 'response')) as [Record<string, string | number>];
+        const chunks: Buffer[] = [];
+        for await (const c of s) chunks.push(c as Buffer);
+        const body = Buffer.concat(chunks).toString();
+        return { status: h[':status'], code: body.startsWith('{') ? json(body) : undefined };
+      };
+      const json = (b: string) => (JSON.parse(b) as { error: { code: string } }).error.code;
+      const mark = backend.mark();
+      expect(await ask({ ':method': 'TRACE', ':authority': PUBLIC })).toEqual({
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+      });
+      expect(await ask({ ':authority': PUBLIC, host: 'evil.example' })).toEqual({
+        status: 400,
+        code: 'BAD_REQUEST_HOST',
+      });
+      await settle();
+      expect(backend.since(mark)).toEqual([]);
+      expect((await ask({ ':authority': PUBLIC, host: PUBLIC })).status).toBe(200);
+    } finally {
+      client.close();
+    }
+  });
+});
