@@ -1,6 +1,11 @@
 /** Codes the connector reports to the relay on a response it made itself (META.error). */
 export type BackendErrorCode =
-  'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_TLS_INVALID' | 'BACKEND_UPGRADE_REFUSED';
+  | 'BACKEND_UNREACHABLE'
+  | 'BACKEND_TIMEOUT'
+  | 'BACKEND_TLS_INVALID'
+  | 'BACKEND_UPGRADE_REFUSED'
+  /** An upgrade the connector never forwards (h2c), whatever the relay asked. */
+  | 'UPGRADE_REFUSED';
 
 const TLS_CODES = new Set([
   'CERT_HAS_EXPIRED',

@@ -42,6 +42,11 @@ export const RELAY_ERRORS = {
     title: 'Connector lost',
     hint: 'The connector serving this request went away before it finished. Retry the request.',
   },
+  UPGRADE_REFUSED: {
+    status: 400,
+    title: 'Upgrade not allowed',
+    hint: 'This application accepts only the connection upgrades its configuration lists (WebSocket by default), and never with a request body.',
+  },
   UPGRADE_UNSUPPORTED: {
     status: 502,
     title: 'Upgrade not supported',

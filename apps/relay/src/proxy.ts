@@ -394,7 +394,9 @@ export class RelayProxy {
       });
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
-    const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    const protocol = String(req.headers.upgrade ?? '')
+      .trim()
+      .toLowerCase();
     const refused = refuseEarly(req, host);
     if (refused) return fail(refused);
     if (isReserved(target)) return fail('RESERVED_PATH');
@@ -406,6 +408,15 @@ export class RelayProxy {
     }
     const { match } = routed;
     appName = match.app.name;
+    // Only the app's listed protocols (websocket by default): after a 101 the relay pipes raw
+    // bytes, so an h2c (or any unchecked) upgrade would carry requests past every check here.
+    if (!match.app.upgrades.includes(protocol))
+      return fail('UPGRADE_REFUSED', `Upgrade: ${protocol.slice(0, 64)} is not allowed`);
+    // An upgrade request has no body: bytes after its head belong to the upgraded protocol, and
+    // a framed body the backend might read as a second request is refused.
+    if (req.headers['transfer-encoding'] !== undefined || !isZero(req.headers['content-length']))
+      return fail('UPGRADE_REFUSED', 'upgrade request with a body');
+    routed.headers['content-length'] = undefined;
     const proceed = (): void => {
       const picked = this.#deps.groups.pick(match.app.connectorGroup, {
         capability: CAPABILITY.websocket,
@@ -423,7 +434,7 @@ export class RelayProxy {
         ':method': 'CONNECT',
         ':protocol': protocol,
         ':scheme': new URL(match.internalOrigin).protocol.slice(0, -1),
-        [META.upgrade]: String(req.headers.upgrade),
+        [META.upgrade]: protocol,
       };
       let stream: ClientHttp2Stream;
       try {
@@ -452,7 +463,7 @@ export class RelayProxy {
           // RFC 8441: 200 on the CONNECT stream is the backend's 101.
           writeHead(socket, 101, {
             connection: 'Upgrade',
-            upgrade: String(req.headers.upgrade),
+            upgrade: protocol,
             ...out,
           });
           if (head.length > 0) stream.write(head);
@@ -587,6 +598,10 @@ function appendHeader(out: OutgoingHttpHeaders, name: string, value: string): vo
       : Array.isArray(prior)
         ? [...prior, value]
         : [String(prior), value];
+}
+
+function isZero(contentLength: string | undefined): boolean {
+  return contentLength === undefined || /^0+$/.test(contentLength.trim());
 }
 
 /** True when the request has no body, known from its headers alone (most GETs). */

@@ -112,6 +112,7 @@ let stack: Stack;
 const PUBLIC = 'public.apps.localhost';
 const SECURE = 'secure.apps.localhost';
 const NEST = 'nest.apps.localhost';
+const NOUP = 'noup.apps.localhost';
 
 beforeAll(async () => {
   backend = new RecordingBackend();
@@ -134,6 +135,12 @@ beforeAll(async () => {
         internalUrl: `http://127.0.0.1:${port}/`,
         externalUrl: `https://${SECURE}/`,
         extra: '    translateHeaders: false\n',
+      },
+      {
+        name: 'NoUpgrades',
+        internalUrl: `http://127.0.0.1:${port}/`,
+        externalUrl: `https://${NOUP}/`,
+        extra: '    upgrades: []\n',
       },
       {
         name: 'Nest',
@@ -355,6 +362,89 @@ describe('TRACE and duplicate Host', () => {
       expect((await ask({ ':authority': PUBLIC, host: PUBLIC })).status).toBe(200);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('Upgrade', () => {
+  const upgradeHead = (protocol: string, extra = '', host = PUBLIC) =>
+    `GET /ws HTTP/1.1\r\nHost: ${host}\r\nAccept: application/json\r\nConnection: Upgrade\r\n` +
+    `Upgrade: ${protocol}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+
+  it.each([
+    ['h2c', 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n'],
+    ['H2C', ''],
+    ['websocket, h2c', ''],
+    ['h2c, websocket', ''],
+    ['tls/1.3', ''],
+  ])('Upgrade: %s → 400 UPGRADE_REFUSED, nothing reaches the backend', async (protocol, extra) => {
+    const mark = backend.mark();
+    const res = await raw(
+      upgradeHead(protocol, extra) + `GET /smuggled HTTP/1.1\r\nHost: ${PUBLIC}\r\n\r\n`,
+    );
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('UPGRADE_REFUSED');
+    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it('an app with `upgrades: []` refuses WebSocket too', async () => {
+    const mark = backend.mark();
+    const res = await raw(upgradeHead('websocket', '', NOUP));
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('UPGRADE_REFUSED');
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it.each([
+    ['Content-Length', `Content-Length: 39\r\n`],
+    ['Transfer-Encoding', 'Transfer-Encoding: chunked\r\n'],
+  ])('a WebSocket upgrade with a %s body → 400 UPGRADE_REFUSED', async (_, framing) => {
+    const mark = backend.mark();
+    const smuggled = `GET /smuggled HTTP/1.1\r\nHost: ${PUBLIC}\r\n\r\n`;
+    const body = framing.startsWith('Transfer')
+      ? `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`
+      : smuggled;
+    const res = await raw(upgradeHead('websocket', framing) + body);
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('UPGRADE_REFUSED');
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it('WebSocket (any case) is forwarded without Content-Length, then bytes flow raw', async () => {
+    const mark = backend.mark();
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: stack.ports.public,
+      servername: PUBLIC,
+      ca: stack.ca,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    try {
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      socket.write(upgradeHead('WebSocket', 'Content-Length: 0\r\n'));
+      await expect.poll(() => text, { timeout: 5000 }).toContain('\r\n\r\n');
+      expect(text).toMatch(/^HTTP\/1\.1 101 /);
+      expect(text).toMatch(/\r\nupgrade: websocket\r\n/i);
+      socket.write('after-the-upgrade');
+      await expect
+        .poll(() => backend.since(mark).join(''), { timeout: 5000 })
+        .toContain('after-the-upgrade');
+      const [conn] = backend.since(mark);
+      const head = conn!.slice(0, conn!.indexOf('\r\n\r\n'));
+      expect(head).toMatch(/^GET \/ws HTTP\/1\.1\r\n/);
+      expect(head).toMatch(/\r\nupgrade: websocket(\r\n|$)/i);
+      expect(head).toMatch(/\r\nconnection: upgrade(\r\n|$)/i);
+      expect(head).not.toMatch(/content-length|transfer-encoding/i);
+      expect(conn!.slice(head.length)).toBe('\r\n\r\nafter-the-upgrade');
+    } finally {
+      socket.destroy();
     }
   });
 });
