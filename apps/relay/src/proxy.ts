@@ -458,6 +458,7 @@ export class RelayProxy {
           );
         }
         const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
+        this.#deps.links.response(out, match.app, header(req.headers.origin));
         for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
         if (status === 200) {
           // RFC 8441: 200 on the CONNECT stream is the backend's 101.

@@ -448,3 +448,46 @@ describe('Upgrade', () => {
     }
   });
 });
+
+describe('response headers only the relay may set', () => {
+  it.each([PUBLIC, SECURE])(
+    '%s: backend Set-Cookie of a relay cookie and X-Appproxy-* never reach the client',
+    async (host) => {
+      const res = await request(stack, host, '/cookies');
+      expect(res.status).toBe(200);
+      const cookies = res.headers['set-cookie'] ?? [];
+      expect(cookies).toHaveLength(1);
+      expect(cookies[0]).toMatch(/^app_session=kept; /);
+      expect(res.headers['x-app']).toBe('kept');
+      expect(res.headers['x-appproxy-error']).toBeUndefined();
+      expect(res.headers['appproxy-identity']).toBeUndefined();
+      expect(res.headers['x-appproxy-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
+    },
+  );
+
+  it('nor in the 101 of an upgrade', async () => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: stack.ports.public,
+      servername: PUBLIC,
+      ca: stack.ca,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    try {
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: ${PUBLIC}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+      await expect.poll(() => text, { timeout: 5000 }).toContain('\r\n\r\n');
+      const head = text.slice(0, text.indexOf('\r\n\r\n'));
+      expect(head).toMatch(/^HTTP\/1\.1 101 /);
+      expect(head).not.toMatch(/appproxy_session|x-appproxy-identity/i);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
