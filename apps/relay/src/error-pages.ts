@@ -10,7 +10,7 @@ export const RELAY_ERRORS = {
   BAD_REQUEST_PATH: {
     status: 400,
     title: 'Bad request path',
-    hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.',
+    hint: 'The request path contains encoded separators or dot segments with parameters (..;), or is not a valid path, so it cannot be routed safely.',
   },
   BAD_REQUEST_HOST: {
     status: 400,

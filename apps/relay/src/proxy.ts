@@ -519,7 +519,12 @@ export class RelayProxy {
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
     if (match === 'INVALID_HOST') return 'BAD_REQUEST_HOST';
-    if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
+    if (
+      match === 'ENCODED_SEPARATOR' ||
+      match === 'INVALID_PATH' ||
+      match === 'DOT_SEGMENT_PARAMETERS'
+    )
+      return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
     // One pass, no `delete` (which turns the object into a slow dictionary).

@@ -22,6 +22,27 @@ describe('normalizeRequestTarget', () => {
     },
   );
 
+  it.each([
+    '/pub/..;/admin',
+    '/pub/..;jsessionid=x/admin',
+    '/pub/.;/admin',
+    '/pub/%2e%2e;/admin',
+    '/pub/..%3b/admin',
+    '/pub/.%2E%3Bx/admin',
+    '/pub/..;',
+  ])('refuses dot segments with path parameters in %s', (input) => {
+    expect(normalizeRequestTarget(input)).toBe('DOT_SEGMENT_PARAMETERS');
+  });
+
+  it.each([
+    ['/app/a;jsessionid=1/b', '/app/a;jsessionid=1/b'],
+    ['/app/...;x', '/app/...;x'],
+    ['/app/x..;y', '/app/x..;y'],
+    ['/app/;/..', '/app/'],
+  ])('keeps path parameters elsewhere: %s', (input, path) => {
+    expect(normalizeRequestTarget(input)).toEqual({ path, search: '' });
+  });
+
   it('refuses targets that are not paths', () => {
     expect(normalizeRequestTarget('*')).toBe('INVALID_PATH');
     expect(normalizeRequestTarget('ftp://x/y')).toBe('INVALID_PATH');

@@ -491,3 +491,39 @@ describe('response headers only the relay may set', () => {
     }
   });
 });
+
+describe('dot segments with path parameters', () => {
+  const get = (path: string) =>
+    raw(
+      `GET ${path} HTTP/1.1\r\nHost: ${NEST}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`,
+    );
+
+  it.each([
+    '/pub/..;/admin',
+    '/pub/..;jsessionid=x/admin',
+    '/pub/%2e%2e;/admin',
+    '/pub/..%3B/admin',
+    '/pub/.;/../admin',
+  ])('%s → 400 BAD_REQUEST_PATH, never forwarded by the passthrough app', async (path) => {
+    const mark = backend.mark();
+    const res = await get(path);
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('BAD_REQUEST_PATH');
+    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    await settle();
+    expect(backend.since(mark)).toEqual([]);
+  });
+
+  it('the oidc app still guards /admin, and parameters elsewhere pass as they are', async () => {
+    const mark = backend.mark();
+    const guarded = await get('/admin');
+    expect(guarded.status).not.toBe(200);
+    expect(guarded.code).toBeDefined();
+    const ok = await get('/pub/a;jsessionid=1/b');
+    expect(ok.status).toBe(200);
+    await settle();
+    const heads = backend.heads(mark);
+    expect(heads).toHaveLength(1);
+    expect(heads[0]).toMatch(/^GET \/pub\/a;jsessionid=1\/b HTTP\/1\.1\r\n/);
+  });
+});
