@@ -527,3 +527,315 @@ describe('dot segments with path parameters', () => {
     expect(heads[0]).toMatch(/^GET \/pub\/a;jsessionid=1\/b HTTP\/1\.1\r\n/);
   });
 });
+
+describe('request smuggling corpus (HTTP/1.1, raw bytes over TLS)', () => {
+  const SMUGGLED = `GET /smuggled HTTP/1.1\r\nHost: ${PUBLIC}\r\n\r\n`;
+  const head = (lines: string, nl = '\r\n') =>
+    `POST /desync HTTP/1.1${nl}Host: ${PUBLIC}${nl}Accept: application/json${nl}${lines}`;
+  const chunk = (s: string) => `${s.length.toString(16)}\r\n${s}\r\n`;
+  const cases: Array<[string, string]> = [
+    [
+      'CL.TE',
+      head(`Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'TE.CL',
+      head(`Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n`) +
+        chunk(SMUGGLED) +
+        '0\r\n\r\n',
+    ],
+    [
+      'Transfer-Encoding: xchunked',
+      head(`Transfer-Encoding: xchunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'Transfer-Encoding: xchunked + Content-Length',
+      head(`Content-Length: 5\r\nTransfer-Encoding: xchunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'Transfer-Encoding: chunked, identity',
+      head(`Transfer-Encoding: chunked, identity\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'space before the colon',
+      head(`Content-Length: 5\r\nTransfer-Encoding : chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'leading space (obs-fold)',
+      head(`Content-Length: 5\r\n Transfer-Encoding: chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    ['folded value', head(`Transfer-Encoding: x\r\n chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`],
+    [
+      'tab in the name',
+      head(`Content-Length: 5\r\nTransfer-Encoding\t: chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'tab + Content-Length',
+      head(`Content-Length: 5\r\nTransfer-Encoding:\tchunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'duplicate Content-Length (different)',
+      head(`Content-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n`) + SMUGGLED,
+    ],
+    [
+      'duplicate Content-Length (same)',
+      head(`Content-Length: ${SMUGGLED.length}\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n`) +
+        SMUGGLED,
+    ],
+    ['Content-Length list', head(`Content-Length: 0, 40\r\n\r\n`) + SMUGGLED],
+    ['Content-Length +0', head(`Content-Length: +0\r\n\r\n`) + SMUGGLED],
+    ['bare LF line endings', head(`Content-Length: 0\n\n`, '\n') + SMUGGLED],
+    [
+      'bare LF before Transfer-Encoding',
+      head(`Content-Length: 0\nTransfer-Encoding: chunked\r\n\r\n`) + `0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'negative chunk size',
+      head(`Transfer-Encoding: chunked\r\n\r\n`) + `-1\r\n${SMUGGLED}\r\n0\r\n\r\n`,
+    ],
+    [
+      'overflowing chunk size',
+      head(`Transfer-Encoding: chunked\r\n\r\n`) + `10000000000000001\r\nx\r\n0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      '0x chunk size',
+      head(`Transfer-Encoding: chunked\r\n\r\n`) + `0x5\r\nhello\r\n0\r\n\r\n${SMUGGLED}`,
+    ],
+    [
+      'chunk data longer than its size',
+      head(`Transfer-Encoding: chunked\r\n\r\n`) + `3\r\nabc${SMUGGLED}\r\n0\r\n\r\n`,
+    ],
+    [
+      'bare LF after the chunk size',
+      head(`Transfer-Encoding: chunked\r\n\r\n`) + `5\nhello\r\n0\r\n\r\n${SMUGGLED}`,
+    ],
+  ];
+
+  it.each(cases)('%s → 400, and the backend never sees a second request', async (_, bytes) => {
+    const mark = backend.mark();
+    const res = await raw(bytes);
+    expect(res.status).toBe(400);
+    await settle();
+    const got = backend.since(mark).join('');
+    expect(got).not.toContain('smuggled');
+    expect(backend.heads(mark).length).toBeLessThanOrEqual(1);
+  });
+
+  it('a well-formed chunked POST followed by a pipelined GET is two requests (the checks can fail)', async () => {
+    const mark = backend.mark();
+    const res = await raw(
+      head(`Transfer-Encoding: chunked\r\n\r\n`) +
+        chunk('hello') +
+        '0\r\n\r\n' +
+        `GET /second HTTP/1.1\r\nHost: ${PUBLIC}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(res.status).toBe(200);
+    expect(res.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    await settle();
+    const heads = backend.heads(mark).sort();
+    expect(heads).toHaveLength(2);
+    expect(heads[0]).toMatch(/^GET \/second HTTP\/1\.1\r\n/);
+    expect(heads[1]).toMatch(/^POST \/desync HTTP\/1\.1\r\n/);
+  });
+});
+
+/** One HTTP/2 frame. */
+interface H2Frame {
+  type: number;
+  flags: number;
+  stream: number;
+  payload: Buffer;
+}
+
+const h2Frame = (type: number, flags: number, stream: number, payload = Buffer.alloc(0)) => {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(stream, 5);
+  return Buffer.concat([header, payload]);
+};
+
+/** HPACK integer with an n-bit prefix (RFC 7541 §5.1). */
+const hpackInt = (value: number, bits: number, first = 0): number[] => {
+  const max = (1 << bits) - 1;
+  if (value < max) return [first | value];
+  const out = [first | max];
+  let rest = value - max;
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
+  return [...out, rest];
+};
+
+/**
+ * A header block of literal fields without indexing and without Huffman coding, so names and
+ * values go on the wire exactly as given — duplicates, upper case, CR LF and all, which
+ * node:http2's client refuses to send.
+ */
+const hpackBlock = (fields: Array<[string, string]>) =>
+  Buffer.concat(
+    fields.flatMap(([name, value]) => {
+      const n = Buffer.from(name, 'latin1');
+      const v = Buffer.from(value, 'latin1');
+      return [Buffer.from([0, ...hpackInt(n.length, 7)]), n, Buffer.from(hpackInt(v.length, 7)), v];
+    }),
+  );
+
+/**
+ * Speaks HTTP/2 to the relay frame by frame: the preface, empty SETTINGS, then `frames`
+ * (stream 1); acknowledges the relay's SETTINGS and collects its frames until stream 1 ends
+ * or is reset, the relay goes away, or `waitMs` pass.
+ */
+async function rawH2(frames: Buffer[], waitMs = 1500): Promise<H2Frame[]> {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: stack.ports.public,
+    servername: PUBLIC,
+    ca: stack.ca,
+    ALPNProtocols: ['h2'],
+  });
+  socket.on('error', () => {});
+  await once(socket, 'secureConnect');
+  expect(socket.alpnProtocol).toBe('h2');
+  const received: H2Frame[] = [];
+  let buf = Buffer.alloc(0);
+  let finished = () => {};
+  const streamDone = new Promise<void>((r) => (finished = r));
+  socket.on('data', (data: Buffer) => {
+    buf = Buffer.concat([buf, data]);
+    while (buf.length >= 9) {
+      const length = buf.readUIntBE(0, 3);
+      if (buf.length < 9 + length) break;
+      const f = {
+        type: buf[3]!,
+        flags: buf[4]!,
+        stream: buf.readUInt32BE(5) & 0x7fffffff,
+        payload: buf.subarray(9, 9 + length),
+      };
+      buf = buf.subarray(9 + length);
+      received.push(f);
+      if (f.type === 4 && !(f.flags & 1)) socket.write(h2Frame(4, 1, 0));
+      const ended =
+        f.stream === 1 && (f.type === 3 || ((f.type === 0 || f.type === 1) && f.flags & 1));
+      if (ended || f.type === 7) finished();
+    }
+  });
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]));
+  for (const f of frames) socket.write(f);
+  await Promise.race([
+    streamDone,
+    once(socket, 'close'),
+    new Promise((r) => setTimeout(r, waitMs)),
+  ]);
+  socket.destroy();
+  return received;
+}
+
+/** What stream 1 got: reset (RST_STREAM or GOAWAY), a 400, another status, or nothing. */
+function outcomeOf(frames: H2Frame[]): 'reset' | 400 | 'other' | 'none' {
+  for (const f of frames) {
+    if (f.type === 3 && f.stream === 1) return 'reset';
+    if (f.type === 7) return 'reset';
+    // :status 400 is static-table entry 12, sent indexed (0x8c).
+    if (f.type === 1 && f.stream === 1) return f.payload[0] === 0x8c ? 400 : 'other';
+  }
+  return 'none';
+}
+
+describe('request smuggling corpus (HTTP/2 frames)', () => {
+  const SMUGGLED = `GET /smuggled HTTP/1.1\r\nHost: ${PUBLIC}\r\n\r\n`;
+  const base: Array<[string, string]> = [
+    [':method', 'POST'],
+    [':scheme', 'https'],
+    [':authority', PUBLIC],
+    [':path', '/desync'],
+  ];
+  const END_STREAM = 0x1;
+  const END_HEADERS = 0x4;
+  const headers = (fields: Array<[string, string]>, flags = END_HEADERS | END_STREAM) =>
+    h2Frame(1, flags, 1, hpackBlock(fields));
+  const withBody = (fields: Array<[string, string]>, body: string) => [
+    headers(fields, END_HEADERS),
+    h2Frame(0, END_STREAM, 1, Buffer.from(body, 'latin1')),
+  ];
+
+  const cases: Array<[string, Buffer[]]> = [
+    [
+      'content-length smaller than the body',
+      withBody([...base, ['content-length', '5']], `hello${SMUGGLED}`),
+    ],
+    [
+      'content-length larger than the body',
+      withBody([...base, ['content-length', '100']], SMUGGLED),
+    ],
+    ['duplicate :path', [headers([...base, [':path', '/smuggled']])]],
+    [
+      'pseudo-header after a regular header',
+      [headers([...base.slice(0, 3), ['x-a', '1'], [':path', '/desync']])],
+    ],
+    ['unknown pseudo-header', [headers([...base, [':smuggle', '/smuggled']])]],
+    ['upper-case header name', [headers([...base, ['X-Smuggle', '1']])]],
+    ['connection', [headers([...base, ['connection', 'keep-alive']])]],
+    [
+      'transfer-encoding',
+      withBody([...base, ['transfer-encoding', 'chunked']], `0\r\n\r\n${SMUGGLED}`),
+    ],
+    ['keep-alive', [headers([...base, ['keep-alive', 'timeout=5']])]],
+    ['upgrade', [headers([...base, ['upgrade', 'h2c']])]],
+    ['te other than trailers', [headers([...base, ['te', 'chunked']])]],
+    [
+      'space in :path',
+      [headers([...base.slice(0, 3), [':path', `/desync HTTP/1.1\r\n\r\n${SMUGGLED}`]])],
+    ],
+  ];
+
+  it.each(cases)(
+    '%s → stream reset or 400, the backend never sees a second request',
+    async (_, frames) => {
+      const mark = backend.mark();
+      const outcome = outcomeOf(await rawH2(frames));
+      expect([400, 'reset']).toContain(outcome);
+      await settle();
+      expect(backend.since(mark).join('')).not.toContain('smuggled');
+      expect(backend.heads(mark).length).toBeLessThanOrEqual(1);
+    },
+  );
+
+  // RFC 9113 §8.2.1 calls these malformed; nghttp2 (Node's HTTP/2) drops such a field and
+  // serves the rest of the request. Pinned: the field never reaches the backend.
+  it.each([
+    ['value', ['x-a', `1\r\n\r\n${SMUGGLED}`]],
+    ['name', [`x-a\r\n\r\n${SMUGGLED}`, '1']],
+  ] as Array<[string, [string, string]]>)(
+    'CR LF in a header %s: the field is dropped, the backend sees one request without it',
+    async (_, field) => {
+      const mark = backend.mark();
+      const outcome = outcomeOf(await rawH2([headers([...base, field, ['x-ok', '1']])]));
+      expect([400, 'reset', 'other']).toContain(outcome);
+      await settle();
+      expect(backend.since(mark).join('')).not.toContain('smuggled');
+      const heads = backend.heads(mark);
+      expect(heads.length).toBeLessThanOrEqual(1);
+      if (outcome === 'other') {
+        expect(heads).toHaveLength(1);
+        expect(heads[0]).toMatch(/\r\nx-ok: 1(\r\n|$)/);
+        expect(heads[0]).not.toMatch(/\r\nx-a/);
+      }
+    },
+  );
+
+  it('a well-formed request over the same raw frames reaches the backend (the checks can fail)', async () => {
+    const mark = backend.mark();
+    const frames = await rawH2(
+      withBody([...base, ['content-length', '5'], ['x-ok', '1']], 'hello'),
+    );
+    expect(outcomeOf(frames)).toBe('other');
+    await settle();
+    const heads = backend.heads(mark);
+    expect(heads).toHaveLength(1);
+    expect(heads[0]).toMatch(/^POST \/desync HTTP\/1\.1\r\n/);
+    expect(heads[0]).toMatch(/\r\nx-ok: 1(\r\n|$)/);
+  });
+});
