@@ -12,6 +12,21 @@ export const RELAY_ERRORS = {
     title: 'Bad request path',
     hint: 'The request path contains encoded separators or dot segments with parameters (..;), or is not a valid path, so it cannot be routed safely.',
   },
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'Malformed request',
+    hint: 'The request is not valid HTTP (for example conflicting Content-Length and Transfer-Encoding, or bad chunk framing), so it was refused before it reached any application.',
+  },
+  REQUEST_HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    hint: 'The request headers (often cookies) are larger than the relay accepts. Clearing this site’s cookies usually helps.',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    hint: 'The request did not arrive in time.',
+  },
   BAD_REQUEST_HOST: {
     status: 400,
     title: 'Bad Host header',

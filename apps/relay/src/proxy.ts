@@ -501,6 +501,47 @@ export class RelayProxy {
     );
   };
 
+  /**
+   * `clientError` of the public server: an HTTP/1.1 request Node's parser refused (malformed
+   * framing, smuggling attempts, an oversized head, a timeout). The answer is the relay's
+   * error page with a code and a correlation id, then the connection closes; nothing of the
+   * request has been routed.
+   */
+  handleClientError = (
+    err: Error & { code?: string; rawPacket?: Buffer },
+    socket: Duplex,
+  ): void => {
+    socket.on('error', () => {});
+    // Mid-response (Node's own handler checks the same): a page now would corrupt the body.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const code: RelayErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'REQUEST_HEADERS_TOO_LARGE'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'REQUEST_TIMEOUT'
+          : 'MALFORMED_REQUEST';
+    const correlationId = randomUUID();
+    this.#deps.log.warn('request refused by the HTTP parser', {
+      requestId: correlationId,
+      code,
+      parserError: err.code,
+      client: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+    });
+    this.#deps.metrics.errors.labels('-', code).inc();
+    // The head did not parse, so Accept is looked for in the raw bytes.
+    const raw = err.rawPacket?.toString('latin1') ?? '';
+    const page = renderError(code, {
+      correlationId,
+      accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
+    });
+    writeRawResponse(socket, page.status, page.headers, page.body);
+    socket.once('finish', () => socket.destroy());
+  };
+
   /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
   #forwarded(req: AnyRequest, externalHost: string): Record<string, string> {
     return forwardedHeaders({

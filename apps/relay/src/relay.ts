@@ -131,6 +131,7 @@ export class Relay {
       proxy.handle,
     );
     this.#public.on('upgrade', proxy.handleUpgrade);
+    this.#public.on('clientError', proxy.handleClientError);
     this.#public.on('session', (session) => {
       this.#clientSessions.add(session);
       session.once('close', () => this.#clientSessions.delete(session));
