@@ -4,7 +4,13 @@
  * backend received.
  */
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import {
+  createConnection,
+  createServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, freePort, request } from './harness.js';
@@ -113,6 +119,7 @@ class RecordingBackend {
 
 let backend: RecordingBackend;
 let stack: Stack;
+let redirectPort: number;
 const PUBLIC = 'public.apps.localhost';
 const SECURE = 'secure.apps.localhost';
 const NEST = 'nest.apps.localhost';
@@ -122,7 +129,9 @@ beforeAll(async () => {
   backend = new RecordingBackend();
   const port = await backend.listen();
   const closed = await freePort();
+  redirectPort = await freePort();
   stack = await new Stack({
+    relayExtra: `  redirectHttp: 127.0.0.1:${redirectPort}\n`,
     identityProvider: [
       `  issuer: http://127.0.0.1:${closed}`,
       '  clientId: appproxy',
@@ -290,6 +299,29 @@ describe('Host header', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('the port 80 redirect refuses such a Host instead of redirecting there', async () => {
+    const ask = async (host: string) => {
+      const socket = createConnection({ host: '127.0.0.1', port: redirectPort });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.write(
+        `GET /x?y=1 HTTP/1.1\r\nHost: ${host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`,
+      );
+      const chunks: Buffer[] = [];
+      for await (const c of socket) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString('latin1');
+    };
+    const bad = await ask(`${PUBLIC}@evil.example`);
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bad).toMatch(/\r\nx-appproxy-error: BAD_REQUEST_HOST\r\n/i);
+    expect(bad).not.toMatch(/\r\nlocation:/i);
+    const good = await ask(`${PUBLIC.toUpperCase()}:80`);
+    expect(good).toMatch(/^HTTP\/1\.1 301 /);
+    expect(good).toMatch(
+      new RegExp(`\r\nlocation: https://${PUBLIC}:${stack.ports.public}/x\\?y=1\r\n`, 'i'),
+    );
   });
 
   it('plain requests still work (the checks above can fail)', async () => {
