@@ -4,6 +4,7 @@
  * backend received.
  */
 import { once } from 'node:events';
+import { connect as h2connect } from 'node:http2';
 import {
   createConnection,
   createServer,
@@ -15,17 +16,18 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, freePort, request } from './harness.js';
 
+/** A position in a {@link RecordingBackend}'s logs. */
+interface Mark {
+  chunks: number;
+  requests: number;
+}
+
 /**
  * An origin that keeps every byte it receives, per connection, and answers each request with
  * a canned response (101 for an Upgrade, cookies and `X-Appproxy-*` for `/cookies`, else 200).
  * It frames requests by Content-Length and chunked bodies like a real server, so a request
  * smuggled inside another would show up as a second request head.
  */
-interface Mark {
-  chunks: number;
-  requests: number;
-}
-
 class RecordingBackend {
   readonly server: Server;
   /** Every chunk received, in order, with its connection number. */
@@ -265,8 +267,7 @@ describe('Host header', () => {
   });
 
   it('HTTP/2 :authority follows the same rule', async () => {
-    const { connect } = await import('node:http2');
-    const client = connect(`https://127.0.0.1:${stack.ports.public}`, {
+    const client = h2connect(`https://127.0.0.1:${stack.ports.public}`, {
       ca: stack.ca,
       servername: SECURE,
     });
@@ -367,8 +368,7 @@ describe('TRACE and duplicate Host', () => {
   });
 
   it('HTTP/2: TRACE → 405, and a Host differing from :authority → 400', async () => {
-    const { connect } = await import('node:http2');
-    const client = connect(`https://127.0.0.1:${stack.ports.public}`, {
+    const client = h2connect(`https://127.0.0.1:${stack.ports.public}`, {
       ca: stack.ca,
       servername: PUBLIC,
     });
