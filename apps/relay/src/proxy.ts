@@ -673,13 +673,13 @@ function refuseEarly(req: AnyRequest, host: string): RelayErrorCode | undefined 
     if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
   }
   if (hosts > 1) return 'BAD_REQUEST_HOST';
-  if (hosts === 1 && req.httpVersionMajor === 2) {
-    const authority = req.headers[':authority'];
-    const plain = req.headers.host;
-    if (authority !== undefined && plain !== undefined) {
-      if (String(authority).toLowerCase() !== String(plain).toLowerCase())
-        return 'BAD_REQUEST_HOST';
-    }
+  const authority = req.headers[':authority'];
+  if (hosts === 1 && req.httpVersionMajor === 2 && authority !== undefined) {
+    // The same entity (RFC 9113 §8.3.1): same name, same port (443 when absent).
+    const a = parseRequestHost(String(authority));
+    const h = parseRequestHost(String(req.headers.host));
+    if (!a || !h || a.hostname !== h.hostname || (a.port ?? 443) !== (h.port ?? 443))
+      return 'BAD_REQUEST_HOST';
   }
   return undefined;
 }

@@ -398,7 +398,14 @@ describe('TRACE and duplicate Host', () => {
       });
       await settle();
       expect(backend.since(mark)).toEqual([]);
-      expect((await ask({ ':authority': PUBLIC, host: PUBLIC })).status).toBe(200);
+      expect(await ask({ ':authority': PUBLIC, host: `${PUBLIC}:8443` })).toEqual({
+        status: 400,
+        code: 'BAD_REQUEST_HOST',
+      });
+      await settle();
+      expect(backend.since(mark)).toEqual([]);
+      expect((await ask({ ':authority': PUBLIC, host: PUBLIC.toUpperCase() })).status).toBe(200);
+      expect((await ask({ ':authority': `${PUBLIC}:443`, host: PUBLIC })).status).toBe(200);
     } finally {
       client.close();
     }
