@@ -13,6 +13,8 @@ import { classifyBackendError } from './errors.js';
 import type { ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 
+const NO_BODY: ReadonlySet<string> = new Set(['content-length', 'transfer-encoding']);
+
 export interface UpgradeContext {
   stream: ServerHttp2Stream;
   headers: IncomingHttpHeaders;
@@ -71,8 +73,12 @@ function failUpgrade(ctx: UpgradeContext, err: unknown): void {
 function upgradeOver(ctx: UpgradeContext, via: Socket | undefined): void {
   const { stream, headers, target, log, metrics, app } = ctx;
   const protocol = ctx.protocol;
+  // The relay refuses h2c (it would tunnel requests past it); a connector never sends one.
+  if (/^h2c(\/|$)/i.test(protocol.trim()))
+    return respondError(stream, 'UPGRADE_REFUSED', 400, 'h2c upgrades are never forwarded');
   const outHeaders: OutgoingHttpHeaders = {
-    ...endToEndHeaders(headers),
+    // No body on an upgrade: what follows the head is the upgraded protocol's.
+    ...endToEndHeaders(headers, { drop: NO_BODY }),
     host: ctx.authority,
     connection: 'Upgrade',
     upgrade: protocol,

@@ -10,7 +10,32 @@ export const RELAY_ERRORS = {
   BAD_REQUEST_PATH: {
     status: 400,
     title: 'Bad request path',
-    hint: 'The request path contains encoded separators or is not a valid path, so it cannot be routed safely.',
+    hint: 'The request path contains encoded separators or dot segments with parameters (..;), or is not a valid path, so it cannot be routed safely.',
+  },
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'Malformed request',
+    hint: 'The request is not valid HTTP (for example conflicting Content-Length and Transfer-Encoding, or bad chunk framing), so it was refused before it reached any application.',
+  },
+  REQUEST_HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request headers too large',
+    hint: 'The request headers (often cookies) are larger than the relay accepts. Clearing this site’s cookies usually helps.',
+  },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    hint: 'The request did not arrive in time.',
+  },
+  BAD_REQUEST_HOST: {
+    status: 400,
+    title: 'Bad Host header',
+    hint: 'The request’s Host is not a plain host name with an optional port (or was sent twice), so it cannot be routed safely.',
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    hint: 'The application proxy does not forward this request method (TRACE).',
   },
   RESERVED_PATH: {
     status: 404,
@@ -31,6 +56,11 @@ export const RELAY_ERRORS = {
     status: 502,
     title: 'Connector lost',
     hint: 'The connector serving this request went away before it finished. Retry the request.',
+  },
+  UPGRADE_REFUSED: {
+    status: 400,
+    title: 'Upgrade not allowed',
+    hint: 'This application accepts only the connection upgrades its configuration lists (WebSocket by default), and never with a request body.',
   },
   UPGRADE_UNSUPPORTED: {
     status: 502,

@@ -1,5 +1,6 @@
 import type { PublishedAppConfig } from '@appproxy/config';
 import { rewriteBackendSetCookie } from '@appproxy/cookies';
+import { isRelayCookie } from '@appproxy/preauth';
 import {
   UrlMap,
   createBodyTranslation,
@@ -37,15 +38,16 @@ export class LinkTranslation {
   }
 
   /**
-   * `Location`, `Content-Location`, `Refresh`, `Link`, CORS origin and `Set-Cookie`
-   * Domain/Path to external (`translateHeaders`); the app's cookie policy on its cookies
-   * either way.
+   * Drops what only the relay may set ({@link dropRelayOwnedHeaders}); then `Location`,
+   * `Content-Location`, `Refresh`, `Link`, CORS origin and `Set-Cookie` Domain/Path to
+   * external (`translateHeaders`); the app's cookie policy on its cookies either way.
    */
   response(
     headers: OutgoingHttpHeaders,
     app: PublishedAppConfig,
     requestOrigin: string | undefined,
   ): void {
+    dropRelayOwnedHeaders(headers);
     if (app.translateHeaders) {
       const ctx = {
         map: this.map,
@@ -76,4 +78,35 @@ export class LinkTranslation {
       { map: this.map, app: app.name, method, scripts: app.translateScripts },
     );
   }
+}
+
+/**
+ * Removes, in place, the backend response headers that only the relay may set: `Set-Cookie`
+ * lines naming a relay cookie (a backend could otherwise plant a session on its host, fixing
+ * the user's session for an oidc app there) and every `x-appproxy-*` / `appproxy-*` header
+ * (error codes, correlation ids, identity). The relay adds its own after this pass.
+ *
+ * @example
+ * const h = { 'set-cookie': ['__Host-appproxy_session=x; Path=/', 'sid=1'], 'x-appproxy-error': 'X', etag: '1' };
+ * dropRelayOwnedHeaders(h);
+ * h; // { 'set-cookie': ['sid=1'], etag: '1' }
+ */
+export function dropRelayOwnedHeaders(headers: OutgoingHttpHeaders): void {
+  for (const name of Object.keys(headers)) {
+    if (name.startsWith('x-appproxy-') || name.startsWith('appproxy-')) delete headers[name];
+  }
+  const cookies = headers['set-cookie'];
+  if (cookies === undefined) return;
+  const kept = (Array.isArray(cookies) ? cookies : [String(cookies)]).filter(
+    (line) => !isRelayCookie(setCookieName(line)),
+  );
+  if (kept.length === 0) delete headers['set-cookie'];
+  else headers['set-cookie'] = kept;
+}
+
+/** The cookie name of a `Set-Cookie` line (a nameless cookie: its value, as browsers store it). */
+function setCookieName(line: string): string {
+  const pair = line.split(';', 1)[0]!;
+  const eq = pair.indexOf('=');
+  return (eq === -1 ? pair : pair.slice(0, eq)).trim();
 }

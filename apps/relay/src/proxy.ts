@@ -1,7 +1,13 @@
 import type { PublishedAppConfig } from '@appproxy/config';
 import { getCookie, stripCookies } from '@appproxy/cookies';
 import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
-import { canRetry, type AppTable, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
+import {
+  canRetry,
+  parseRequestHost,
+  type AppTable,
+  type ConnectorGroups,
+  type RouteMatch,
+} from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
@@ -191,6 +197,9 @@ export class RelayProxy {
       res.writeHead(page.status, page.headers);
       res.end(req.method === 'HEAD' ? undefined : page.body);
     };
+
+    const refused = refuseEarly(req, host);
+    if (refused) return fail(refused);
 
     if (isReserved(target)) {
       const gateReq: GateRequest = {
@@ -391,7 +400,11 @@ export class RelayProxy {
       });
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
-    const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    const protocol = String(req.headers.upgrade ?? '')
+      .trim()
+      .toLowerCase();
+    const refused = refuseEarly(req, host);
+    if (refused) return fail(refused);
     if (isReserved(target)) return fail('RESERVED_PATH');
     const routed = this.#route(req, host, target, correlationId);
     if (typeof routed === 'string') return fail(routed);
@@ -401,6 +414,15 @@ export class RelayProxy {
     }
     const { match } = routed;
     appName = match.app.name;
+    // Only the app's listed protocols (websocket by default): after a 101 the relay pipes raw
+    // bytes, so an h2c (or any unchecked) upgrade would carry requests past every check here.
+    if (!match.app.upgrades.includes(protocol))
+      return fail('UPGRADE_REFUSED', `Upgrade: ${protocol.slice(0, 64)} is not allowed`);
+    // An upgrade request has no body: bytes after its head belong to the upgraded protocol, and
+    // a framed body the backend might read as a second request is refused.
+    if (req.headers['transfer-encoding'] !== undefined || !isZero(req.headers['content-length']))
+      return fail('UPGRADE_REFUSED', 'upgrade request with a body');
+    routed.headers['content-length'] = undefined;
     const proceed = (): void => {
       const picked = this.#deps.groups.pick(match.app.connectorGroup, {
         capability: CAPABILITY.websocket,
@@ -414,7 +436,7 @@ export class RelayProxy {
       }
       const session = picked;
       const headers = encodeRequestMeta(
-        { ...routed.meta, upgrade: String(req.headers.upgrade) },
+        { ...routed.meta, upgrade: protocol },
         {
           ...routed.headers,
           ':method': 'CONNECT',
@@ -444,12 +466,13 @@ export class RelayProxy {
           );
         }
         const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
+        this.#deps.links.response(out, match.app, header(req.headers.origin));
         for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
         if (status === 200) {
           // RFC 8441: 200 on the CONNECT stream is the backend's 101.
           writeHead(socket, 101, {
             connection: 'Upgrade',
-            upgrade: String(req.headers.upgrade),
+            upgrade: protocol,
             ...out,
           });
           if (head.length > 0) stream.write(head);
@@ -486,6 +509,47 @@ export class RelayProxy {
     );
   };
 
+  /**
+   * `clientError` of the public server: an HTTP/1.1 request Node's parser refused (malformed
+   * framing, smuggling attempts, an oversized head, a timeout). The answer is the relay's
+   * error page with a code and a correlation id, then the connection closes; nothing of the
+   * request has been routed.
+   */
+  handleClientError = (
+    err: Error & { code?: string; rawPacket?: Buffer },
+    socket: Duplex,
+  ): void => {
+    socket.on('error', () => {});
+    // Mid-response (Node's own handler checks the same): a page now would corrupt the body.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const code: RelayErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'REQUEST_HEADERS_TOO_LARGE'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'REQUEST_TIMEOUT'
+          : 'MALFORMED_REQUEST';
+    const correlationId = randomUUID();
+    this.#deps.log.warn('request refused by the HTTP parser', {
+      requestId: correlationId,
+      code,
+      parserError: err.code,
+      client: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+    });
+    this.#deps.metrics.errors.labels('-', code).inc();
+    // The head did not parse, so Accept is looked for in the raw bytes.
+    const raw = err.rawPacket?.toString('latin1') ?? '';
+    const page = renderError(code, {
+      correlationId,
+      accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
+    });
+    writeRawResponse(socket, page.status, page.headers, page.body);
+    socket.once('finish', () => socket.destroy());
+  };
+
   /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
   #forwarded(req: AnyRequest, externalHost: string): Record<string, string> {
     return forwardedHeaders({
@@ -503,7 +567,13 @@ export class RelayProxy {
   #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
     const match = this.#deps.apps().route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
-    if (match === 'ENCODED_SEPARATOR' || match === 'INVALID_PATH') return 'BAD_REQUEST_PATH';
+    if (match === 'INVALID_HOST') return 'BAD_REQUEST_HOST';
+    if (
+      match === 'ENCODED_SEPARATOR' ||
+      match === 'INVALID_PATH' ||
+      match === 'DOT_SEGMENT_PARAMETERS'
+    )
+      return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
     // One pass, no `delete` (which turns the object into a slow dictionary).
@@ -512,7 +582,9 @@ export class RelayProxy {
     const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) headers.cookie = undefined;
     else if (ownCookies !== cookie) headers.cookie = ownCookies;
-    const externalHost = host;
+    // The app's own host and port, never the client's text (which routing only read up to
+    // the port): a backend building URLs from Host or X-Forwarded-Host gets what we routed on.
+    const externalHost = match.externalHost;
     const forwarded = this.#forwarded(req, externalHost);
     headers['x-forwarded-for'] = forwarded['x-forwarded-for'];
     headers['x-forwarded-proto'] = forwarded['x-forwarded-proto'];
@@ -596,11 +668,41 @@ function appendHeader(out: OutgoingHttpHeaders, name: string, value: string): vo
         : [String(prior), value];
 }
 
+function isZero(contentLength: string | undefined): boolean {
+  return contentLength === undefined || /^0+$/.test(contentLength.trim());
+}
+
 /** True when the request has no body, known from its headers alone (most GETs). */
 function hasNoBody(req: AnyRequest): boolean {
   if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.endAfterHeaders;
   const h = req.headers;
   return h['transfer-encoding'] === undefined && (h['content-length'] ?? '0') === '0';
+}
+
+/**
+ * Requests refused before routing: TRACE (it would echo the relay's added headers back to a
+ * script, and no backend needs it), and a Host that is not `host[:port]`, that was sent
+ * twice, or that contradicts HTTP/2's `:authority` — each a way to make the relay and the
+ * backend disagree about which host was asked for.
+ */
+function refuseEarly(req: AnyRequest, host: string): RelayErrorCode | undefined {
+  if (req.method === 'TRACE') return 'METHOD_NOT_ALLOWED';
+  if (parseRequestHost(host) === undefined) return 'BAD_REQUEST_HOST';
+  let hosts = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  }
+  if (hosts > 1) return 'BAD_REQUEST_HOST';
+  const authority = req.headers[':authority'];
+  if (hosts === 1 && req.httpVersionMajor === 2 && authority !== undefined) {
+    // The same entity (RFC 9113 §8.3.1): same name, same port (443 when absent).
+    const a = parseRequestHost(String(authority));
+    const h = parseRequestHost(String(req.headers.host));
+    if (!a || !h || a.hostname !== h.hostname || (a.port ?? 443) !== (h.port ?? 443))
+      return 'BAD_REQUEST_HOST';
+  }
+  return undefined;
 }
 
 function requestHost(req: AnyRequest): string {

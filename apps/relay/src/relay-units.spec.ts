@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RELAY_ERRORS, renderError } from './error-pages.js';
 import { TrustedProxies, forwardedHeaders } from './forwarded.js';
 import { buildProgram } from './cli.js';
+import { dropRelayOwnedHeaders } from './link-translation.js';
 
 describe('error pages', () => {
   it('every code has a status and a hint', () => {
@@ -33,6 +34,32 @@ describe('error pages', () => {
     expect(html.body).not.toContain('<script>x');
     expect(html.body).toContain('&lt;script&gt;');
     expect(html.headers['x-appproxy-correlation-id']).toBe('c-2');
+  });
+});
+
+describe('backend response headers only the relay may set', () => {
+  it('drops relay cookies and x-appproxy-*/appproxy-* headers, keeps the rest', () => {
+    const headers = {
+      'set-cookie': [
+        '__Host-appproxy_session=fixated; Path=/; Secure',
+        ' appproxy_txn_1=x',
+        '__Host-appproxy_affinity',
+        'app_session=kept; Path=/',
+        'appproxy=kept-too',
+      ],
+      'x-appproxy-error': 'FORGED',
+      'x-appproxy-correlation-id': 'forged',
+      'appproxy-identity': 'forged',
+      'x-app': 'kept',
+    };
+    dropRelayOwnedHeaders(headers);
+    expect(headers).toStrictEqual({
+      'set-cookie': ['app_session=kept; Path=/', 'appproxy=kept-too'],
+      'x-app': 'kept',
+    });
+    const only: Record<string, string> = { 'set-cookie': 'appproxy_session=x' };
+    dropRelayOwnedHeaders(only);
+    expect(only).toStrictEqual({});
   });
 });
 

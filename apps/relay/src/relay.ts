@@ -1,14 +1,16 @@
 import { openStateStore, type RelayConfig, type StateStore } from '@appproxy/config';
 import { ConnectorCA, describeCertificate } from '@appproxy/pki';
-import { AppTable } from '@appproxy/routing';
+import { AppTable, parseRequestHost } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { TunnelListener } from '@appproxy/tunnel';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ConnectorRegistry } from './connector-registry.js';
+import { renderError } from './error-pages.js';
 import { TrustedProxies } from './forwarded.js';
 import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
@@ -131,6 +133,7 @@ export class Relay {
       proxy.handle,
     );
     this.#public.on('upgrade', proxy.handleUpgrade);
+    this.#public.on('clientError', proxy.handleClientError);
     this.#public.on('session', (session) => {
       this.#clientSessions.add(session);
       session.once('close', () => this.#clientSessions.delete(session));
@@ -149,12 +152,20 @@ export class Relay {
     const publicPort = (this.#public.address() as AddressInfo).port;
     if (relay.redirectHttp) {
       this.#redirect = createHttpServer((req, res) => {
-        const host = (req.headers.host ?? '').replace(/:\d+$/, '');
-        if (!host) return void res.writeHead(400).end('Host header required\n');
+        // Only `host[:port]`: the Location must not point anywhere the client's text says.
+        const host = parseRequestHost(req.headers.host ?? '')?.hostname;
+        if (host === undefined) {
+          const page = renderError('BAD_REQUEST_HOST', {
+            correlationId: randomUUID(),
+            accept: req.headers.accept,
+          });
+          return void res.writeHead(page.status, page.headers).end(page.body);
+        }
         const port = publicPort === 443 ? '' : `:${publicPort}`;
+        const path = req.url?.startsWith('/') ? req.url : '/';
         res
           .writeHead(301, {
-            location: `https://${host}${port}${req.url ?? '/'}`,
+            location: `https://${host.includes(':') ? `[${host}]` : host}${port}${path}`,
             'content-length': 0,
           })
           .end();

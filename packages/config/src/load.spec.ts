@@ -122,6 +122,7 @@ describe('parseConfig: the DESIGN.md example', () => {
           translateScripts: false,
           validateBackendTls: true,
           maintenanceMode: false,
+          upgrades: ['websocket'],
           assignment: { required: false, users: [], groups: [] },
           rules: { clientIpRanges: [], requiredAmr: [] },
         },
@@ -204,6 +205,7 @@ apps:
         translateScripts: false,
         validateBackendTls: true,
         maintenanceMode: false,
+        upgrades: ['websocket'],
         assignment: { required: false, users: [], groups: [] },
         rules: { clientIpRanges: [], requiredAmr: [] },
       },
@@ -300,6 +302,32 @@ apps:
     expect(config.apps.map((a) => a.sticky)).toStrictEqual(['session', 'clientAddress', undefined]);
     expect(config.apps[1]!.backendProxy).toBe('http://u:p@proxy.corp:3128');
     expect(config.apps[0]).not.toHaveProperty('backendProxy');
+  });
+
+  it('upgrades: websocket by default, listed protocols lower-cased, [] for none', () => {
+    const config = parse(`${RELAY}apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough,
+      upgrades: [WebSocket, TLS/1.3, websocket] }
+  - { name: C, internalUrl: http://c/, externalUrl: https://c.example.com/, preAuthentication: passthrough, upgrades: [] }
+`);
+    expect(config.apps.map((a) => a.upgrades)).toStrictEqual([
+      ['websocket'],
+      ['websocket', 'tls/1.3'],
+      [],
+    ]);
+  });
+
+  it('upgrades: refuses h2c and anything that is not a protocol token', () => {
+    const yaml = `${RELAY}apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
+      upgrades: [H2C, 'websocket, h2c', '', websocket] }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[0].upgrades[0]: h2c cannot be forwarded: an h2c upgrade would carry requests past the relay unchecked',
+      'apps[0].upgrades[1]: must be an Upgrade protocol token, e.g. websocket',
+      'apps[0].upgrades[2]: must be an Upgrade protocol token, e.g. websocket',
+    ]);
   });
 });
 

@@ -53,6 +53,12 @@ export interface PublishedAppConfig {
   /** Answer every request with the maintenance page. @default false */
   maintenanceMode: boolean;
   /**
+   * `Upgrade` protocols forwarded to the app, lower-case; any other upgrade is refused at the
+   * relay (`h2c` cannot be listed: it would let clients tunnel requests past it).
+   * @default ['websocket']
+   */
+  upgrades: string[];
+  /**
    * Session persistence across the group's connectors, for backend farms that need it:
    * `session` keeps each browser session on one connector (a relay cookie), `clientAddress`
    * each client IP. Unset: every request goes to the least busy connector.
@@ -452,6 +458,9 @@ const backendTimeout = z
   })
   .prefault('default');
 
+/** An `Upgrade` protocol: `token[/token]` (RFC 9110 §7.8). */
+const UPGRADE_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/;
+
 const publishedApp = z
   .strictObject({
     name: text()
@@ -494,6 +503,23 @@ const publishedApp = z
     ),
     validateBackendTls: bool(true, 'Verify the backend’s TLS certificate.'),
     maintenanceMode: bool(false, 'Answer every request with the maintenance page.'),
+    upgrades: z
+      .array(
+        z
+          .string()
+          .regex(UPGRADE_TOKEN, { error: 'must be an Upgrade protocol token, e.g. websocket' })
+          .refine((v) => !/^h2c(\/|$)/i.test(v), {
+            error:
+              'h2c cannot be forwarded: an h2c upgrade would carry requests past the relay unchecked',
+          }),
+      )
+      .meta({
+        description:
+          'Upgrade protocols forwarded to the app (any case); others are refused with UPGRADE_REFUSED. [] allows none.',
+        examples: [['websocket']],
+      })
+      .transform((list) => [...new Set(list.map((v) => v.toLowerCase()))])
+      .prefault(['websocket']),
     sticky: z
       .enum(['none', 'session', 'clientAddress'], {
         error: 'must be one of: none, session, clientAddress',

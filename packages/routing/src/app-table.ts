@@ -1,4 +1,8 @@
+import { parseRequestHost } from './host.js';
 import { normalizeRequestTarget, type PathRefusal } from './path.js';
+
+/** A Host that is not `host[:port]` (userinfo, lists, paths, spaces…): refused, never routed. */
+export type HostRefusal = 'INVALID_HOST';
 
 /** The part of a published app that routing needs. */
 export interface RoutableApp {
@@ -17,6 +21,11 @@ export interface RouteMatch<T extends RoutableApp> {
   internalOrigin: string;
   /** `host[:port]` of the internal URL, for the Host header. */
   internalHost: string;
+  /**
+   * `host[:port]` of the app's configured external URL: what the backend is told the client
+   * asked for (Host without header translation, X-Forwarded-Host), never the client's text.
+   */
+  externalHost: string;
 }
 
 interface Entry<T> {
@@ -24,6 +33,7 @@ interface Entry<T> {
   host: string;
   prefix: string;
   internal: URL;
+  externalHost: string;
 }
 
 /**
@@ -46,6 +56,7 @@ export class AppTable<T extends RoutableApp> {
         host: ext.hostname.toLowerCase(),
         prefix: ext.pathname.endsWith('/') ? ext.pathname : `${ext.pathname}/`,
         internal: new URL(app.internalUrl),
+        externalHost: ext.host,
       };
       const list = this.#byHost.get(entry.host) ?? [];
       list.push(entry);
@@ -62,15 +73,19 @@ export class AppTable<T extends RoutableApp> {
 
   /** The apps published on `host` (a port is ignored), longest path prefix first. */
   onHost(host: string): T[] {
-    return (this.#byHost.get(stripPort(host).toLowerCase()) ?? []).map((e) => e.app);
+    const hostname = parseRequestHost(host)?.hostname;
+    if (hostname === undefined) return [];
+    return (this.#byHost.get(hostname) ?? []).map((e) => e.app);
   }
 
   /**
    * Finds the app for a request. `host` may carry a port (ignored); `target` is the raw
-   * request target. Returns a refusal code for targets that cannot be routed safely.
+   * request target. Returns a refusal code for hosts and targets that cannot be routed
+   * safely.
    */
-  route(host: string, target: string): RouteMatch<T> | PathRefusal | undefined {
-    const hostname = stripPort(host).toLowerCase();
+  route(host: string, target: string): RouteMatch<T> | HostRefusal | PathRefusal | undefined {
+    const hostname = parseRequestHost(host)?.hostname;
+    if (hostname === undefined) return 'INVALID_HOST';
     const list = this.#byHost.get(hostname);
     if (!list) return undefined;
     const normalized = normalizeRequestTarget(target);
@@ -89,17 +104,9 @@ export class AppTable<T extends RoutableApp> {
         internalPath: internalPrefix + rest + search,
         internalOrigin: entry.internal.origin,
         internalHost: entry.internal.host,
+        externalHost: entry.externalHost,
       };
     }
     return undefined;
   }
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end === -1 ? host : host.slice(1, end);
-  }
-  const colon = host.indexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
 }

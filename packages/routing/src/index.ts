@@ -1,4 +1,4 @@
-export { AppTable, type RoutableApp, type RouteMatch } from './app-table.js';
+export { AppTable, type HostRefusal, type RoutableApp, type RouteMatch } from './app-table.js';
 export {
   ConnectorGroups,
   rendezvousWeight,
@@ -7,5 +7,6 @@ export {
   type NoConnector,
   type PickOptions,
 } from './connector-groups.js';
+export { parseRequestHost, type RequestHost } from './host.js';
 export { normalizeRequestTarget, type PathRefusal, type RequestTarget } from './path.js';
 export { IDEMPOTENT_METHODS, canRetry, type FailedAttempt } from './retry.js';

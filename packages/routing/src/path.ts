@@ -1,5 +1,5 @@
 /** Why a request target cannot be routed. */
-export type PathRefusal = 'INVALID_PATH' | 'ENCODED_SEPARATOR';
+export type PathRefusal = 'INVALID_PATH' | 'ENCODED_SEPARATOR' | 'DOT_SEGMENT_PARAMETERS';
 
 export interface RequestTarget {
   /** Dot segments resolved; percent-encodings other than `%2e` kept byte for byte. */
@@ -11,14 +11,20 @@ export interface RequestTarget {
 // Encoded '/', '\' and NUL are refused outright (as nginx and Apache do by default): a
 // backend that decodes them after routing would see a different path than we routed.
 const FORBIDDEN = /%2f|%5c|%00|\\/i;
+// Path parameters (`;…`, also `%3b…`), which Tomcat, Jetty and Spring strip before resolving
+// dot segments: to them `/pub/..;/admin` is `/admin`, to a router that ignores them it is
+// under `/pub/`.
+const PARAMETERS = /;|%3b/i;
 
 /**
  * Parses an HTTP request target into a routable path: resolves `.` and `..` segments
- * (also when written `%2e`), and refuses encoded separators. Never lets `..` climb above `/`.
+ * (also when written `%2e`), and refuses encoded separators and dot segments with path
+ * parameters (`..;x`, which some servers resolve as `..`). Never lets `..` climb above `/`.
  *
  * @example
  * normalizeRequestTarget('/app/x/../%2e%2e/admin?q=1') // { path: '/admin', search: '?q=1' }
  * normalizeRequestTarget('/app/%2F..%2Fadmin')         // 'ENCODED_SEPARATOR'
+ * normalizeRequestTarget('/pub/..;/admin')             // 'DOT_SEGMENT_PARAMETERS'
  */
 export function normalizeRequestTarget(target: string): RequestTarget | PathRefusal {
   let raw = target;
@@ -42,6 +48,11 @@ export function normalizeRequestTarget(target: string): RequestTarget | PathRefu
   for (let i = 1; i < segments.length; i++) {
     const seg = segments[i]!;
     const decoded = seg.replace(/%2e/gi, '.');
+    const params = decoded.search(PARAMETERS);
+    if (params !== -1) {
+      const bare = decoded.slice(0, params);
+      if (bare === '.' || bare === '..') return 'DOT_SEGMENT_PARAMETERS';
+    }
     const last = i === segments.length - 1;
     if (decoded === '.' || decoded === '..') {
       if (decoded === '..') out.pop();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppTable, normalizeRequestTarget } from './index.js';
+import { AppTable, normalizeRequestTarget, parseRequestHost } from './index.js';
 
 describe('normalizeRequestTarget', () => {
   it.each([
@@ -21,6 +21,27 @@ describe('normalizeRequestTarget', () => {
       expect(normalizeRequestTarget(input)).toBe('ENCODED_SEPARATOR');
     },
   );
+
+  it.each([
+    '/pub/..;/admin',
+    '/pub/..;jsessionid=x/admin',
+    '/pub/.;/admin',
+    '/pub/%2e%2e;/admin',
+    '/pub/..%3b/admin',
+    '/pub/.%2E%3Bx/admin',
+    '/pub/..;',
+  ])('refuses dot segments with path parameters in %s', (input) => {
+    expect(normalizeRequestTarget(input)).toBe('DOT_SEGMENT_PARAMETERS');
+  });
+
+  it.each([
+    ['/app/a;jsessionid=1/b', '/app/a;jsessionid=1/b'],
+    ['/app/...;x', '/app/...;x'],
+    ['/app/x..;y', '/app/x..;y'],
+    ['/app/;/..', '/app/'],
+  ])('keeps path parameters elsewhere: %s', (input, path) => {
+    expect(normalizeRequestTarget(input)).toEqual({ path, search: '' });
+  });
 
   it('refuses targets that are not paths', () => {
     expect(normalizeRequestTarget('*')).toBe('INVALID_PATH');
@@ -90,9 +111,64 @@ describe('AppTable', () => {
     );
   });
 
+  it("tells the backend the configured external host and port, not the client's", () => {
+    const ported = new AppTable([
+      { name: 'P', externalUrl: 'https://p.example.com:8443/x/', internalUrl: 'http://p.corp/' },
+    ]);
+    expect(ported.route('P.EXAMPLE.COM:9999', '/x/')).toMatchObject({
+      externalHost: 'p.example.com:8443',
+    });
+    expect(table.route('Portal.example.com:443', '/')).toMatchObject({
+      externalHost: 'portal.example.com',
+    });
+  });
+
+  it.each([
+    'portal.example.com:@evil.example',
+    'portal.example.com:443,evil.example',
+    'portal.example.com/x',
+    'portal.example.com:',
+    '',
+  ])('refuses Host %j as INVALID_HOST', (host) => {
+    expect(table.route(host, '/')).toBe('INVALID_HOST');
+    expect(table.onHost(host)).toEqual([]);
+  });
+
   it('returns undefined for unknown hosts', () => {
     expect(table.route('nope.example.com', '/')).toBeUndefined();
     expect(table.size).toBe(3);
+  });
+});
+
+describe('parseRequestHost', () => {
+  it.each([
+    ['exp.example.com', { hostname: 'exp.example.com' }],
+    ['Exp.Example.COM:8443', { hostname: 'exp.example.com', port: 8443 }],
+    ['127.0.0.1:443', { hostname: '127.0.0.1', port: 443 }],
+    ['[::1]:8443', { hostname: '::1', port: 8443 }],
+    ['[2001:DB8::1]', { hostname: '2001:db8::1' }],
+    ['intranet_01', { hostname: 'intranet_01' }],
+  ])('%s → %j', (input, parsed) => {
+    expect(parseRequestHost(input)).toEqual(parsed);
+  });
+
+  it.each([
+    'exp.example.com:@evil.example',
+    'user@exp.example.com',
+    'exp.example.com:443,evil.example',
+    'exp.example.com, evil.example',
+    'exp.example.com/evil',
+    'exp.example.com evil',
+    'exp.example.com:',
+    'exp.example.com:12a',
+    'exp.example.com:65536',
+    'exp.example.com:123456',
+    '[::1',
+    '::1',
+    '..',
+    '',
+  ])('refuses %j', (input) => {
+    expect(parseRequestHost(input)).toBeUndefined();
   });
 });
 

@@ -52,6 +52,8 @@ export const CONNECTOR_ERROR_CODES = [
   'BACKEND_TIMEOUT',
   'BACKEND_TLS_INVALID',
   'BACKEND_UPGRADE_REFUSED',
+  /** An upgrade the connector never forwards (h2c), whatever the relay asked. */
+  'UPGRADE_REFUSED',
 ] as const;
 export type ConnectorErrorCode = (typeof CONNECTOR_ERROR_CODES)[number];
 
