@@ -14,6 +14,7 @@ import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
+import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
@@ -106,8 +107,10 @@ export class Relay {
         }),
       );
     }
+    const connections = new PublicConnections(relay.limits, this.#log, this.metrics);
     const proxy = new RelayProxy({
       apps: () => apps,
+      connections,
       groups: connectors.groups,
       trustedProxies: new TrustedProxies(relay.trustedProxies),
       metrics: this.metrics,
@@ -126,10 +129,16 @@ export class Relay {
         // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
         // write on the wire at once.
         noDelay: true,
-        settings: { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 250 },
+        // A connection that never finishes its handshake holds a slot no longer than this.
+        handshakeTimeout: relay.limits.headersTimeoutMs,
+        settings: {
+          initialWindowSize: 1024 * 1024,
+          maxConcurrentStreams: relay.limits.maxStreamsPerConnection,
+        },
       },
       proxy.handle,
     );
+    connections.attach(this.#public);
     this.#public.on('upgrade', proxy.handleUpgrade);
     this.#public.on('session', (session) => {
       this.#clientSessions.add(session);
@@ -139,7 +148,8 @@ export class Relay {
     this.#public.on('tlsClientError', (err) =>
       this.#log.debug('public TLS handshake failed', { error: err }),
     );
-    // Long-lived responses (SSE, downloads) are bounded by the backend timeout, not here.
+    // No socket inactivity timeout: long-lived responses (SSE, downloads) are bounded by the
+    // backend timeout; idle and header timeouts are relay.limits' (PublicConnections).
     this.#public.setTimeout(0);
 
     const addresses: RelayAddresses = {
