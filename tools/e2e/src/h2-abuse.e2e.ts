@@ -13,7 +13,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Stack } from './harness.js';
+import { Stack, request } from './harness.js';
 
 const HOST = 'counted.apps.localhost';
 
@@ -265,5 +265,128 @@ describe('HTTP/2 rapid reset', () => {
     expect(value('appproxy_connections_closed_total{reason="too_many_resets"}')).toBeGreaterThan(
       30,
     );
+  });
+});
+
+describe('a flood of idle connections', () => {
+  const FLOOD = 2_000;
+  const ATTACKER = '127.0.0.2';
+  let stack: Stack;
+  beforeAll(async () => {
+    // The flood must fit under the per-client cap (one more is refused) and stay open while
+    // it is measured.
+    stack = await stackWith(
+      `    maxConnectionsPerClient: ${FLOOD}\n    headersTimeout: 2m\n    idleTimeout: 2m\n`,
+      // A PING timeout shorter than the stall the flood causes here (hundreds of ms): the
+      // tunnels must survive it because the stall is the relay's own, not the connector's.
+      '  pingInterval: 100ms\n  pingTimeout: 400ms\n',
+    ).start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  /** TLS, ALPN h2, the preface and an empty SETTINGS: then nothing. */
+  function idleSession(): Promise<TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: stack.ports.public,
+        localAddress: ATTACKER,
+        servername: HOST,
+        ca: stack.ca,
+        ALPNProtocols: ['h2'],
+      });
+      socket.once('error', reject);
+      socket.once('secureConnect', () => {
+        socket.write(
+          Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0)]),
+        );
+        socket.on('data', () => {});
+        resolve(socket);
+      });
+    });
+  }
+
+  it('tunnels stay alive and requests get through while idle sessions pile up and drop at once', async () => {
+    const ok = async (path: string) => (await request(stack, HOST, path)).status;
+    const disconnects = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${stack.ports.admin}/metrics`)).text();
+      return [...text.matchAll(/^appproxy_tunnel_disconnects_total\{[^}]*\} (\S+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    };
+    // The relay's longest event-loop stall, sampled all along (each scrape resets it).
+    const worst = { flood: 0, drop: 0 };
+    let phase: keyof typeof worst = 'flood';
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const at = phase;
+        const delay = (await metrics(stack))('nodejs_eventloop_delay_max_seconds');
+        worst[at] = Math.max(worst[at], delay);
+        await sleep(100);
+      }
+    })();
+    onTestFinished(() => {
+      sampling = false;
+    });
+    // Requests keep flowing through the tunnel from another client address all along.
+    const statuses: number[] = [];
+    let requesting = true;
+    const requester = (async () => {
+      while (requesting) {
+        statuses.push(await ok('/during'));
+        await sleep(50);
+      }
+    })();
+
+    const sockets: TLSSocket[] = [];
+    onTestFinished(() => sockets.forEach((s) => s.destroy()));
+    const rssBefore = stack.relay!.rss();
+    while (sockets.length < FLOOD) {
+      const batch = Math.min(100, FLOOD - sockets.length);
+      sockets.push(...(await Promise.all(Array.from({ length: batch }, idleSession))));
+    }
+    let value = await metrics(stack);
+    expect(value('appproxy_connections_open')).toBeGreaterThanOrEqual(FLOOD);
+    const rssFlood = stack.relay!.rss();
+
+    // One more from the same address is over maxConnectionsPerClient: closed at once.
+    await expect(idleSession().then((s) => once(s, 'close'))).rejects.toMatchObject({
+      code: 'ECONNRESET',
+    });
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'connection refused' && l.client === ATTACKER,
+      5_000,
+      'connection refused line',
+    );
+
+    expect(await ok('/flooded')).toBe(200);
+    await sleep(300);
+    phase = 'drop';
+    for (const s of sockets) s.destroy();
+    expect(await ok('/dropped')).toBe(200);
+    await sleep(2_000);
+    expect(await ok('/after')).toBe(200);
+    requesting = false;
+    await requester;
+    sampling = false;
+    await sampler;
+
+    value = await metrics(stack);
+    expect(value('appproxy_connections_refused_total{reason="max_connections_per_client"}')).toBe(
+      1,
+    );
+    console.log(
+      `idle flood of ${FLOOD}: relay RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssFlood / 2 ** 20).toFixed(0)} MiB, ` +
+        `worst event-loop delay while it built up ${(worst.flood * 1000).toFixed(0)} ms, ` +
+        `when it dropped ${(worst.drop * 1000).toFixed(0)} ms; ${statuses.length} requests during it`,
+    );
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 200)).toStrictEqual([]);
+    expect(await disconnects()).toBe(0);
+    expect(stack.relay!.count((l) => l.msg === 'connector disconnected')).toBe(0);
   });
 });
