@@ -39,11 +39,16 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** A public-listener-like server on 127.0.0.1:0 with `limits`; closed after the test. */
 async function serve(
   limits: Partial<RelayLimits>,
-  onRequest: (req: Http2ServerRequest, connections: PublicConnections) => void = (req) =>
-    req.stream.respond({ ':status': 200 }, { endStream: true }),
+  onRequest: (
+    req: Http2ServerRequest,
+    connections: PublicConnections,
+    res: { end(): void },
+  ) => void = (_req, _connections, res) => res.end(),
 ) {
   const metrics = new RelayMetrics();
   const lines: Array<Record<string, unknown>> = [];
@@ -53,9 +58,13 @@ async function serve(
     write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>),
   });
   const connections = new PublicConnections({ ...LIMITS, ...limits }, log, metrics);
-  const server: Http2SecureServer = createSecureServer({ ...tls, allowHTTP1: true });
+  const server: Http2SecureServer = createSecureServer({
+    ...tls,
+    allowHTTP1: true,
+    ...connections.serverOptions(),
+  });
   connections.attach(server);
-  server.on('request', (req) => onRequest(req as Http2ServerRequest, connections));
+  server.on('request', (req, res) => onRequest(req as Http2ServerRequest, connections, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   onTestFinished(() => {
     server.close();
@@ -135,6 +144,49 @@ describe('PublicConnections', () => {
     socket.resume();
     await once(socket, 'close');
     expect(value('appproxy_connections_closed_total{reason="headers_timeout"}')).toBe(1);
+  });
+
+  it('an HTTP/1.1 client that does not finish its headers within headersTimeout gets 408', async () => {
+    const { port } = await serve({ headersTimeoutMs: 200 });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca: tls.ca,
+      servername: 'localhost',
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    onTestFinished(() => void socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    // Node checks every connectionsCheckingInterval (30 s unless set): 5 s tells them apart.
+    await Promise.race([once(socket, 'close'), sleep(5_000)]);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it('an idle HTTP/1.1 keep-alive connection is closed after idleTimeout', async () => {
+    const { port } = await serve({ idleTimeoutMs: 200 });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca: tls.ca,
+      servername: 'localhost',
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    onTestFinished(() => void socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    // Node adds 1 s to keepAliveTimeout; its default (5 s) would outlast the 4 s here.
+    await Promise.race([once(socket, 'close'), sleep(4_000)]);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toMatch(/keep-alive/i);
+    expect(socket.destroyed).toBe(true);
   });
 
   it('an HTTP/2 connection with no stream open for idleTimeout is closed', async () => {

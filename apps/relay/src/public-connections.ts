@@ -53,6 +53,22 @@ export class PublicConnections {
     return this.#open;
   }
 
+  /** Options of the public server that come from the limits (merge into its own). */
+  serverOptions(): {
+    handshakeTimeout: number;
+    connectionsCheckingInterval: number;
+    settings: { maxConcurrentStreams: number };
+  } {
+    return {
+      // A connection that never finishes its handshake holds a slot no longer than this.
+      handshakeTimeout: this.#limits.headersTimeoutMs,
+      // How often HTTP/1.1 headersTimeout is checked (Node's default, 30 s, would let a
+      // slow client hold its connection three times longer than a 10 s headersTimeout).
+      connectionsCheckingInterval: Math.min(1_000, this.#limits.headersTimeoutMs),
+      settings: { maxConcurrentStreams: this.#limits.maxStreamsPerConnection },
+    };
+  }
+
   /** Sets the server's timeouts and watches its connections and HTTP/2 sessions. */
   attach(server: Http2SecureServer): void {
     const http1 = server as unknown as {

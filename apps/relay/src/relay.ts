@@ -120,8 +120,10 @@ export class Relay {
     });
     this.#proxy = proxy;
     const sni = new SniCertificates(relay.certificates);
+    const limited = connections.serverOptions();
     this.#public = createSecureServer(
       {
+        ...limited,
         ...sni.defaults,
         SNICallback: sni.select,
         allowHTTP1: true,
@@ -129,12 +131,7 @@ export class Relay {
         // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
         // write on the wire at once.
         noDelay: true,
-        // A connection that never finishes its handshake holds a slot no longer than this.
-        handshakeTimeout: relay.limits.headersTimeoutMs,
-        settings: {
-          initialWindowSize: 1024 * 1024,
-          maxConcurrentStreams: relay.limits.maxStreamsPerConnection,
-        },
+        settings: { initialWindowSize: 1024 * 1024, ...limited.settings },
       },
       proxy.handle,
     );
