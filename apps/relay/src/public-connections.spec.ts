@@ -57,7 +57,12 @@ async function serve(
     level: 'debug',
     write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>),
   });
-  const connections = new PublicConnections({ ...LIMITS, ...limits }, log, metrics);
+  const connections = new PublicConnections(
+    { ...LIMITS, ...limits },
+    log,
+    metrics,
+    (address) => address === '127.0.0.9',
+  );
   const server: Http2SecureServer = createSecureServer({
     ...tls,
     allowHTTP1: true,
@@ -118,6 +123,17 @@ describe('PublicConnections', () => {
       client: '127.0.0.1',
       reason: 'max_connections_per_client',
     });
+  });
+
+  it('a trusted front proxy is exempt from maxConnectionsPerClient, not from maxConnections', async () => {
+    const { port, value } = await serve({ maxConnectionsPerClient: 1, maxConnections: 3 });
+    const proxied = [1, 2, 3].map(() => client(port, '127.0.0.9'));
+    await Promise.all(proxied.map((s) => once(s, 'connect')));
+    expect((await closed(client(port, '127.0.0.9')))?.code).toBe('ECONNRESET');
+    expect(value('appproxy_connections_refused_total{reason="max_connections"}')).toBe(1);
+    expect(value('appproxy_connections_refused_total{reason="max_connections_per_client"}')).toBe(
+      0,
+    );
   });
 
   it('closes connections over maxConnections at once', async () => {

@@ -42,10 +42,22 @@ export class PublicConnections {
   #lastRefusalLog = 0;
   #refusedSinceLog = 0;
 
-  constructor(limits: RelayLimits, log: Logger, metrics: RelayMetrics) {
+  readonly #exempt: (address: string | undefined) => boolean;
+
+  /**
+   * `exemptFromPerClientCap`: addresses that carry many users' connections (the front
+   * proxies of `relay.trustedProxies`); `maxConnections` still applies to them.
+   */
+  constructor(
+    limits: RelayLimits,
+    log: Logger,
+    metrics: RelayMetrics,
+    exemptFromPerClientCap: (address: string | undefined) => boolean = () => false,
+  ) {
     this.#limits = limits;
     this.#log = log;
     this.#metrics = metrics;
+    this.#exempt = exemptFromPerClientCap;
   }
 
   /** Connections open now. */
@@ -110,7 +122,7 @@ export class PublicConnections {
     const reason =
       this.#open >= this.#limits.maxConnections
         ? 'max_connections'
-        : fromClient >= this.#limits.maxConnectionsPerClient
+        : fromClient >= this.#limits.maxConnectionsPerClient && !this.#exempt(client)
           ? 'max_connections_per_client'
           : undefined;
     if (reason) {

@@ -107,12 +107,15 @@ export class Relay {
         }),
       );
     }
-    const connections = new PublicConnections(relay.limits, this.#log, this.metrics);
+    const trustedProxies = new TrustedProxies(relay.trustedProxies);
+    const connections = new PublicConnections(relay.limits, this.#log, this.metrics, (address) =>
+      trustedProxies.has(address),
+    );
     const proxy = new RelayProxy({
       apps: () => apps,
       connections,
       groups: connectors.groups,
-      trustedProxies: new TrustedProxies(relay.trustedProxies),
+      trustedProxies,
       metrics: this.metrics,
       signIn,
       links: new LinkTranslation(this.#config.apps),

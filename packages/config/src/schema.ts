@@ -110,7 +110,10 @@ export interface IdentityProviderConfig {
 export interface RelayLimits {
   /** Connections open on the public listener; more are closed at once. @default 10000 */
   maxConnections: number;
-  /** Connections from one client IP address; more are closed at once. @default 256 */
+  /**
+   * Connections from one client IP address (`trustedProxies` exempt); more are closed at
+   * once. @default 256
+   */
   maxConnectionsPerClient: number;
   /**
    * HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS), and
@@ -309,7 +312,8 @@ const limitsSection = z
       default: 256,
       min: 1,
       max: 10_000_000,
-      description: 'Connections from one client IP address; more are closed at once.',
+      description:
+        'Connections from one client IP address (trustedProxies exempt); more are closed at once.',
     }),
     maxStreamsPerConnection: count({
       default: 128,

@@ -197,9 +197,10 @@ describe('HTTP/2 rapid reset', () => {
   });
 
   it("with Node's client (request, then close in the same tick) a reset stream is never retried", async () => {
-    // Node's client does not put every HEADERS and its RST_STREAM in one write: a stream
-    // whose RST arrives in a later read than its HEADERS was forwarded before the relay could
-    // know; it is then reset at once toward the connector, and must not be sent elsewhere.
+    // Node's client does not put every HEADERS and its RST_STREAM in one read of the relay:
+    // a stream whose RST comes in a later read was forwarded before the relay could know
+    // (how many depends on timing: 2 of 50 on a quiet machine, about half under load). It is
+    // reset toward the connector at once, and must never be sent to another one.
     const client = h2client(stack);
     await once(client, 'connect');
     const before = paths.length;
@@ -214,7 +215,6 @@ describe('HTTP/2 rapid reset', () => {
     const reached = paths.slice(before, -1);
     console.log(`Node client: ${reached.length} of 50 reset streams reached the backend`);
     expect(new Set(reached).size).toBe(reached.length);
-    expect(reached.length).toBeLessThan(10);
   });
 
   it('a connection past maxResetsPerConnection gets GOAWAY ENHANCE_YOUR_CALM', async () => {
