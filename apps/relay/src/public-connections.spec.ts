@@ -123,6 +123,12 @@ describe('PublicConnections', () => {
       client: '127.0.0.1',
       reason: 'max_connections_per_client',
     });
+    // A burst of refusals is one line a second, not one per connection.
+    await Promise.all([1, 2, 3].map(() => closed(client(port))));
+    expect(value('appproxy_connections_refused_total{reason="max_connections_per_client"}')).toBe(
+      4,
+    );
+    expect(lines.filter((l) => l.msg === 'connection refused')).toHaveLength(1);
   });
 
   it('a trusted front proxy is exempt from maxConnectionsPerClient, not from maxConnections', async () => {
