@@ -47,6 +47,11 @@ export const RELAY_ERRORS = {
     title: 'Down for maintenance',
     hint: 'This application is in maintenance mode. Try again later.',
   },
+  TOO_MANY_STREAMS: {
+    status: 429,
+    title: 'Too many requests at once',
+    hint: 'This connection has too many requests in flight to the application. Retry when some have finished.',
+  },
   CONNECTOR_UNAVAILABLE: {
     status: 502,
     title: 'No connector available',

@@ -11,6 +11,11 @@ export class RelayMetrics {
     'Requests answered, by app and HTTP status (errors included).',
     ['app', 'status'],
   );
+  readonly aborted = this.registry.counter(
+    'appproxy_requests_aborted_total',
+    'Requests the client reset or left before the response ended, by app (also in requests_total as status 499).',
+    ['app'],
+  );
   readonly errors = this.registry.counter(
     'appproxy_request_errors_total',
     'Requests refused or failed by the relay, by app and error code.',
@@ -72,6 +77,20 @@ export class RelayMetrics {
     ['result'],
   );
 
+  readonly connectionsOpen = this.registry.gauge(
+    'appproxy_connections_open',
+    'Client connections open on the public listener now.',
+  );
+  readonly connectionsRefused = this.registry.counter(
+    'appproxy_connections_refused_total',
+    'Client connections closed on arrival, by limit (max_connections, max_connections_per_client).',
+    ['reason'],
+  );
+  readonly connectionsClosed = this.registry.counter(
+    'appproxy_connections_closed_total',
+    'HTTP/2 client connections the relay closed, by reason (headers_timeout, idle, too_many_resets).',
+    ['reason'],
+  );
   constructor() {
     registerProcessMetrics(this.registry);
   }

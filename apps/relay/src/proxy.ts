@@ -40,6 +40,7 @@ import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
 import type { LinkTranslation } from './link-translation.js';
+import type { PublicConnections } from './public-connections.js';
 import type { GateRequest, SignIn } from './sign-in.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -55,6 +56,8 @@ export interface ProxyDeps {
   /** Header and body link translation, per app flags. */
   links: LinkTranslation;
   log: Logger;
+  /** Per-connection tunnel-stream slots (`relay.limits.maxStreamsPerConnection`). */
+  connections?: Pick<PublicConnections, 'tunnelStream'>;
 }
 
 /** Extra time the relay waits beyond the app's backend timeout before it gives up itself. */
@@ -153,11 +156,17 @@ export class RelayProxy {
     let user: string | undefined;
     let forwarding = false;
     let bytesOut = 0;
+    let closed = false;
     res.on('close', () => {
+      closed = true;
       untrack();
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const app = appName ?? '-';
-      metrics.requests.labels(app, String(res.statusCode)).inc();
+      const aborted = clientAborted(req, res);
+      // nginx's 499: the client left before any response; statusCode would still say 200.
+      const status = aborted && !res.headersSent ? 499 : res.statusCode;
+      metrics.requests.labels(app, String(status)).inc();
+      if (aborted) metrics.aborted.labels(app).inc();
       if (forwarding) metrics.inFlight.labels(appName!).dec();
       if (appName) {
         metrics.duration.labels(appName).observe(durationMs / 1000);
@@ -168,10 +177,10 @@ export class RelayProxy {
         method: req.method,
         host,
         path: target.split('?')[0],
-        status: res.statusCode,
+        status,
         bytesOut,
         durationMs,
-        aborted: !res.writableFinished,
+        aborted,
         client: req.socket?.remoteAddress,
         connector,
         user,
@@ -250,7 +259,7 @@ export class RelayProxy {
       // The client went away: cancel the stream so the connector aborts the backend request.
       res.on('close', () => {
         clearTimeout(guard);
-        if (stream && !res.writableFinished) resetStream(stream, 'client went away');
+        if (stream && clientAborted(req, res)) resetStream(stream, 'client went away');
       });
 
       const attempt = (): void => {
@@ -268,10 +277,17 @@ export class RelayProxy {
           );
         }
         const session = picked;
+        const { connections } = this.#deps;
+        const release = connections ? connections.tunnelStream(req) : noop;
+        if (!release) {
+          clearTimeout(guard);
+          return fail('TOO_MANY_STREAMS', 'connection at maxStreamsPerConnection tunnel streams');
+        }
         let s: ClientHttp2Stream;
         try {
           s = session.request(routed.headers, { endStream });
         } catch (err) {
+          release();
           // The tunnel stopped accepting between pick and request: nothing was sent.
           tried.add(session);
           log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
@@ -280,6 +296,7 @@ export class RelayProxy {
         stream = s;
         attempts++;
         connector = session.connectorId;
+        s.once('close', release);
         s.on('error', () => {});
         if (!endStream) body.into(s);
 
@@ -287,7 +304,7 @@ export class RelayProxy {
           responded = true;
           body.release();
           clearTimeout(guard);
-          if (res.destroyed) return void resetStream(s, 'client went away');
+          if (closed) return void resetStream(s, 'client went away');
           const status = Number(headers[':status']);
           const connectorError = headers[META.error];
           if (connectorError) {
@@ -310,7 +327,7 @@ export class RelayProxy {
           res.writeHead(status, out);
           // The body bytes the client is sent: after translation, before framing.
           const sent = (chunk: Buffer) => {
-            if (!res.destroyed) bytesOut += chunk.length;
+            if (!closed) bytesOut += chunk.length;
           };
           // Reset mid-response (connector lost, backend failed): the client must see a broken
           // response, never a truncated body that looks whole.
@@ -336,7 +353,9 @@ export class RelayProxy {
           transform.pipe(res);
         });
         s.on('close', () => {
-          if (responded || res.destroyed || res.headersSent) return;
+          // `closed`, not `res.destroyed`: an HTTP/2 response has no `destroyed`, and a
+          // stream reset because its client left must not be retried on another connector.
+          if (responded || closed || res.headersSent) return;
           const failed = {
             method,
             refused: s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
@@ -359,13 +378,18 @@ export class RelayProxy {
           fail('CONNECTOR_LOST', `connector ${session.connectorId}: ${detail}`);
         });
       };
-      attempt();
+      // Node's HTTP/2 server emits a request while it parses a batch of frames, before an
+      // RST_STREAM later in the same batch: open the tunnel stream once the batch is done,
+      // and never for a stream the client already reset (HTTP/2 rapid reset).
+      setImmediate(() => {
+        if (!closed) attempt();
+      });
     };
     if (this.#deps.signIn.protects(app)) {
       this.#deps.signIn.gate(app, routed.gate, correlationId).then(
         (outcome) => {
           // The client left while the gate was deciding: nothing to send, nothing to forward.
-          if (res.destroyed) return;
+          if (closed) return;
           if (!outcome.forward) return send(outcome.page);
           user = signedInAs(outcome.identity);
           withIdentity(routed, outcome.identity, outcome.stripAuthorization);
@@ -670,6 +694,19 @@ function appendHeader(out: OutgoingHttpHeaders, name: string, value: string): vo
 
 function isZero(contentLength: string | undefined): boolean {
   return contentLength === undefined || /^0+$/.test(contentLength.trim());
+}
+
+const noop = () => {};
+
+/**
+ * True when the response did not end as sent: the client reset the stream or closed the
+ * connection, or the relay cut it. An HTTP/2 response reset by the client reports
+ * `writableFinished` (its stream is finished, destroyed), so its RST code decides.
+ */
+function clientAborted(req: AnyRequest, res: ServerResponse): boolean {
+  if (req.httpVersionMajor !== 2) return !res.writableFinished;
+  const rstCode = (req as Http2ServerRequest).stream.rstCode;
+  return !res.writableEnded || (rstCode !== undefined && rstCode !== h2constants.NGHTTP2_NO_ERROR);
 }
 
 /** True when the request has no body, known from its headers alone (most GETs). */

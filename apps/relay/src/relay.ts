@@ -16,6 +16,7 @@ import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
+import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
@@ -108,10 +109,15 @@ export class Relay {
         }),
       );
     }
+    const trustedProxies = new TrustedProxies(relay.trustedProxies);
+    const connections = new PublicConnections(relay.limits, this.#log, this.metrics, (address) =>
+      trustedProxies.has(address),
+    );
     const proxy = new RelayProxy({
       apps: () => apps,
+      connections,
       groups: connectors.groups,
-      trustedProxies: new TrustedProxies(relay.trustedProxies),
+      trustedProxies,
       metrics: this.metrics,
       signIn,
       links: new LinkTranslation(this.#config.apps),
@@ -119,8 +125,10 @@ export class Relay {
     });
     this.#proxy = proxy;
     const sni = new SniCertificates(relay.certificates);
+    const limited = connections.serverOptions();
     this.#public = createSecureServer(
       {
+        ...limited,
         ...sni.defaults,
         SNICallback: sni.select,
         allowHTTP1: true,
@@ -128,10 +136,11 @@ export class Relay {
         // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
         // write on the wire at once.
         noDelay: true,
-        settings: { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 250 },
+        settings: { initialWindowSize: 1024 * 1024, ...limited.settings },
       },
       proxy.handle,
     );
+    connections.attach(this.#public);
     this.#public.on('upgrade', proxy.handleUpgrade);
     this.#public.on('clientError', proxy.handleClientError);
     this.#public.on('session', (session) => {
@@ -142,7 +151,8 @@ export class Relay {
     this.#public.on('tlsClientError', (err) =>
       this.#log.debug('public TLS handshake failed', { error: err }),
     );
-    // Long-lived responses (SSE, downloads) are bounded by the backend timeout, not here.
+    // No socket inactivity timeout: long-lived responses (SSE, downloads) are bounded by the
+    // backend timeout; idle and header timeouts are relay.limits' (PublicConnections).
     this.#public.setTimeout(0);
 
     const addresses: RelayAddresses = {

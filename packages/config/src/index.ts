@@ -26,6 +26,7 @@ export {
   type IdentityProviderConfig,
   type PublishedAppConfig,
   type RelayConfig,
+  type RelayLimits,
 } from './schema.js';
 export {
   STATE_DB_FILE,

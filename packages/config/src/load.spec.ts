@@ -94,6 +94,15 @@ describe('parseConfig: the DESIGN.md example', () => {
         drainTimeoutMs: 30_000,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
+        limits: {
+          maxConnections: 10_000,
+          maxConnectionsPerClient: 256,
+          maxStreamsPerConnection: 128,
+          maxResetsPerConnection: 100,
+          resetWindowMs: 10_000,
+          headersTimeoutMs: 10_000,
+          idleTimeoutMs: 60_000,
+        },
       },
       identityProvider: {
         issuer: 'https://login.microsoftonline.com/contoso/v2.0',
@@ -188,6 +197,15 @@ apps:
       drainTimeoutMs: 30_000,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
+      limits: {
+        maxConnections: 10_000,
+        maxConnectionsPerClient: 256,
+        maxStreamsPerConnection: 128,
+        maxResetsPerConnection: 100,
+        resetWindowMs: 10_000,
+        headersTimeoutMs: 10_000,
+        idleTimeoutMs: 60_000,
+      },
     });
     expect(config.identityProvider).toBeUndefined();
     expect(config.connectorGroups).toStrictEqual([{ name: 'Default' }]);
@@ -278,6 +296,31 @@ apps:
     expect(config.apps[2]!.translateBody).toBe(true);
     expect(config.apps[2]!.maintenanceMode).toBe(true);
     expect(config.relay.pingTimeoutMs).toBe(15_000);
+  });
+
+  it('public listener limits, also from ${ENV} text', () => {
+    const config = parse(
+      `${RELAY}  limits:
+    maxConnections: 500
+    maxConnectionsPerClient: \${PER_CLIENT}
+    maxStreamsPerConnection: 10
+    maxResetsPerConnection: 5
+    resetWindow: 1s
+    headersTimeout: 2s
+    idleTimeout: 1m
+apps: []
+`,
+      { PER_CLIENT: '20' },
+    );
+    expect(config.relay.limits).toStrictEqual({
+      maxConnections: 500,
+      maxConnectionsPerClient: 20,
+      maxStreamsPerConnection: 10,
+      maxResetsPerConnection: 5,
+      resetWindowMs: 1_000,
+      headersTimeoutMs: 2_000,
+      idleTimeoutMs: 60_000,
+    });
   });
 
   it('connector lifecycle settings, sticky routing and backend proxies', () => {
@@ -529,6 +572,21 @@ apps:
       'apps[0].sticky: must be one of: none, session, clientAddress',
       'apps[0].backendProxy: must be an http:// proxy URL (http://host:port)',
       'apps[1].backendProxy: must be http://host:port with no path, query or fragment',
+    ]);
+  });
+
+  it('bad limits', () => {
+    const yaml = `${RELAY}  limits: { maxConnections: 0, maxConnectionsPerClient: 1.5, maxStreamsPerConnection: many,
+    resetWindow: 0s, idleTimeout: soon, burst: 3 }
+apps: []
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.limits.maxConnections: must be a whole number from 1 to 10000000',
+      'relay.limits.maxConnectionsPerClient: must be a whole number from 1 to 10000000',
+      'relay.limits.maxStreamsPerConnection: must be a whole number from 1 to 10000',
+      'relay.limits.resetWindow: must be longer than 0',
+      'relay.limits.idleTimeout: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
+      'relay.limits.burst: unknown key',
     ]);
   });
 

@@ -108,6 +108,43 @@ export interface IdentityProviderConfig {
   sessionIdleTimeoutMs: number;
 }
 
+/**
+ * `relay.limits`: what one client may hold on the public listener, so that a flood of
+ * connections or reset streams cannot starve the relay (or its tunnels) of memory, file
+ * descriptors or event-loop time.
+ */
+export interface RelayLimits {
+  /** Connections open on the public listener; more are closed at once. @default 10000 */
+  maxConnections: number;
+  /**
+   * Connections from one client IP address (`trustedProxies` exempt); more are closed at
+   * once. @default 256
+   */
+  maxConnectionsPerClient: number;
+  /**
+   * HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS), and
+   * tunnel streams one connection may have in flight. @default 128
+   */
+  maxStreamsPerConnection: number;
+  /**
+   * Streams one HTTP/2 connection may reset within `resetWindowMs` before it is closed with
+   * GOAWAY `ENHANCE_YOUR_CALM` (HTTP/2 rapid reset). @default 100
+   */
+  maxResetsPerConnection: number;
+  /** From `resetWindow`. @default 10000 */
+  resetWindowMs: number;
+  /**
+   * From `headersTimeout`: an HTTP/1.1 request's headers, or an HTTP/2 connection's first
+   * stream, must arrive within this time. @default 10000
+   */
+  headersTimeoutMs: number;
+  /**
+   * From `idleTimeout`: an HTTP/1.1 keep-alive connection or an HTTP/2 connection with no
+   * request open is closed after this long. @default 60000
+   */
+  idleTimeoutMs: number;
+}
+
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
 export interface RelayConfig {
   relay: {
@@ -142,6 +179,8 @@ export interface RelayConfig {
      * serving the same apps needs the same list. Unset: one is generated in `stateDir`.
      */
     sessionSecrets?: { id: string; secret: string }[];
+    /** Public listener limits. @default see {@link RelayLimits} */
+    limits: RelayLimits;
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -219,6 +258,23 @@ function duration(opts: { default: string; min: number; max?: number; descriptio
     .prefault(opts.default);
 }
 
+function count(opts: { default: number; min: number; max: number; description: string }) {
+  const message = `must be a whole number from ${opts.min} to ${opts.max}`;
+  // Numeric strings come from `${VAR}` substitution, which always yields text.
+  return z
+    .union([z.number(), z.string().regex(/^\d+$/, { error: message })], { error: message })
+    .meta({ description: opts.description })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int({ error: message })
+        .min(opts.min, { error: message })
+        .max(opts.max, { error: message }),
+    )
+    .prefault(opts.default);
+}
+
 const HOST_PORT_MESSAGE = 'must be host:port, [ipv6]:port, :port or a port number';
 
 function hostPort(description: string) {
@@ -249,6 +305,62 @@ const certificatePair = z
   .meta({
     description: 'A certificate for the public listener; chosen by SNI (wildcards and SANs work).',
   });
+
+const limitsSection = z
+  .strictObject({
+    maxConnections: count({
+      default: 10_000,
+      min: 1,
+      max: 10_000_000,
+      description: 'Connections open on the public listener; more are closed at once.',
+    }),
+    maxConnectionsPerClient: count({
+      default: 256,
+      min: 1,
+      max: 10_000_000,
+      description:
+        'Connections from one client IP address (trustedProxies exempt); more are closed at once.',
+    }),
+    maxStreamsPerConnection: count({
+      default: 128,
+      min: 1,
+      max: 10_000,
+      description:
+        'HTTP/2 streams (requests) one connection may have open and in flight through the tunnels.',
+    }),
+    maxResetsPerConnection: count({
+      default: 100,
+      min: 1,
+      max: 1_000_000,
+      description:
+        'Streams one HTTP/2 connection may reset within resetWindow before it is closed with GOAWAY ENHANCE_YOUR_CALM.',
+    }),
+    resetWindow: duration({
+      default: '10s',
+      min: 1,
+      description: 'The window in which maxResetsPerConnection is counted.',
+    }),
+    headersTimeout: duration({
+      default: '10s',
+      min: 1,
+      description:
+        "An HTTP/1.1 request's headers, or an HTTP/2 connection's first request, must arrive within this time.",
+    }),
+    idleTimeout: duration({
+      default: '60s',
+      min: 1,
+      description:
+        'An HTTP/1.1 keep-alive connection, or an HTTP/2 connection with no request open, is closed after this long.',
+    }),
+  })
+  .prefault({})
+  .meta({ description: 'Public listener limits against floods of connections and resets.' })
+  .transform(({ resetWindow, headersTimeout, idleTimeout, ...rest }) => ({
+    ...rest,
+    resetWindowMs: resetWindow,
+    headersTimeoutMs: headersTimeout,
+    idleTimeoutMs: idleTimeout,
+  }));
 
 const relaySection = z
   .strictObject({
@@ -324,6 +436,7 @@ const relaySection = z
       max: 3650 * DAY_MS,
       description: 'Connectors not seen (or revoked) for this long are removed.',
     }),
+    limits: limitsSection,
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
   .transform(

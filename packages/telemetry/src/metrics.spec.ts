@@ -73,4 +73,18 @@ describe('MetricsRegistry', () => {
     expect(value('process_start_time_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
     expect(value('nodejs_eventloop_delay_p99_seconds')).toBeGreaterThanOrEqual(0);
   });
+
+  it('the longest event loop stall since the last scrape shows, then resets', async () => {
+    const m = new MetricsRegistry();
+    registerProcessMetrics(m);
+    const value = (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(m.render())?.[1]);
+    await new Promise((r) => setTimeout(r, 50));
+    const stall = Date.now() + 300;
+    while (Date.now() < stall);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(value('nodejs_eventloop_delay_max_seconds')).toBeGreaterThan(0.25);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(value('nodejs_eventloop_delay_max_seconds')).toBeLessThan(0.25);
+  });
 });

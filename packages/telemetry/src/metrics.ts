@@ -245,8 +245,9 @@ export class MetricsRegistry {
 /**
  * The process's own series, with the names Prometheus client libraries use:
  * `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
- * `process_start_time_seconds`, `nodejs_heap_used_bytes` and
- * `nodejs_eventloop_delay_p99_seconds` (over the last scrape interval).
+ * `process_start_time_seconds`, `nodejs_heap_used_bytes`,
+ * `nodejs_eventloop_delay_p99_seconds` and `nodejs_eventloop_delay_max_seconds` (over the last
+ * scrape interval).
  */
 export function registerProcessMetrics(metrics: MetricsRegistry): void {
   const cpu = metrics.counter('process_cpu_seconds_total', 'User and system CPU time spent.');
@@ -257,6 +258,11 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
   const lag = metrics.gauge(
     'nodejs_eventloop_delay_p99_seconds',
     'Event loop delay, 99th percentile since the previous scrape.',
+  );
+  // A single long stall (thousands of sockets closed at once) hides below the p99.
+  const lagMax = metrics.gauge(
+    'nodejs_eventloop_delay_max_seconds',
+    'Longest event loop delay since the previous scrape.',
   );
   // Floored: a start time rounded up would lie in the future for a process just started.
   start.labels().set(Math.floor(Date.now() / 1000 - process.uptime()));
@@ -277,6 +283,7 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
       // Not Linux: leave the series out rather than report a wrong number.
     }
     lag.labels().set(loop.percentile(99) / 1e9);
+    lagMax.labels().set(loop.max / 1e9);
     loop.reset();
   });
 }

@@ -32,7 +32,7 @@ export function forwardBody(
   let ended = false;
   let corked = false;
   let waitingForDrain = false;
-  // Http2ServerResponse (an HTTP/2 client of the relay) has no cork(); h2 batches by itself.
+  // Not every destination can cork (duck-typed ones); those get plain writes.
   const canCork = typeof dest.cork === 'function';
   const uncork = () => {
     if (!corked) return;

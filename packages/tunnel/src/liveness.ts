@@ -13,7 +13,9 @@ export interface LivenessOptions {
  * a dead one because a PING ACK queued behind data. A quiet tunnel gets a PING every
  * `intervalMs`; when nothing arrived for `timeoutMs`, `onDead` is called (a frozen process
  * or a black-holed route is found this way; a closed TCP connection is found at once by the
- * socket itself). Returns a stop function.
+ * socket itself). Time this process itself did not run (an event-loop stall, e.g. thousands
+ * of client sockets closed at once) is not counted against the peer: its bytes wait in the
+ * kernel until the loop reads them, after this check. Returns a stop function.
  *
  * @example
  * const stop = watchLiveness(session, socket, { intervalMs: 1000, timeoutMs: 2000 }, (why) => socket.destroy());
@@ -32,9 +34,15 @@ export function watchLiveness(
   let pingOutstanding = false;
   // Check several times per timeout, so a silent peer is found within ~1.2 × timeout.
   const tick = Math.max(10, Math.min(intervalMs, Math.floor(timeoutMs / 6)));
+  let lastTick = lastActivity;
   const timer = setInterval(() => {
     if (h2.destroyed) return;
     const now = Date.now();
+    // This check ran late by the time the event loop was blocked here: the peer's frames of
+    // that time are unread yet, so the peer gets that time back.
+    const stalled = now - lastTick - tick;
+    lastTick = now;
+    if (stalled > 0) lastActivity = Math.min(now, lastActivity + stalled);
     const bytes = socket.bytesRead;
     if (bytes !== lastBytes) {
       lastBytes = bytes;
