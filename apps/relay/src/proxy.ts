@@ -2,7 +2,6 @@ import type { PublishedAppConfig } from '@appproxy/config';
 import { getCookie, stripCookies } from '@appproxy/cookies';
 import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
 import {
-  canRetry,
   parseRequestHost,
   type AppTable,
   type ConnectorGroups,
@@ -11,10 +10,8 @@ import {
 import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
-  META,
   encodeRequestMeta,
   endToEndHeaders,
-  isConnectorErrorCode,
   forwardBody,
   resetStream,
   type RequestMetaInit,
@@ -36,6 +33,7 @@ import {
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
+import { Dispatch } from './dispatch.js';
 import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
@@ -60,13 +58,9 @@ export interface ProxyDeps {
   connections?: Pick<PublicConnections, 'tunnelStream'>;
 }
 
-/** Extra time the relay waits beyond the app's backend timeout before it gives up itself. */
-const RELAY_GRACE_MS = 5_000;
 const RESERVED_PREFIX = '/.appproxy/';
 /** `sticky: session`: which connector this browser session stays on (a relay cookie). */
 const AFFINITY_COOKIE = '__Host-appproxy_affinity';
-/** At most this many streams are opened for one request. */
-const MAX_ATTEMPTS = 3;
 /**
  * Client request headers the relay never forwards as they are: `Host` (→ :authority),
  * `Expect` (undici cannot do `100-continue`; the relay's own server already answered it)
@@ -227,181 +221,130 @@ export class RelayProxy {
       );
       return;
     }
-    const routed = this.#route(req, host, target, correlationId);
-    if (typeof routed === 'string') return fail(routed);
-    if ('code' in routed) {
-      appName = routed.app;
-      return fail(routed.code, routed.detail);
-    }
-    const { match } = routed;
-    const app = match.app;
-    appName = app.name;
-    const forward = (): void => {
+    const forward = (routed: Routed): void => {
+      const { app } = routed.match;
       forwarding = true;
       metrics.inFlight.labels(app.name).inc();
       const method = req.method ?? 'GET';
-      const body = new RequestBody(req);
-      res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
-      const endStream = hasNoBody(req);
-      encodeRequestMeta(routed.meta, routed.headers);
+      const body = hasNoBody(req) ? undefined : new RequestBody(req);
+      if (body) res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
       req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
-
-      let stream: ClientHttp2Stream | undefined;
-      let responded = false;
-      /** Tunnels that failed this request; streams opened for it. */
-      const tried = new Set<TunnelSession>();
-      let attempts = 0;
-      const guard = setTimeout(() => {
-        if (stream) resetStream(stream, 'backend timeout at the relay');
-        fail('BACKEND_TIMEOUT', 'no response from the connector within the backend timeout');
-      }, app.backendTimeoutMs + RELAY_GRACE_MS);
-      guard.unref();
-      // The client went away: cancel the stream so the connector aborts the backend request.
-      res.on('close', () => {
-        clearTimeout(guard);
-        if (stream && clientAborted(req, res)) resetStream(stream, 'client went away');
-      });
-
-      const attempt = (): void => {
-        const picked = this.#deps.groups.pick(app.connectorGroup, {
+      const { connections } = this.#deps;
+      const dispatch = new Dispatch(
+        this.#deps.groups,
+        {
+          group: app.connectorGroup,
           affinityKey: routed.affinityKey,
-          exclude: tried,
-        });
-        if (typeof picked === 'string') {
-          clearTimeout(guard);
-          return fail(
-            attempts > 0 ? 'CONNECTOR_LOST' : 'CONNECTOR_UNAVAILABLE',
-            attempts > 0
-              ? `no other connector in group ${app.connectorGroup} after ${attempts} attempt(s)`
-              : `no ready connector in group ${app.connectorGroup}`,
-          );
-        }
-        const session = picked;
-        const { connections } = this.#deps;
-        const release = connections ? connections.tunnelStream(req) : noop;
-        if (!release) {
-          clearTimeout(guard);
-          return fail('TOO_MANY_STREAMS', 'connection at maxStreamsPerConnection tunnel streams');
-        }
-        let s: ClientHttp2Stream;
-        try {
-          s = session.request(routed.headers, { endStream });
-        } catch (err) {
-          release();
-          // The tunnel stopped accepting between pick and request: nothing was sent.
-          tried.add(session);
-          log.debug('tunnel not accepting', { connector: session.connectorId, error: err });
-          return attempt();
-        }
-        stream = s;
-        attempts++;
-        connector = session.connectorId;
-        s.once('close', release);
-        s.on('error', () => {});
-        if (!endStream) body.into(s);
-
-        s.on('response', (headers) => {
-          responded = true;
-          body.release();
-          clearTimeout(guard);
-          if (closed) return void resetStream(s, 'client went away');
-          const status = Number(headers[':status']);
-          const connectorError = headers[META.error];
-          if (connectorError) {
-            s.resume();
-            const code = isConnectorErrorCode(connectorError)
-              ? connectorError
-              : 'BACKEND_UNREACHABLE';
-            return fail(
-              code,
-              `connector ${session.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
-            );
-          }
-          const links = this.#deps.links;
-          let out = endToEndHeaders(headers as IncomingHttpHeaders);
-          links.response(out, app, header(req.headers.origin));
-          const translation = links.body(status, out, app, method);
-          if (translation) out = translation.headers as OutgoingHttpHeaders;
-          out['x-appproxy-correlation-id'] = correlationId;
-          for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
-          res.writeHead(status, out);
-          // The body bytes the client is sent: after translation, before framing.
-          const sent = (chunk: Buffer) => {
-            if (!closed) bytesOut += chunk.length;
-          };
-          // Reset mid-response (connector lost, backend failed): the client must see a broken
-          // response, never a truncated body that looks whole.
-          const interrupted = (why: string) => {
-            log.warn('response interrupted', { app: appName, connector: session.connectorId, why });
-            breakOff(res, why);
-          };
-          if (!translation) {
-            s.on('data', sent);
-            forwardBody(s, res, (rst) => interrupted(`RST ${rst}`));
-            return;
-          }
-          const { transform } = translation;
-          transform.on('error', (err: Error & { code?: string }) => {
-            resetStream(s, 'body translation failed');
-            interrupted(`${err.code ?? 'error'}: ${err.message}`);
-          });
-          forwardBody(s, transform, (rst) => {
-            transform.destroy();
-            interrupted(`RST ${rst}`);
-          });
-          transform.on('data', sent);
-          transform.pipe(res);
-        });
-        s.on('close', () => {
-          // `closed`, not `res.destroyed`: an HTTP/2 response has no `destroyed`, and a
-          // stream reset because its client left must not be retried on another connector.
-          if (responded || closed || res.headersSent) return;
-          const failed = {
-            method,
-            refused: s.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
-            bodyBytesSent: endStream ? 0 : body.sent,
-            bodyReplayable: body.replayable,
-            responseStarted: false,
-          };
-          tried.add(session);
-          const detail = `tunnel stream closed before a response (rst ${s.rstCode}, tunnel ${session.id} ${session.state})`;
-          if (attempts < MAX_ATTEMPTS && canRetry(failed)) {
+          headers: encodeRequestMeta(routed.meta, routed.headers),
+          method,
+          body,
+          timeoutMs: app.backendTimeoutMs,
+          ...(connections && { slot: () => connections.tunnelStream(req) }),
+        },
+        {
+          onAttempt: (tunnel) => {
+            connector = tunnel.connectorId;
+          },
+          onRetry: (tunnel, detail) => {
             metrics.retries.labels(app.name).inc();
             log.info('retrying on another connector', {
               app: app.name,
-              connector: session.connectorId,
+              connector: tunnel.connectorId,
               detail,
             });
-            return attempt();
-          }
-          clearTimeout(guard);
-          fail('CONNECTOR_LOST', `connector ${session.connectorId}: ${detail}`);
-        });
-      };
+          },
+          onError: fail,
+          onResponse: (headers, s, tunnel) =>
+            this.#respond(res, s, headers, {
+              app,
+              method,
+              origin: header(req.headers.origin),
+              correlationId,
+              setCookie: routed.setCookie,
+              sent: (n) => {
+                if (!closed) bytesOut += n;
+              },
+              interrupted: (why) => {
+                log.warn('response interrupted', {
+                  app: app.name,
+                  connector: tunnel.connectorId,
+                  why,
+                });
+                breakOff(res, why);
+              },
+            }),
+        },
+      );
+      // The client went away: the stream is reset so the connector aborts the backend request.
+      res.on('close', () => dispatch.cancel('client went away', clientAborted(req, res)));
       // Node's HTTP/2 server emits a request while it parses a batch of frames, before an
       // RST_STREAM later in the same batch: open the tunnel stream once the batch is done,
       // and never for a stream the client already reset (HTTP/2 rapid reset).
       setImmediate(() => {
-        if (!closed) attempt();
+        if (!closed) dispatch.start();
       });
     };
-    if (this.#deps.signIn.protects(app)) {
-      this.#deps.signIn.gate(app, routed.gate, correlationId).then(
-        (outcome) => {
-          // The client left while the gate was deciding: nothing to send, nothing to forward.
-          if (closed) return;
-          if (!outcome.forward) return send(outcome.page);
-          user = signedInAs(outcome.identity);
-          withIdentity(routed, outcome.identity, outcome.stripAuthorization);
-          routed.setCookie.push(...outcome.setCookie);
-          forward();
-        },
-        (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
-      );
+    this.#admit(req, host, target, correlationId, {
+      gone: () => closed,
+      app: (name) => {
+        appName = name;
+      },
+      refuse: fail,
+      page: send,
+      forward: (routed, signedIn) => {
+        user = signedIn;
+        forward(routed);
+      },
+    });
+  };
+
+  /**
+   * Streams the connector's response to the client: response header passes (link
+   * translation, the relay's own cookies), then the body as it is or through the app's body
+   * translation. A response cut off upstream is broken off for the client too.
+   */
+  #respond(
+    res: ServerResponse,
+    s: ClientHttp2Stream,
+    headers: IncomingHttpHeaders,
+    ctx: {
+      app: PublishedAppConfig;
+      method: string;
+      origin: string | undefined;
+      correlationId: string;
+      setCookie: string[];
+      /** Body bytes handed to the client (after translation, before framing). */
+      sent: (bytes: number) => void;
+      interrupted: (why: string) => void;
+    },
+  ): void {
+    const status = Number(headers[':status']);
+    const links = this.#deps.links;
+    let out = endToEndHeaders(headers);
+    links.response(out, ctx.app, ctx.origin);
+    const translation = links.body(status, out, ctx.app, ctx.method);
+    if (translation) out = translation.headers as OutgoingHttpHeaders;
+    out['x-appproxy-correlation-id'] = ctx.correlationId;
+    for (const line of ctx.setCookie) appendHeader(out, 'set-cookie', line);
+    res.writeHead(status, out);
+    const sent = (chunk: Buffer) => ctx.sent(chunk.length);
+    if (!translation) {
+      s.on('data', sent);
+      forwardBody(s, res, (rst) => ctx.interrupted(`RST ${rst}`));
       return;
     }
-    forward();
-  };
+    const { transform } = translation;
+    transform.on('error', (err: Error & { code?: string }) => {
+      resetStream(s, 'body translation failed');
+      ctx.interrupted(`${err.code ?? 'error'}: ${err.message}`);
+    });
+    forwardBody(s, transform, (rst) => {
+      transform.destroy();
+      ctx.interrupted(`RST ${rst}`);
+    });
+    transform.on('data', sent);
+    transform.pipe(res);
+  }
 
   /** `upgrade` handler of the public server (HTTP/1.1 `Upgrade`, e.g. WebSocket). */
   handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -430,107 +373,85 @@ export class RelayProxy {
     const refused = refuseEarly(req, host);
     if (refused) return fail(refused);
     if (isReserved(target)) return fail('RESERVED_PATH');
-    const routed = this.#route(req, host, target, correlationId);
-    if (typeof routed === 'string') return fail(routed);
-    if ('code' in routed) {
-      appName = routed.app;
-      return fail(routed.code, routed.detail);
-    }
-    const { match } = routed;
-    appName = match.app.name;
-    // Only the app's listed protocols (websocket by default): after a 101 the relay pipes raw
-    // bytes, so an h2c (or any unchecked) upgrade would carry requests past every check here.
-    if (!match.app.upgrades.includes(protocol))
-      return fail('UPGRADE_REFUSED', `Upgrade: ${protocol.slice(0, 64)} is not allowed`);
-    // An upgrade request has no body: bytes after its head belong to the upgraded protocol, and
-    // a framed body the backend might read as a second request is refused.
-    if (req.headers['transfer-encoding'] !== undefined || !isZero(req.headers['content-length']))
-      return fail('UPGRADE_REFUSED', 'upgrade request with a body');
-    routed.headers['content-length'] = undefined;
-    const proceed = (): void => {
-      const picked = this.#deps.groups.pick(match.app.connectorGroup, {
-        capability: CAPABILITY.websocket,
-        affinityKey: routed.affinityKey,
-      });
-      if (typeof picked === 'string') {
-        return fail(
-          picked === 'NO_CAPABLE_CONNECTOR' ? 'UPGRADE_UNSUPPORTED' : 'CONNECTOR_UNAVAILABLE',
-          `no connector in group ${match.app.connectorGroup} can take this upgrade`,
-        );
-      }
-      const session = picked;
-      const headers = encodeRequestMeta(
-        { ...routed.meta, upgrade: protocol },
+    const proceed = (routed: Routed): void => {
+      const { match } = routed;
+      const dispatch = new Dispatch(
+        this.#deps.groups,
         {
-          ...routed.headers,
-          ':method': 'CONNECT',
-          ':protocol': protocol,
-          ':scheme': match.internalOrigin.slice(0, match.internalOrigin.indexOf(':')),
+          group: match.app.connectorGroup,
+          affinityKey: routed.affinityKey,
+          capability: CAPABILITY.websocket,
+          headers: encodeRequestMeta(
+            { ...routed.meta, upgrade: protocol },
+            {
+              ...routed.headers,
+              ':method': 'CONNECT',
+              ':protocol': protocol,
+              ':scheme': match.internalOrigin.slice(0, match.internalOrigin.indexOf(':')),
+            },
+          ),
+          method: 'CONNECT',
+          body: undefined,
+          endStream: false,
+          timeoutMs: match.app.backendTimeoutMs,
+        },
+        {
+          onError: fail,
+          onResponse: (resHeaders, stream, tunnel) => {
+            const status = Number(resHeaders[':status']);
+            const out = endToEndHeaders(resHeaders);
+            this.#deps.links.response(out, match.app, header(req.headers.origin));
+            for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
+            stream.once('close', () => socket.destroy());
+            if (status === 200) {
+              // RFC 8441: 200 on the CONNECT stream is the backend's 101.
+              writeHead(socket, 101, { connection: 'Upgrade', upgrade: protocol, ...out });
+              if (head.length > 0) stream.write(head);
+              socket.pipe(stream);
+              stream.pipe(socket);
+              const appLabel = match.app.name;
+              metrics.upgrades.labels(appLabel).inc();
+              socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
+              log.info('upgraded', { app: appName, protocol, connector: tunnel.connectorId });
+              return;
+            }
+            // Refused upgrade: relay the backend's answer as a plain HTTP/1.1 response.
+            writeHead(socket, status, { ...out, connection: 'close' });
+            stream.pipe(socket);
+          },
         },
       );
-      let stream: ClientHttp2Stream;
-      try {
-        stream = session.request(headers);
-      } catch (err) {
-        return fail('CONNECTOR_UNAVAILABLE', (err as Error).message);
-      }
-      stream.on('error', () => {});
-      socket.on('close', () => {
-        resetStream(stream, 'client went away');
-      });
-      let responded = false;
-      stream.on('response', (resHeaders) => {
-        responded = true;
-        const status = Number(resHeaders[':status']);
-        const connectorError = resHeaders[META.error];
-        if (connectorError) {
-          return fail(
-            isConnectorErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
-            `connector ${session.connectorId}: ${String(connectorError)}`,
-          );
-        }
-        const out = endToEndHeaders(resHeaders as IncomingHttpHeaders);
-        this.#deps.links.response(out, match.app, header(req.headers.origin));
-        for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
-        if (status === 200) {
-          // RFC 8441: 200 on the CONNECT stream is the backend's 101.
-          writeHead(socket, 101, {
-            connection: 'Upgrade',
-            upgrade: protocol,
-            ...out,
-          });
-          if (head.length > 0) stream.write(head);
-          socket.pipe(stream);
-          stream.pipe(socket);
-          const appLabel = match.app.name;
-          metrics.upgrades.labels(appLabel).inc();
-          socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
-          log.info('upgraded', { app: appName, protocol, connector: session.connectorId });
-          return;
-        }
-        // Refused upgrade: relay the backend's answer as a plain HTTP/1.1 response.
-        writeHead(socket, status, { ...out, connection: 'close' });
-        stream.pipe(socket);
-      });
-      stream.once('close', () => {
-        if (!responded) fail('CONNECTOR_LOST', 'tunnel stream closed before the upgrade');
-        else socket.destroy();
-      });
+      socket.on('close', () => dispatch.cancel('client went away'));
+      dispatch.start();
     };
-    if (!this.#deps.signIn.protects(match.app)) return proceed();
-    this.#deps.signIn.gate(match.app, routed.gate, correlationId).then(
-      (outcome) => {
-        if (socket.destroyed) return;
-        if (!outcome.forward) {
-          const { status, headers, body } = outcome.page;
-          return writeRawResponse(socket, status, headers, body);
-        }
-        withIdentity(routed, outcome.identity, outcome.stripAuthorization);
-        routed.setCookie.push(...outcome.setCookie);
-        proceed();
+    this.#admit(req, host, target, correlationId, {
+      gone: () => socket.destroyed,
+      app: (name) => {
+        appName = name;
       },
-      (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
-    );
+      check: (routed) => {
+        // Only the app's listed protocols (websocket by default): after a 101 the relay pipes
+        // raw bytes, so an h2c (or any unchecked) upgrade would carry requests past every
+        // check here.
+        if (!routed.match.app.upgrades.includes(protocol))
+          return {
+            code: 'UPGRADE_REFUSED',
+            detail: `Upgrade: ${protocol.slice(0, 64)} is not allowed`,
+          };
+        // An upgrade request has no body: bytes after its head belong to the upgraded
+        // protocol, and a framed body the backend might read as a second request is refused.
+        if (
+          req.headers['transfer-encoding'] !== undefined ||
+          !isZero(req.headers['content-length'])
+        )
+          return { code: 'UPGRADE_REFUSED', detail: 'upgrade request with a body' };
+        routed.headers['content-length'] = undefined;
+        return undefined;
+      },
+      refuse: fail,
+      page: ({ status, headers, body }) => writeRawResponse(socket, status, headers, body),
+      forward: proceed,
+    });
   };
 
   /**
@@ -573,6 +494,49 @@ export class RelayProxy {
     writeRawResponse(socket, page.status, page.headers, page.body);
     socket.once('finish', () => socket.destroy());
   };
+
+  /**
+   * What requests and upgrades share before a tunnel stream is opened: routing and its
+   * refusals, `check` (an upgrade's own), and for oidc apps the sign-in gate — its pages, or
+   * on the way through the identity and the refreshed cookies. Calls `refuse`, `page` or
+   * `forward` once; nothing when the client left while the gate decided.
+   */
+  #admit(
+    req: AnyRequest,
+    host: string,
+    target: string,
+    correlationId: string,
+    on: {
+      gone: () => boolean;
+      app: (name: string) => void;
+      check?: (routed: Routed) => { code: RelayErrorCode; detail: string } | undefined;
+      refuse: (code: RelayErrorCode, detail?: string) => void;
+      page: (page: RenderedError) => void;
+      forward: (routed: Routed, user?: string) => void;
+    },
+  ): void {
+    const routed = this.#route(req, host, target, correlationId);
+    if (typeof routed === 'string') return on.refuse(routed);
+    if ('code' in routed) {
+      on.app(routed.app);
+      return on.refuse(routed.code, routed.detail);
+    }
+    const { app } = routed.match;
+    on.app(app.name);
+    const refused = on.check?.(routed);
+    if (refused) return on.refuse(refused.code, refused.detail);
+    if (!this.#deps.signIn.protects(app)) return on.forward(routed);
+    this.#deps.signIn.gate(app, routed.gate, correlationId).then(
+      (outcome) => {
+        if (on.gone()) return;
+        if (!outcome.forward) return on.page(outcome.page);
+        withIdentity(routed, outcome.identity, outcome.stripAuthorization);
+        routed.setCookie.push(...outcome.setCookie);
+        on.forward(routed, signedInAs(outcome.identity));
+      },
+      (err: unknown) => on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+    );
+  }
 
   /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
   #forwarded(req: AnyRequest, externalHost: string): Record<string, string> {
@@ -695,8 +659,6 @@ function appendHeader(out: OutgoingHttpHeaders, name: string, value: string): vo
 function isZero(contentLength: string | undefined): boolean {
   return contentLength === undefined || /^0+$/.test(contentLength.trim());
 }
-
-const noop = () => {};
 
 /**
  * True when the response did not end as sent: the client reset the stream or closed the
