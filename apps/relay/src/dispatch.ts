@@ -1,5 +1,10 @@
-import { canRetry, type ConnectorGroups, type ConnectorTunnel } from '@appproxy/routing';
-import { META, isConnectorErrorCode, resetStream } from '@appproxy/tunnel';
+import {
+  canRetry,
+  type ConnectorGroups,
+  type ConnectorTunnel,
+  type FailedAttempt,
+} from '@appproxy/routing';
+import { META, isConnectorErrorCode, resetStream, type ConnectorErrorCode } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream } from 'node:http2';
 import type { RelayErrorCode } from './error-pages.js';
@@ -56,7 +61,7 @@ export interface DispatchHandler<T> {
 
 /**
  * One request's trip through the tunnels, shaped like an undici request: each attempt is
- * one tunnel stream; around the attempts, the retry rule (another connector of the group,
+ * one tunnel stream ({@link TunnelAttempt}); wrapped around the attempts, the retry rule (another connector of the group,
  * only when nothing the client sent can be lost or done twice: a refused stream, an
  * idempotent request with no body byte sent, a body still within the replay buffer) and the
  * relay's own timeout. Ends with exactly one `onResponse` or `onError`, unless cancelled.
@@ -133,11 +138,24 @@ export class Dispatch<T extends DispatchTunnel> {
     const release = this.#req.slot ? this.#req.slot() : () => {};
     if (!release)
       return this.#fail('TOO_MANY_STREAMS', 'connection at maxStreamsPerConnection tunnel streams');
-    const { body } = this.#req;
-    let stream: ClientHttp2Stream;
+    let attempt: TunnelAttempt<T>;
     try {
-      stream = tunnel.request(this.#req.headers, {
-        endStream: this.#req.endStream ?? body === undefined,
+      attempt = new TunnelAttempt(tunnel, this.#req, {
+        response: (headers, stream) => {
+          if (this.#settled) return void resetStream(stream, 'client went away');
+          this.#settle();
+          this.#handler.onResponse(headers, stream, tunnel);
+        },
+        connectorError: (code, detail) => this.#fail(code, detail),
+        closedEarly: (failed, detail) => {
+          if (this.#settled) return;
+          this.#tried.add(tunnel);
+          if (this.#attempts < MAX_ATTEMPTS && canRetry(failed)) {
+            this.#handler.onRetry?.(tunnel, detail);
+            return this.#attempt();
+          }
+          this.#fail('CONNECTOR_LOST', `connector ${tunnel.connectorId}: ${detail}`);
+        },
       });
     } catch {
       release();
@@ -145,44 +163,64 @@ export class Dispatch<T extends DispatchTunnel> {
       this.#tried.add(tunnel);
       return this.#attempt();
     }
-    this.#stream = stream;
+    this.#stream = attempt.stream;
     this.#attempts++;
+    attempt.stream.once('close', release);
     this.#handler.onAttempt?.(tunnel);
-    stream.once('close', release);
+  }
+}
+
+interface AttemptHandler {
+  /** The connector's response (not an error answer) and the stream of its body. */
+  response(headers: IncomingHttpHeaders, stream: ClientHttp2Stream): void;
+  /** The connector answered for a backend that never did (`appproxy-error`). */
+  connectorError(code: ConnectorErrorCode | 'BACKEND_UNREACHABLE', detail: string): void;
+  /** The stream closed before any response: the facts the retry rule decides on. */
+  closedEarly(failed: FailedAttempt, detail: string): void;
+}
+
+/**
+ * One tunnel stream of a request: opened on `tunnel` with the request's headers, the body
+ * (what was kept, then the rest) sent into it; ends in exactly one of the handler's calls.
+ * Throws when the tunnel no longer takes streams (nothing was sent).
+ */
+export class TunnelAttempt<T extends DispatchTunnel> {
+  readonly stream: ClientHttp2Stream;
+
+  constructor(
+    tunnel: T,
+    req: Pick<DispatchRequest, 'headers' | 'method' | 'body' | 'endStream'>,
+    on: AttemptHandler,
+  ) {
+    const { body } = req;
+    const stream = tunnel.request(req.headers, { endStream: req.endStream ?? body === undefined });
+    this.stream = stream;
     stream.on('error', () => {});
     body?.into(stream);
     let responded = false;
     stream.once('response', (headers) => {
       responded = true;
       body?.release();
-      if (this.#settled) return void resetStream(stream, 'client went away');
       const connectorError = headers[META.error];
-      if (connectorError) {
-        stream.resume();
-        return this.#fail(
-          isConnectorErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
-          `connector ${tunnel.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
-        );
-      }
-      this.#settle();
-      this.#handler.onResponse(headers, stream, tunnel);
+      if (connectorError === undefined) return on.response(headers, stream);
+      stream.resume();
+      on.connectorError(
+        isConnectorErrorCode(connectorError) ? connectorError : 'BACKEND_UNREACHABLE',
+        `connector ${tunnel.connectorId}: ${String(headers[META.errorDetail] ?? connectorError)}`,
+      );
     });
     stream.once('close', () => {
-      if (responded || this.#settled) return;
-      this.#tried.add(tunnel);
-      const detail = `tunnel stream closed before a response (rst ${stream.rstCode}, tunnel ${tunnel.id} ${tunnel.state})`;
-      const failed = {
-        method: this.#req.method,
-        refused: stream.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
-        bodyBytesSent: body ? body.sent : 0,
-        bodyReplayable: body ? body.replayable : true,
-        responseStarted: false,
-      };
-      if (this.#attempts < MAX_ATTEMPTS && canRetry(failed)) {
-        this.#handler.onRetry?.(tunnel, detail);
-        return this.#attempt();
-      }
-      this.#fail('CONNECTOR_LOST', `connector ${tunnel.connectorId}: ${detail}`);
+      if (responded) return;
+      on.closedEarly(
+        {
+          method: req.method,
+          refused: stream.rstCode === h2constants.NGHTTP2_REFUSED_STREAM,
+          bodyBytesSent: body ? body.sent : 0,
+          bodyReplayable: body ? body.replayable : true,
+          responseStarted: false,
+        },
+        `tunnel stream closed before a response (rst ${stream.rstCode}, tunnel ${tunnel.id} ${tunnel.state})`,
+      );
     });
   }
 }
