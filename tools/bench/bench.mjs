@@ -205,7 +205,12 @@ function wrk(url, procs, headers = {}) {
       `-c${CONNECTIONS}`,
       `-d${DURATION_S}s`,
       '--latency',
-      ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+      // wrk adds its own `Host` unless one is spelled exactly so: a lower-case `host` went out
+      // as a second Host header (which the relay refuses with 400 BAD_REQUEST_HOST).
+      ...Object.entries(headers).flatMap(([k, v]) => [
+        '-H',
+        `${k.toLowerCase() === 'host' ? 'Host' : k}: ${v}`,
+      ]),
       url,
     ],
     { encoding: 'utf8' },
@@ -215,6 +220,11 @@ function wrk(url, procs, headers = {}) {
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const pct = (p) => toMs(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out));
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  // A run of error pages measures the error path, not the proxy: say so where it is seen.
+  if (Number(errors) > 0)
+    log(
+      `warning: ${errors} of the responses to ${url} were not 2xx — this run's figures are not valid`,
+    );
   // `times`: the shell's own user/sys, then its children's (wrk's).
   const childTimes = out.trim().split('\n').pop().split(/\s+/).map(parseTimes);
   const wrkSeconds = childTimes.reduce((a, b) => a + b, 0);
