@@ -4,7 +4,7 @@ import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDevCertificates } from '@appproxy/pki';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEV_USERS, startDevIdp } from './server.mjs';
 
 const cli = new URL('./cli.mjs', import.meta.url).pathname;
@@ -17,7 +17,7 @@ const client = {
 
 async function started(opts: Parameters<typeof startDevIdp>[0] = {}) {
   const idp = await startDevIdp({ clients: [client], ...opts });
-  afterEach(() => idp.close());
+  onTestFinished(() => idp.close());
   return idp;
 }
 
@@ -87,7 +87,7 @@ describe('startDevIdp', () => {
 
   it('serves HTTPS with a given certificate', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'appproxy-dev-idp-'));
-    afterEach(() => rm(dir, { recursive: true, force: true }));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const certs = await createDevCertificates({ dir, hosts: ['127.0.0.1', 'localhost'] });
     const idp = await started({
       tls: { cert: await readFile(certs.certPath), key: await readFile(certs.keyPath) },
@@ -109,7 +109,7 @@ describe('startDevIdp', () => {
 describe('appproxy-dev-idp CLI', () => {
   function run(args: string[]) {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    afterEach(() => {
+    onTestFinished(() => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
     let stdout = '';

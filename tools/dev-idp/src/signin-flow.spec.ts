@@ -8,7 +8,7 @@ import {
   type ProtectedAppOptions,
   type RelyingPartyOptions,
 } from '@appproxy/preauth';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { startDevIdp, type DevIdp } from './server.mjs';
 import { Browser, startHarness, type Forwarded, type Page } from './__fixtures__/harness.js';
 
@@ -55,7 +55,7 @@ async function setup(
     ],
     ...opts.idp,
   });
-  afterEach(() => idp.close());
+  onTestFinished(() => idp.close());
   const rp = new RelyingParty({
     issuer: idp.issuer,
     clientId: 'relay',
@@ -261,7 +261,7 @@ describe('assignment and policy', () => {
         },
       ],
     });
-    afterEach(() => idp.close());
+    onTestFinished(() => idp.close());
     const rp = new RelyingParty({
       issuer: idp.issuer,
       clientId: 'relay',
