@@ -2,7 +2,8 @@
 // `npm run bench [-- --quick]`: AppProxy beside the paths ops would otherwise use, in one run
 // on this machine: direct, nginx, an OpenSSH reverse tunnel, node-http-proxy, and AppProxy
 // (relay → mTLS reverse-HTTP/2 tunnel → connector). Prints one table; writes bench/results.json.
-// A benchmark, not a test: nothing here passes or fails.
+// A benchmark, not a test: nothing here passes or fails. `--soak <duration>` runs the soak
+// instead (soak.mjs: steady mixed load, RSS growth and failures, PASS/FAIL).
 import { startDevIdp } from '@appproxy/dev-idp';
 import { createDevCertificates } from '@appproxy/pki';
 import { execFileSync, spawn } from 'node:child_process';
@@ -30,6 +31,8 @@ import {
   which,
 } from './stack.mjs';
 
+// --soak <duration>: the soak mode (soak.mjs) instead of the benchmark.
+const soakAt = process.argv.indexOf('--soak');
 const quick = process.argv.includes('--quick');
 // --profile: relay and connector run with --cpu-prof; profiles land in bench/profiles/.
 const profile = process.argv.includes('--profile');
@@ -61,7 +64,7 @@ const DURATION_S = quick ? 3 : 10;
 const WARMUP_S = quick ? 1 : 5;
 const BULK_MIB = quick ? 128 : 1024;
 const CONNECTIONS = 50;
-const work = mkdtempSync(join(tmpdir(), 'appproxy-bench-'));
+const work = soakAt === -1 ? mkdtempSync(join(tmpdir(), 'appproxy-bench-')) : undefined;
 /** The origin process, whose CPU counts in every path's CPU per request. */
 let originProc;
 const INSTALL_HINT = 'apt-get install -y wrk nginx-light openssh-server openssh-client';
@@ -768,10 +771,15 @@ async function cleanup() {
       `CPU profiles: ${join(root, 'bench/profiles')} (summary: node tools/bench/profile-top.mjs <file>)\n`,
     );
 }
-process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
-main()
-  .catch((err) => {
-    log(err.stack ?? String(err));
-    process.exitCode = 1;
-  })
-  .finally(cleanup);
+if (soakAt !== -1) {
+  const { soak } = await import('./soak.mjs');
+  process.exitCode = await soak(process.argv[soakAt + 1]);
+} else {
+  process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
+  main()
+    .catch((err) => {
+      log(err.stack ?? String(err));
+      process.exitCode = 1;
+    })
+    .finally(cleanup);
+}
