@@ -6,7 +6,8 @@
 // Options (a 5th argument, JSON): `connections` (default 50), `warmupSeconds` (default 1;
 // the warm-up's requests count as failures all the same), `expectSha256` (hex: every body is
 // read and hashed; default: bodies are discarded unread), `progressSeconds` (a JSON line
-// `{ progress: true, … }` that often).
+// `{ progress: true, … }` that often), `h2` (HTTP/2 where the server offers it; default
+// HTTP/1.1).
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 
@@ -22,6 +23,7 @@ const url = new URL(base);
 const pool = new Pool(url.origin, {
   connections: options.connections ?? 50,
   connect: { rejectUnauthorized: false },
+  ...(options.h2 && { allowH2: true }),
 });
 const latencies = [];
 let ok = 0;
