@@ -123,6 +123,7 @@ export async function soak(durationArg) {
       origin,
       appYaml: oidcAppYaml({ name: 'SoakOidc', origin, host: OIDC_HOST }),
       relayYaml: idpRelayYaml(idp),
+      metrics: true,
     });
     const result = await run({ stack, durationS, warmupS });
     mkdirSync(join(root, 'bench'), { recursive: true });
@@ -139,7 +140,7 @@ export async function soak(durationArg) {
 }
 
 async function run({ stack, durationS, warmupS }) {
-  const { base, relay, connector } = stack;
+  const { base, relay, connector, metricsUrls } = stack;
   const user = (i) => ({ username: USERS[i % 3], password: `${USERS[i % 3]}-password` });
   // The oidc app's fixed-rate load keeps the session of a first sign-in (sessions last 8 h,
   // 1 h idle); the sign-in loop below makes fresh ones and uses each right away.
@@ -154,12 +155,15 @@ async function run({ stack, durationS, warmupS }) {
 
   const samples = { relay: [], connector: [] };
   const fds = { relay: [], connector: [] };
+  /** V8 heap in use (`nodejs_heap_used_bytes` of their /metrics): JS growth, or not? */
+  const heap = { relay: [], connector: [] };
   const pids = { relay: relay.pid, connector: connector.pid };
   const sample = () => {
     const t = elapsed();
     for (const [name, pid] of Object.entries(pids)) {
       samples[name].push({ t, kib: procStatusKiB(pid) });
       fds[name].push({ t, n: openFds(pid) });
+      heapUsedKiB(metricsUrls[name]).then((kib) => kib && heap[name].push({ t, kib }));
     }
   };
   sample();
@@ -174,9 +178,10 @@ async function run({ stack, durationS, warmupS }) {
     log(`${Math.round(elapsed())} s: RSS ${rss}; ${done}; failed ${failedCount()}`);
   }, 30_000);
 
+  // HTTP/1.1 through the passthrough app, HTTP/2 (as browsers) through the oidc app.
   const gets = [
     fixedRate('GET passthrough', `${base}/1k`, {}, durationS),
-    fixedRate('GET oidc', `${base}/1k`, { host: OIDC_HOST, cookie }, durationS),
+    fixedRate('GET oidc', `${base}/1k`, { host: OIDC_HOST, cookie }, durationS, { h2: true }),
   ];
   const loops = [
     (async () => {
@@ -222,6 +227,12 @@ async function run({ stack, durationS, warmupS }) {
     relay: rssFigures(samples.relay, warmupS),
     connector: rssFigures(samples.connector, warmupS),
   };
+  // Scrapes answer in any order.
+  for (const h of Object.values(heap)) h.sort((a, b) => a.t - b.t);
+  const heapUsed = {
+    relay: rssFigures(heap.relay, warmupS),
+    connector: rssFigures(heap.connector, warmupS),
+  };
   const failureKinds = failureList(failures);
   const v = verdict({ rss, failures: failureKinds, counts });
   const machine = {
@@ -241,6 +252,7 @@ async function run({ stack, durationS, warmupS }) {
     counts,
     failures: failureKinds,
     latency,
+    heapUsed,
     openFds: Object.fromEntries(
       Object.entries(fds).map(([k, s]) => {
         const after = s.filter((x) => x.t >= warmupS);
@@ -249,6 +261,7 @@ async function run({ stack, durationS, warmupS }) {
     ),
     verdict: v,
     samples,
+    heapSamples: heap,
   };
   process.stdout.write(
     `\nAppProxy soak — ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${durationS} s, warm-up ${warmupS} s; ${MIX.getRate} GET/s through each of two apps, a sign-in every ${MIX.signInEveryMs / 1000} s, ${MIX.wsLanes} WebSockets × ${MIX.wsMessages} echoes, a 1–${MIX.transferMaxBytes / 2 ** 20} MiB download and upload every ${MIX.transferEveryMs / 1000} s\n\n`,
@@ -257,11 +270,27 @@ async function run({ stack, durationS, warmupS }) {
     `${report({ durationS, warmupS, rss, counts, failures: failureKinds, latency, verdict: v })}\n`,
   );
   process.stdout.write(
+    `V8 heap used (end of warm-up → end, max): ${Object.entries(heapUsed)
+      .map(([k, h]) => (h ? `${k} ${h.warmupEndMiB} → ${h.endMiB} MiB, max ${h.maxMiB}` : `${k} —`))
+      .join('; ')}\n`,
+  );
+  process.stdout.write(
     `open file descriptors (end of warm-up → end): ${Object.entries(result.openFds)
       .map(([k, f]) => `${k} ${f.warmupEnd} → ${f.end}`)
       .join(', ')}\n`,
   );
   return result;
+}
+
+/** `nodejs_heap_used_bytes` of a /metrics page in KiB; undefined if it cannot be read. */
+async function heapUsedKiB(url) {
+  try {
+    const text = await (await fetch(url)).text();
+    const bytes = Number(/^nodejs_heap_used_bytes(?:\{\})? (\S+)$/m.exec(text)?.[1]);
+    return Number.isFinite(bytes) ? bytes / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function openFds(pid) {
@@ -277,7 +306,7 @@ function openFds(pid) {
  * whatever this process does); resolves to `[name, { p50, p99 }]` and counts into `counts`
  * and `failures` (bodies checked against the 1 KiB the origin sends).
  */
-function fixedRate(name, url, headers, durationS) {
+function fixedRate(name, url, headers, durationS, options = {}) {
   return new Promise((resolve) => {
     const child = spawn(
       node,
@@ -292,6 +321,7 @@ function fixedRate(name, url, headers, durationS) {
           warmupSeconds: 1,
           expectSha256: ONE_KIB_SHA256,
           progressSeconds: 10,
+          ...options,
         }),
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },

@@ -126,7 +126,9 @@ export const benchIdpClient = (host) => ({
 /**
  * The real CLIs: a relay with the bench app (passthrough on any host not named by `appYaml`)
  * on its own ports and state under `work`, and a registered connector. `relayArgs` and
- * `connectorArgs` go to Node before the script (e.g. `--cpu-prof`).
+ * `connectorArgs` go to Node before the script (e.g. `--cpu-prof`). `metrics`: the relay's
+ * admin listener and the connector's metrics listener on loopback ports, their `/metrics`
+ * URLs returned as `metricsUrls`.
  */
 export async function startAppProxy({
   work,
@@ -137,17 +139,20 @@ export async function startAppProxy({
   relayYaml,
   relayArgs = [],
   connectorArgs = [],
+  metrics = false,
 }) {
   const dir = join(work, `appproxy-${name}`);
   mkdirSync(dir);
   const ports = { public: await freePort(), tunnel: await freePort() };
+  if (metrics)
+    Object.assign(ports, { admin: await freePort(), connectorMetrics: await freePort() });
   const config = join(dir, 'appproxy.yaml');
   writeFileSync(
     config,
     `relay:
   listen: 127.0.0.1:${ports.public}
   tunnelListen: 127.0.0.1:${ports.tunnel}
-  stateDir: ${join(dir, 'relay')}
+${metrics ? `  adminListen: 127.0.0.1:${ports.admin}\n` : ''}  stateDir: ${join(dir, 'relay')}
   certificates: [{ cert: ${certs.certPath}, key: ${certs.keyPath} }]
 apps:
   - name: Bench
@@ -182,7 +187,14 @@ ${appYaml}${relayYaml}`,
   const connector = await start(
     'connector',
     node,
-    [...connectorArgs, connectorBin, 'start', '--state-dir', state],
+    [
+      ...connectorArgs,
+      connectorBin,
+      'start',
+      '--state-dir',
+      state,
+      ...(metrics ? ['--metrics-listen', `127.0.0.1:${ports.connectorMetrics}`] : []),
+    ],
     jsonLine((l) => l.msg === 'tunnel connected'),
   );
   await new Promise((r) => setTimeout(r, 500));
@@ -205,6 +217,12 @@ ${appYaml}${relayYaml}`,
     connector,
     idleConnectorMiB,
     stop,
+    ...(metrics && {
+      metricsUrls: {
+        relay: `http://127.0.0.1:${ports.admin}/metrics`,
+        connector: `http://127.0.0.1:${ports.connectorMetrics}/metrics`,
+      },
+    }),
   };
 }
 
