@@ -125,3 +125,21 @@ export function report({ durationS, warmupS, rss, counts, failures, latency, ver
   );
   return lines.join('\n');
 }
+
+/**
+ * Sums the samples of one Prometheus series by one of its labels (`undefined` label: the
+ * total), from the text exposition format: `{ '200': 9, '302': 1 }`.
+ */
+export function sumBy(text, metric, label) {
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== metric) continue;
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]),
+    );
+    const key = label ? (labels[label] ?? '') : 'total';
+    out[key] = (out[key] ?? 0) + Number(m[3]);
+  }
+  return out;
+}

@@ -18,6 +18,7 @@ import {
   parseDuration,
   report,
   rssFigures,
+  sumBy,
   verdict,
   warmupSeconds,
 } from './soak-report.mjs';
@@ -219,6 +220,22 @@ async function run({ stack, durationS, warmupS }) {
   await Promise.all(loops);
   const latency = {};
   for (const [name, r] of await Promise.all(gets)) if (r) latency[name] = r;
+  // The relay's own view of the run, for cross-checking (not part of the verdict).
+  let relayView;
+  try {
+    const text = await (await fetch(metricsUrls.relay)).text();
+    relayView = {
+      requestsByStatus: sumBy(text, 'appproxy_requests_total', 'status'),
+      errorsByCode: sumBy(text, 'appproxy_request_errors_total', 'code'),
+      aborted: sumBy(text, 'appproxy_requests_aborted_total').total ?? 0,
+      retries: sumBy(text, 'appproxy_connector_retries_total').total ?? 0,
+      tunnelDisconnects: sumBy(text, 'appproxy_tunnel_disconnects_total', 'reason'),
+      connectionsRefused: sumBy(text, 'appproxy_connections_refused_total', 'reason'),
+      connectionsClosed: sumBy(text, 'appproxy_connections_closed_total', 'reason'),
+    };
+  } catch (err) {
+    log(`the relay's /metrics could not be read: ${err.message}`);
+  }
   for (const [name, c] of Object.entries({ relay, connector }))
     if (c.exitCode !== null || c.signalCode !== null)
       fail('processes', `${name} exited (${c.exitCode ?? c.signalCode})`);
@@ -253,6 +270,7 @@ async function run({ stack, durationS, warmupS }) {
     failures: failureKinds,
     latency,
     heapUsed,
+    relayView,
     openFds: Object.fromEntries(
       Object.entries(fds).map(([k, s]) => {
         const after = s.filter((x) => x.t >= warmupS);
@@ -274,6 +292,15 @@ async function run({ stack, durationS, warmupS }) {
       .map(([k, h]) => (h ? `${k} ${h.warmupEndMiB} → ${h.endMiB} MiB, max ${h.maxMiB}` : `${k} —`))
       .join('; ')}\n`,
   );
+  if (relayView) {
+    const kv = (o) =>
+      Object.entries(o)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || 'none';
+    process.stdout.write(
+      `the relay's /metrics: requests by status ${kv(relayView.requestsByStatus)}; errors ${kv(relayView.errorsByCode)}; aborted ${relayView.aborted}; retries ${relayView.retries}; tunnel disconnects ${kv(relayView.tunnelDisconnects)}; connections refused ${kv(relayView.connectionsRefused)}, closed by the relay ${kv(relayView.connectionsClosed)}\n`,
+    );
+  }
   process.stdout.write(
     `open file descriptors (end of warm-up → end): ${Object.entries(result.openFds)
       .map(([k, f]) => `${k} ${f.warmupEnd} → ${f.end}`)

@@ -4,6 +4,7 @@ import {
   parseDuration,
   report,
   rssFigures,
+  sumBy,
   verdict,
   warmupSeconds,
 } from '../soak-report.mjs';
@@ -96,5 +97,20 @@ describe('soak arithmetic', () => {
     expect(text).toContain('| WebSocket | 3 | 1 |');
     expect(text).toContain('- WebSocket: echo: closed early (1006): 1');
     expect(text.split('\n').pop()).toBe('FAIL: 1 failed requests/exchanges');
+  });
+
+  it('sums a Prometheus series by a label', () => {
+    const text = [
+      '# HELP appproxy_requests_total Requests answered.',
+      'appproxy_requests_total{app="Bench",status="200"} 10',
+      'appproxy_requests_total{app="Oidc",status="200"} 5',
+      'appproxy_requests_total{app="Oidc",status="302"} 2',
+      'appproxy_requests_aborted_total{app="Oidc"} 1',
+      'appproxy_connections_open 4',
+    ].join('\n');
+    expect(sumBy(text, 'appproxy_requests_total', 'status')).toEqual({ 200: 15, 302: 2 });
+    expect(sumBy(text, 'appproxy_requests_aborted_total')).toEqual({ total: 1 });
+    expect(sumBy(text, 'appproxy_connections_open')).toEqual({ total: 4 });
+    expect(sumBy(text, 'nothing', 'x')).toEqual({});
   });
 });
