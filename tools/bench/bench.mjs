@@ -2,28 +2,37 @@
 // `npm run bench [-- --quick]`: AppProxy beside the paths ops would otherwise use, in one run
 // on this machine: direct, nginx, an OpenSSH reverse tunnel, node-http-proxy, and AppProxy
 // (relay → mTLS reverse-HTTP/2 tunnel → connector). Prints one table; writes bench/results.json.
-// A benchmark, not a test: nothing here passes or fails.
+// A benchmark, not a test: nothing here passes or fails. `--soak <duration>` runs the soak
+// instead (soak.mjs: steady mixed load, RSS growth and failures, PASS/FAIL).
 import { startDevIdp } from '@appproxy/dev-idp';
 import { createDevCertificates } from '@appproxy/pki';
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  chmodSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { signIn } from './sign-in.mjs';
+import {
+  benchIdpClient,
+  children,
+  freePort,
+  idpRelayYaml,
+  jsonLine,
+  node,
+  oidcAppYaml,
+  procStatusKiB,
+  root,
+  start,
+  startAppProxy,
+  startOrigin,
+  stopChildren,
+  waitForPort,
+  which,
+} from './stack.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+// --soak <duration>: the soak mode (soak.mjs) instead of the benchmark.
+const soakAt = process.argv.indexOf('--soak');
 const quick = process.argv.includes('--quick');
 // --profile: relay and connector run with --cpu-prof; profiles land in bench/profiles/.
 const profile = process.argv.includes('--profile');
@@ -55,8 +64,7 @@ const DURATION_S = quick ? 3 : 10;
 const WARMUP_S = quick ? 1 : 5;
 const BULK_MIB = quick ? 128 : 1024;
 const CONNECTIONS = 50;
-const work = mkdtempSync(join(tmpdir(), 'appproxy-bench-'));
-const children = [];
+const work = soakAt === -1 ? mkdtempSync(join(tmpdir(), 'appproxy-bench-')) : undefined;
 /** The origin process, whose CPU counts in every path's CPU per request. */
 let originProc;
 const INSTALL_HINT = 'apt-get install -y wrk nginx-light openssh-server openssh-client';
@@ -88,26 +96,11 @@ const APPPROXY_VARIANTS = [
     prepare: async () => {
       preauthIdp ??= await startDevIdp({
         port: 0,
-        clients: [
-          {
-            clientId: 'bench',
-            clientSecret: 'bench-secret',
-            redirectUris: ['https://preauth.bench.test/.appproxy/callback'],
-          },
-        ],
+        clients: [benchIdpClient('preauth.bench.test')],
       });
     },
-    appYaml: (origin) => `  - name: BenchPreauth
-    internalUrl: ${origin}/
-    externalUrl: https://preauth.bench.test/
-    preAuthentication: oidc
-`,
-    relayYaml: () => `identityProvider:
-  issuer: ${preauthIdp.issuer}
-  clientId: bench
-  clientSecret: bench-secret
-  scopes: [openid, profile, email, groups]
-`,
+    appYaml: (origin) => oidcAppYaml({ name: 'BenchPreauth', origin, host: 'preauth.bench.test' }),
+    relayYaml: () => idpRelayYaml(preauthIdp),
     requestHeaders: async ({ base }) => ({
       cookie: await signIn({
         base,
@@ -133,59 +126,6 @@ const APPPROXY_VARIANTS = [
     relayYaml: () => '',
   },
 ];
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function which(cmd) {
-  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
-    if (existsSync(join(dir, cmd))) return join(dir, cmd);
-  }
-  return undefined;
-}
-
-/** Spawns a process and resolves when `ready(line)` is true for a stdout/stderr line. */
-function start(name, cmd, args, ready, opts = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`${name} not ready in 30 s: ${out.slice(-500)}`)),
-      30_000,
-    );
-    const onData = (c) => {
-      out += c;
-      for (const line of out.split('\n')) {
-        if (ready(line)) {
-          clearTimeout(timer);
-          child.stdout.off('data', onData);
-          child.stderr.off('data', onData);
-          child.stdout.resume();
-          child.stderr.resume();
-          return resolve(child);
-        }
-      }
-    };
-    child.stdout.setEncoding('utf8').on('data', onData);
-    child.stderr.setEncoding('utf8').on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${out.slice(-500)}`)));
-  });
-}
-
-const node = process.execPath;
-const jsonLine = (test) => (line) => {
-  try {
-    return test(JSON.parse(line));
-  } catch {
-    return false;
-  }
-};
 
 /**
  * wrk: req/s and latency percentiles at CONNECTIONS connections, plus where the CPU went:
@@ -356,12 +296,7 @@ function toMs(m) {
  */
 async function idleWebSockets(base, pids, count) {
   const { default: WebSocket } = await import('ws');
-  const rss = () =>
-    pids.reduce(
-      (sum, pid) =>
-        sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0),
-      0,
-    );
+  const rss = () => pids.reduce((sum, pid) => sum + procStatusKiB(pid), 0);
   const before = rss();
   const sockets = [];
   const wsUrl = base.replace(/^http/, 'ws');
@@ -494,14 +429,7 @@ async function setUp() {
     dir: join(work, 'tls'),
     hosts: ['localhost', '127.0.0.1'],
   });
-  const originPort = await freePort();
-  const originChild = await start(
-    'origin',
-    node,
-    [join(root, 'tools/bench/origin.mjs'), String(originPort)],
-    jsonLine((l) => l.port),
-  );
-  const origin = `http://127.0.0.1:${originPort}`;
+  const { child: originChild, port: originPort, origin } = await startOrigin();
   originProc = { name: 'origin', pid: originChild.pid };
   const paths = [{ key: 'direct', name: 'direct', base: origin, procs: [] }];
 
@@ -653,20 +581,22 @@ AllowTcpForwarding yes
     // 10,000 sockets would leave their memory in the measured relay's peak RSS.
     let idleWs;
     if (phases.has('ws')) {
-      const ws = await startAppProxy('ws', certs, origin, appYaml, relayYaml, false);
+      const ws = await startAppProxy({ work, name: 'ws', certs, origin, appYaml, relayYaml });
       const count = quick ? 2000 : 10_000;
       log(`opening ${count} idle WebSockets through AppProxy (an instance of their own)`);
       idleWs = await idleWebSockets(ws.base, [ws.relay.pid], count);
       await ws.stop();
     }
-    const { base, config, relay, connector, idleConnectorMiB } = await startAppProxy(
-      'measured',
+    const { base, config, relay, connector, idleConnectorMiB } = await startAppProxy({
+      work,
+      name: 'measured',
       certs,
       origin,
       appYaml,
       relayYaml,
-      true,
-    );
+      relayArgs: profileArgs('relay'),
+      connectorArgs: profileArgs('connector'),
+    });
     paths.push({
       key: 'appproxy',
       name: 'AppProxy (relay → tunnel → connector)',
@@ -702,99 +632,6 @@ AllowTcpForwarding yes
     }
   }
   return paths;
-}
-
-/**
- * The real CLIs: a relay with the bench app (and any wired variants) on its own ports and
- * state, and a registered connector; `profiled` applies --cpu-prof (with --profile).
- */
-async function startAppProxy(name, certs, origin, appYaml, relayYaml, profiled) {
-  const dir = join(work, `appproxy-${name}`);
-  mkdirSync(dir);
-  const ports = { public: await freePort(), tunnel: await freePort() };
-  const config = join(dir, 'appproxy.yaml');
-  writeFileSync(
-    config,
-    `relay:
-  listen: 127.0.0.1:${ports.public}
-  tunnelListen: 127.0.0.1:${ports.tunnel}
-  stateDir: ${join(dir, 'relay')}
-  certificates: [{ cert: ${certs.certPath}, key: ${certs.keyPath} }]
-apps:
-  - name: Bench
-    internalUrl: ${origin}/
-    externalUrl: https://127.0.0.1/
-    preAuthentication: passthrough
-${appYaml}${relayYaml}`,
-  );
-  // Default logging (one JSON line per request), as ops run it.
-  const relayBin = join(root, 'apps/relay/dist/bin.js');
-  const connectorBin = join(root, 'apps/connector/dist/bin.js');
-  const prof = (who) => (profiled ? profileArgs(who) : []);
-  const relay = spawn(node, [...prof('relay'), relayBin, 'start', '--config', config], {
-    stdio: 'ignore',
-  });
-  children.push(relay);
-  await waitForPort(ports.tunnel);
-  await waitForPort(ports.public);
-  const token = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
-    encoding: 'utf8',
-  }).trim();
-  const state = join(dir, 'connector');
-  execFileSync(node, [
-    connectorBin,
-    'register',
-    '--relay',
-    `https://127.0.0.1:${ports.tunnel}`,
-    '--token',
-    token,
-    '--state-dir',
-    state,
-  ]);
-  const connector = await start(
-    'connector',
-    node,
-    [...prof('connector'), connectorBin, 'start', '--state-dir', state],
-    jsonLine((l) => l.msg === 'tunnel connected'),
-  );
-  await new Promise((r) => setTimeout(r, 500));
-  const idleConnectorMiB = Math.round(
-    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${connector.pid}/status`, 'utf8'))?.[1] ?? 0) /
-      1024,
-  );
-  const stop = () =>
-    Promise.all(
-      [connector, relay].map(
-        (c) =>
-          new Promise((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', resolve);
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-  return {
-    base: `https://127.0.0.1:${ports.public}`,
-    config,
-    relay,
-    connector,
-    idleConnectorMiB,
-    stop,
-  };
-}
-
-async function waitForPort(port, timeoutMs = 15_000) {
-  const { connect } = await import('node:net');
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await new Promise((r) => {
-      const s = connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
 }
 
 function table(rows, direct) {
@@ -937,20 +774,22 @@ async function main() {
 /** SIGTERM to everything started; waits (bounded) so profiles and logs are complete. */
 async function cleanup() {
   await preauthIdp?.close();
-  const exits = children
-    .filter((c) => c.exitCode === null && c.signalCode === null)
-    .map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGTERM'))));
-  await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))]);
+  await stopChildren();
   rmSync(work, { recursive: true, force: true });
   if (profile)
     process.stdout.write(
       `CPU profiles: ${join(root, 'bench/profiles')} (summary: node tools/bench/profile-top.mjs <file>)\n`,
     );
 }
-process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
-main()
-  .catch((err) => {
-    log(err.stack ?? String(err));
-    process.exitCode = 1;
-  })
-  .finally(cleanup);
+if (soakAt !== -1) {
+  const { soak } = await import('./soak.mjs');
+  process.exitCode = await soak(process.argv[soakAt + 1]);
+} else {
+  process.once('SIGINT', () => cleanup().then(() => process.exit(130)));
+  main()
+    .catch((err) => {
+      log(err.stack ?? String(err));
+      process.exitCode = 1;
+    })
+    .finally(cleanup);
+}

@@ -1,4 +1,6 @@
-// The benchmark origin: a 1 KiB response, an N MiB download and an upload sink.
+// The benchmark origin: a 1 KiB response, an N MiB download and an upload sink; for the soak,
+// random bodies with their SHA-256 in a header and uploads answered with theirs.
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 
@@ -48,11 +50,24 @@ const server = createServer((req, res) => {
     };
     return pump();
   }
+  if (url.pathname === '/blob') {
+    // `bytes` random bytes (at most 64 MiB); `x-body-sha256` is their SHA-256, in hex.
+    const body = randomBytes(Math.min(64 * 2 ** 20, Number(url.searchParams.get('bytes') ?? 0)));
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': body.length,
+      'x-body-sha256': createHash('sha256').update(body).digest('hex'),
+    });
+    return res.end(body);
+  }
   if (url.pathname === '/upload') {
+    // `?sha256`: the answer carries the body's SHA-256 too (not in the bench's bulk upload,
+    // whose MB/s would count the hashing).
+    const hash = url.searchParams.has('sha256') ? createHash('sha256') : undefined;
     let bytes = 0;
-    req.on('data', (c) => (bytes += c.length));
+    req.on('data', (c) => ((bytes += c.length), hash?.update(c)));
     req.on('end', () => {
-      const body = JSON.stringify({ bytes });
+      const body = JSON.stringify({ bytes, ...(hash && { sha256: hash.digest('hex') }) });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
       res.end(body);
     });
