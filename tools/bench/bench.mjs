@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signIn } from './sign-in.mjs';
 import {
@@ -19,6 +19,7 @@ import {
   freePort,
   idpRelayYaml,
   jsonLine,
+  machineInfo,
   node,
   oidcAppYaml,
   procStatusKiB,
@@ -719,12 +720,7 @@ async function main() {
   const app = results.find((r) => r.appproxy);
   const ws = app?.idleWs;
   const machine = {
-    cores: cpus().length,
-    cpu: cpus()[0]?.model,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    kernel: release(),
-    date: new Date().toISOString(),
+    ...machineInfo(),
     quick,
     repeat: REPEAT,
     warmupSeconds: WARMUP_S,

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { signIn } from './sign-in.mjs';
@@ -26,6 +26,7 @@ import {
   benchIdpClient,
   children,
   idpRelayYaml,
+  machineInfo,
   node,
   oidcAppYaml,
   procStatusKiB,
@@ -253,12 +254,7 @@ async function run({ stack, durationS, warmupS }) {
   const failureKinds = failureList(failures);
   const v = verdict({ rss, failures: failureKinds, counts });
   const machine = {
-    cores: cpus().length,
-    cpu: cpus()[0]?.model,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    kernel: release(),
-    date: new Date().toISOString(),
+    ...machineInfo(),
   };
   const result = {
     machine,

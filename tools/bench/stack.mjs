@@ -3,6 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +12,18 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const node = process.execPath;
 /** Every child process started through this module, for {@link stopChildren}. */
 export const children = [];
+
+/** The machine a run's figures belong to (written into each results file). */
+export function machineInfo() {
+  return {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: release(),
+    date: new Date().toISOString(),
+  };
+}
 
 export async function freePort() {
   const s = createServer();
