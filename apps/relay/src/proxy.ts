@@ -675,7 +675,7 @@ function clientAborted(req: AnyRequest, res: ServerResponse): boolean {
 function hasNoBody(req: AnyRequest): boolean {
   if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.endAfterHeaders;
   const h = req.headers;
-  return h['transfer-encoding'] === undefined && (h['content-length'] ?? '0') === '0';
+  return h['transfer-encoding'] === undefined && isZero(h['content-length']);
 }
 
 /**
