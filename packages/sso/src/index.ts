@@ -6,3 +6,5 @@ export {
   type LoginIdentityKind,
   type SsoIdentity,
 } from './identity.js';
+export { HeaderTemplates, TEMPLATE_PLACEHOLDERS } from './templates.js';
+export { DEFAULT_STRIP_REQUEST_HEADERS, HeaderStripper } from './strip.js';
