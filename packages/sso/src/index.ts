@@ -8,3 +8,10 @@ export {
 } from './identity.js';
 export { HeaderTemplates, TEMPLATE_PLACEHOLDERS } from './templates.js';
 export { DEFAULT_STRIP_REQUEST_HEADERS, HeaderStripper } from './strip.js';
+export { fileKeyStore, type SigningKeyStore, type StoredSigningKey } from './keystore.js';
+export {
+  AssertionSigner,
+  KEY_RETIRE_SKEW_MS,
+  type AssertionOptions,
+  type AssertionSignerOptions,
+} from './assertion.js';
