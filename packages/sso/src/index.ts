@@ -15,3 +15,4 @@ export {
   type AssertionOptions,
   type AssertionSignerOptions,
 } from './assertion.js';
+export { AppSso, type SsoSettings } from './app-sso.js';
