@@ -14,6 +14,7 @@ const alias = {
   '@appproxy/preauth': src('preauth'),
   '@appproxy/cookies': src('cookies'),
   '@appproxy/translate': src('translate'),
+  '@appproxy/sso': src('sso'),
 };
 
 export default defineConfig({
