@@ -22,6 +22,7 @@ export {
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
   type ClaimNamesConfig,
+  type SsoConfig,
   type CookiePolicy,
   type IdentityProviderConfig,
   type PublishedAppConfig,

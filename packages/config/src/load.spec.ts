@@ -374,6 +374,87 @@ apps:
   });
 });
 
+describe('parseConfig: apps[].sso and relay.stripRequestHeaders', () => {
+  const IDP = `identityProvider: { issuer: https://idp.example.com, clientId: c }
+`;
+  it('resolves headers and jwt modes with their defaults; none is no sso at all', () => {
+    const config = parse(`${RELAY}  stripRequestHeaders: [X-Remote-User, X-Auth-Request-*]
+${IDP}apps:
+  - name: Wiki
+    internalUrl: http://wiki.corp:8080/
+    externalUrl: https://wiki.example.com/
+    sso: { mode: headers, headers: { X-Remote-User: "{loginIdentity}", x-remote-groups: "{groups}" } }
+  - name: Api
+    internalUrl: https://api.corp/base/
+    externalUrl: https://api.example.com/
+    sso: { mode: jwt, loginIdentity: "claim:employee.id" }
+  - name: Grafana
+    internalUrl: http://grafana.corp/
+    externalUrl: https://grafana.example.com/
+    sso: { mode: jwt, loginIdentity: email, jwt: { header: Authorization, audience: grafana, lifetime: 5m } }
+  - { name: Plain, internalUrl: http://plain/, externalUrl: https://plain.example.com/, sso: { mode: none } }
+`);
+    expect(config.relay.stripRequestHeaders).toStrictEqual(['X-Remote-User', 'X-Auth-Request-*']);
+    expect(config.apps.map((a) => a.sso)).toStrictEqual([
+      {
+        mode: 'headers',
+        loginIdentity: 'upn',
+        headers: { 'x-remote-user': '{loginIdentity}', 'x-remote-groups': '{groups}' },
+      },
+      {
+        mode: 'jwt',
+        loginIdentity: 'claim:employee.id',
+        headers: {},
+        jwt: { header: 'x-appproxy-assertion', audience: 'https://api.corp', lifetimeMs: 60_000 },
+      },
+      {
+        mode: 'jwt',
+        loginIdentity: 'email',
+        headers: {},
+        jwt: { header: 'authorization', audience: 'grafana', lifetimeMs: 300_000 },
+      },
+      undefined,
+    ]);
+  });
+
+  it('refuses sso on passthrough apps, kerberos (not in this release) and malformed settings', () => {
+    const yaml = `${RELAY}  stripRequestHeaders: ['X Remote', '*']
+${IDP}apps:
+  - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
+      sso: { mode: headers, headers: { X-Remote-User: "{loginIdentity}" } } }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, sso: { mode: kerberos } }
+  - { name: C, internalUrl: http://c/, externalUrl: https://c.example.com/, sso: { mode: headers } }
+  - { name: D, internalUrl: http://d/, externalUrl: https://d.example.com/,
+      sso: { mode: headers, loginIdentity: samaccountname, headers: { "Bad Name": x } } }
+  - { name: E, internalUrl: http://e/, externalUrl: https://e.example.com/,
+      sso: { mode: jwt, headers: { X-A: b } } }
+  - { name: G, internalUrl: http://g/, externalUrl: https://g.example.com/, sso: { mode: jwt, jwt: { lifetime: 2h } } }
+`;
+    expect(summary(issuesOf(yaml)).sort()).toStrictEqual(
+      [
+        'relay.stripRequestHeaders[0]: must be a header name, or a prefix ending in * (e.g. X-Auth-Request-*)',
+        'relay.stripRequestHeaders[1]: must be a header name, or a prefix ending in * (e.g. X-Auth-Request-*)',
+        'apps[1].sso.mode: kerberos single sign-on is not available in this release (use headers or jwt, or none)',
+        'apps[2].sso.headers: is required',
+        'apps[3].sso.loginIdentity: must be one of: upn, email, preferredUsername, sub, localPart, samAccountName, claim:<dotted.path>',
+        'apps[3].sso.headers["Bad Name"]: must be a header name',
+        'apps[4].sso.headers: applies only to mode: headers',
+        'apps[5].sso.jwt.lifetime: must be at most 1h',
+        'apps[0].sso: applies only to preAuthentication: oidc',
+      ].sort(),
+    );
+    expect(
+      summary(
+        issuesOf(`${RELAY}${IDP}apps:
+  - { name: F, internalUrl: http://f/, externalUrl: https://f.example.com/, sso: { mode: headers, headers: {} } }
+`),
+      ),
+    ).toStrictEqual([
+      'apps[0].sso.headers: mode headers needs at least one header, e.g. X-Remote-User: "{loginIdentity}"',
+    ]);
+  });
+});
+
 describe('parseConfig: each kind of mistake has its exact path and message', () => {
   const app = (fields: string) => `${RELAY}apps:
   - name: Expenses

@@ -74,6 +74,32 @@ export interface PublishedAppConfig {
   session?: { lifetimeMs?: number; idleTimeoutMs?: number };
   /** Overrides the identity provider's `bearerAudiences` for this app. */
   bearerAudiences?: string[];
+  /** Single sign-on to the backend (oidc apps). Absent: `mode: none`. */
+  sso?: SsoConfig;
+}
+
+/**
+ * `apps[].sso`, resolved: what the backend is told about the signed-in user. `mode: none` is
+ * the absence of this object.
+ */
+export interface SsoConfig {
+  mode: 'headers' | 'jwt';
+  /**
+   * Entra's "delegated login identity": `upn`, `email`, `preferredUsername`, `sub`,
+   * `localPart`, `samAccountName` or `claim:<dotted.path>`. @default 'upn'
+   */
+  loginIdentity: string;
+  /** Mode headers: header name → template over the identity (`{loginIdentity}`, `{email}`, …). */
+  headers: Record<string, string>;
+  /** Mode jwt: where the signed assertion goes, for whom, for how long. */
+  jwt?: {
+    /** Lower-case header name; `authorization` sends `Bearer <jwt>`. @default 'x-appproxy-assertion' */
+    header: string;
+    /** @default the origin of the app's internal URL */
+    audience: string;
+    /** @default 60000 */
+    lifetimeMs: number;
+  };
 }
 
 /** Where the provider puts each part of the identity (dotted paths allowed). */
@@ -82,6 +108,8 @@ export interface ClaimNamesConfig {
   email?: string;
   preferredUsername?: string;
   upn?: string;
+  /** The on-premises sAMAccountName (e.g. `onprem_sam`); no default. */
+  samAccountName?: string;
   groups?: string;
   roles?: string;
 }
@@ -181,6 +209,13 @@ export interface RelayConfig {
     sessionSecrets?: { id: string; secret: string }[];
     /** Public listener limits. @default see {@link RelayLimits} */
     limits: RelayLimits;
+    /**
+     * Request headers removed from every client request before routing (identity and client
+     * address headers a client could spoof); names, any case, `prefix*` for a family. The SSO
+     * headers of every app are removed too, whatever this says. Unset: `@appproxy/sso`'s
+     * `DEFAULT_STRIP_REQUEST_HEADERS`.
+     */
+    stripRequestHeaders?: string[];
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -191,7 +226,27 @@ export interface RelayConfig {
 
 // --- building blocks -------------------------------------------------------------------
 
+/** `3600000` → `1h`: the largest unit that divides it (d, h, m, s), else milliseconds. */
+function humanDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', DAY_MS],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
 const text = (what = 'must not be empty') => z.string().min(1, { error: what });
+
+/** A header name (RFC 9110 token), optionally a `prefix*`. */
+const HEADER_PATTERN = /^[A-Za-z0-9!#$%&'+.^_`|~-]+\*?$/;
+/** A header name, no wildcard. */
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'+.^_`|~-]+$/;
+/** What `sso.loginIdentity` takes. */
+const LOGIN_IDENTITY =
+  /^(?:upn|email|preferredUsername|sub|localPart|samAccountName|claim:[^\s{}]+)$/;
 
 function bool(defaultValue: boolean, description: string) {
   // "true"/"false" strings come from `${VAR}` substitution, which always yields text.
@@ -235,7 +290,7 @@ function durationMs(
   else if (ms > max)
     ctx.addIssue({
       code: 'custom',
-      message: max === MAX_TIMER_MS ? 'must be at most 24d' : `must be at most ${max / DAY_MS}d`,
+      message: `must be at most ${max === MAX_TIMER_MS ? '24d' : humanDuration(max)}`,
     });
   return ms;
 }
@@ -437,6 +492,18 @@ const relaySection = z
       description: 'Connectors not seen (or revoked) for this long are removed.',
     }),
     limits: limitsSection,
+    stripRequestHeaders: z
+      .array(
+        z.string().regex(HEADER_PATTERN, {
+          error: 'must be a header name, or a prefix ending in * (e.g. X-Auth-Request-*)',
+        }),
+      )
+      .optional()
+      .meta({
+        description:
+          'Headers removed from every client request (identity and client-address headers a client could spoof); prefix* matches a family. Unset: the built-in list (X-Remote-User, Remote-User, X-Forwarded-User, X-Auth-Request-*, X-MS-CLIENT-PRINCIPAL*, X-Real-IP, …). Every app’s SSO headers are always removed.',
+        examples: [['X-Remote-User', 'X-Auth-Request-*']],
+      }),
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
   .transform(
@@ -488,6 +555,10 @@ const identityProviderSection = z
         email: text().optional(),
         preferredUsername: text().optional(),
         upn: text().optional(),
+        samAccountName: text().optional().meta({
+          description:
+            'Claim carrying the on-premises sAMAccountName (sso.loginIdentity: samAccountName); unset: the UPN’s local part.',
+        }),
         groups: text().optional(),
         roles: text().optional(),
       })
@@ -570,6 +641,82 @@ const backendTimeout = z
     return durationMs(v, ctx, 1);
   })
   .prefault('default');
+
+const ssoSection = z
+  .strictObject({
+    mode: z
+      .enum(['none', 'headers', 'jwt', 'kerberos'], {
+        error: 'must be one of: none, headers, jwt, kerberos',
+      })
+      .default('none')
+      .refine((m) => m !== 'kerberos', {
+        error:
+          'kerberos single sign-on is not available in this release (use headers or jwt, or none)',
+      })
+      .meta({
+        description:
+          'none: the backend sees no identity; headers: identity headers from templates; jwt: a signed assertion (keys at /.appproxy/jwks.json).',
+      }),
+    loginIdentity: z
+      .string()
+      .regex(LOGIN_IDENTITY, {
+        error:
+          'must be one of: upn, email, preferredUsername, sub, localPart, samAccountName, claim:<dotted.path>',
+      })
+      .default('upn')
+      .meta({
+        description:
+          'The delegated login identity: upn (else preferred_username), email, preferredUsername, sub, localPart (before @), samAccountName, claim:<dotted.path>.',
+      }),
+    headers: z
+      .record(z.string(), z.string().min(1, { error: 'must not be empty' }))
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers))
+          if (!HEADER_NAME.test(name))
+            ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name' });
+      })
+      .optional()
+      .meta({
+        description:
+          'Mode headers: header name → template, e.g. X-Remote-User: "{loginIdentity}". Placeholders: loginIdentity, sub, issuer, name, email, preferredUsername, upn, samAccountName, groups, roles (lists joined with ", "), claim:<path>.',
+        examples: [{ 'X-Remote-User': '{loginIdentity}', 'X-Remote-Email': '{email}' }],
+      }),
+    jwt: z
+      .strictObject({
+        header: z
+          .string()
+          .regex(HEADER_NAME, { error: 'must be a header name' })
+          .default('X-AppProxy-Assertion')
+          .meta({
+            description: 'Header carrying the assertion; Authorization sends "Bearer <jwt>".',
+          }),
+        audience: text()
+          .optional()
+          .meta({ description: 'The aud claim; default: the origin of the app’s internalUrl.' }),
+        lifetime: duration({
+          default: '60s',
+          min: 5000,
+          max: 3_600_000,
+          description: 'How long each assertion is valid (5s–1h).',
+        }),
+      })
+      .optional()
+      .meta({ description: 'Mode jwt: the signed assertion.' }),
+  })
+  .superRefine((s, ctx) => {
+    if (s.mode === 'headers' && (!s.headers || Object.keys(s.headers).length === 0))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['headers'],
+        message: 'mode headers needs at least one header, e.g. X-Remote-User: "{loginIdentity}"',
+        // (reported as "is required" when sso.headers is absent altogether)
+      });
+    if (s.mode !== 'headers' && s.headers !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['headers'], message: 'applies only to mode: headers' });
+    if (s.mode !== 'jwt' && s.jwt !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['jwt'], message: 'applies only to mode: jwt' });
+  })
+  .meta({ description: 'Single sign-on to the backend (oidc apps only).' });
 
 /** An `Upgrade` protocol: `token[/token]` (RFC 9110 §7.8). */
 const UPGRADE_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/;
@@ -696,6 +843,7 @@ const publishedApp = z
       .array(text())
       .optional()
       .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
+    sso: ssoSection.optional(),
   })
   .meta({
     description:
@@ -708,6 +856,7 @@ const publishedApp = z
       backendProxy,
       session,
       bearerAudiences,
+      sso,
       ...rest
     }): PublishedAppConfig => ({
       ...rest,
@@ -721,8 +870,37 @@ const publishedApp = z
         },
       }),
       ...(bearerAudiences !== undefined && { bearerAudiences }),
+      ...(sso && sso.mode !== 'none' && { sso: resolveSso(sso, rest.internalUrl) }),
     }),
   );
+
+/** `apps[].sso` as written → {@link SsoConfig}; header names lower-case. */
+function resolveSso(
+  sso: {
+    mode: 'none' | 'headers' | 'jwt' | 'kerberos';
+    loginIdentity: string;
+    headers?: Record<string, string>;
+    jwt?: { header: string; audience?: string; lifetime: number };
+  },
+  internalUrl: string,
+): SsoConfig {
+  const headers: Record<string, string> = {};
+  for (const [name, template] of Object.entries(sso.headers ?? {}))
+    headers[name.toLowerCase()] = template;
+  const jwt = sso.jwt ?? { header: 'X-AppProxy-Assertion', lifetime: 60_000 };
+  return {
+    mode: sso.mode as SsoConfig['mode'],
+    loginIdentity: sso.loginIdentity,
+    headers,
+    ...(sso.mode === 'jwt' && {
+      jwt: {
+        header: jwt.header.toLowerCase(),
+        audience: jwt.audience ?? new URL(internalUrl).origin,
+        lifetimeMs: jwt.lifetime,
+      },
+    }),
+  };
+}
 
 const connectorGroup = z.strictObject({ name: text() });
 

@@ -52,6 +52,36 @@ describe('identityFromClaims', () => {
     });
   });
 
+  it('reads samAccountName from its configured claim, and keeps the claims SSO names', () => {
+    const claims = {
+      sub: 's1',
+      onprem_sam: 'ALICE',
+      employee_id: 'E-1',
+      hr: { grade: 7, manager: true, teams: ['a', 2, 'b'], blob: { x: 1 } },
+      empty: '',
+    };
+    const id = identityFromClaims(claims, ISS, { samAccountName: 'onprem_sam' }, [
+      'employee_id',
+      'hr.grade',
+      'hr.manager',
+      'hr.teams',
+      'hr.blob',
+      'empty',
+      'absent',
+    ]);
+    expect(id.samAccountName).toBe('ALICE');
+    expect(id.claims).toStrictEqual({
+      employee_id: 'E-1',
+      'hr.grade': 7,
+      'hr.manager': true,
+      'hr.teams': ['a', 'b'],
+    });
+    // Without a configured claim name there is no samAccountName, and nothing is kept unasked.
+    const plain = identityFromClaims(claims, ISS);
+    expect(plain).not.toHaveProperty('samAccountName');
+    expect(plain).not.toHaveProperty('claims');
+  });
+
   it('drops what is not a string and caps huge lists', () => {
     const id = identityFromClaims(
       { sub: 's1', email: 42, groups: [1, null, 'ok', { a: 1 }, 'x'.repeat(600)], amr: 'pwd' },

@@ -12,6 +12,8 @@ export interface ClaimNames {
   preferredUsername: string;
   /** @default 'upn' */
   upn: string;
+  /** The on-premises sAMAccountName (Entra: a claim such as `onprem_sam`). No default. */
+  samAccountName?: string;
   /** @default 'groups' */
   groups: string;
   /** @default 'roles' */
@@ -40,8 +42,15 @@ export interface Identity {
   email?: string;
   preferredUsername?: string;
   upn?: string;
+  /** On-premises sAMAccountName, when `ClaimNames.samAccountName` names a claim the provider sent. */
+  samAccountName?: string;
   groups: string[];
   roles: string[];
+  /**
+   * Further claims kept for single sign-on (`claim:<path>` settings), by the dotted path that
+   * named them: strings, numbers, booleans and lists of strings only.
+   */
+  claims?: Record<string, string | number | boolean | string[]>;
   /** Authentication methods (`pwd`, `mfa`, `otp`, …), from the token's `amr`. */
   amr: string[];
   /**
@@ -63,7 +72,8 @@ export const MAX_GROUPS = 2000;
 const MAX_VALUE_LENGTH = 512;
 
 /**
- * Reads an {@link Identity} out of verified claims (ID token, userinfo, access token).
+ * Reads an {@link Identity} out of verified claims (ID token, userinfo, access token), keeping
+ * the claims named in `keep` (dotted paths) as they are.
  *
  * @example
  * identityFromClaims({ sub: '1', email: 'a@example.com', groups: ['Staff'] }, 'https://idp.example.com');
@@ -73,6 +83,7 @@ export function identityFromClaims(
   claims: Record<string, unknown>,
   issuer: string,
   names: Partial<ClaimNames> = {},
+  keep: readonly string[] = [],
 ): Identity {
   const n = { ...DEFAULT_CLAIM_NAMES, ...names };
   const text = (name: string): string | undefined => {
@@ -94,6 +105,12 @@ export function identityFromClaims(
   if (email) id.email = email;
   if (preferredUsername) id.preferredUsername = preferredUsername;
   if (upn) id.upn = upn;
+  const sam = n.samAccountName === undefined ? undefined : text(n.samAccountName);
+  if (sam) id.samAccountName = sam;
+  for (const path of keep) {
+    const v = keptValue(lookup(claims, path));
+    if (v !== undefined) (id.claims ??= {})[path] = v;
+  }
   const claimNames = claims._claim_names as Record<string, unknown> | undefined;
   if (
     claims.hasgroups === true ||
@@ -128,6 +145,18 @@ function lookup(claims: Record<string, unknown>, name: string): unknown {
     v = (v as Record<string, unknown>)[part];
   }
   return v;
+}
+
+/** A claim as SSO may use it: a bounded string, a number, a boolean or a list of strings. */
+function keptValue(v: unknown): string | number | boolean | string[] | undefined {
+  if (typeof v === 'string') return v !== '' && v.length <= MAX_VALUE_LENGTH ? v : undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'boolean') return v;
+  if (Array.isArray(v)) {
+    const items = list(v);
+    return items.length > 0 ? items : undefined;
+  }
+  return undefined;
 }
 
 function list(v: unknown): string[] {

@@ -46,6 +46,11 @@ export interface RelyingPartyOptions extends OidcProviderOptions {
   sessionSecrets: readonly SealingSecret[];
   /** Where the provider puts name, email, groups, roles, … */
   claims?: Partial<ClaimNames>;
+  /**
+   * Claims kept in the session as they are (dotted paths), for single sign-on settings such
+   * as `claim:employee_id`: strings, numbers, booleans, lists of strings. @default []
+   */
+  keepClaims?: string[];
   /** Also fetch the userinfo endpoint at sign-in (providers that put only `sub` in ID tokens). @default false */
   userinfo?: boolean;
   /** Default session lifetimes; apps may override them. */
@@ -154,6 +159,7 @@ export class RelyingParty {
   readonly keyring: Keyring;
   readonly scopes: string[];
   readonly claims: Partial<ClaimNames>;
+  readonly keepClaims: readonly string[];
   readonly session: SessionOptions;
   /** Verified bearer tokens: identity and `exp`, by SHA-256 of token and audiences. */
   readonly bearerCache: LruCache<{ identity: Identity; exp: number }> | undefined;
@@ -177,6 +183,7 @@ export class RelyingParty {
       throw new PreauthError('APPPROXY_PREAUTH_CONFIG_INVALID', 'scopes must include "openid"');
     }
     this.claims = { ...opts.claims };
+    this.keepClaims = [...new Set(opts.keepClaims ?? [])];
     this.session = checkSession({ ...DEFAULT_SESSION, ...opts.session });
   }
 
@@ -559,7 +566,12 @@ export class ProtectedApp {
         const extra = await this.rp.provider.userinfo(tokens.accessToken, String(claims.sub));
         claims = { ...extra, ...claims };
       }
-      identity = identityFromClaims(claims, this.rp.provider.issuer, this.rp.claims);
+      identity = identityFromClaims(
+        claims,
+        this.rp.provider.issuer,
+        this.rp.claims,
+        this.rp.keepClaims,
+      );
     } catch (err) {
       return refusal(asPreauthError(err, 'APPPROXY_PREAUTH_TOKEN_EXCHANGE_FAILED'), cookies);
     }
@@ -661,7 +673,7 @@ export class ProtectedApp {
       ...(this.rp.options.bearerIssuers && { issuers: this.rp.options.bearerIssuers }),
     });
     const identity = Object.freeze(
-      identityFromClaims(claims, this.rp.provider.issuer, this.rp.claims),
+      identityFromClaims(claims, this.rp.provider.issuer, this.rp.claims, this.rp.keepClaims),
     );
     cache?.set(key, { identity, exp: claims.exp! }, 512 + token.length * 2);
     return identity;

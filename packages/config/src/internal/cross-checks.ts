@@ -95,7 +95,7 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
         issues.push({ path, message: `no connector group ${named}${hint}` });
       }
       if (app.preAuthentication === 'passthrough') {
-        for (const key of ['assignment', 'rules', 'session', 'bearerAudiences']) {
+        for (const key of ['assignment', 'rules', 'session', 'bearerAudiences', 'sso']) {
           if (app[key] !== undefined)
             issues.push({
               path: ['apps', i, key],
