@@ -19,6 +19,8 @@ import Provider, { errors } from 'oidc-provider';
  * @property {string[]} groups
  * @property {string[]} roles
  * @property {string[]} amr authentication methods the sign-in reports (`['pwd', 'mfa']`)
+ * @property {Record<string, string>} [extra] more profile claims, as an on-premises directory
+ *   sync adds them (`onprem_sam`, `employee_id`); a user may lack some (single sign-on tests)
  */
 
 /**
@@ -79,6 +81,7 @@ export const DEV_USERS = [
     groups: ['Staff', 'Finance', 'AppProxy Admins'],
     roles: ['Expenses.Approver'],
     amr: ['pwd', 'mfa'],
+    extra: { onprem_sam: 'ALICE', employee_id: 'E-1001' },
   },
   {
     sub: '0f6a8b3c-7d51-4b9e-9a2f-b0b000000002',
@@ -90,6 +93,7 @@ export const DEV_USERS = [
     groups: ['Staff'],
     roles: [],
     amr: ['pwd'],
+    extra: { onprem_sam: 'BOB', employee_id: 'E-1002' },
   },
   {
     sub: '0f6a8b3c-7d51-4b9e-9a2f-ca7010000003',
@@ -108,7 +112,8 @@ const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups'];
 const CLAIMS = {
   // amr with openid: every ID token says how the user signed in (MFA policies read it).
   openid: ['sub', 'amr'],
-  profile: ['name', 'preferred_username', 'upn'],
+  // onprem_sam and employee_id: what directory sync adds for some users (not carol).
+  profile: ['name', 'preferred_username', 'upn', 'onprem_sam', 'employee_id'],
   email: ['email', 'email_verified'],
   groups: ['groups', 'roles'],
 };
@@ -295,6 +300,7 @@ function userClaims(user) {
     email_verified: true,
     groups: user.groups,
     roles: user.roles,
+    ...user.extra,
   };
 }
 
