@@ -35,7 +35,7 @@ export const RELAY_ERRORS = {
   METHOD_NOT_ALLOWED: {
     status: 405,
     title: 'Method not allowed',
-    hint: 'The application proxy does not forward this request method (TRACE).',
+    hint: 'The application proxy does not accept this request method here (TRACE is never forwarded).',
   },
   RESERVED_PATH: {
     status: 404,
@@ -116,6 +116,11 @@ export const RELAY_ERRORS = {
     status: 403,
     title: 'Access denied by policy',
     hint: 'Your sign-in does not meet this application’s conditions. Sign in again, or ask your administrator.',
+  },
+  SSO_IDENTITY_MISSING: {
+    status: 403,
+    title: 'Your account cannot be passed on to this application',
+    hint: 'You are signed in, but your account lacks what this application’s single sign-on needs to tell it who you are. Ask your administrator, or sign in with another account.',
   },
   INTERNAL_ERROR: {
     status: 500,

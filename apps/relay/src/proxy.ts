@@ -40,6 +40,7 @@ import { RequestBody } from './request-body.js';
 import type { LinkTranslation } from './link-translation.js';
 import type { PublicConnections } from './public-connections.js';
 import type { GateRequest, SignIn } from './sign-in.js';
+import type { SingleSignOn } from './single-sign-on.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -56,9 +57,13 @@ export interface ProxyDeps {
   log: Logger;
   /** Per-connection tunnel-stream slots (`relay.limits.maxStreamsPerConnection`). */
   connections?: Pick<PublicConnections, 'tunnelStream'>;
+  /** Spoofable headers stripped from every request; oidc apps' SSO headers and assertion keys. */
+  sso?: SingleSignOn;
 }
 
 const RESERVED_PREFIX = '/.appproxy/';
+/** The public keys of the SSO assertion, on every app's host. */
+const JWKS_PATH = '/.appproxy/jwks.json';
 /** `sticky: session`: which connector this browser session stays on (a relay cookie). */
 const AFFINITY_COOKIE = '__Host-appproxy_affinity';
 /**
@@ -205,6 +210,7 @@ export class RelayProxy {
     if (refused) return fail(refused);
 
     if (isReserved(target)) {
+      if (target.split('?', 1)[0] === JWKS_PATH) return this.#jwks(req, res, host, fail);
       const gateReq: GateRequest = {
         method: req.method ?? 'GET',
         url: target,
@@ -532,10 +538,59 @@ export class RelayProxy {
         if (!outcome.forward) return on.page(outcome.page);
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
-        on.forward(routed, signedInAs(outcome.identity));
+        const who = signedInAs(outcome.identity);
+        const missing = this.#deps.sso?.apply(app, outcome.identity, routed.headers);
+        if (missing) {
+          // Never a request with an empty or someone else's user: the person is told which
+          // claim their account lacks, ops see it in the log.
+          this.#deps.log.warn('single sign-on refused', {
+            requestId: correlationId,
+            app: app.name,
+            code: missing.code,
+            claim: missing.claim,
+            user: who,
+          });
+          this.#deps.metrics.errors.labels(app.name, missing.code).inc();
+          return on.page(
+            renderError(missing.code, {
+              app: app.name,
+              correlationId,
+              accept: header(req.headers.accept),
+              hint: `Your account has no “${missing.claim}” claim, which this application’s single sign-on needs to tell it who you are. Ask your administrator to add it at the identity provider, or sign in with another account.`,
+              reason: `claim:${missing.claim}`,
+              signedInAs: who,
+              signOutHref: '/.appproxy/signout',
+              ...(routed.setCookie.length > 0 && { headers: { 'set-cookie': routed.setCookie } }),
+            }),
+          );
+        }
+        on.forward(routed, who);
       },
       (err: unknown) => on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
     );
+  }
+
+  /**
+   * `/.appproxy/jwks.json`: the public keys of the SSO assertion on every app's host, for
+   * backends that verify it; no sign-in, cacheable for 5 minutes (retired keys stay published
+   * longer than any assertion they signed lives).
+   */
+  #jwks(
+    req: AnyRequest,
+    res: ServerResponse,
+    host: string,
+    fail: (code: RelayErrorCode) => void,
+  ): void {
+    const jwks = this.#deps.sso?.jwks();
+    if (jwks === undefined || this.#deps.apps().onHost(host).length === 0)
+      return fail('RESERVED_PATH');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return fail('METHOD_NOT_ALLOWED');
+    res.writeHead(200, {
+      'content-type': 'application/jwk-set+json',
+      'cache-control': 'public, max-age=300',
+      'content-length': Buffer.byteLength(jwks),
+    });
+    res.end(req.method === 'HEAD' ? undefined : jwks);
   }
 
   /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
@@ -566,6 +621,8 @@ export class RelayProxy {
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
     // One pass, no `delete` (which turns the object into a slow dictionary).
     const headers = endToEndHeaders(req.headers, { drop: REPLACED_REQUEST_HEADERS });
+    // Identity and address headers are the relay's to set, whatever the client sent.
+    this.#deps.sso?.strip(headers);
     const cookie = header(req.headers.cookie, '; ');
     const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) headers.cookie = undefined;

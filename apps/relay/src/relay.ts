@@ -20,6 +20,7 @@ import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
+import { SingleSignOn } from './single-sign-on.js';
 import { SniCertificates } from './tls-contexts.js';
 
 export interface RelayAddresses {
@@ -95,7 +96,8 @@ export class Relay {
     this.#tunnel.on('refused', (r) => this.#log.warn('tunnel refused', { ...r }));
 
     const apps = new AppTable(this.#config.apps);
-    const signIn = new SignIn(this.#config, this.#log);
+    const sso = new SingleSignOn(this.#config, this.#log);
+    const signIn = new SignIn(this.#config, this.#log, { keepClaims: sso.claimPaths });
     if (signIn.rp) {
       this.#log.info('pre-authentication', {
         issuer: signIn.rp.provider.issuer,
@@ -120,6 +122,7 @@ export class Relay {
       trustedProxies,
       metrics: this.metrics,
       signIn,
+      sso,
       links: new LinkTranslation(this.#config.apps),
       log: this.#log,
     });

@@ -80,7 +80,8 @@ export class SignIn {
   readonly #log: Logger;
   readonly rp: RelyingParty | undefined;
 
-  constructor(config: RelayConfig, log: Logger) {
+  /** `keepClaims`: claim paths sessions keep for single sign-on (`claim:<path>` settings). */
+  constructor(config: RelayConfig, log: Logger, opts: { keepClaims?: readonly string[] } = {}) {
     this.#log = log;
     const idp = config.identityProvider;
     const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
@@ -91,6 +92,7 @@ export class SignIn {
       ...(idp.clientSecret !== undefined && { clientSecret: idp.clientSecret }),
       scopes: idp.scopes,
       claims: idp.claims,
+      keepClaims: [...(opts.keepClaims ?? [])],
       userinfo: idp.userinfo,
       bearerAudiences: idp.bearerAudiences,
       ...(idp.bearerIssuers.length > 0 && { bearerIssuers: idp.bearerIssuers }),

@@ -1,0 +1,141 @@
+import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
+import { createLogger } from '@appproxy/telemetry';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SSO_KEYS_FILE, SingleSignOn } from './single-sign-on.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'appproxy-relay-sso-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const log = createLogger({ name: 'relay', level: 'error', write: () => {} });
+
+function app(name: string, extra: Partial<PublishedAppConfig> = {}): PublishedAppConfig {
+  return {
+    name,
+    internalUrl: `http://${name.toLowerCase()}.corp:8080/`,
+    externalUrl: `https://${name.toLowerCase()}.example.com/`,
+    connectorGroup: 'Default',
+    preAuthentication: 'oidc',
+    backendTimeoutMs: 85_000,
+    cookies: { httpOnly: true, secure: true, persistent: false },
+    translateHeaders: true,
+    translateBody: false,
+    translateScripts: false,
+    validateBackendTls: true,
+    maintenanceMode: false,
+    upgrades: ['websocket'],
+    assignment: { required: false, users: [], groups: [] },
+    rules: { clientIpRanges: [], requiredAmr: [] },
+    ...extra,
+  };
+}
+
+function config(apps: PublishedAppConfig[], stripRequestHeaders?: string[]): RelayConfig {
+  const stateDir = mkdtempSync(join(dir, 'state-'));
+  return {
+    relay: { stateDir, ...(stripRequestHeaders && { stripRequestHeaders }) },
+    connectorGroups: [{ name: 'Default' }],
+    apps,
+  } as unknown as RelayConfig;
+}
+
+const alice = {
+  sub: 's-1',
+  issuer: 'https://idp.example.com',
+  email: 'alice@example.com',
+  upn: 'alice@corp.example.com',
+  groups: ['Staff', 'Finance'],
+  roles: [],
+  amr: [],
+};
+
+describe('SingleSignOn (the relay side of @appproxy/sso)', () => {
+  const wiki = app('Wiki', {
+    sso: {
+      mode: 'headers',
+      loginIdentity: 'upn',
+      headers: { 'x-wiki-user': '{loginIdentity}', 'x-wiki-groups': '{groups}' },
+    },
+  });
+  const reports = app('Reports', {
+    sso: {
+      mode: 'jwt',
+      loginIdentity: 'claim:employee_id',
+      headers: {},
+      jwt: { header: 'authorization', audience: 'reports', lifetimeMs: 120_000 },
+    },
+  });
+  const open = app('Open', { preAuthentication: 'passthrough' });
+
+  it('strips the configured list, every app’s SSO header, but Authorization only where SSO sets it', () => {
+    const sso = new SingleSignOn(config([wiki, reports, open], ['X-Custom-User', 'X-Team-*']), log);
+    const headers: Record<string, unknown> = {
+      'x-custom-user': 'admin',
+      'x-team-lead': 'admin',
+      'x-wiki-user': 'admin',
+      'x-wiki-groups': 'Admins',
+      authorization: 'Basic Zm9vOmJhcg==',
+      // Replaced the default list: this one is now the app's business.
+      'x-remote-user': 'kept',
+      accept: 'text/html',
+    };
+    sso.strip(headers);
+    expect(Object.entries(headers).filter(([, v]) => v !== undefined)).toStrictEqual([
+      ['authorization', 'Basic Zm9vOmJhcg=='],
+      ['x-remote-user', 'kept'],
+      ['accept', 'text/html'],
+    ]);
+    const defaults = new SingleSignOn(config([open]), log);
+    const spoofed: Record<string, unknown> = { 'x-remote-user': 'admin', 'x-real-ip': '1.2.3.4' };
+    defaults.strip(spoofed);
+    expect(Object.values(spoofed).filter((v) => v !== undefined)).toStrictEqual([]);
+  });
+
+  it('adds the headers of a headers app and refuses an identity without the claim', async () => {
+    const sso = new SingleSignOn(config([wiki, reports, open]), log);
+    expect(sso.claimPaths).toStrictEqual(['employee_id']);
+    const headers: Record<string, unknown> = {};
+    expect(sso.apply(wiki, alice, headers)).toBeUndefined();
+    expect(headers).toMatchObject({
+      'x-wiki-user': 'alice@corp.example.com',
+      'x-wiki-groups': 'Staff, Finance',
+    });
+    expect(sso.apply(reports, alice, {})).toStrictEqual({
+      code: 'SSO_IDENTITY_MISSING',
+      claim: 'employee_id',
+    });
+    // An app without SSO gets nothing added.
+    const none: Record<string, unknown> = {};
+    expect(sso.apply(open, alice, none)).toBeUndefined();
+    expect(none).toStrictEqual({});
+
+    const withClaim = { ...alice, claims: { employee_id: 'E-7' } };
+    const out: Record<string, unknown> = {};
+    expect(sso.apply(reports, withClaim, out)).toBeUndefined();
+    const [scheme, token] = String(out.authorization).split(' ');
+    expect(scheme).toBe('Bearer');
+    const { payload } = await jwtVerify(token!, createLocalJWKSet(JSON.parse(sso.jwks()!)), {
+      issuer: 'https://reports.example.com',
+      audience: 'reports',
+    });
+    expect(payload).toMatchObject({ sub: 's-1', login_identity: 'E-7' });
+    expect(payload.exp! - payload.iat!).toBe(120);
+  });
+
+  it('keeps its keys in stateDir (0600) across restarts; no keys without a jwt app', () => {
+    const cfg = config([reports]);
+    const first = new SingleSignOn(cfg, log).jwks();
+    expect(statSync(join(cfg.relay.stateDir, SSO_KEYS_FILE)).mode & 0o777).toBe(0o600);
+    expect(new SingleSignOn(cfg, log).jwks()).toBe(first);
+    expect(new SingleSignOn(config([wiki]), log).jwks()).toBeUndefined();
+  });
+
+  it('names the app when its settings cannot be used', () => {
+    const bad = app('Bad', {
+      sso: { mode: 'headers', loginIdentity: 'upn', headers: { 'x-user': '{nope}' } },
+    });
+    expect(() => new SingleSignOn(config([bad]), log)).toThrow(/apps "Bad" sso: .*nope/);
+  });
+});
