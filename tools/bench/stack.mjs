@@ -129,11 +129,11 @@ export const idpRelayYaml = (idp) => `identityProvider:
   clientSecret: bench-secret
   scopes: [openid, profile, email, groups]
 `;
-/** The development provider's client for the relay, redirecting to `host`. */
-export const benchIdpClient = (host) => ({
+/** The development provider's client for the relay, redirecting to each of `hosts`. */
+export const benchIdpClient = (...hosts) => ({
   clientId: 'bench',
   clientSecret: 'bench-secret',
-  redirectUris: [`https://${host}/.appproxy/callback`],
+  redirectUris: hosts.map((host) => `https://${host}/.appproxy/callback`),
 });
 
 /**
