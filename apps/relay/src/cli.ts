@@ -6,7 +6,7 @@ import {
   type RelayConfig,
 } from '@appproxy/config';
 import { ConnectorCA } from '@appproxy/pki';
-import { createLogger } from '@appproxy/telemetry';
+import { createLogger, type Logger } from '@appproxy/telemetry';
 import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
@@ -32,6 +32,38 @@ async function readConfig(file: string): Promise<RelayConfig> {
   }
 }
 
+/**
+ * One hot reload: the file is read and checked as `start` would; a file that fails is refused
+ * with its errors logged, and the running configuration keeps serving.
+ */
+async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void> {
+  log.info('configuration reload', { file });
+  try {
+    const config = await loadConfig(file);
+    const before = relay.config;
+    const { needRestart } = relay.reload(config);
+    const names = (c: RelayConfig) => new Set(c.apps.map((a) => a.name));
+    const [was, now] = [names(before), names(config)];
+    log.info('configuration reloaded', {
+      apps: config.apps.length,
+      added: [...now].filter((n) => !was.has(n)),
+      removed: [...was].filter((n) => !now.has(n)),
+      ...(needRestart.length > 0 && { needRestart }),
+    });
+    if (needRestart.length > 0)
+      log.warn('configuration reload: these settings apply after a restart', {
+        settings: needRestart,
+      });
+  } catch (err) {
+    log.error('configuration reload refused; the running configuration keeps serving', {
+      file,
+      ...(err instanceof ConfigError
+        ? { errors: err.issues.map((i) => `${i.path}: ${i.message}`) }
+        : { error: err }),
+    });
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('appproxy-relay')
     .description(
@@ -49,7 +81,30 @@ export function buildProgram(): Command {
       const config = await readConfig(opts.config);
       const log = createLogger({ name: 'relay' });
       const relay = new Relay(config, log);
+      // SIGHUP (systemctl reload): re-read the file; until the relay listens, it waits.
+      let started = false;
+      let reloading: Promise<void> | undefined;
+      let again = false;
+      const reload = (): void => {
+        if (!started || reloading) {
+          again = true;
+          return;
+        }
+        reloading = reloadFrom(opts.config, relay, log).finally(() => {
+          reloading = undefined;
+          if (again) {
+            again = false;
+            reload();
+          }
+        });
+      };
+      process.on('SIGHUP', reload);
       await relay.start();
+      started = true;
+      if (again) {
+        again = false;
+        reload();
+      }
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log.info('relay stopping', { signal, drainTimeoutMs: config.relay.drainTimeoutMs });

@@ -1,12 +1,7 @@
 import type { PublishedAppConfig } from '@appproxy/config';
 import { getCookie, stripCookies } from '@appproxy/cookies';
 import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
-import {
-  parseRequestHost,
-  type AppTable,
-  type ConnectorGroups,
-  type RouteMatch,
-} from '@appproxy/routing';
+import { parseRequestHost, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
@@ -34,31 +29,27 @@ import {
 import type { Duplex } from 'node:stream';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
 import { Dispatch } from './dispatch.js';
-import { forwardedHeaders, type TrustedProxies } from './forwarded.js';
+import { forwardedHeaders } from './forwarded.js';
 import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
-import type { LinkTranslation } from './link-translation.js';
 import type { PublicConnections } from './public-connections.js';
-import type { GateRequest, SignIn } from './sign-in.js';
-import type { SingleSignOn } from './single-sign-on.js';
+import type { Edge } from './edge.js';
+import type { GateRequest } from './sign-in.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export interface ProxyDeps {
-  apps: () => AppTable<PublishedAppConfig>;
+  /**
+   * What the configuration says (apps, sign-in, SSO, link translation, trusted proxies):
+   * read once per request, so a reload never changes a request half-way.
+   */
+  edge: () => Edge;
   groups: ConnectorGroups<TunnelSession>;
-  trustedProxies: TrustedProxies;
   metrics: RelayMetrics;
-  /** Pre-authentication of `preAuthentication: oidc` apps. */
-  signIn: SignIn;
-  /** Header and body link translation, per app flags. */
-  links: LinkTranslation;
   log: Logger;
   /** Per-connection tunnel-stream slots (`relay.limits.maxStreamsPerConnection`). */
   connections?: Pick<PublicConnections, 'tunnelStream'>;
-  /** Spoofable headers stripped from every request; oidc apps' SSO headers and assertion keys. */
-  sso?: SingleSignOn;
 }
 
 const RESERVED_PREFIX = '/.appproxy/';
@@ -144,6 +135,7 @@ export class RelayProxy {
     const res = anyRes as ServerResponse;
     const { metrics } = this.#deps;
     const correlationId = randomUUID();
+    const edge = this.#deps.edge();
     const started = process.hrtime.bigint();
     const log = this.#deps.log.child({ requestId: correlationId });
     const host = requestHost(req);
@@ -210,14 +202,14 @@ export class RelayProxy {
     if (refused) return fail(refused);
 
     if (isReserved(target)) {
-      if (target.split('?', 1)[0] === JWKS_PATH) return this.#jwks(req, res, host, fail);
+      if (target.split('?', 1)[0] === JWKS_PATH) return this.#jwks(edge, req, res, host, fail);
       const gateReq: GateRequest = {
         method: req.method ?? 'GET',
         url: target,
         headers: req.headers,
-        clientIp: firstAddress(this.#forwarded(req, host)),
+        clientIp: firstAddress(this.#forwarded(edge, req, host)),
       };
-      this.#deps.signIn.handleReserved(this.#deps.apps().onHost(host), gateReq, correlationId).then(
+      edge.signIn.handleReserved(edge.apps.onHost(host), gateReq, correlationId).then(
         (answer) => {
           if (!answer) return fail('RESERVED_PATH');
           appName = answer.app;
@@ -262,6 +254,7 @@ export class RelayProxy {
           onError: fail,
           onResponse: (headers, s, tunnel) =>
             this.#respond(res, s, headers, {
+              edge,
               app,
               method,
               origin: header(req.headers.origin),
@@ -290,7 +283,7 @@ export class RelayProxy {
         if (!closed) dispatch.start();
       });
     };
-    this.#admit(req, host, target, correlationId, {
+    this.#admit(edge, req, host, target, correlationId, {
       gone: () => closed,
       app: (name) => {
         appName = name;
@@ -314,6 +307,7 @@ export class RelayProxy {
     s: ClientHttp2Stream,
     headers: IncomingHttpHeaders,
     ctx: {
+      edge: Edge;
       app: PublishedAppConfig;
       method: string;
       origin: string | undefined;
@@ -325,7 +319,7 @@ export class RelayProxy {
     },
   ): void {
     const status = Number(headers[':status']);
-    const links = this.#deps.links;
+    const { links } = ctx.edge;
     let out = endToEndHeaders(headers);
     links.response(out, ctx.app, ctx.origin);
     const translation = links.body(status, out, ctx.app, ctx.method);
@@ -356,6 +350,7 @@ export class RelayProxy {
   handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const { metrics } = this.#deps;
     const correlationId = randomUUID();
+    const edge = this.#deps.edge();
     const log = this.#deps.log.child({ requestId: correlationId });
     const untrack = this.#track();
     socket.on('error', () => {});
@@ -406,7 +401,7 @@ export class RelayProxy {
           onResponse: (resHeaders, stream, tunnel) => {
             const status = Number(resHeaders[':status']);
             const out = endToEndHeaders(resHeaders);
-            this.#deps.links.response(out, match.app, header(req.headers.origin));
+            edge.links.response(out, match.app, header(req.headers.origin));
             for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
             stream.once('close', () => socket.destroy());
             if (status === 200) {
@@ -430,7 +425,7 @@ export class RelayProxy {
       socket.on('close', () => dispatch.cancel('client went away'));
       dispatch.start();
     };
-    this.#admit(req, host, target, correlationId, {
+    this.#admit(edge, req, host, target, correlationId, {
       gone: () => socket.destroyed,
       app: (name) => {
         appName = name;
@@ -508,6 +503,7 @@ export class RelayProxy {
    * `forward` once; nothing when the client left while the gate decided.
    */
   #admit(
+    edge: Edge,
     req: AnyRequest,
     host: string,
     target: string,
@@ -521,7 +517,7 @@ export class RelayProxy {
       forward: (routed: Routed, user?: string) => void;
     },
   ): void {
-    const routed = this.#route(req, host, target, correlationId);
+    const routed = this.#route(edge, req, host, target, correlationId);
     if (typeof routed === 'string') return on.refuse(routed);
     if ('code' in routed) {
       on.app(routed.app);
@@ -531,15 +527,15 @@ export class RelayProxy {
     on.app(app.name);
     const refused = on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
-    if (!this.#deps.signIn.protects(app)) return on.forward(routed);
-    this.#deps.signIn.gate(app, routed.gate, correlationId).then(
+    if (!edge.signIn.protects(app)) return on.forward(routed);
+    edge.signIn.gate(app, routed.gate, correlationId).then(
       (outcome) => {
         if (on.gone()) return;
         if (!outcome.forward) return on.page(outcome.page);
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
         const who = signedInAs(outcome.identity);
-        const missing = this.#deps.sso?.apply(app, outcome.identity, routed.headers);
+        const missing = edge.sso.apply(app, outcome.identity, routed.headers);
         if (missing) {
           // Never a request with an empty or someone else's user: the person is told which
           // claim their account lacks, ops see it in the log.
@@ -576,14 +572,14 @@ export class RelayProxy {
    * longer than any assertion they signed lives).
    */
   #jwks(
+    edge: Edge,
     req: AnyRequest,
     res: ServerResponse,
     host: string,
     fail: (code: RelayErrorCode) => void,
   ): void {
-    const jwks = this.#deps.sso?.jwks();
-    if (jwks === undefined || this.#deps.apps().onHost(host).length === 0)
-      return fail('RESERVED_PATH');
+    const jwks = edge.sso.jwks();
+    if (jwks === undefined || edge.apps.onHost(host).length === 0) return fail('RESERVED_PATH');
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail('METHOD_NOT_ALLOWED');
     res.writeHead(200, {
       'content-type': 'application/jwk-set+json',
@@ -594,11 +590,11 @@ export class RelayProxy {
   }
 
   /** X-Forwarded-* for the backend: the client's own, or a trusted front proxy's extended. */
-  #forwarded(req: AnyRequest, externalHost: string): Record<string, string> {
+  #forwarded(edge: Edge, req: AnyRequest, externalHost: string): Record<string, string> {
     return forwardedHeaders({
       clientAddress: req.socket?.remoteAddress,
       externalHost,
-      trusted: this.#deps.trustedProxies.has(req.socket?.remoteAddress),
+      trusted: edge.trustedProxies.has(req.socket?.remoteAddress),
       existing: {
         for: req.headers['x-forwarded-for'],
         proto: req.headers['x-forwarded-proto'],
@@ -607,8 +603,14 @@ export class RelayProxy {
     });
   }
 
-  #route(req: AnyRequest, host: string, target: string, correlationId: string): Routed | Refusal {
-    const match = this.#deps.apps().route(host, target);
+  #route(
+    edge: Edge,
+    req: AnyRequest,
+    host: string,
+    target: string,
+    correlationId: string,
+  ): Routed | Refusal {
+    const match = edge.apps.route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
     if (match === 'INVALID_HOST') return 'BAD_REQUEST_HOST';
     if (
@@ -622,7 +624,7 @@ export class RelayProxy {
     // One pass, no `delete` (which turns the object into a slow dictionary).
     const headers = endToEndHeaders(req.headers, { drop: REPLACED_REQUEST_HEADERS });
     // Identity and address headers are the relay's to set, whatever the client sent.
-    this.#deps.sso?.strip(headers);
+    edge.sso.strip(headers);
     const cookie = header(req.headers.cookie, '; ');
     const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) headers.cookie = undefined;
@@ -630,14 +632,14 @@ export class RelayProxy {
     // The app's own host and port, never the client's text (which routing only read up to
     // the port): a backend building URLs from Host or X-Forwarded-Host gets what we routed on.
     const externalHost = match.externalHost;
-    const forwarded = this.#forwarded(req, externalHost);
+    const forwarded = this.#forwarded(edge, req, externalHost);
     headers['x-forwarded-for'] = forwarded['x-forwarded-for'];
     headers['x-forwarded-proto'] = forwarded['x-forwarded-proto'];
     headers['x-forwarded-host'] = forwarded['x-forwarded-host'];
     headers[':method'] = req.method ?? 'GET';
     headers[':path'] = match.internalPath;
     headers[':authority'] = app.translateHeaders ? match.internalHost : externalHost;
-    this.#deps.links.request(headers, app);
+    edge.links.request(headers, app);
     const clientIp = firstAddress(forwarded);
     const routed: Routed = {
       match,

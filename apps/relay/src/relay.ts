@@ -1,6 +1,6 @@
 import { openStateStore, type RelayConfig, type StateStore } from '@appproxy/config';
 import { ConnectorCA, describeCertificate } from '@appproxy/pki';
-import { AppTable, parseRequestHost } from '@appproxy/routing';
+import { parseRequestHost } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { TunnelListener } from '@appproxy/tunnel';
 import { randomUUID } from 'node:crypto';
@@ -11,17 +11,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ConnectorRegistry } from './connector-registry.js';
 import { renderError } from './error-pages.js';
-import { TrustedProxies } from './forwarded.js';
 import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
-import { LinkTranslation } from './link-translation.js';
-import { SignIn } from './sign-in.js';
-import { SingleSignOn } from './single-sign-on.js';
-import { SniCertificates } from './tls-contexts.js';
+import { Edge } from './edge.js';
 
 export interface RelayAddresses {
   public: string;
@@ -51,6 +47,10 @@ export class Relay {
   #admin: HttpServer | undefined;
   #redirect: HttpServer | undefined;
   #ready = false;
+  /** What request handling reads from the configuration now; replaced whole by `reload`. */
+  #edge: Edge | undefined;
+  /** Connector group names: the registry and registration read this set, reload refills it. */
+  readonly #groups = new Set<string>();
 
   constructor(config: RelayConfig, log: Logger) {
     this.#config = config;
@@ -63,7 +63,13 @@ export class Relay {
     this.#store = store;
     const ca = await ConnectorCA.loadOrCreate(relay.stateDir);
     const tunnelCert = await this.#tunnelCertificate(ca);
-    const groups = new Set(this.#config.connectorGroups.map((g) => g.name));
+    // Built first: a configuration that cannot serve (a bad certificate, an SSO template)
+    // stops the start here, before any listener opens.
+    const edge = new Edge(this.#config, this.#log);
+    this.#edge = edge;
+    // One set for the registry and registration, refilled on reload.
+    const groups = this.#groups;
+    for (const g of edge.groups) groups.add(g);
     const connectors = new ConnectorRegistry({
       store,
       ca,
@@ -95,45 +101,33 @@ export class Relay {
     this.#tunnel.on('session', (session) => connectors.add(session));
     this.#tunnel.on('refused', (r) => this.#log.warn('tunnel refused', { ...r }));
 
-    const apps = new AppTable(this.#config.apps);
-    const sso = new SingleSignOn(this.#config, this.#log);
-    const signIn = new SignIn(this.#config, this.#log, { keepClaims: sso.claimPaths });
+    const { signIn } = edge;
     if (signIn.rp) {
       this.#log.info('pre-authentication', {
         issuer: signIn.rp.provider.issuer,
         redirectUris: signIn.redirectUris(),
       });
       // Discovery and keys now, so a misconfigured provider shows in the log at start.
-      signIn.rp.ready().catch((err: Error & { code?: string }) =>
-        this.#log.warn('identity provider not reachable yet', {
-          code: err.code,
-          detail: err.message,
-        }),
-      );
+      this.#providerCheck(signIn);
     }
-    const trustedProxies = new TrustedProxies(relay.trustedProxies);
     const connections = new PublicConnections(relay.limits, this.#log, this.metrics, (address) =>
-      trustedProxies.has(address),
+      this.#edge!.trustedProxies.has(address),
     );
     const proxy = new RelayProxy({
-      apps: () => apps,
+      edge: () => this.#edge!,
       connections,
       groups: connectors.groups,
-      trustedProxies,
       metrics: this.metrics,
-      signIn,
-      sso,
-      links: new LinkTranslation(this.#config.apps),
       log: this.#log,
     });
     this.#proxy = proxy;
-    const sni = new SniCertificates(relay.certificates);
     const limited = connections.serverOptions();
     this.#public = createSecureServer(
       {
         ...limited,
-        ...sni.defaults,
-        SNICallback: sni.select,
+        ...edge.certificates.defaults,
+        // The current configuration's certificates (a reload swaps them for new handshakes).
+        SNICallback: (servername, cb) => this.#edge!.certificates.select(servername, cb),
         allowHTTP1: true,
         minVersion: 'TLSv1.2',
         // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
@@ -193,10 +187,46 @@ export class Relay {
     this.#ready = true;
     this.#log.info('relay listening', {
       ...addresses,
-      apps: apps.size,
+      apps: edge.apps.size,
       caFingerprint: ca.fingerprint,
     });
     return addresses;
+  }
+
+  /** The configuration serving now. */
+  get config(): RelayConfig {
+    return this.#edge?.config ?? this.#config;
+  }
+
+  /**
+   * Hot reload (SIGHUP): builds everything request handling reads from `config` — apps,
+   * certificates, connector groups, identity provider and session settings, single sign-on,
+   * trusted proxies — and swaps it in for new requests. Requests in flight, open connections,
+   * WebSockets and tunnels go on untouched. Settings a running relay cannot change
+   * (listeners, stateDir, tunnel and limit settings) are reported in `needRestart` and keep
+   * their running values. Throws, changing nothing, when the new configuration cannot serve.
+   */
+  reload(config: RelayConfig): { needRestart: string[] } {
+    const previous = this.#edge;
+    if (!previous) throw new Error('the relay is not started');
+    const edge = new Edge(config, this.#log, previous);
+    this.#edge = edge;
+    this.#groups.clear();
+    for (const g of edge.groups) this.#groups.add(g);
+    // The default certificate of clients that send no SNI.
+    this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
+    if (edge.signIn.rp && edge.signIn.rp !== previous.signIn.rp) this.#providerCheck(edge.signIn);
+    return { needRestart: restartOnly(previous.config, config) };
+  }
+
+  /** Discovery and keys of the identity provider now, logged when they fail. */
+  #providerCheck(signIn: Edge['signIn']): void {
+    signIn.rp?.ready().catch((err: Error & { code?: string }) =>
+      this.#log.warn('identity provider not reachable yet', {
+        code: err.code,
+        detail: err.message,
+      }),
+    );
   }
 
   /**
@@ -272,6 +302,23 @@ export class Relay {
     });
     return { cert: issued.certPem, key: issued.keyPem };
   }
+}
+
+/**
+ * `relay.*` settings a reload cannot apply: listeners, state, the tunnel and limits are
+ * bound when the relay starts.
+ */
+function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
+  const live = new Set(['certificates', 'trustedProxies', 'stripRequestHeaders', 'sessionSecrets']);
+  const keys = new Set([...Object.keys(before.relay), ...Object.keys(after.relay)]);
+  const changed: string[] = [];
+  for (const key of keys) {
+    if (live.has(key)) continue;
+    const a = (before.relay as Record<string, unknown>)[key];
+    const b = (after.relay as Record<string, unknown>)[key];
+    if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(`relay.${key}`);
+  }
+  return changed;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -79,14 +79,24 @@ export class SignIn {
   readonly #byName = new Map<string, ProtectedApp>();
   readonly #log: Logger;
   readonly rp: RelyingParty | undefined;
+  /** The relying party's settings, to tell whether a reload may keep it. */
+  readonly #rpKey: string | undefined;
 
-  /** `keepClaims`: claim paths sessions keep for single sign-on (`claim:<path>` settings). */
-  constructor(config: RelayConfig, log: Logger, opts: { keepClaims?: readonly string[] } = {}) {
+  /**
+   * `keepClaims`: claim paths sessions keep for single sign-on (`claim:<path>` settings).
+   * `previous`: the SignIn of the configuration this one replaces (a reload); its relying
+   * party is kept when the provider, secrets and kept claims are the same.
+   */
+  constructor(
+    config: RelayConfig,
+    log: Logger,
+    opts: { keepClaims?: readonly string[]; previous?: SignIn } = {},
+  ) {
     this.#log = log;
     const idp = config.identityProvider;
     const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
     if (!idp || oidcApps.length === 0) return;
-    this.rp = new RelyingParty({
+    const rpOptions = {
       issuer: idp.issuer,
       clientId: idp.clientId,
       ...(idp.clientSecret !== undefined && { clientSecret: idp.clientSecret }),
@@ -98,7 +108,12 @@ export class SignIn {
       ...(idp.bearerIssuers.length > 0 && { bearerIssuers: idp.bearerIssuers }),
       session: { lifetimeMs: idp.sessionLifetimeMs, idleTimeoutMs: idp.sessionIdleTimeoutMs },
       sessionSecrets: config.relay.sessionSecrets ?? [localSecret(config.relay.stateDir, log)],
-    });
+    };
+    this.#rpKey = JSON.stringify(rpOptions);
+    this.rp =
+      opts.previous?.rp && opts.previous.#rpKey === this.#rpKey
+        ? opts.previous.rp
+        : new RelyingParty(rpOptions);
     for (const app of oidcApps) {
       this.#byName.set(
         app.name,

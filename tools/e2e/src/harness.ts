@@ -180,6 +180,8 @@ export interface StackOptions {
   groups?: string[];
   /** YAML lines under `identityProvider:` (indented 2 spaces). */
   identityProvider?: string;
+  /** Certificates served beside the stack's own (`*.apps.localhost`). */
+  certificates?: Array<{ cert: string; key: string }>;
 }
 
 /** A relay (and optionally a registered, started connector) in a fresh temp directory. */
@@ -195,6 +197,7 @@ export class Stack {
   /** Every connector process started, running or not. */
   readonly connectors: LoggedProcess[] = [];
   readonly #opts: StackOptions;
+  #certs: Awaited<ReturnType<typeof createDevCertificates>> | undefined;
 
   constructor(opts: StackOptions) {
     this.#opts = opts;
@@ -223,10 +226,22 @@ export class Stack {
   }
 
   async start(): Promise<this> {
-    const certs = await createDevCertificates({
+    await this.writeConfig();
+    await this.startRelay();
+    if (this.#opts.startConnector !== false) {
+      await this.registerConnector();
+      await this.startConnector();
+    }
+    return this;
+  }
+
+  /** The dev CA (first call) and `appproxy.yaml` from the options as they are now. */
+  async writeConfig(): Promise<void> {
+    this.#certs ??= await createDevCertificates({
       dir: join(this.dir, 'tls'),
       hosts: ['localhost', '127.0.0.1', '*.apps.localhost'],
     });
+    const certs = this.#certs;
     this.ca = readFileSync(certs.caCertPath, 'utf8');
     await this.allocatePorts();
     const apps = this.#opts.apps
@@ -238,6 +253,10 @@ export class Stack {
 ${a.extra ?? ''}`,
       )
       .join('\n');
+    const pairs = [
+      { cert: certs.certPath, key: certs.keyPath },
+      ...(this.#opts.certificates ?? []),
+    ];
     writeFileSync(
       this.configPath,
       `relay:
@@ -246,8 +265,7 @@ ${a.extra ?? ''}`,
   adminListen: 127.0.0.1:${this.ports.admin}
   stateDir: ./var/relay
   certificates:
-    - cert: ${certs.certPath}
-      key: ${certs.keyPath}
+${pairs.map((p) => `    - cert: ${p.cert}\n      key: ${p.key}`).join('\n')}
   drainTimeout: 3s
 ${this.#opts.relayExtra ?? ''}
 ${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvider}\n` : ''}connectorGroups:
@@ -256,12 +274,32 @@ apps:
 ${apps}
 `,
     );
-    await this.startRelay();
-    if (this.#opts.startConnector !== false) {
-      await this.registerConnector();
-      await this.startConnector();
-    }
-    return this;
+  }
+
+  /** The dev CA's folder: more certificates signed by the same CA go here. */
+  get tlsDir(): string {
+    return join(this.dir, 'tls');
+  }
+
+  /**
+   * Rewrites `appproxy.yaml` from the options and sends the relay SIGHUP; resolves with the
+   * relay's log line about this reload (reloaded or refused).
+   */
+  async reload(): Promise<Record<string, unknown>> {
+    await this.writeConfig();
+    return this.signalReload();
+  }
+
+  /** SIGHUP to the relay as the file is now; the log line that answers it. */
+  async signalReload(): Promise<Record<string, unknown>> {
+    const relay = this.relay!;
+    const answered = (l: Record<string, unknown>) =>
+      l.msg === 'configuration reloaded' ||
+      l.msg === 'configuration reload refused; the running configuration keeps serving';
+    const before = relay.count(answered);
+    relay.child.kill('SIGHUP');
+    await relay.waitFor(() => relay.count(answered) > before, 20_000, 'the reload answered');
+    return relay.lines.filter(answered).at(-1)!;
   }
 
   async startRelay(): Promise<LoggedProcess> {

@@ -1,0 +1,49 @@
+import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
+import { AppTable } from '@appproxy/routing';
+import type { Logger } from '@appproxy/telemetry';
+import { TrustedProxies } from './forwarded.js';
+import { LinkTranslation } from './link-translation.js';
+import { SignIn } from './sign-in.js';
+import { SingleSignOn } from './single-sign-on.js';
+import { SniCertificates } from './tls-contexts.js';
+
+/**
+ * Everything request handling reads from `appproxy.yaml`, built from one configuration at
+ * once: the app table, sign-in, single sign-on, link translation, the public certificates,
+ * the trusted proxies and the connector group names. A reload builds a new one and swaps it
+ * in whole; each request reads the one current when it arrived, start to end, so no request
+ * ever sees half of two configurations.
+ */
+export class Edge {
+  readonly apps: AppTable<PublishedAppConfig>;
+  readonly signIn: SignIn;
+  readonly sso: SingleSignOn;
+  readonly links: LinkTranslation;
+  readonly certificates: SniCertificates;
+  readonly trustedProxies: TrustedProxies;
+  readonly groups: ReadonlySet<string>;
+
+  /**
+   * @param previous the edge this one replaces: its OpenID relying party is kept when the
+   *   provider settings did not change (no new discovery; sign-ins in progress and the
+   *   replay cache carry over).
+   * @throws when the configuration cannot serve (a certificate or key that does not load,
+   *   an SSO template that does not parse, …) — a reload then keeps the previous edge.
+   */
+  constructor(
+    readonly config: RelayConfig,
+    log: Logger,
+    previous?: Edge,
+  ) {
+    this.certificates = new SniCertificates(config.relay.certificates);
+    this.sso = new SingleSignOn(config, log);
+    this.signIn = new SignIn(config, log, {
+      keepClaims: this.sso.claimPaths,
+      ...(previous && { previous: previous.signIn }),
+    });
+    this.apps = new AppTable(config.apps);
+    this.links = new LinkTranslation(config.apps);
+    this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
+    this.groups = new Set(config.connectorGroups.map((g) => g.name));
+  }
+}
