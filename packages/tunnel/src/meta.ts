@@ -14,8 +14,12 @@ export interface TunnelIdentity {
   email?: string;
   preferredUsername?: string;
   upn?: string;
+  /** On-premises sAMAccountName, when the provider sends it. */
+  samAccountName?: string;
   groups?: string[];
   roles?: string[];
+  /** Claims kept for single sign-on settings (`claim:<path>`), by path. */
+  claims?: Record<string, string | number | boolean | string[]>;
   amr?: string[];
   groupsOverage?: true;
   groupsTruncated?: true;
