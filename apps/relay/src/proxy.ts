@@ -84,7 +84,11 @@ interface Routed {
   setCookie: string[];
 }
 
-type Refusal = RelayErrorCode | { code: RelayErrorCode; app: string; detail?: string };
+type Refusal =
+  | RelayErrorCode
+  | { code: RelayErrorCode; app: string; detail?: string }
+  /** An app's prefix without its slash: answered with this redirect (see `RouteRedirect`). */
+  | { redirect: string; app: string };
 
 /**
  * The relay's request pump: route by host and path, pick a connector of the app's group,
@@ -523,6 +527,17 @@ export class RelayProxy {
       on.app(routed.app);
       return on.refuse(routed.code, routed.detail);
     }
+    if ('redirect' in routed) {
+      on.app(routed.app);
+      // As nginx does for a directory: 301 for GET and HEAD, 308 (method and body kept)
+      // for the rest.
+      const method = req.method ?? 'GET';
+      return on.page({
+        status: method === 'GET' || method === 'HEAD' ? 301 : 308,
+        headers: { location: routed.redirect, 'content-length': 0, 'cache-control': 'no-store' },
+        body: '',
+      });
+    }
     const { app } = routed.match;
     on.app(app.name);
     const refused = on.check?.(routed);
@@ -612,6 +627,8 @@ export class RelayProxy {
   ): Routed | Refusal {
     const match = edge.apps.route(host, target);
     if (match === undefined) return 'APP_NOT_FOUND';
+    if (typeof match === 'object' && 'location' in match)
+      return { redirect: match.location, app: match.app.name };
     if (match === 'INVALID_HOST') return 'BAD_REQUEST_HOST';
     if (
       match === 'ENCODED_SEPARATOR' ||

@@ -28,6 +28,17 @@ export interface RouteMatch<T extends RoutableApp> {
   externalHost: string;
 }
 
+/**
+ * A request for an app's path prefix without its trailing slash (`/nr` for an app at
+ * `/nr/`): answered with a redirect to the prefix, never forwarded — the page's relative
+ * URLs would otherwise resolve against the parent path, i.e. another app.
+ */
+export interface RouteRedirect<T extends RoutableApp> {
+  app: T;
+  /** Path and query to redirect to: the prefix with its slash, the query kept. */
+  location: string;
+}
+
 interface Entry<T> {
   app: T;
   host: string;
@@ -81,9 +92,12 @@ export class AppTable<T extends RoutableApp> {
   /**
    * Finds the app for a request. `host` may carry a port (ignored); `target` is the raw
    * request target. Returns a refusal code for hosts and targets that cannot be routed
-   * safely.
+   * safely, and a {@link RouteRedirect} for an app's prefix without its trailing slash.
    */
-  route(host: string, target: string): RouteMatch<T> | HostRefusal | PathRefusal | undefined {
+  route(
+    host: string,
+    target: string,
+  ): RouteMatch<T> | RouteRedirect<T> | HostRefusal | PathRefusal | undefined {
     const hostname = parseRequestHost(host)?.hostname;
     if (hostname === undefined) return 'INVALID_HOST';
     const list = this.#byHost.get(hostname);
@@ -94,7 +108,7 @@ export class AppTable<T extends RoutableApp> {
     for (const entry of list) {
       let rest: string | undefined;
       if (path.startsWith(entry.prefix)) rest = path.slice(entry.prefix.length);
-      else if (`${path}/` === entry.prefix) rest = '';
+      else if (`${path}/` === entry.prefix) return { app: entry.app, location: entry.prefix + search };
       if (rest === undefined) continue;
       const internalPrefix = entry.internal.pathname.endsWith('/')
         ? entry.internal.pathname

@@ -1,4 +1,10 @@
-export { AppTable, type HostRefusal, type RoutableApp, type RouteMatch } from './app-table.js';
+export {
+  AppTable,
+  type HostRefusal,
+  type RoutableApp,
+  type RouteMatch,
+  type RouteRedirect,
+} from './app-table.js';
 export {
   ConnectorGroups,
   rendezvousWeight,

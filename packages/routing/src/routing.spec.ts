@@ -80,10 +80,21 @@ describe('AppTable', () => {
       app: { name: 'Root' },
       internalPath: '/other',
     });
-    expect(table.route('portal.example.com', '/hr')).toMatchObject({
-      app: { name: 'Hr' },
-      internalPath: '/people/',
+  });
+
+  it('sends an app’s prefix without its slash to the prefix, query kept, never to another app', () => {
+    // `/hr` is Hr's (not Root's `/hr` path): relative URLs on Hr's page need `/hr/`.
+    expect(table.route('portal.example.com', '/hr')).toStrictEqual({
+      app: apps[1],
+      location: '/hr/',
     });
+    expect(table.route('portal.example.com', '/hr?tab=2')).toStrictEqual({
+      app: apps[1],
+      location: '/hr/?tab=2',
+    });
+    expect(table.route('portal.example.com', '/./hr')).toMatchObject({ location: '/hr/' });
+    // The root app has no prefix to miss; a longer path is only a path.
+    expect(table.route('portal.example.com', '/hrx')).toMatchObject({ app: { name: 'Root' } });
   });
 
   it('never maps outside the published path', () => {

@@ -42,6 +42,13 @@ describe('UrlMap.toExternal', () => {
     ['http://BÜCHER.corp.local/', 'https://books.example.com/'],
     ['http://xn--bcher-kva.corp.local/x', 'https://books.example.com/x'],
     ['http://bücher/x', 'https://books.example.com/x'],
+    // the other scheme of an internal authority is the same app (a backend behind a proxy
+    // that says X-Forwarded-Proto: https links to https://<internal>): an explicit port
+    // stays, a default one is the other scheme's default
+    ['https://benefits.corp.local/secure', 'https://benefits.example.com/secure'],
+    ['https://expenses.corp.local:8080/a', 'https://expenses.example.com/a'],
+    ['https://expenses:8080/a', 'https://expenses.example.com/a'],
+    ['http://payroll.corp.local/payslips', 'https://payroll.example.com/payslips'],
     // scheme-relative: the scheme of the internal URL
     ['//payroll.corp.local/payslips', 'https://payroll.example.com/payslips'],
     ['//expenses.corp.local:8080/a', 'https://expenses.example.com/a'],
@@ -53,7 +60,6 @@ describe('UrlMap.toExternal', () => {
     'http://feedback.corp.local/new', // not published
     'http://expenses.corp.local/reports', // port 80, published on 8080
     'http://expenses/Approvals.aspx', // short name, port 80
-    'https://benefits.corp.local/', // other scheme
     'http://benefits.corp.local.evil.example/', // look-alike
     'http://user@benefits.corp.local/', // credentials
     'http://benefits.corp.local:99999/',
@@ -66,6 +72,21 @@ describe('UrlMap.toExternal', () => {
     '',
   ])('%s stays', (input) => {
     expect(map.toExternal(input)).toBeUndefined();
+  });
+
+  it('the other scheme never shadows an app published from that very URL', () => {
+    const both = new UrlMap([
+      {
+        name: 'Plain',
+        internalUrl: 'http://site.corp/',
+        externalUrl: 'https://plain.example.com/',
+      },
+      { name: 'Tls', internalUrl: 'https://site.corp/', externalUrl: 'https://tls.example.com/' },
+    ]);
+    expect(both.toExternal('http://site.corp/x')).toBe('https://plain.example.com/x');
+    expect(both.toExternal('https://site.corp/x')).toBe('https://tls.example.com/x');
+    // Other ports are other apps (or none).
+    expect(both.toExternal('https://site.corp:8443/x')).toBeUndefined();
   });
 
   it('compares path prefixes ignoring case only when asked (IIS)', () => {

@@ -95,6 +95,12 @@ function portOf(url: URL): number {
   return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }
 
+/** `http://h:8080` → https on 8080; `http://h` (80) → `https://h` (443); and back. */
+function otherScheme(url: URL): { scheme: 'http' | 'https'; port: number } {
+  const scheme = url.protocol === 'https:' ? 'http' : 'https';
+  return { scheme, port: url.port ? Number(url.port) : scheme === 'https' ? 443 : 80 };
+}
+
 function target(app: string, from: URL, to: URL): Target {
   const base = to.origin + to.pathname;
   return {
@@ -196,6 +202,23 @@ export class UrlMap {
         this.#internalOrigins.set(internal.origin, app);
       if (!this.#externalOrigins.has(external.origin))
         this.#externalOrigins.set(external.origin, app);
+    }
+    // The other scheme of each internal authority is the same app: a backend behind a proxy
+    // that says `X-Forwarded-Proto: https` builds `https://<internal host:port>/…` links
+    // (DokuWiki, Django, Laravel, WordPress do). An explicit port stays; a default one (an
+    // absent port) is the other scheme's default. Never where an app is published from
+    // that very URL.
+    for (const { name, internal, external } of parsed) {
+      const other = otherScheme(internal);
+      const keys = [internal.hostname];
+      const short = mapped.find(
+        (m) => m.name === name && m.internalUrl === internal.href,
+      )?.shortName;
+      if (short !== undefined) keys.push(short);
+      for (const key of keys) {
+        if (outbound.hasExact(key, other.scheme, other.port, internal.pathname)) continue;
+        outbound.add(key, { ...target(name, internal, external), ...other });
+      }
     }
     this.apps = Object.freeze(mapped);
     compiled.set(this, { outbound, inbound, pages });

@@ -128,6 +128,15 @@ export class Matcher {
     return this.#byHost.has(hostKey);
   }
 
+  /** Whether an app is published from exactly this scheme, host, port and prefix. */
+  hasExact(hostKey: string, scheme: 'http' | 'https', port: number, prefix: string): boolean {
+    return (
+      this.#byHost
+        .get(hostKey)
+        ?.some((t) => t.scheme === scheme && t.port === port && t.prefix === prefix) ?? false
+    );
+  }
+
   /**
    * Matches `s[i, end)`. `complete` says whether `end` is the end of the URL; when it is
    * not, `NEED_MORE` asks for more input (never once `end - i >= window`).
