@@ -27,7 +27,22 @@ export interface ForwarderOptions {
   connections?: number;
 }
 
-const POOL = { keepAliveTimeout: 30_000, pipelining: 1 } as const;
+/**
+ * How long an idle backend connection is kept when the relay does not say (the app's
+ * `backendKeepAlive`): below common server idle timeouts (lighttpd 5 s, nginx and Apache
+ * 5–75 s, Tomcat 20 s), so the connector closes an idle connection before the server does
+ * and never sends a request down one the server is closing.
+ */
+export const DEFAULT_BACKEND_KEEP_ALIVE_MS = 4_000;
+
+/** Methods a server may receive twice with the effect of once (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/**
+ * Failures of a connection that was fine when picked: the server closed it (an idle
+ * keep-alive connection it timed out) as the request went out.
+ */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 /**
  * Characters the URL parser would change in a path (percent-encoding, `#`, backslashes) or
@@ -43,7 +58,7 @@ export class BackendForwarder {
   readonly #log: Logger;
   readonly #metrics: ConnectorMetrics;
   readonly #connections: number;
-  /** Pools by backend TLS validation and forward proxy (`verify|proxy`). */
+  /** Pools by backend TLS validation, keep-alive, freshness and forward proxy. */
   readonly #dispatchers = new Map<string, Dispatcher>();
 
   constructor(opts: ForwarderOptions) {
@@ -61,20 +76,33 @@ export class BackendForwarder {
    * backends as absolute-form requests (what any forward proxy allows), HTTPS ones through
    * a CONNECT tunnel.
    */
-  #dispatcher(verifyTls: boolean, proxy: string | undefined): Dispatcher {
-    const key = proxy === undefined ? (verifyTls ? '1|' : '0|') : `${verifyTls ? 1 : 0}|${proxy}`;
+  #dispatcher(
+    verifyTls: boolean,
+    proxy: string | undefined,
+    keepAliveMs: number,
+    fresh: boolean,
+  ): Dispatcher {
+    // A fresh pool only ever carries `reset` requests: it never has an idle connection.
+    const keepAlive = fresh ? 0 : keepAliveMs;
+    const key = `${verifyTls ? 1 : 0}|${keepAlive}|${proxy ?? ''}`;
     let d = this.#dispatchers.get(key);
     if (!d) {
       const tls = { rejectUnauthorized: verifyTls };
+      // A server's `Keep-Alive: timeout=N` may shorten the time, never lengthen it.
+      const pool = {
+        pipelining: 1,
+        keepAliveTimeout: Math.max(1, keepAlive),
+        keepAliveMaxTimeout: Math.max(1, keepAlive),
+      };
       d = proxy
         ? new (proxyAgent())({
             uri: proxy,
             proxyTunnel: false,
             requestTls: tls,
             connections: this.#connections,
-            ...POOL,
+            ...pool,
           })
-        : new Agent({ connections: this.#connections, connect: tls, ...POOL });
+        : new Agent({ connections: this.#connections, connect: tls, ...pool });
       this.#dispatchers.set(key, d);
     }
     return d;
@@ -91,6 +119,7 @@ export class BackendForwarder {
       return respondError(stream, 'BACKEND_UNREACHABLE', 502, err.message);
     }
     const { requestId, app, target, timeoutMs, verifyTls, backendProxy: proxy } = meta;
+    const keepAliveMs = meta.keepAliveMs ?? DEFAULT_BACKEND_KEEP_ALIVE_MS;
     // Made only when a line is written: most requests log nothing here.
     let log: Logger | undefined;
     const logger = () => (log ??= this.#log.child({ requestId, app }));
@@ -150,19 +179,46 @@ export class BackendForwarder {
       });
       body = upload;
     }
-    this.#dispatcher(verifyTls, proxy).dispatch(
-      {
-        origin: target.origin,
-        path: originFormPath(target.origin, path),
-        method: method as Dispatcher.HttpMethod,
-        headers: outHeaders as Record<string, string | string[]>,
-        body,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      },
-      exchange,
-    );
+    const send = (fresh: boolean): void => {
+      this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh).dispatch(
+        {
+          origin: target.origin,
+          path: originFormPath(target.origin, path),
+          method: method as Dispatcher.HttpMethod,
+          headers: outHeaders as Record<string, string | string[]>,
+          body,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          // Close after the response: keep-alive off for the app, or a fresh connection.
+          ...((fresh || keepAliveMs === 0) && { reset: true }),
+        },
+        exchange,
+      );
+    };
+    // A kept-alive connection the server closed as the request went out: once more on a
+    // new connection — only when that cannot do anything twice (an idempotent method, no
+    // body: a streamed body cannot be sent again).
+    if (!body && IDEMPOTENT.has(method))
+      exchange.retry = () => {
+        series.backendRetries.inc();
+        logger().info('backend connection closed before the response; retrying on a new one', {
+          target: target.origin,
+          method,
+        });
+        send(true);
+      };
+    send(false);
   };
+}
+
+/** Whether `err` (or a cause) is a connection the server closed under the request. */
+function isStaleConnection(err: unknown): boolean {
+  let e = err as (Error & { code?: string; cause?: unknown }) | undefined;
+  for (let depth = 0; e && depth < 4; depth++) {
+    if (e.code && STALE_CONNECTION.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 /**
@@ -185,6 +241,8 @@ function originFormPath(origin: string, path: string): string {
  */
 class BackendExchange implements Dispatcher.DispatchHandler {
   bytesOut = 0;
+  /** Sends the request once more on a new connection; taken (cleared) by the first use. */
+  retry: (() => void) | undefined;
   #bytesIn = 0;
   #status = 0;
   #settled = false;
@@ -279,8 +337,17 @@ class BackendExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#aborted) {
+      this.#settled = true;
+      return;
+    }
+    const { retry } = this;
+    this.retry = undefined;
+    if (retry && this.#status === 0 && !this.stream.destroyed && isStaleConnection(err)) {
+      this.#controller = undefined;
+      return retry();
+    }
     this.#settled = true;
-    if (this.#aborted) return;
     const { stream } = this;
     if (this.#status !== 0) {
       if (stream.destroyed) return;

@@ -14,6 +14,8 @@ export interface AppSeries {
   bytesFromBackend: CounterChild;
   requests(status: number | 'aborted'): CounterChild;
   backendErrors(code: string): CounterChild;
+  /** A request sent again on a fresh connection after a reused one failed. */
+  backendRetries: CounterChild;
 }
 /** Apps whose series are kept at hand (the relay names a handful; bounded regardless). */
 const MAX_CACHED_APPS = 1000;
@@ -33,6 +35,11 @@ export class ConnectorMetrics {
     'appproxy_connector_backend_errors_total',
     'Backend requests that failed, by app and code (BACKEND_UNREACHABLE, BACKEND_TIMEOUT, …).',
     ['app', 'code'],
+  );
+  readonly backendRetries = this.registry.counter(
+    'appproxy_connector_backend_retries_total',
+    'Requests sent again on a fresh connection after a kept-alive one failed before any response, by app.',
+    ['app'],
   );
   readonly inFlight = this.registry.gauge(
     'appproxy_connector_requests_in_flight',
@@ -105,6 +112,7 @@ export class ConnectorMetrics {
         return child;
       },
       backendErrors: (code) => this.backendErrors.labels(app, code),
+      backendRetries: this.backendRetries.labels(app),
     };
     if (this.#apps.size >= MAX_CACHED_APPS) this.#apps.clear();
     this.#apps.set(app, series);

@@ -75,7 +75,13 @@ export class LinkTranslation {
     if (!app.translateBody) return undefined;
     return createBodyTranslation(
       { statusCode, headers: headers as HeaderObject },
-      { map: this.map, app: app.name, method, scripts: app.translateScripts },
+      {
+        map: this.map,
+        app: app.name,
+        method,
+        scripts: app.translateScripts,
+        json: app.translateJson,
+      },
     );
   }
 }

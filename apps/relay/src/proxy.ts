@@ -667,6 +667,7 @@ export class RelayProxy {
         app: app.name,
         timeoutMs: app.backendTimeoutMs,
         verifyTls: app.validateBackendTls,
+        keepAliveMs: app.backendKeepAliveMs,
         ...(app.backendProxy !== undefined && { backendProxy: app.backendProxy }),
       },
       setCookie: [],

@@ -23,6 +23,8 @@ function app(name: string, extra: Partial<PublishedAppConfig> = {}): PublishedAp
     translateHeaders: true,
     translateBody: false,
     translateScripts: false,
+    translateJson: false,
+    backendKeepAliveMs: 4000,
     validateBackendTls: true,
     maintenanceMode: false,
     upgrades: ['websocket'],

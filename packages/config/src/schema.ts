@@ -48,6 +48,18 @@ export interface PublishedAppConfig {
    * responses (beyond the reference). @default false
    */
   translateScripts: boolean;
+  /**
+   * With `translateBody`: also absolute internal URLs in JSON responses. Separate from
+   * `translateScripts`: JSON is often the app's own data, which it saves back (Node-RED's
+   * flows would keep external URLs). @default false
+   */
+  translateJson: boolean;
+  /**
+   * From `backendKeepAlive`: how long the connector keeps an idle connection to the backend
+   * for reuse. Below common server idle timeouts (lighttpd 5 s, Tomcat 20 s) so the connector
+   * closes first. `0`: a new connection per request. @default 4000
+   */
+  backendKeepAliveMs: number;
   /** Verify the backend's TLS certificate. @default true */
   validateBackendTls: boolean;
   /** Answer every request with the maintenance page. @default false */
@@ -759,8 +771,19 @@ const publishedApp = z
     translateBody: bool(false, 'Rewrite internal URLs in HTML and CSS bodies.'),
     translateScripts: bool(
       false,
-      'With translateBody: also absolute internal URLs in inline scripts, JavaScript and JSON responses.',
+      'With translateBody: also absolute internal URLs in inline scripts and JavaScript responses.',
     ),
+    translateJson: bool(
+      false,
+      'With translateBody: also absolute internal URLs in JSON responses (careful: apps that save their JSON back would store external URLs).',
+    ),
+    backendKeepAlive: duration({
+      default: '4s',
+      min: 0,
+      max: 600_000,
+      description:
+        'How long the connector keeps an idle backend connection for reuse; keep it below the backend’s own idle timeout. 0: a new connection per request.',
+    }),
     validateBackendTls: bool(true, 'Verify the backend’s TLS certificate.'),
     maintenanceMode: bool(false, 'Answer every request with the maintenance page.'),
     upgrades: z
@@ -852,6 +875,7 @@ const publishedApp = z
   .transform(
     ({
       backendTimeout: backendTimeoutMs,
+      backendKeepAlive: backendKeepAliveMs,
       sticky,
       backendProxy,
       session,
@@ -861,6 +885,7 @@ const publishedApp = z
     }): PublishedAppConfig => ({
       ...rest,
       backendTimeoutMs,
+      backendKeepAliveMs,
       ...(sticky !== 'none' && { sticky }),
       ...(backendProxy !== undefined && { backendProxy }),
       ...(session && {

@@ -71,13 +71,18 @@ describe('planBodyTranslation', () => {
     ],
     [
       { headers: { 'content-type': 'application/json' } },
-      { scripts: true },
+      { json: true },
       { kind: 'script', charset: undefined, coding: 'identity' },
     ],
     [
       { headers: { 'content-type': 'application/ld+json' } },
-      { scripts: true },
+      { json: true },
       { kind: 'script', charset: undefined, coding: 'identity' },
+    ],
+    [
+      { headers: { 'content-type': 'text/javascript; charset=utf-8' } },
+      { scripts: true },
+      { kind: 'script', charset: 'utf-8', coding: 'identity' },
     ],
     [
       { statusCode: 404, headers: { 'content-type': 'text/html' } },
@@ -91,7 +96,18 @@ describe('planBodyTranslation', () => {
   it.each([
     ['image', { headers: { 'content-type': 'image/png' } }, {}],
     ['no content type', { headers: {} }, {}],
-    ['JSON without scripts', { headers: { 'content-type': 'application/json' } }, {}],
+    ['JSON without json', { headers: { 'content-type': 'application/json' } }, {}],
+    // Node-RED's GET /flows, saved back on deploy: scripts alone never rewrite app data.
+    [
+      'JSON with scripts only',
+      { headers: { 'content-type': 'application/json' } },
+      { scripts: true },
+    ],
+    [
+      'JavaScript with json only',
+      { headers: { 'content-type': 'text/javascript' } },
+      { json: true },
+    ],
     ['HTML turned off', html(), { html: false }],
     ['CSS turned off', { headers: { 'content-type': 'text/css' } }, { css: false }],
     ['HEAD', html(), { method: 'head' }],

@@ -25,8 +25,8 @@ export interface BodyRewriterOptions {
   app?: string;
   /**
    * Also translate absolute internal URLs inside inline scripts, event-handler attributes,
-   * `javascript:` URLs, and JavaScript and JSON responses (beyond the reference, which
-   * covers HTML and CSS). @default false
+   * `javascript:` URLs and JavaScript responses (beyond the reference, which covers HTML and
+   * CSS). @default false
    */
   scripts?: boolean;
   /**
@@ -42,6 +42,13 @@ export interface BodyTranslationOptions extends BodyRewriterOptions {
   html?: boolean;
   /** Translate CSS (`text/css`). @default true */
   css?: boolean;
+  /**
+   * Also translate JSON responses (`application/json`, `text/json`, `*+json`). Off by
+   * default, and not implied by `scripts`: JSON is often an app's own data, which it saves
+   * back — Node-RED's `GET /flows` rewritten here would store external URLs in its flows on
+   * the next deploy. @default false
+   */
+  json?: boolean;
   /** The request's method: a `HEAD` response has no body. */
   method?: string;
   /**
@@ -88,9 +95,8 @@ const SCRIPT_TYPES = new Set([
   'application/x-javascript',
   'application/ecmascript',
   'text/ecmascript',
-  'application/json',
-  'text/json',
 ]);
+const JSON_TYPE = /^(?:application\/json|text\/json|application\/[\w.+-]+\+json)$/;
 // Charsets in which ASCII bytes do not always mean ASCII characters.
 const ASCII_INCOMPATIBLE =
   /^(?:utf-?16|utf-?32|ucs-?2|ucs-?4|unicode|iso-?2022|csiso2022|utf-?7|hz-gb-2312|replacement|(?:cp|ibm)0?37$|ebcdic)/;
@@ -122,8 +128,8 @@ function codingOf(value: string | undefined): ContentCoding | undefined {
  * Decides whether and how a response body is translated, from its status, method and
  * headers alone. `undefined` — pipe the body through untouched — for: no body (`HEAD`,
  * 1xx/204/205/304, `Content-Length: 0`), a range (206 / `Content-Range`), `Cache-Control:
- * no-transform` (RFC 9111 forbids it), a type that is not HTML/CSS (or script/JSON with
- * `scripts`), a charset that is not ASCII-compatible (UTF-16, ISO-2022-JP, …), or a
+ * no-transform` (RFC 9111 forbids it), a type that is not HTML/CSS (or JavaScript with
+ * `scripts`, JSON with `json`), a charset that is not ASCII-compatible (UTF-16, ISO-2022-JP, …), or a
  * `Content-Encoding` it cannot decode (several codings, `compress`, unknown).
  *
  * @example
@@ -133,7 +139,7 @@ function codingOf(value: string | undefined): ContentCoding | undefined {
  */
 export function planBodyTranslation(
   response: ResponseLike,
-  options: Pick<BodyTranslationOptions, 'html' | 'css' | 'scripts' | 'method'>,
+  options: Pick<BodyTranslationOptions, 'html' | 'css' | 'scripts' | 'json' | 'method'>,
 ): BodyPlan | undefined {
   const status = response.statusCode ?? 200;
   if (status < 200 || status === 204 || status === 205 || status === 206 || status === 304)
@@ -148,11 +154,8 @@ export function planBodyTranslation(
   let kind: BodyKind | undefined;
   if (HTML_TYPES.has(type)) kind = options.html === false ? undefined : 'html';
   else if (type === 'text/css') kind = options.css === false ? undefined : 'css';
-  else if (
-    options.scripts &&
-    (SCRIPT_TYPES.has(type) || /^application\/[\w.+-]+\+json$/.test(type))
-  )
-    kind = 'script';
+  else if (options.scripts && SCRIPT_TYPES.has(type)) kind = 'script';
+  else if (options.json && JSON_TYPE.test(type)) kind = 'script';
   if (kind === undefined) return undefined;
   if (charset !== undefined && ASCII_INCOMPATIBLE.test(charset)) return undefined;
   const coding = codingOf(getHeader(h, 'content-encoding'));

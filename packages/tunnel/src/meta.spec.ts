@@ -16,6 +16,7 @@ const full: RequestMeta = {
   timeoutMs: 180_000,
   verifyTls: false,
   backendProxy: 'http://proxy.corp:3128',
+  keepAliveMs: 4000,
   identity: { sub: 'u1', issuer: 'https://idp', upn: 'alice@corp', groups: ['Finance'] },
   upgrade: 'websocket',
 };
@@ -47,6 +48,7 @@ describe('request metadata', () => {
     ['no timeout', { [META.timeout]: undefined }, META.timeout],
     ['a timeout that is no number', { [META.timeout]: '5s' }, META.timeout],
     ['a zero timeout', { [META.timeout]: '0' }, META.timeout],
+    ['a keep-alive that is no number', { [META.backendKeepAlive]: '4s' }, META.backendKeepAlive],
     ['an identity that is no base64url JSON', { [META.identity]: '%%%' }, META.identity],
     [
       'an identity without sub',

@@ -44,6 +44,8 @@ export interface RequestMeta {
   verifyTls: boolean;
   /** Forward proxy towards the backend (the app's `backendProxy`). */
   backendProxy?: string;
+  /** How long an idle backend connection is kept (the app's `backendKeepAlive`); absent: the connector's default. */
+  keepAliveMs?: number;
   /** The signed-in user of an oidc app. */
   identity?: TunnelIdentity;
   /** On an extended CONNECT stream: the client's `Upgrade` protocol. */
@@ -96,6 +98,7 @@ export function encodeRequestMeta(
   headers[META.timeout] = String(meta.timeoutMs);
   headers[META.tlsVerify] = meta.verifyTls ? '1' : '0';
   if (meta.backendProxy !== undefined) headers[META.backendProxy] = meta.backendProxy;
+  if (meta.keepAliveMs !== undefined) headers[META.backendKeepAlive] = String(meta.keepAliveMs);
   if (meta.identity !== undefined)
     headers[META.identity] = Buffer.from(JSON.stringify(meta.identity)).toString('base64url');
   if (meta.upgrade !== undefined) headers[META.upgrade] = meta.upgrade;
@@ -167,6 +170,12 @@ export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
   };
   const proxy = one(headers, META.backendProxy);
   if (proxy !== undefined) meta.backendProxy = proxy;
+  const keepAlive = one(headers, META.backendKeepAlive);
+  if (keepAlive !== undefined) {
+    if (!/^\d{1,9}$/.test(keepAlive))
+      throw invalid(META.backendKeepAlive, `${JSON.stringify(keepAlive)} is not a whole number`);
+    meta.keepAliveMs = Number(keepAlive);
+  }
   const identity = parseIdentity(one(headers, META.identity));
   if (identity !== undefined) meta.identity = identity;
   const upgrade = one(headers, META.upgrade);

@@ -21,6 +21,8 @@ export const META = {
   tlsVerify: 'appproxy-backend-tls-verify',
   /** `http://[user:pass@]host:port` forward proxy to reach the backend through (the app's `backendProxy`). */
   backendProxy: 'appproxy-backend-proxy',
+  /** Milliseconds an idle backend connection is kept for reuse (the app's `backendKeepAlive`). */
+  backendKeepAlive: 'appproxy-backend-keep-alive-ms',
   /** Marks a control stream (`hello`); proxied streams never carry it. */
   control: 'appproxy-control',
   /** Set by the connector on a response it made itself (the backend never answered). */

@@ -10,8 +10,8 @@ import {
   constants as h2constants,
   type ClientHttp2Session,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { AddressInfo, TcpSocketConnectOpts } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Stack, request } from './harness.js';
 
@@ -131,7 +131,12 @@ class RawH2 {
   }
 }
 
-function frame(type: number, flags: number, streamId: number, payload = Buffer.alloc(0)): Buffer {
+function frame(
+  type: number,
+  flags: number,
+  streamId: number,
+  payload: Buffer = Buffer.alloc(0),
+): Buffer {
   const head = Buffer.alloc(9);
   head.writeUIntBE(payload.length, 0, 3);
   head[3] = type;
@@ -289,14 +294,16 @@ describe('a flood of idle connections', () => {
   /** TLS, ALPN h2, the preface and an empty SETTINGS: then nothing. */
   function idleSession(): Promise<TLSSocket> {
     return new Promise((resolve, reject) => {
-      const socket = tlsConnect({
+      // tls.connect() also takes the socket.connect() options: localAddress is one of them.
+      const options: ConnectionOptions & TcpSocketConnectOpts = {
         host: '127.0.0.1',
         port: stack.ports.public,
         localAddress: ATTACKER,
         servername: HOST,
         ca: stack.ca,
         ALPNProtocols: ['h2'],
-      });
+      };
+      const socket = tlsConnect(options);
       socket.once('error', reject);
       socket.once('secureConnect', () => {
         socket.write(
