@@ -113,8 +113,8 @@ class Published {
 }
 
 /**
- * Records every main-frame navigation and every request of the page, so a test can assert
- * that the browser never went to the app's internal address.
+ * Records every main-frame navigation, every request of the page and every redirect target,
+ * so a test can assert that the browser was never sent to the app's internal address.
  */
 function watchAddresses(page: Page): { navigations: string[]; requests: string[] } {
   const seen = { navigations: [] as string[], requests: [] as string[] };
@@ -124,6 +124,11 @@ function watchAddresses(page: Page): { navigations: string[]; requests: string[]
     if (f === page.mainFrame()) seen.navigations.push(f.url());
   });
   page.on('request', (r) => seen.requests.push(r.url()));
+  // Redirects the browser followed or not: their targets count as requests.
+  page.on('response', (r) => {
+    const location = r.headers().location;
+    if (location) seen.requests.push(new URL(location, r.url()).href);
+  });
   return seen;
 }
 
