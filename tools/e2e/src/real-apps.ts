@@ -133,6 +133,7 @@ export async function startNodeRed(flows: (internalUrl: string) => unknown[]): P
     await untilServing(`${internalUrl}settings`, proc.child, proc.output, (s) => s === 200);
   } catch (err) {
     await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -185,6 +186,7 @@ export async function startJupyter(bin: string): Promise<RealApp> {
     await untilServing(`${internalUrl}api`, proc.child, proc.output, (s) => s === 200);
   } catch (err) {
     await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
@@ -301,6 +303,7 @@ fastcgi.server = (".php" => ((
     await untilServing(`${internalUrl}doku.php`, proc.child, proc.output, (s) => s === 200);
   } catch (err) {
     await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   return {
