@@ -119,6 +119,20 @@ const contenders = {
       r.end();
     }
   },
+  // translateRootRelative: string literals in inline scripts that start with the app's
+  // internal path (the corpus's HR site and Travel apps have one) — its cost beside scripts on.
+  '@appproxy/translate, scripts + rootRelative on': (pages, apps) => {
+    for (const [i, parts] of pages.entries()) {
+      const r = createBodyRewriter('html', {
+        map,
+        app: apps[i],
+        scripts: true,
+        rootRelative: true,
+      });
+      for (const c of parts) r.write(c);
+      r.end();
+    }
+  },
   'lol-html (html-rewriter-wasm)': async (pages, apps) => {
     for (const [i, parts] of pages.entries()) {
       // Output chunks are views into wasm memory; a proxy would write them out at once.

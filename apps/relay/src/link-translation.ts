@@ -81,6 +81,7 @@ export class LinkTranslation {
         method,
         scripts: app.translateScripts,
         json: app.translateJson,
+        rootRelative: app.translateRootRelative,
       },
     );
   }

@@ -24,6 +24,7 @@ function app(name: string, extra: Partial<PublishedAppConfig> = {}): PublishedAp
     translateBody: false,
     translateScripts: false,
     translateJson: false,
+    translateRootRelative: false,
     backendKeepAliveMs: 4000,
     validateBackendTls: true,
     maintenanceMode: false,

@@ -55,6 +55,12 @@ export interface PublishedAppConfig {
    */
   translateJson: boolean;
   /**
+   * With `translateBody`: string literals in inline scripts and JavaScript that start with
+   * the internal path prefix get the external one (`'/dokuwiki/…'` → `'/…'`), for apps that
+   * build URLs from a base path in script. @default false
+   */
+  translateRootRelative: boolean;
+  /**
    * From `backendKeepAlive`: how long the connector keeps an idle connection to the backend
    * for reuse. Below common server idle timeouts (lighttpd 5 s, Tomcat 20 s) so the connector
    * closes first. `0`: a new connection per request. @default 4000
@@ -776,6 +782,10 @@ const publishedApp = z
     translateJson: bool(
       false,
       'With translateBody: also absolute internal URLs in JSON responses (careful: apps that save their JSON back would store external URLs).',
+    ),
+    translateRootRelative: bool(
+      false,
+      'With translateBody: string literals in inline scripts and JavaScript that start with the internal path prefix get the external one (/dokuwiki/… → /…).',
     ),
     backendKeepAlive: duration({
       default: '4s',

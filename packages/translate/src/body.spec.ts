@@ -72,12 +72,12 @@ describe('planBodyTranslation', () => {
     [
       { headers: { 'content-type': 'application/json' } },
       { json: true },
-      { kind: 'script', charset: undefined, coding: 'identity' },
+      { kind: 'json', charset: undefined, coding: 'identity' },
     ],
     [
       { headers: { 'content-type': 'application/ld+json' } },
       { json: true },
-      { kind: 'script', charset: undefined, coding: 'identity' },
+      { kind: 'json', charset: undefined, coding: 'identity' },
     ],
     [
       { headers: { 'content-type': 'text/javascript; charset=utf-8' } },

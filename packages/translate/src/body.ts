@@ -14,7 +14,7 @@ import { CssRewriter, ScriptRewriter } from './internal/text-rewriters.js';
 import { outboundMatcher, pageOf, type UrlMap } from './url-map.js';
 
 /** What a body is, for translation. */
-export type BodyKind = 'html' | 'css' | 'script';
+export type BodyKind = 'html' | 'css' | 'script' | 'json';
 /** Content codings the translator decodes and re-encodes. */
 export type ContentCoding = 'identity' | 'gzip' | 'deflate' | 'br' | 'zstd';
 
@@ -29,6 +29,15 @@ export interface BodyRewriterOptions {
    * CSS). @default false
    */
   scripts?: boolean;
+  /**
+   * Also replace the app's internal path prefix at the start of string literals in inline
+   * scripts and JavaScript responses (`'/dokuwiki/lib/'` → `'/lib/'` for an app published
+   * from `/dokuwiki/` at `/`): apps that build URLs from a base path in script. Needs `app`;
+   * nothing happens when the internal and external paths are the same or the internal path
+   * is `/` (every root-relative string would match). Best effort: a text scan, not a parser.
+   * @default false
+   */
+  rootRelative?: boolean;
   /**
    * Most input held back while a URL cannot be decided yet (an unterminated attribute, a
    * huge `srcset`); past it, the pending input goes out untouched. @default 65536
@@ -139,7 +148,10 @@ function codingOf(value: string | undefined): ContentCoding | undefined {
  */
 export function planBodyTranslation(
   response: ResponseLike,
-  options: Pick<BodyTranslationOptions, 'html' | 'css' | 'scripts' | 'json' | 'method'>,
+  options: Pick<
+    BodyTranslationOptions,
+    'html' | 'css' | 'scripts' | 'json' | 'rootRelative' | 'method'
+  >,
 ): BodyPlan | undefined {
   const status = response.statusCode ?? 200;
   if (status < 200 || status === 204 || status === 205 || status === 206 || status === 304)
@@ -154,8 +166,8 @@ export function planBodyTranslation(
   let kind: BodyKind | undefined;
   if (HTML_TYPES.has(type)) kind = options.html === false ? undefined : 'html';
   else if (type === 'text/css') kind = options.css === false ? undefined : 'css';
-  else if (options.scripts && SCRIPT_TYPES.has(type)) kind = 'script';
-  else if (options.json && JSON_TYPE.test(type)) kind = 'script';
+  else if ((options.scripts || options.rootRelative) && SCRIPT_TYPES.has(type)) kind = 'script';
+  else if (options.json && JSON_TYPE.test(type)) kind = 'json';
   if (kind === undefined) return undefined;
   if (charset !== undefined && ASCII_INCOMPATIBLE.test(charset)) return undefined;
   const coding = codingOf(getHeader(h, 'content-encoding'));
@@ -245,9 +257,23 @@ function makeRewriter(
       'APPPROXY_TRANSLATE_INVALID_OPTION',
       `no app named ${JSON.stringify(options.app)}`,
     );
+  const mapped = options.app === undefined ? undefined : options.map.app(options.app);
+  const rootRelative =
+    kind !== 'json' &&
+    options.rootRelative &&
+    mapped &&
+    mapped.internalPath !== '/' &&
+    mapped.internalPath !== mapped.externalPath
+      ? { from: mapped.internalPath, to: mapped.externalPath }
+      : undefined;
   const opts = {
     matcher: outboundMatcher(options.map),
-    scripts: options.scripts ?? false,
+    // Absolute URLs in scripts: always in a JSON body (only `json` plans one) and, unless
+    // `scripts: false`, in a script body; in HTML's inline scripts only with `scripts`.
+    scripts:
+      kind === 'json' ||
+      (kind === 'script' ? options.scripts !== false : (options.scripts ?? false)),
+    ...(rootRelative && { rootRelative }),
     maxPending,
     ...(options.app !== undefined && { prefer: options.app }),
     ...(page !== undefined && { page }),
@@ -280,6 +306,8 @@ export function createBodyTranslation<H extends HeaderObject>(
   if (!plan) return undefined;
   const rewriter = makeRewriter(plan.kind, {
     ...options,
+    // A JavaScript body planned for `rootRelative` alone keeps its absolute URLs.
+    scripts: options.scripts ?? false,
     ...(plan.charset !== undefined && { charset: plan.charset }),
   });
   const encode = options.encode ?? 'same';

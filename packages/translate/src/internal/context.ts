@@ -7,6 +7,13 @@ export interface ScanContext {
   prefer: string | undefined;
   /** The page's app, for root-relative links (HTML and CSS only). */
   page: Page | undefined;
+  /** Scripts: translate absolute internal URLs (`scripts`). */
+  absoluteInScripts: boolean;
+  /**
+   * Scripts: string literals that start with the app's internal path prefix (`'/dokuwiki/…'`)
+   * get its external one (`translateRootRelative`); undefined when off or the same path.
+   */
+  rootRelative: { from: string; to: string } | undefined;
   /** Decodes the raw bytes of a non-ASCII host with the body's charset. */
   decodeHost: HostDecoder;
   /** Records that `[start, end)` (absolute offsets, in order) becomes `text`. */

@@ -263,7 +263,7 @@ export class HtmlRewriter extends Rewriter implements TokenizerCallbacks {
     const foreign = this.isInForeignContext();
     if (!selfClosing || !foreign) {
       // Raw text: HTML <style>/<script> even when written `<style/>`; SVG ones when not self-closing.
-      if (tag === 'style' || (tag === 'script' && this.#scripts)) {
+      if (tag === 'style' || (tag === 'script' && (this.#scripts || this.ctx.rootRelative))) {
         if (!(selfClosing && foreign)) {
           this.#raw = tag;
           this.#rawScanner =

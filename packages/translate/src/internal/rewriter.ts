@@ -10,6 +10,8 @@ export interface RewriterOptions {
   page?: Page;
   /** Translate absolute URLs in scripts (inline, event handlers, `javascript:`) too. */
   scripts: boolean;
+  /** String literals in scripts that start with the app's internal path: `from` → `to`. */
+  rootRelative?: { from: string; to: string };
   /** Bound on input held back while a URL is undecided; past it, flush untouched. */
   maxPending: number;
   /** Charset label from `Content-Type`, lower case, if any. */
@@ -70,6 +72,8 @@ export abstract class Rewriter {
       matcher: options.matcher,
       prefer: options.prefer,
       page: options.page,
+      absoluteInScripts: options.scripts,
+      rootRelative: options.rootRelative,
       decodeHost: decodeHostWith(() => this.charset()),
       replace: (start, end, text) => this.#replace(start, end, text),
     };

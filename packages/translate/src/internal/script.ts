@@ -14,12 +14,19 @@ const LONGEST = 'https:\\u002f\\u002f'.length;
 export class ScriptScanner implements TextScanner {
   hold = Infinity;
   readonly #ctx: ScanContext;
+  /** A quote followed by the internal path prefix (`translateRootRelative`). */
+  readonly #rooted: RegExp | undefined;
+  /** Characters at the end that may begin a match not whole yet. */
+  readonly #tail: number;
   #text = '';
   #abs = 0;
   #pos = 0;
 
   constructor(ctx: ScanContext) {
     this.#ctx = ctx;
+    const from = ctx.rootRelative?.from;
+    this.#rooted = from === undefined ? undefined : quotedPrefix(from);
+    this.#tail = Math.max(LONGEST, from === undefined ? 0 : from.length + 1);
   }
 
   feed(piece: string, abs: number): void {
@@ -60,13 +67,31 @@ export class ScriptScanner implements TextScanner {
     const len = text.length;
     const ctx = this.#ctx;
     const window = ctx.matcher.window * 6;
-    // A candidate starting in the last LONGEST characters may not be whole yet.
-    const limit = final ? len : len - LONGEST;
+    // A candidate starting in the last few characters may not be whole yet.
+    const limit = final ? len : len - this.#tail;
+    const rooted = this.#rooted;
+    const absolute = ctx.absoluteInScripts;
     let pos = this.#pos;
     while (pos < limit) {
-      CANDIDATE.lastIndex = pos;
-      const m = CANDIDATE.exec(text);
-      if (!m || m.index >= limit) {
+      let m: RegExpExecArray | null = null;
+      if (absolute) {
+        CANDIDATE.lastIndex = pos;
+        m = CANDIDATE.exec(text);
+        if (m && m.index >= limit) m = null;
+      }
+      if (rooted) {
+        rooted.lastIndex = pos;
+        const q = rooted.exec(text);
+        if (q && q.index < limit && (!m || q.index < m.index)) {
+          // '/dokuwiki/lib/…' → '/lib/…': the quote stays, the prefix is replaced.
+          const { from, to } = ctx.rootRelative!;
+          const start = q.index + 1;
+          ctx.replace(this.#abs + start, this.#abs + start + from.length, to);
+          pos = start + from.length;
+          continue;
+        }
+      }
+      if (!m) {
         pos = Math.max(pos, limit);
         break;
       }
@@ -108,6 +133,11 @@ export class ScriptScanner implements TextScanner {
     }
     this.#pos = Math.min(pos, len);
   }
+}
+
+/** `'/prefix/`, `"/prefix/` or `` `/prefix/ ``: a string literal that starts with the prefix. */
+function quotedPrefix(prefix: string): RegExp {
+  return new RegExp(`['"\`]${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'g');
 }
 
 /** `raw` with `form` (`\/`, `\u002f`) read as `/`, and where each plain character came from. */
