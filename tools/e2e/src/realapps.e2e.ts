@@ -48,8 +48,13 @@ class Published {
   stack!: Stack;
   idp!: DevIdp;
   readonly contexts: BrowserContext[] = [];
+  /** When the app began to start (its share of the suite's time is logged at stop). */
+  started = Date.now();
 
-  constructor(readonly host: string) {}
+  constructor(
+    readonly host: string,
+    readonly label: string,
+  ) {}
 
   get origin(): string {
     return `https://${this.host}:${this.stack.ports.public}`;
@@ -94,6 +99,8 @@ class Published {
     await Promise.all(this.contexts.splice(0).map((c) => c.close()));
     await this.stack?.stop();
     await this.idp?.close();
+    // The suite has a time budget (issue 16: under 4 minutes); each app's share is logged.
+    console.log(`realapps: ${this.label}: ${((Date.now() - this.started) / 1000).toFixed(1)} s`);
   }
 
   /** A fresh browser profile that has signed in at the dev IdP and landed on `url`. */
@@ -152,9 +159,10 @@ const LOGIN = 'li.action.login a, a.action.login';
 const NODE_RED_PROBE = 'hello-through-appproxy';
 
 describe.skipIf(!CHROMIUM)('Node-RED behind AppProxy (editor at /nr/, internally /red/)', () => {
-  const pub = new Published('flows.apps.localhost');
+  const pub = new Published('flows.apps.localhost', 'Node-RED');
   let red: RealApp;
   beforeAll(async () => {
+    pub.started = Date.now();
     red = await startNodeRed((internal) => [
       { id: 'tab1', type: 'tab', label: 'Probe' },
       // An internal URL in a node's settings: a deploy must write it back unchanged.
@@ -319,9 +327,10 @@ describe.skipIf(!CHROMIUM)('Node-RED behind AppProxy (editor at /nr/, internally
 describe.skipIf(!CHROMIUM || !JUPYTER)(
   'Jupyter Notebook behind AppProxy (at /nb/, internally /jupyter/)',
   () => {
-    const pub = new Published('notebooks.apps.localhost');
+    const pub = new Published('notebooks.apps.localhost', 'Jupyter');
     let nb: RealApp;
     beforeAll(async () => {
+      pub.started = Date.now();
       nb = await startJupyter(JUPYTER!);
       await pub.start({
         name: 'Jupyter',
@@ -340,8 +349,9 @@ describe.skipIf(!CHROMIUM || !JUPYTER)(
     it('signs in, runs 1+1 in a kernel, saves the notebook, uploads a file', async () => {
       let seen!: ReturnType<typeof watchAddresses>;
       const tree = await pub.signedIn(`${pub.origin}/nb/tree`, (p) => (seen = watchAddresses(p)));
-      await tree.waitForSelector('#new-dropdown-button', { timeout: 60_000 });
+      // Rewritten by translateRootRelative; the page's scripts build every URL from it.
       expect(await tree.getAttribute('body', 'data-base-url')).toBe('/nb/');
+      await tree.waitForSelector('#new-dropdown-button', { timeout: 30_000 });
 
       // New → Python 3 opens the notebook in a new tab.
       await tree.click('#new-dropdown-button');
@@ -415,9 +425,10 @@ describe.skipIf(!CHROMIUM || !JUPYTER)(
 describe.skipIf(!CHROMIUM || !LIGHTTPD || !PHP_CGI || !DOKUWIKI_INSTALLED)(
   'DokuWiki on lighttpd + php-cgi behind AppProxy (at /, internally /dokuwiki/)',
   () => {
-    const pub = new Published('wiki.apps.localhost');
+    const pub = new Published('wiki.apps.localhost', 'DokuWiki');
     let wiki: RealApp;
     beforeAll(async () => {
+      pub.started = Date.now();
       wiki = await startDokuWiki(LIGHTTPD!, PHP_CGI!);
       await pub.start({
         name: 'DokuWiki',
