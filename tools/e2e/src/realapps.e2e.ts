@@ -281,7 +281,10 @@ describe.skipIf(!CHROMIUM)('Node-RED behind AppProxy (editor at /nr/, internally
     ].map(({ z: _z, ...n }) => n);
     await page.click('#red-ui-workspace-chart');
     await page.keyboard.press('Control+i');
-    await page.fill('#red-ui-clipboard-dialog-import-text', JSON.stringify(flow));
+    const importText = page.locator('#red-ui-clipboard-dialog-import-text');
+    await importText.fill(JSON.stringify(flow));
+    // The dialog validates on keyup (a paste, when typed), which fill() does not send.
+    await importText.press('End');
     await page.click('#red-ui-clipboard-dialog-ok');
     // Imported nodes follow the mouse until a click places them.
     const chart = (await page.locator('#red-ui-workspace-chart').boundingBox())!;
@@ -300,7 +303,11 @@ describe.skipIf(!CHROMIUM)('Node-RED behind AppProxy (editor at /nr/, internally
     const injected = page.waitForResponse(
       (r) => r.url().startsWith(`${pub.origin}/nr/inject/`) && r.request().method() === 'POST',
     );
-    await page.locator('.red-ui-flow-node-button').first().click();
+    // The inject node's button (the debug node has one too: it would switch output off).
+    await page
+      .locator('.red-ui-flow-node-group', { hasText: 'probe' })
+      .locator('.red-ui-flow-node-button')
+      .click();
     expect((await injected).status()).toBe(200);
     await expect
       .poll(() => page.locator('.red-ui-debug-msg').allTextContents(), { timeout: 20_000 })
