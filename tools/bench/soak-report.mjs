@@ -126,6 +126,58 @@ export function report({ durationS, warmupS, rss, counts, failures, latency, ver
   return lines.join('\n');
 }
 
+/** Parts of memory sampled besides RSS (KiB), in the order the report shows them. */
+export const MEMORY_PARTS = [
+  'rssAnon',
+  'rssFile',
+  'heapTotal',
+  'heapUsed',
+  'newSpace',
+  'external',
+  'arrayBuffers',
+  'otherAnon',
+];
+
+/**
+ * {@link rssFigures} of each memory part of each process, from samples
+ * `{ [process]: [{ t, rssAnon, heapUsed, … }] }` (KiB); a part never read is `undefined`.
+ */
+export function memoryPartFigures(samples, warmupS) {
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, m]) => [
+      name,
+      Object.fromEntries(
+        MEMORY_PARTS.map((part) => [
+          part,
+          rssFigures(
+            m.filter((x) => Number.isFinite(x[part])).map((x) => ({ t: x.t, kib: x[part] })),
+            warmupS,
+          ),
+        ]),
+      ),
+    ]),
+  );
+}
+
+/** A table of each memory part: end of warm-up → end (max), MiB. */
+export function memoryReport(figures) {
+  const names = Object.keys(figures);
+  const lines = [
+    `| memory part, MiB: end of warm-up → end (max) | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+  ];
+  for (const part of MEMORY_PARTS)
+    lines.push(
+      `| ${part} | ${names
+        .map((n) => {
+          const f = figures[n][part];
+          return f ? `${f.warmupEndMiB} → ${f.endMiB} (${f.maxMiB})` : '—';
+        })
+        .join(' | ')} |`,
+    );
+  return lines.join('\n');
+}
+
 /**
  * Sums the samples of one Prometheus series by one of its labels (`undefined` label: the
  * total), from the text exposition format: `{ '200': 9, '302': 1 }`.

@@ -11,10 +11,13 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { signIn } from './sign-in.mjs';
 import {
   failureList,
+  memoryPartFigures,
+  memoryReport,
   parseDuration,
   report,
   rssFigures,
@@ -64,6 +67,13 @@ const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 const ONE_KIB_SHA256 = sha256(Buffer.alloc(1024, 'a'));
 /** `SOAK_NODE_ARGS='--max-semi-space-size=8'`: flags for relay and connector only. */
 const nodeArgs = (process.env.SOAK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/**
+ * `SOAK_LEAK_KIB=100`: the connector keeps that much per backend request (`leak.mjs`), to
+ * prove the gate fails on a leak. The result says so; such a run never counts as a soak.
+ */
+const leakKiB = Number(process.env.SOAK_LEAK_KIB) || 0;
+const leakArgs =
+  leakKiB > 0 ? ['--import', pathToFileURL(join(root, 'tools/bench/leak.mjs')).href] : [];
 
 /** Failures by load and kind, `{ 'WebSocket': { 'echo mismatch': 1 } }`; nothing is dropped. */
 const failures = {};
@@ -130,12 +140,14 @@ export async function soak(durationArg) {
       metrics: true,
       // Node/V8 flags for relay and connector alone (an experiment, e.g. fixed semi-spaces).
       relayArgs: nodeArgs,
-      connectorArgs: nodeArgs,
+      connectorArgs: [...nodeArgs, ...leakArgs],
     });
     const result = await run({ stack, durationS, warmupS });
     mkdirSync(join(root, 'bench'), { recursive: true });
-    writeFileSync(join(root, 'bench/soak-results.json'), `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`\nwrote bench/soak-results.json\n`);
+    // `SOAK_RESULTS=bench/other.json`: another file, for runs side by side.
+    const file = process.env.SOAK_RESULTS || 'bench/soak-results.json';
+    writeFileSync(join(root, file), `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`\nwrote ${file}\n`);
     return result.verdict.pass ? 0 : 1;
   } catch (err) {
     log(err.stack ?? String(err));
@@ -185,7 +197,16 @@ async function run({ stack, durationS, warmupS }) {
         rssAnon: procStatusKiB(pid, 'RssAnon'),
         rssFile: procStatusKiB(pid, 'RssFile'),
       };
-      memoryParts(metricsUrls[name]).then((parts) => memory[name].push({ t, ...proc, ...parts }));
+      memoryParts(metricsUrls[name]).then((parts) =>
+        memory[name].push({
+          t,
+          ...proc,
+          ...parts,
+          // Anonymous memory that is neither V8's heap nor memory held by JS objects: the
+          // allocator's arenas, TLS, nghttp2, V8's code and metadata.
+          otherAnon: proc.rssAnon - parts.heapTotal - parts.external,
+        }),
+      );
     }
   };
   sample();
@@ -268,20 +289,7 @@ async function run({ stack, durationS, warmupS }) {
   };
   // Scrapes answer in any order.
   for (const m of Object.values(memory)) m.sort((a, b) => a.t - b.t);
-  const memoryFigures = Object.fromEntries(
-    Object.entries(memory).map(([name, m]) => [
-      name,
-      Object.fromEntries(
-        MEMORY_PARTS.map((part) => [
-          part,
-          rssFigures(
-            m.filter((x) => Number.isFinite(x[part])).map((x) => ({ t: x.t, kib: x[part] })),
-            warmupS,
-          ),
-        ]),
-      ),
-    ]),
-  );
+  const memoryFigures = memoryPartFigures(memory, warmupS);
   const failureKinds = failureList(failures);
   const v = verdict({ rss, failures: failureKinds, counts });
   const machine = {
@@ -291,6 +299,8 @@ async function run({ stack, durationS, warmupS }) {
     machine,
     durationS,
     warmupS,
+    nodeArgs,
+    leakKiB,
     mix: MIX,
     rss,
     counts,
@@ -310,7 +320,7 @@ async function run({ stack, durationS, warmupS }) {
     mappings,
   };
   process.stdout.write(
-    `\nAppProxy soak — ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${durationS} s, warm-up ${warmupS} s; ${MIX.getRate} GET/s through each of two apps, a sign-in every ${MIX.signInEveryMs / 1000} s, ${MIX.wsLanes} WebSockets × ${MIX.wsMessages} echoes, a 1–${MIX.transferMaxBytes / 2 ** 20} MiB download and upload every ${MIX.transferEveryMs / 1000} s\n\n`,
+    `\nAppProxy soak — ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${durationS} s, warm-up ${warmupS} s; ${MIX.getRate} GET/s through each of two apps, a sign-in every ${MIX.signInEveryMs / 1000} s, ${MIX.wsLanes} WebSockets × ${MIX.wsMessages} echoes, a 1–${MIX.transferMaxBytes / 2 ** 20} MiB download and upload every ${MIX.transferEveryMs / 1000} s; relay and connector flags: ${nodeArgs.join(' ') || 'none'}${leakKiB ? `; LEAK INJECTED: the connector keeps ${leakKiB} KiB per backend request` : ''}\n\n`,
   );
   process.stdout.write(
     `${report({ durationS, warmupS, rss, counts, failures: failureKinds, latency, verdict: v })}\n`,
@@ -332,17 +342,6 @@ async function run({ stack, durationS, warmupS }) {
   );
   return result;
 }
-
-/** Parts of memory sampled besides RSS (KiB), in the order the report shows them. */
-const MEMORY_PARTS = [
-  'rssAnon',
-  'rssFile',
-  'heapTotal',
-  'heapUsed',
-  'newSpace',
-  'external',
-  'arrayBuffers',
-];
 
 /**
  * `process.memoryUsage()` parts and V8's committed new space from a /metrics page, in KiB;
@@ -367,25 +366,6 @@ async function memoryParts(url) {
   } catch {
     return {};
   }
-}
-
-/** A table of each memory part: end of warm-up → end (max), MiB. */
-function memoryReport(figures) {
-  const names = Object.keys(figures);
-  const lines = [
-    `| memory part, MiB: end of warm-up → end (max) | ${names.join(' | ')} |`,
-    `|---|${names.map(() => '---:').join('|')}|`,
-  ];
-  for (const part of MEMORY_PARTS)
-    lines.push(
-      `| ${part} | ${names
-        .map((n) => {
-          const f = figures[n][part];
-          return f ? `${f.warmupEndMiB} → ${f.endMiB} (${f.maxMiB})` : '—';
-        })
-        .join(' | ')} |`,
-    );
-  return lines.join('\n');
 }
 
 /**

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   failureList,
+  memoryPartFigures,
+  memoryReport,
   parseDuration,
   report,
   rssFigures,
@@ -97,6 +99,37 @@ describe('soak arithmetic', () => {
     expect(text).toContain('| WebSocket | 3 | 1 |');
     expect(text).toContain('- WebSocket: echo: closed early (1006): 1');
     expect(text.split('\n').pop()).toBe('FAIL: 1 failed requests/exchanges');
+  });
+
+  it('figures and tabulates each memory part, leaving out samples a scrape missed', () => {
+    const MiB = 1024;
+    const figures = memoryPartFigures(
+      {
+        connector: [
+          { t: 0, rssAnon: 50 * MiB, newSpace: 16 * MiB, otherAnon: NaN },
+          { t: 60, rssAnon: 100 * MiB, newSpace: 32 * MiB, external: 8 * MiB },
+          { t: 90, rssAnon: 120 * MiB, newSpace: 64 * MiB },
+          { t: 120, rssAnon: 110 * MiB, newSpace: 64 * MiB, external: 12 * MiB },
+        ],
+      },
+      60,
+    );
+    expect(figures.connector.rssAnon).toMatchObject({
+      warmupEndMiB: 100,
+      endMiB: 110,
+      maxMiB: 120,
+    });
+    expect(figures.connector.newSpace).toMatchObject({
+      warmupEndMiB: 32,
+      endMiB: 64,
+      growthPct: 100,
+    });
+    expect(figures.connector.external).toMatchObject({ warmupEndMiB: 8, endMiB: 12 });
+    expect(figures.connector.otherAnon).toBeUndefined();
+    const text = memoryReport(figures);
+    expect(text).toContain('| rssAnon | 100 → 110 (120) |');
+    expect(text).toContain('| newSpace | 32 → 64 (64) |');
+    expect(text).toContain('| otherAnon | — |');
   });
 
   it('sums a Prometheus series by a label', () => {
