@@ -14,11 +14,13 @@ export function parseDuration(text) {
 }
 
 /**
- * The warm-up: the first 10 % of the run, at least 30 s. A run shorter than a minute (a smoke
- * test) gets half its length instead, so that something is left to compare.
+ * The warm-up: the first 10 % of the run, at least 90 s — in the soaks measured, the relay's
+ * RSS was still rising at 60 s and settled by 90 s (18 transfers each way, ~200 WebSockets).
+ * A run shorter than 3 minutes (a smoke test) gets half its length instead, so that something
+ * is left to compare.
  */
 export function warmupSeconds(durationS) {
-  const w = Math.max(30, durationS / 10);
+  const w = Math.max(90, durationS / 10);
   return w > durationS / 2 ? durationS / 2 : w;
 }
 

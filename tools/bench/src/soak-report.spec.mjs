@@ -23,9 +23,11 @@ describe('soak arithmetic', () => {
     }
   });
 
-  it('warms up for 10 % of the run, at least 30 s, at most half of it', () => {
-    expect(warmupSeconds(600)).toBe(60);
-    expect(warmupSeconds(120)).toBe(30);
+  it('warms up for 10 % of the run, at least 90 s, at most half of it', () => {
+    expect(warmupSeconds(600)).toBe(90);
+    expect(warmupSeconds(1800)).toBe(180);
+    expect(warmupSeconds(240)).toBe(90);
+    expect(warmupSeconds(120)).toBe(60);
     expect(warmupSeconds(30)).toBe(15);
   });
 
