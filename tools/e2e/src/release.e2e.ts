@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, request, runCli, systemTool } from './harness.js';
+import { ROOT, Stack, freePort, request, runCli, systemTool } from './harness.js';
 
 const execFileP = promisify(execFile);
 const RELEASE = join(ROOT, 'dist/release');
@@ -40,6 +40,19 @@ const deb = (app: string) => join(RELEASE, `appproxy-${app}_${VERSION}_amd64.deb
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 const scratch = mkdtempSync(join(tmpdir(), 'appproxy-release-'));
+
+const containerfile = (app: string) =>
+  readFileSync(join(ROOT, 'packaging', app, 'Containerfile'), 'utf8').replace(/\\\n/g, ' ');
+
+/** Runs a Containerfile's HEALTHCHECK command here, against `port` on 127.0.0.1. */
+function healthcheck(app: string, port: number): number | null {
+  const json = /^HEALTHCHECK .*?CMD (\[.*\])$/m.exec(containerfile(app))![1];
+  const [file, ...args] = JSON.parse(json) as string[];
+  return spawnSync(file, args, {
+    env: { PATH: '/usr/bin:/bin', APPPROXY_HEALTHZ_PORT: String(port) },
+    timeout: 10_000,
+  }).status;
+}
 let buildSeconds = 0;
 
 async function run(
@@ -135,6 +148,7 @@ describe('single-file executables', () => {
 
   it('publish an app: relay start, token create, connector register + start, a request through', async () => {
     const port = (backend.address() as AddressInfo).port;
+    const metricsPort = await freePort();
     const stack = new Stack({
       apps: [
         {
@@ -145,6 +159,7 @@ describe('single-file executables', () => {
       ],
       bins: { relay: join(host, 'appproxy-relay'), connector: join(host, 'appproxy-connector') },
       env,
+      connectorArgs: ['--metrics-listen', `127.0.0.1:${metricsPort}`],
     });
     try {
       await stack.start();
@@ -156,6 +171,11 @@ describe('single-file executables', () => {
         const exe = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0')[0];
         expect(exe.startsWith(host)).toBe(true);
       }
+      // The images' HEALTHCHECK commands, run here against these very processes.
+      expect(healthcheck('relay', stack.ports.admin)).toBe(0);
+      expect(healthcheck('connector', metricsPort)).toBe(0);
+      expect(healthcheck('relay', await freePort())).not.toBe(0);
+      expect(healthcheck('connector', stack.ports.public)).not.toBe(0);
     } finally {
       await stack.stop();
     }
@@ -180,7 +200,9 @@ describe('.deb packages', () => {
     expect(await field(deb(app), 'Package')).toBe(`appproxy-${app}`);
     expect(await field(deb(app), 'Version')).toBe(VERSION);
     expect(await field(deb(app), 'Architecture')).toBe('amd64');
-    expect(await field(deb(app), 'Depends')).toBe('adduser');
+    expect(await field(deb(app), 'Depends')).toBe(
+      'adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
+    );
     expect(await field(deb(app), 'Maintainer')).toMatch(/^.+ <.+@.+>$/);
     const installed = Number(await field(deb(app), 'Installed-Size'));
     // In KiB, at least the executable.
@@ -417,4 +439,33 @@ console.log(typeof UrlMap, names.length);`;
     ).toBe('');
     expect(imported.stdout.trim()).toBe(`function ${LIBRARIES.length}`);
   });
+});
+
+describe('Containerfiles', () => {
+  it.each(APPS)(
+    '%s: the release executable on debian-slim, non-root, state and config volumes',
+    (app) => {
+      const text = containerfile(app);
+      const name = `appproxy-${app}`;
+      expect(text).toMatch(/^FROM docker\.io\/library\/debian:bookworm-slim$/m);
+      // The file the release names, so `podman build … dist/release` finds it.
+      const copy = /^COPY (\S+) (\S+)$/m.exec(text)!;
+      expect(copy[1].replace('${VERSION}', VERSION)).toBe(`${name}-${VERSION}-linux-x64`);
+      expect(existsSync(join(RELEASE, copy[1].replace('${VERSION}', VERSION)))).toBe(true);
+      expect(copy[2]).toBe(`/usr/bin/${name}`);
+      expect(/^USER (\S+)$/m.exec(text)?.[1]).toBe(name);
+      expect(JSON.parse(/^VOLUME (.*)$/m.exec(text)![1])).toEqual([
+        `/var/lib/${name}`,
+        '/etc/appproxy',
+      ]);
+      expect(JSON.parse(/^ENTRYPOINT (.*)$/m.exec(text)![1])).toEqual([`/usr/bin/${name}`]);
+      // The same start command as the systemd unit.
+      const cmd = (JSON.parse(/^CMD (.*)$/m.exec(text)![1]) as string[]).join(' ');
+      expect(cmd).toBe(
+        app === 'relay'
+          ? 'start --config /etc/appproxy/appproxy.yaml'
+          : 'start --state-dir /var/lib/appproxy-connector --metrics-listen 127.0.0.1:9091',
+      );
+    },
+  );
 });

@@ -141,7 +141,8 @@ export async function buildDeb({
       'Architecture: amd64',
       `Maintainer: ${process.env.APPPROXY_DEB_MAINTAINER ?? 'AppProxy contributors <appproxy@localhost>'}`,
       `Installed-Size: ${installedSize}`,
-      'Depends: adduser',
+      // The executable is Node's official Linux build: glibc ≥ 2.28, libstdc++, libgcc.
+      'Depends: adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
       'Section: net',
       'Priority: optional',
       `Description: ${spec.summary}`,
