@@ -201,7 +201,7 @@ describe('.deb packages', () => {
     expect(await field(deb(app), 'Version')).toBe(VERSION);
     expect(await field(deb(app), 'Architecture')).toBe('amd64');
     expect(await field(deb(app), 'Depends')).toBe(
-      'adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
+      'adduser, init-system-helpers, libc6 (>= 2.28), libgcc-s1, libstdc++6',
     );
     expect(await field(deb(app), 'Maintainer')).toMatch(/^.+ <.+@.+>$/);
     const installed = Number(await field(deb(app), 'Installed-Size'));
@@ -234,7 +234,13 @@ describe('.deb packages', () => {
     for (const [path, mode] of Object.entries(want))
       expect(entries.get(path)?.mode, path).toBe(mode);
     const files = [...entries].filter(([, e]) => !e.mode.startsWith('d')).map(([p]) => p);
-    expect(files.sort()).toEqual([...Object.keys(want), `/usr/share/doc/${name}/README`].sort());
+    expect(files.sort()).toEqual(
+      [
+        ...Object.keys(want),
+        `/usr/share/doc/${name}/README`,
+        `/usr/share/lintian/overrides/${name}`,
+      ].sort(),
+    );
     // The packaged executable is the release's, and it runs.
     const packaged = join(unpacked(app), 'usr/bin', name);
     expect(sha256(packaged)).toBe(sha256(executable(app)));
@@ -259,6 +265,10 @@ describe('.deb packages', () => {
     );
     expect(postinst).toMatch(
       new RegExp(`install -d -o ${name} -g ${name} -m 07[05]0 /var/lib/${name}`),
+    );
+    expect(postinst).toContain(`deb-systemd-invoke try-restart ${name}.service`);
+    expect(readFileSync(join(control, 'prerm'), 'utf8')).toContain(
+      `deb-systemd-invoke stop ${name}.service`,
     );
     const postrm = readFileSync(join(control, 'postrm'), 'utf8');
     expect(postrm).toMatch(/if \[ "\$1" = purge \]; then\n\s+rm -rf \/var\/lib\/appproxy-/);

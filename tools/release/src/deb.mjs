@@ -57,13 +57,13 @@ async function duKiB(dir) {
 }
 
 /** Debian's machine-readable copyright: ours, Node's, and each bundled npm package. */
-function copyright({ nodeVersion, bundled }) {
+function copyright({ nodeVersion, bundled, year }) {
   const lines = [
     'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/',
     'Upstream-Name: AppProxy',
     '',
     'Files: *',
-    'Copyright: AppProxy contributors',
+    `Copyright: ${year} AppProxy contributors`,
     'License: Apache-2.0',
     ' On Debian systems, the full text of the Apache License, Version 2.0 is in',
     ' /usr/share/common-licenses/Apache-2.0.',
@@ -111,11 +111,22 @@ export async function buildDeb({
     await put(path, { from: join(packaging, source) }, mode);
   }
   const doc = `usr/share/doc/${spec.name}`;
-  await put(`${doc}/copyright`, copyright({ nodeVersion, bundled }), 0o644);
+  const maintainer =
+    process.env.APPPROXY_DEB_MAINTAINER ?? 'AppProxy contributors <appproxy@localhost>';
+  // RFC 5322 date, from SOURCE_DATE_EPOCH when set (reproducible builds).
+  const when = new Date(
+    process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) * 1000 : Date.now(),
+  );
+  const date = when.toUTCString().replace('GMT', '+0000');
+  await put(
+    `${doc}/copyright`,
+    copyright({ nodeVersion, bundled, year: when.getUTCFullYear() }),
+    0o644,
+  );
   await put(
     `${doc}/changelog.gz`,
     gzipSync(
-      `${spec.name} (${version}) unstable; urgency=medium\n\n  * Release ${version}.\n\n -- AppProxy contributors\n`,
+      `${spec.name} (${version}) unstable; urgency=medium\n\n  * Release ${version}.\n\n -- ${maintainer}  ${date}\n`,
       { level: 9 },
     ),
     0o644,
@@ -123,12 +134,14 @@ export async function buildDeb({
   await put(`${doc}/README`, await readFile(join(packaging, 'deb/README'), 'utf8'), 0o644);
 
   const scripts = { PACKAGE: spec.name, STATE_MODE: spec.stateMode };
-  for (const script of ['postinst', 'prerm', 'postrm']) {
-    const text = (await readFile(join(packaging, 'deb', script), 'utf8')).replace(
+  const template = async (file) =>
+    (await readFile(join(packaging, 'deb', file), 'utf8')).replace(
       /@([A-Z_]+)@/g,
       (_, key) => scripts[key],
     );
-    await put(`DEBIAN/${script}`, text, 0o755);
+  await put(`usr/share/lintian/overrides/${spec.name}`, await template('lintian-overrides'), 0o644);
+  for (const script of ['postinst', 'prerm', 'postrm']) {
+    await put(`DEBIAN/${script}`, await template(script), 0o755);
   }
   const conffiles = spec.files.filter((f) => f[3]).map((f) => `/${f[1]}`);
   await put('DEBIAN/conffiles', `${conffiles.join('\n')}\n`, 0o644);
@@ -139,10 +152,11 @@ export async function buildDeb({
       `Package: ${spec.name}`,
       `Version: ${version}`,
       'Architecture: amd64',
-      `Maintainer: ${process.env.APPPROXY_DEB_MAINTAINER ?? 'AppProxy contributors <appproxy@localhost>'}`,
+      `Maintainer: ${maintainer}`,
       `Installed-Size: ${installedSize}`,
-      // The executable is Node's official Linux build: glibc ≥ 2.28, libstdc++, libgcc.
-      'Depends: adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
+      // The executable is Node's official Linux build: glibc ≥ 2.28, libstdc++, libgcc;
+      // init-system-helpers: deb-systemd-invoke in the maintainer scripts.
+      'Depends: adduser, init-system-helpers, libc6 (>= 2.28), libgcc-s1, libstdc++6',
       'Section: net',
       'Priority: optional',
       `Description: ${spec.summary}`,
