@@ -201,7 +201,7 @@ describe('.deb packages', () => {
     expect(await field(deb(app), 'Version')).toBe(VERSION);
     expect(await field(deb(app), 'Architecture')).toBe('amd64');
     expect(await field(deb(app), 'Depends')).toBe(
-      'adduser, init-system-helpers, libc6 (>= 2.28), libgcc-s1, libstdc++6',
+      'adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
     );
     expect(await field(deb(app), 'Maintainer')).toMatch(/^.+ <.+@.+>$/);
     const installed = Number(await field(deb(app), 'Installed-Size'));

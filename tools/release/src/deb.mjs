@@ -155,8 +155,8 @@ export async function buildDeb({
       `Maintainer: ${maintainer}`,
       `Installed-Size: ${installedSize}`,
       // The executable is Node's official Linux build: glibc ≥ 2.28, libstdc++, libgcc;
-      // init-system-helpers: deb-systemd-invoke in the maintainer scripts.
-      'Depends: adduser, init-system-helpers, libc6 (>= 2.28), libgcc-s1, libstdc++6',
+      // (deb-systemd-invoke, in the maintainer scripts, is in the essential init-system-helpers.)
+      'Depends: adduser, libc6 (>= 2.28), libgcc-s1, libstdc++6',
       'Section: net',
       'Priority: optional',
       `Description: ${spec.summary}`,
