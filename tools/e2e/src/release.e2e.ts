@@ -141,7 +141,7 @@ describe('single-file executables', () => {
       const res = await runCli(join(host, `appproxy-${app}`), ['--version'], env);
       expect(res.code).toBe(0);
       expect(res.stdout.trim()).toBe(`appproxy-${app} ${VERSION} (node ${PINNED_NODE})`);
-      // Not the Node that runs this test by accident: the one pinned in package.json.
+      // No "single executable applications are experimental" warning either.
       expect(res.stderr).toBe('');
     },
   );
