@@ -14,11 +14,13 @@ export function parseDuration(text) {
 }
 
 /**
- * The warm-up: the first 10 % of the run, at least 30 s. A run shorter than a minute (a smoke
- * test) gets half its length instead, so that something is left to compare.
+ * The warm-up: the first 10 % of the run, at least 90 s — in the soaks measured, the relay's
+ * RSS was still rising at 60 s and settled by 90 s (18 transfers each way, ~200 WebSockets).
+ * A run shorter than 3 minutes (a smoke test) gets half its length instead, so that something
+ * is left to compare.
  */
 export function warmupSeconds(durationS) {
-  const w = Math.max(30, durationS / 10);
+  const w = Math.max(90, durationS / 10);
   return w > durationS / 2 ? durationS / 2 : w;
 }
 
@@ -123,6 +125,58 @@ export function report({ durationS, warmupS, rss, counts, failures, latency, ver
       ? `PASS: relay and connector RSS growth < ${MAX_RSS_GROWTH_PCT} % after warm-up, zero failed requests`
       : `FAIL: ${v.reasons.join('; ')}`,
   );
+  return lines.join('\n');
+}
+
+/** Parts of memory sampled besides RSS (KiB), in the order the report shows them. */
+export const MEMORY_PARTS = [
+  'rssAnon',
+  'rssFile',
+  'heapTotal',
+  'heapUsed',
+  'newSpace',
+  'external',
+  'arrayBuffers',
+  'otherAnon',
+];
+
+/**
+ * {@link rssFigures} of each memory part of each process, from samples
+ * `{ [process]: [{ t, rssAnon, heapUsed, … }] }` (KiB); a part never read is `undefined`.
+ */
+export function memoryPartFigures(samples, warmupS) {
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, m]) => [
+      name,
+      Object.fromEntries(
+        MEMORY_PARTS.map((part) => [
+          part,
+          rssFigures(
+            m.filter((x) => Number.isFinite(x[part])).map((x) => ({ t: x.t, kib: x[part] })),
+            warmupS,
+          ),
+        ]),
+      ),
+    ]),
+  );
+}
+
+/** A table of each memory part: end of warm-up → end (max), MiB. */
+export function memoryReport(figures) {
+  const names = Object.keys(figures);
+  const lines = [
+    `| memory part, MiB: end of warm-up → end (max) | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---:').join('|')}|`,
+  ];
+  for (const part of MEMORY_PARTS)
+    lines.push(
+      `| ${part} | ${names
+        .map((n) => {
+          const f = figures[n][part];
+          return f ? `${f.warmupEndMiB} → ${f.endMiB} (${f.maxMiB})` : '—';
+        })
+        .join(' | ')} |`,
+    );
   return lines.join('\n');
 }
 

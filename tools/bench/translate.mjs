@@ -121,7 +121,7 @@ const contenders = {
   },
   // translateRootRelative: string literals in inline scripts that start with the app's
   // internal path (the corpus's HR site and Travel apps have one) — its cost beside scripts on.
-  '@appproxy/translate, scripts + rootRelative on': (pages, apps) => {
+  '@appproxy/translate, + rootRelative': (pages, apps) => {
     for (const [i, parts] of pages.entries()) {
       const r = createBodyRewriter('html', {
         map,

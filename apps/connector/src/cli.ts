@@ -17,7 +17,7 @@ import { BackendForwarder } from './forward.js';
 import { ConnectorMetrics } from './metrics.js';
 import { CertificateRenewal } from './renewal.js';
 import { isRegistered, loadState, saveState } from './state.js';
-import { CONNECTOR_VERSION } from './version.js';
+import { CONNECTOR_VERSION, CONNECTOR_VERSION_LINE } from './version.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -55,7 +55,7 @@ export function buildProgram(): Command {
     .description(
       'The AppProxy connector: dials out to the relay and forwards requests to internal apps.',
     )
-    .version(CONNECTOR_VERSION)
+    .version(CONNECTOR_VERSION_LINE)
     .showHelpAfterError()
     .exitOverride();
 

@@ -11,7 +11,7 @@ import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
 import { Relay } from './relay.js';
-import { RELAY_VERSION } from './version.js';
+import { RELAY_VERSION_LINE } from './version.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
 export class CliError extends Error {
@@ -69,7 +69,7 @@ export function buildProgram(): Command {
     .description(
       'The public edge of AppProxy: pre-authenticates users and forwards requests through connectors.',
     )
-    .version(RELAY_VERSION)
+    .version(RELAY_VERSION_LINE)
     .showHelpAfterError()
     .exitOverride();
 

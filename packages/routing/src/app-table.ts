@@ -108,7 +108,8 @@ export class AppTable<T extends RoutableApp> {
     for (const entry of list) {
       let rest: string | undefined;
       if (path.startsWith(entry.prefix)) rest = path.slice(entry.prefix.length);
-      else if (`${path}/` === entry.prefix) return { app: entry.app, location: entry.prefix + search };
+      else if (`${path}/` === entry.prefix)
+        return { app: entry.app, location: entry.prefix + search };
       if (rest === undefined) continue;
       const internalPrefix = entry.internal.pathname.endsWith('/')
         ? entry.internal.pathname

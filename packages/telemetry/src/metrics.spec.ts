@@ -72,6 +72,20 @@ describe('MetricsRegistry', () => {
     expect(value('process_open_fds')).toBeGreaterThan(2);
     expect(value('process_start_time_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
     expect(value('nodejs_eventloop_delay_p99_seconds')).toBeGreaterThanOrEqual(0);
+    const mem = process.memoryUsage();
+    expect(value('nodejs_heap_size_total_bytes')).toBeGreaterThanOrEqual(
+      value('nodejs_heap_used_bytes'),
+    );
+    expect(value('nodejs_external_memory_bytes')).toBeGreaterThanOrEqual(
+      value('nodejs_array_buffers_bytes'),
+    );
+    expect(value('nodejs_array_buffers_bytes')).toBeGreaterThan(0);
+    // The young generation, committed, is what heapUsed does not show.
+    const newSpace = Number(
+      /^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)$/m.exec(text)?.[1],
+    );
+    expect(newSpace).toBeGreaterThan(0);
+    expect(newSpace).toBeLessThanOrEqual(mem.heapTotal);
   });
 
   it('the longest event loop stall since the last scrape shows, then resets', async () => {

@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 /** `Content-Type` of {@link MetricsRegistry.render}: Prometheus text exposition 0.0.4. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -245,9 +246,10 @@ export class MetricsRegistry {
 /**
  * The process's own series, with the names Prometheus client libraries use:
  * `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
- * `process_start_time_seconds`, `nodejs_heap_used_bytes`,
- * `nodejs_eventloop_delay_p99_seconds` and `nodejs_eventloop_delay_max_seconds` (over the last
- * scrape interval).
+ * `process_start_time_seconds`, `nodejs_heap_used_bytes`, `nodejs_heap_size_total_bytes`,
+ * `nodejs_heap_space_size_total_bytes{space}`, `nodejs_external_memory_bytes`,
+ * `nodejs_array_buffers_bytes`, `nodejs_eventloop_delay_p99_seconds` and
+ * `nodejs_eventloop_delay_max_seconds` (over the last scrape interval).
  */
 export function registerProcessMetrics(metrics: MetricsRegistry): void {
   const cpu = metrics.counter('process_cpu_seconds_total', 'User and system CPU time spent.');
@@ -255,6 +257,25 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
   const fds = metrics.gauge('process_open_fds', 'Open file descriptors.');
   const start = metrics.gauge('process_start_time_seconds', 'Start time since the Unix epoch.');
   const heap = metrics.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.');
+  // What RSS holds beyond the heap in use: V8's committed spaces (the young generation grows
+  // under load and is not in heapUsed), and memory outside the heap held by JS objects.
+  const heapTotal = metrics.gauge(
+    'nodejs_heap_size_total_bytes',
+    'V8 heap committed (all spaces), in bytes.',
+  );
+  const heapSpace = metrics.gauge(
+    'nodejs_heap_space_size_total_bytes',
+    'V8 heap committed, by space (new, old, code, large_object, …), in bytes.',
+    ['space'],
+  );
+  const external = metrics.gauge(
+    'nodejs_external_memory_bytes',
+    'Memory outside the V8 heap held by JS objects (Buffers included), in bytes.',
+  );
+  const arrayBuffers = metrics.gauge(
+    'nodejs_array_buffers_bytes',
+    'ArrayBuffers and Buffers (part of the external memory), in bytes.',
+  );
   const lag = metrics.gauge(
     'nodejs_eventloop_delay_p99_seconds',
     'Event loop delay, 99th percentile since the previous scrape.',
@@ -277,6 +298,11 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
     const mem = process.memoryUsage();
     rss.labels().set(mem.rss);
     heap.labels().set(mem.heapUsed);
+    heapTotal.labels().set(mem.heapTotal);
+    external.labels().set(mem.external);
+    arrayBuffers.labels().set(mem.arrayBuffers);
+    for (const space of getHeapSpaceStatistics())
+      heapSpace.labels(space.space_name.replace(/_space$/, '')).set(space.space_size);
     try {
       fds.labels().set(readdirSync('/proc/self/fd').length);
     } catch {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   failureList,
+  memoryPartFigures,
+  memoryReport,
   parseDuration,
   report,
   rssFigures,
@@ -21,9 +23,11 @@ describe('soak arithmetic', () => {
     }
   });
 
-  it('warms up for 10 % of the run, at least 30 s, at most half of it', () => {
-    expect(warmupSeconds(600)).toBe(60);
-    expect(warmupSeconds(120)).toBe(30);
+  it('warms up for 10 % of the run, at least 90 s, at most half of it', () => {
+    expect(warmupSeconds(600)).toBe(90);
+    expect(warmupSeconds(1800)).toBe(180);
+    expect(warmupSeconds(240)).toBe(90);
+    expect(warmupSeconds(120)).toBe(60);
     expect(warmupSeconds(30)).toBe(15);
   });
 
@@ -97,6 +101,37 @@ describe('soak arithmetic', () => {
     expect(text).toContain('| WebSocket | 3 | 1 |');
     expect(text).toContain('- WebSocket: echo: closed early (1006): 1');
     expect(text.split('\n').pop()).toBe('FAIL: 1 failed requests/exchanges');
+  });
+
+  it('figures and tabulates each memory part, leaving out samples a scrape missed', () => {
+    const MiB = 1024;
+    const figures = memoryPartFigures(
+      {
+        connector: [
+          { t: 0, rssAnon: 50 * MiB, newSpace: 16 * MiB, otherAnon: NaN },
+          { t: 60, rssAnon: 100 * MiB, newSpace: 32 * MiB, external: 8 * MiB },
+          { t: 90, rssAnon: 120 * MiB, newSpace: 64 * MiB },
+          { t: 120, rssAnon: 110 * MiB, newSpace: 64 * MiB, external: 12 * MiB },
+        ],
+      },
+      60,
+    );
+    expect(figures.connector.rssAnon).toMatchObject({
+      warmupEndMiB: 100,
+      endMiB: 110,
+      maxMiB: 120,
+    });
+    expect(figures.connector.newSpace).toMatchObject({
+      warmupEndMiB: 32,
+      endMiB: 64,
+      growthPct: 100,
+    });
+    expect(figures.connector.external).toMatchObject({ warmupEndMiB: 8, endMiB: 12 });
+    expect(figures.connector.otherAnon).toBeUndefined();
+    const text = memoryReport(figures);
+    expect(text).toContain('| rssAnon | 100 → 110 (120) |');
+    expect(text).toContain('| newSpace | 32 → 64 (64) |');
+    expect(text).toContain('| otherAnon | — |');
   });
 
   it('sums a Prometheus series by a label', () => {

@@ -55,14 +55,23 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs a CLI to completion (node = the workspace's pinned Node, the one running the tests). */
+/**
+ * How to start a CLI: a built `.js` file runs on the workspace's pinned Node (the one running
+ * the tests); anything else is an executable of its own (the single-file executables).
+ */
+export function cliCommand(bin: string): [string, string[]] {
+  return /\.[cm]?js$/.test(bin) ? [process.execPath, [bin]] : [bin, []];
+}
+
+/** Runs a CLI to completion. */
 export async function runCli(
   bin: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [bin, ...args], {
+    const [file, prefix] = cliCommand(bin);
+    const { stdout, stderr } = await execFileP(file, [...prefix, ...args], {
       env: { ...process.env, ...env },
       timeout: 60_000,
     });
@@ -89,7 +98,8 @@ export class LoggedProcess {
   }> = [];
 
   constructor(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [bin, ...args], {
+    const [file, prefix] = cliCommand(bin);
+    this.child = spawn(file, [...prefix, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -182,6 +192,10 @@ export interface StackOptions {
   identityProvider?: string;
   /** Certificates served beside the stack's own (`*.apps.localhost`). */
   certificates?: Array<{ cert: string; key: string }>;
+  /** Other builds of the CLIs, e.g. the single-file executables. @default the apps' dist/bin.js */
+  bins?: { relay: string; connector: string };
+  /** Environment of every CLI process, over the tests' own. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A relay (and optionally a registered, started connector) in a fresh temp directory. */
@@ -201,6 +215,14 @@ export class Stack {
 
   constructor(opts: StackOptions) {
     this.#opts = opts;
+  }
+
+  get #relayBin(): string {
+    return this.#opts.bins?.relay ?? RELAY_BIN;
+  }
+
+  get #connectorBin(): string {
+    return this.#opts.bins?.connector ?? CONNECTOR_BIN;
   }
 
   get relayUrl(): string {
@@ -303,28 +325,32 @@ ${apps}
   }
 
   async startRelay(): Promise<LoggedProcess> {
-    this.relay = new LoggedProcess(RELAY_BIN, ['start', '--config', this.configPath]);
+    this.relay = new LoggedProcess(
+      this.#relayBin,
+      ['start', '--config', this.configPath],
+      this.#opts.env,
+    );
     await this.relay.waitFor((l) => l.msg === 'relay listening', 20_000, 'relay listening');
     return this.relay;
   }
 
   async createToken(args: string[] = []): Promise<string> {
-    const res = await runCli(RELAY_BIN, ['token', 'create', '--config', this.configPath, ...args]);
+    const res = await runCli(
+      this.#relayBin,
+      ['token', 'create', '--config', this.configPath, ...args],
+      this.#opts.env,
+    );
     if (res.code !== 0) throw new Error(`token create failed: ${res.stderr}`);
     return res.stdout.trim();
   }
 
   async registerConnector(stateDir = this.connectorState, group?: string): Promise<CliResult> {
     const token = await this.createToken(group ? ['--group', group] : []);
-    const res = await runCli(CONNECTOR_BIN, [
-      'register',
-      '--relay',
-      this.relayUrl,
-      '--token',
-      token,
-      '--state-dir',
-      stateDir,
-    ]);
+    const res = await runCli(
+      this.#connectorBin,
+      ['register', '--relay', this.relayUrl, '--token', token, '--state-dir', stateDir],
+      this.#opts.env,
+    );
     if (res.code !== 0) throw new Error(`register failed: ${res.stderr}`);
     return res;
   }
@@ -340,7 +366,7 @@ ${apps}
       this.relay!.count((l) => l.msg === 'connector connected' && l.connectorId === id);
     const before = tunnelsOf();
     const connector = new LoggedProcess(
-      CONNECTOR_BIN,
+      this.#connectorBin,
       [
         'start',
         '--state-dir',
@@ -352,7 +378,7 @@ ${apps}
         ...(this.#opts.connectorArgs ?? []),
         ...extraArgs,
       ],
-      env,
+      { ...this.#opts.env, ...env },
     );
     this.connector = connector;
     this.connectors.push(connector);

@@ -181,6 +181,27 @@ describe('requests through relay and connector', () => {
     for (const url of reached) expect(url.startsWith('/app/')).toBe(true);
   });
 
+  it('answers an app path without its trailing slash with a redirect, never the root app', async () => {
+    const before = sample.requests.length;
+    const get = await request(stack, SAMPLE, '/app?tab=2');
+    expect([get.status, get.headers.location]).toStrictEqual([301, '/app/?tab=2']);
+    const post = await request(stack, SAMPLE, '/app', { method: 'POST', body: 'x=1' });
+    expect([post.status, post.headers.location]).toStrictEqual([308, '/app/']);
+    expect(sample.requests.length).toBe(before);
+    expect((await request(stack, SAMPLE, '/app/echo')).status).toBe(200);
+  });
+
+  it('translates a redirect to the internal host in either scheme', async () => {
+    for (const scheme of ['http', 'https']) {
+      const res = await request(stack, SAMPLE, `/app/redirect?scheme=${scheme}`);
+      expect([scheme, res.status, res.headers.location]).toStrictEqual([
+        scheme,
+        302,
+        `https://${SAMPLE}/app/page2`,
+      ]);
+    }
+  });
+
   it('strips hop-by-hop headers both ways', async () => {
     const res = await request(stack, SAMPLE, '/app/headers', {
       headers: {

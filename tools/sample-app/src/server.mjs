@@ -486,10 +486,13 @@ export async function startSampleApp({
         later(() => res.socket?.destroy(), 50);
         return;
       }
-      case '/redirect':
+      case '/redirect': {
         req.resume();
-        res.writeHead(302, { location: `${self}page2`, 'content-length': 0 });
+        // `?scheme=https`: as apps told X-Forwarded-Proto: https answer (DokuWiki, Django).
+        const location = q.get('scheme') === 'https' ? self.replace(/^http:/, 'https:') : self;
+        res.writeHead(302, { location: `${location}page2`, 'content-length': 0 });
         return void res.end();
+      }
       default: {
         if (sub.startsWith('/status/')) {
           req.resume();
