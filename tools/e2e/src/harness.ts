@@ -330,8 +330,15 @@ ${apps}
       ['start', '--config', this.configPath],
       this.#opts.env,
     );
-    await this.relay.waitFor((l) => l.msg === 'relay listening', 20_000, 'relay listening');
-    return this.relay;
+    const relay = this.relay;
+    // A relay that refuses its configuration exits at once: say so, instead of waiting 20 s.
+    await Promise.race([
+      relay.waitFor((l) => l.msg === 'relay listening', 20_000, 'relay listening'),
+      relay.exited.then((code) => {
+        throw new Error(`the relay exited (${code}) before listening: ${relay.stderr.join('')}`);
+      }),
+    ]);
+    return relay;
   }
 
   async createToken(args: string[] = []): Promise<string> {
