@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { StateStoreError, TokenError } from './errors.js';
 
 /** A registered connector, as the relay remembers it. */
@@ -166,6 +167,14 @@ interface ConnectorRow {
 }
 
 /**
+ * `node:sqlite`, loaded on first use rather than at import: a static import fails on a Node
+ * without it (< 22.5) before the CLI can say which Node it needs, even for `--version`.
+ */
+function loadSqlite(): typeof import('node:sqlite') {
+  return createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
+}
+
+/**
  * Opens (creating if needed) the relay's state in `<stateDir>/state.db`: embedded SQLite via
  * `node:sqlite`, WAL mode, a 5 s busy timeout so the running relay and the `token create`
  * CLI can use it at the same time. The directory is created with mode 0700 and the database
@@ -185,7 +194,7 @@ interface ConnectorRow {
 export function openStateStore(stateDir: string): StateStore {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, STATE_DB_FILE);
-  const db = new DatabaseSync(file);
+  const db = new (loadSqlite().DatabaseSync)(file);
   try {
     // busy_timeout first: switching to WAL and migrating need locks another process may hold.
     db.exec('PRAGMA busy_timeout = 5000');
