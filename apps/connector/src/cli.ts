@@ -18,6 +18,7 @@ import { ConnectorMetrics } from './metrics.js';
 import { CertificateRenewal } from './renewal.js';
 import { isRegistered, loadState, saveState } from './state.js';
 import { CONNECTOR_VERSION, CONNECTOR_VERSION_LINE } from './version.js';
+import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -57,7 +58,9 @@ export function buildProgram(): Command {
     )
     .version(CONNECTOR_VERSION_LINE)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .hook('preAction', (self) => applyLogSettings(self));
 
   program
     .command('register')
@@ -286,7 +289,10 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; usage errors (already printed by commander) exit 2.
+      return err.exitCode === 0 ? 0 : 2;
+    }
     if (err instanceof CliError) {
       process.stderr.write(`appproxy-connector: ${err.message}\n`);
       return err.exitCode;

@@ -12,6 +12,7 @@ import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
 import { Relay } from './relay.js';
 import { RELAY_VERSION_LINE } from './version.js';
+import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
 export class CliError extends Error {
@@ -71,7 +72,9 @@ export function buildProgram(): Command {
     )
     .version(RELAY_VERSION_LINE)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .hook('preAction', (self) => applyLogSettings(self));
 
   program
     .command('start')
@@ -251,8 +254,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version exit 0; usage errors were already printed by commander.
-      return err.exitCode;
+      // --help and --version exit 0; usage errors (already printed by commander) exit 2.
+      return err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof CliError) {
       process.stderr.write(`appproxy-relay: ${err.message}\n`);
