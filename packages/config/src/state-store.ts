@@ -1,9 +1,10 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { StateStoreError, TokenError } from './errors.js';
+import { ensureStateDir } from './state-dir.js';
 
 /** A registered connector, as the relay remembers it. */
 export interface ConnectorRecord {
@@ -192,7 +193,7 @@ function loadSqlite(): typeof import('node:sqlite') {
  * }
  */
 export function openStateStore(stateDir: string): StateStore {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  ensureStateDir(stateDir);
   const file = join(stateDir, STATE_DB_FILE);
   const db = new (loadSqlite().DatabaseSync)(file);
   try {
