@@ -66,7 +66,24 @@ export interface StateStore {
    * @throws {TokenError} `APPPROXY_TOKEN_INVALID` (unknown id or wrong secret),
    * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`.
    */
-  redeemRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
+  redeemRegistrationToken(
+    id: string,
+    secret: string,
+    opts?: {
+      now?: Date;
+      /**
+       * Recorded in the same transaction: the token is spent if and only if this connector
+       * is stored (no spent token without a connector, no connector without a token).
+       */
+      connector?: ConnectorRecord;
+    },
+  ): { group: string };
+  /**
+   * What `redeemRegistrationToken` would say, without spending the token: check it before
+   * costly or fallible work (validating the CSR, signing), then redeem.
+   * @throws {TokenError} as `redeemRegistrationToken`
+   */
+  checkRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
   /** Inserts or replaces the connector with this id. */
   upsertConnector(c: ConnectorRecord): void;
   getConnector(id: string): ConnectorRecord | undefined;
@@ -311,11 +328,34 @@ class SqliteStateStore implements StateStore {
     }
   }
 
-  redeemRegistrationToken(
+  checkRegistrationToken(
     id: string,
     secret: string,
     { now = new Date() }: { now?: Date } = {},
   ): { group: string } {
+    return { group: this.#validToken(id, secret, now).connector_group };
+  }
+
+  redeemRegistrationToken(
+    id: string,
+    secret: string,
+    { now = new Date(), connector }: { now?: Date; connector?: ConnectorRecord } = {},
+  ): { group: string } {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const row = this.#validToken(id, secret, now);
+      const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
+      if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
+      if (connector) this.upsertConnector({ ...connector, group: row.connector_group });
+      this.#db.exec('COMMIT');
+      return { group: row.connector_group };
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  #validToken(id: string, secret: string, now: Date): TokenRow {
     const row =
       typeof id === 'string' && TOKEN_ID.test(id)
         ? (this.#sql.findToken.get(id) as TokenRow | undefined)
@@ -327,9 +367,7 @@ class SqliteStateStore implements StateStore {
     if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
     if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
     if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
-    const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
-    if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
-    return { group: row.connector_group };
+    return row;
   }
 
   upsertConnector(c: ConnectorRecord): void {
