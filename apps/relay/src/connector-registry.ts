@@ -81,8 +81,16 @@ export class ConnectorRegistry {
   }
 
   /** For the tunnel listener: a reason to refuse this certificate, or undefined. */
-  authorize = (peer: PeerIdentity): string | undefined =>
-    certificateRefusal(this.#o.store.getConnector(peer.commonName), peer, this.#o.groups);
+  authorize = (peer: PeerIdentity): { reason: string; revoked: boolean } | undefined => {
+    const record = this.#o.store.getConnector(peer.commonName);
+    const reason = certificateRefusal(record, peer, this.#o.groups);
+    if (!reason) return undefined;
+    // Only a missing group can be fixed on the relay's side; the rest needs a new registration.
+    return {
+      reason,
+      revoked: !record || record.revokedAt !== undefined || this.#o.groups.has(record.group),
+    };
+  };
 
   start(): void {
     const every = (ms: number, fn: () => void) => {
