@@ -14,6 +14,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { connect as h2connect } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,6 +270,43 @@ describe('config check and start refuse the same, naming the setting', () => {
       );
     } finally {
       await relay.stop();
+    }
+  });
+});
+
+describe('request log', () => {
+  it('HTTP/2 request lines carry client like HTTP/1.1 ones', async () => {
+    for (const h2 of [true, false]) {
+      const path = `/h2-${h2}-${Date.now()}`;
+      await new Promise<void>((resolve, reject) => {
+        if (h2) {
+          const session = h2connect(`https://127.0.0.1:${stack.ports.public}`, {
+            ca: stack.ca,
+            servername: 'ops.apps.localhost',
+          });
+          session.on('error', reject);
+          const req = session.request({ ':path': path, ':authority': 'ops.apps.localhost' });
+          req.on('error', reject);
+          req.resume();
+          req.on('end', () => session.close(() => resolve()));
+        } else {
+          const req = httpsRequest(
+            {
+              host: '127.0.0.1',
+              port: stack.ports.public,
+              path,
+              servername: 'ops.apps.localhost',
+              headers: { host: 'ops.apps.localhost' },
+              ca: stack.ca,
+            },
+            (res) => res.resume().on('end', resolve),
+          );
+          req.on('error', reject);
+          req.end();
+        }
+      });
+      const line = await stack.relay!.waitFor((l) => l.msg === 'request' && l.path === path);
+      expect(line.client).toBe('127.0.0.1');
     }
   });
 });
