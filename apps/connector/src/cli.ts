@@ -60,6 +60,10 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride()
     .option('--log-format <format>', LOG_FORMAT_HELP)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok; 2 usage or an unusable --state-dir; 3 the relay revoked this connector (register again); 1 anything else.',
+    )
     .hook('preAction', (self) => applyLogSettings(self));
 
   program

@@ -76,6 +76,10 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride()
     .option('--log-format <format>', LOG_FORMAT_HELP)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok; 2 bad configuration or usage (one line per problem on stderr); 1 anything else.',
+    )
     .hook('preAction', (self) => applyLogSettings(self));
 
   program
