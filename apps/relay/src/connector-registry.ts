@@ -85,11 +85,9 @@ export class ConnectorRegistry {
     const record = this.#o.store.getConnector(peer.commonName);
     const reason = certificateRefusal(record, peer, this.#o.groups);
     if (!reason) return undefined;
-    // Only a missing group can be fixed on the relay's side; the rest needs a new registration.
-    return {
-      reason,
-      revoked: !record || record.revokedAt !== undefined || this.#o.groups.has(record.group),
-    };
+    // Deleted or unknown: only a new registration helps. A replaced certificate is not
+    // final (a renewal may be under way) and a missing group can be configured again.
+    return { reason, revoked: !record || record.revokedAt !== undefined };
   };
 
   start(): void {
