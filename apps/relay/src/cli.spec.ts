@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from './cli.js';
 
@@ -31,5 +34,30 @@ describe('relay CLI exit codes', () => {
     vi.stubEnv('APPPROXY_LOG_LEVEL', '');
     expect(await main(['--log-format', 'xml', 'start', '--config', 'x.yaml'])).toBe(2);
     expect(err()).toContain('--log-format: unknown log format "xml"');
+  });
+});
+
+describe('config check', () => {
+  it('a file that fails the schema: exit 2; --json lists each problem by path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relay-cli-'));
+    try {
+      const file = join(dir, 'appproxy.yaml');
+      writeFileSync(file, 'relay:\n  listen: nope\n');
+      const err = stderr();
+      const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      expect(await main(['config', 'check', '--config', file, '--offline', '--json'])).toBe(2);
+      const report = JSON.parse(out.mock.calls.map((c) => String(c[0])).join('')) as {
+        ok: boolean;
+        problems: Array<{ severity: string; path: string }>;
+      };
+      expect(report.ok).toBe(false);
+      expect(report.problems).toContainEqual(
+        expect.objectContaining({ severity: 'error', path: 'relay.listen' }),
+      );
+      expect(await main(['config', 'check', '--config', file, '--offline'])).toBe(2);
+      expect(err()).toMatch(/relay\.listen: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
