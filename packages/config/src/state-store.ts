@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { chmodSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { StateStoreError, TokenError } from './errors.js';
@@ -189,7 +188,8 @@ interface ConnectorRow {
  * without it (< 22.5) before the CLI can say which Node it needs, even for `--version`.
  */
 function loadSqlite(): typeof import('node:sqlite') {
-  return createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
+  // Not createRequire(import.meta.url): the release bundles are CommonJS (no import.meta).
+  return process.getBuiltinModule('node:sqlite');
 }
 
 /**
