@@ -144,7 +144,7 @@ describe('Node guard', () => {
       );
       expect(run(['--version'])).toMatchObject({
         code: 0,
-        out: expect.stringMatching(/^\d+\.\d+\.\d+/) as string,
+        out: expect.stringMatching(/\b\d+\.\d+\.\d+\b/) as string,
       });
       expect(run(['start', '--help'])).toMatchObject({
         code: 0,
