@@ -12,12 +12,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { CliError } from './errors.js';
+import { CliError, EXIT_REVOKED, tunnelAdvice } from './errors.js';
 import { BackendForwarder } from './forward.js';
 import { ConnectorMetrics } from './metrics.js';
 import { CertificateRenewal } from './renewal.js';
-import { isRegistered, loadState, saveState } from './state.js';
+import { checkWritable, isRegistered, loadState, saveState } from './state.js';
 import { CONNECTOR_VERSION, CONNECTOR_VERSION_LINE } from './version.js';
+import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -57,7 +58,13 @@ export function buildProgram(): Command {
     )
     .version(CONNECTOR_VERSION_LINE)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok; 2 usage or an unusable --state-dir; 3 the relay revoked this connector (register again); 1 anything else.',
+    )
+    .hook('preAction', (self) => applyLogSettings(self));
 
   program
     .command('register')
@@ -79,6 +86,8 @@ export function buildProgram(): Command {
       if (isRegistered(dir) && !opts.force) {
         throw new CliError(`${dir} already holds a registration (use --force to replace it)`, 2);
       }
+      // Before the token is spent: a registration that cannot be saved is a lost token.
+      checkWritable(dir);
       let relayUrl: URL;
       try {
         relayUrl = new URL(opts.relay);
@@ -89,13 +98,21 @@ export function buildProgram(): Command {
       // Loaded here only: the X.509 stack costs ~MBs of resident memory that `start` never needs.
       const { createKeyAndCsr } = await import('@appproxy/pki');
       const { keyPem, csrPem } = await createKeyAndCsr({ commonName: hostname() });
-      const result = await registerWithRelay({
-        relayUrl: relayUrl.origin,
-        token: opts.token,
-        csrPem,
-        hostname: hostname(),
-        version: CONNECTOR_VERSION,
-      });
+      let result: Awaited<ReturnType<typeof registerWithRelay>>;
+      try {
+        result = await registerWithRelay({
+          relayUrl: relayUrl.origin,
+          token: opts.token,
+          csrPem,
+          hostname: hostname(),
+          version: CONNECTOR_VERSION,
+        });
+      } catch (err) {
+        const { advice } = tunnelAdvice(err, relayUrl.origin);
+        if (!advice) throw err;
+        const e = err as Error & { code?: string };
+        throw new CliError(`${e.code ? `${e.code}: ` : ''}${e.message} — ${advice}`, 1);
+      }
       saveState(dir, {
         relayUrl: relayUrl.origin,
         connectorId: result.connectorId,
@@ -198,13 +215,26 @@ export function buildProgram(): Command {
           metrics.tunnelDisconnects.labels().inc();
           log.warn('tunnel disconnected', { ...e });
         });
+        let revoked: string | undefined;
+        let stopNow: ((why: string) => void) | undefined;
         dialer.on('connectFailed', (e) => {
           metrics.tunnelConnectFailures.labels().inc();
+          const code = (e.error as TunnelError).code;
+          if (code === 'APPPROXY_TUNNEL_REVOKED') {
+            // Retrying cannot help: stop (exit 3) rather than knock on the relay forever.
+            if (revoked === undefined) {
+              revoked = e.reason;
+              log.error('revoked: register again', { reason: e.reason, code });
+              stopNow?.('revoked');
+            }
+            return;
+          }
           log.warn('tunnel connect failed', {
             tunnel: e.tunnel,
             reason: e.reason,
             retryInMs: e.retryInMs,
-            code: (e.error as TunnelError).code,
+            code,
+            ...tunnelAdvice(e.error, state.relayUrl),
             ...certificateAdvice(state.certPem),
           });
         });
@@ -255,8 +285,14 @@ export function buildProgram(): Command {
           };
           process.once('SIGTERM', () => stop('SIGTERM'));
           process.once('SIGINT', () => stop('SIGINT'));
+          stopNow = stop;
         });
         log.info('connector stopped');
+        if (revoked !== undefined)
+          throw new CliError(
+            `revoked: register again (appproxy-connector register --force): ${revoked}`,
+            EXIT_REVOKED,
+          );
       },
     );
 
@@ -286,7 +322,10 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; usage errors (already printed by commander) exit 2.
+      return err.exitCode === 0 ? 0 : 2;
+    }
     if (err instanceof CliError) {
       process.stderr.write(`appproxy-connector: ${err.message}\n`);
       return err.exitCode;

@@ -1,5 +1,13 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CliError } from './errors.js';
 
 /** What `register` leaves in --state-dir and `start` reads back. */
@@ -20,13 +28,62 @@ const FILES = {
   relayCa: 'relay-ca.pem',
 } as const;
 
+/**
+ * Whether `dir` holds a registration.
+ * @throws {CliError} (exit 2) when that cannot be known: permission denied, not a directory
+ */
 export function isRegistered(dir: string): boolean {
-  return existsSync(join(dir, FILES.meta));
+  try {
+    statSync(join(dir, FILES.meta));
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    throw new CliError(`--state-dir ${dir}: ${reason(err)}`, 2);
+  }
+}
+
+/**
+ * Creates `dir` (0700, each missing level on its own: Node's recursive mkdir loops forever
+ * on some paths, e.g. under /proc) and proves a file can be written in it.
+ * @throws {CliError} (exit 2) naming the directory and why
+ */
+export function checkWritable(dir: string): void {
+  const missing: string[] = [];
+  for (let at = dir; ; at = dirname(at)) {
+    try {
+      if (!statSync(at).isDirectory())
+        throw new CliError(`--state-dir ${dir}: ${at} is not a directory`, 2);
+      break;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || dirname(at) === at)
+        throw new CliError(`--state-dir ${dir}: ${reason(err)}`, 2);
+      missing.unshift(at);
+    }
+  }
+  const probe = join(dir, `.write-check-${process.pid}`);
+  try {
+    for (const level of missing) mkdirSync(level, { mode: 0o700 });
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    throw new CliError(`--state-dir ${dir}: cannot write: ${reason(err)}`, 2);
+  }
+}
+
+function reason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EACCES' || e.code === 'EPERM') return `permission denied (${e.code})`;
+  if (e.code === 'ENOTDIR') return 'a parent is not a directory (ENOTDIR)';
+  if (e.code === 'EROFS') return 'read-only file system (EROFS)';
+  return e.code ? `${e.message}` : String(err);
 }
 
 /** Writes atomically (temp + rename), the key with mode 0600 and the folder 0700. */
 export function saveState(dir: string, state: ConnectorState): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkWritable(dir);
   chmodSync(dir, 0o700);
   const write = (name: string, data: string, mode: number) => {
     const tmp = join(dir, `.${name}.tmp`);
@@ -65,6 +122,6 @@ export function loadState(dir: string): ConnectorState {
       relayCaPem: readFileSync(join(dir, FILES.relayCa), 'utf8'),
     };
   } catch (err) {
-    throw new CliError(`state in ${dir} is unreadable: ${(err as Error).message}`, 2);
+    throw new CliError(`state in ${dir} is unreadable: ${reason(err)}`, 2);
   }
 }

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  StateStoreError,
   loadConfig,
   openStateStore,
   parseDuration,
@@ -10,8 +11,10 @@ import { createLogger, type Logger } from '@appproxy/telemetry';
 import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
-import { Relay } from './relay.js';
+import { checkConfig, formatProblem, type ConfigProblem } from './config-check.js';
+import { ListenError, Relay } from './relay.js';
 import { RELAY_VERSION_LINE } from './version.js';
+import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
 export class CliError extends Error {
@@ -71,7 +74,13 @@ export function buildProgram(): Command {
     )
     .version(RELAY_VERSION_LINE)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok; 2 bad configuration or usage (one line per problem on stderr); 1 anything else.',
+    )
+    .hook('preAction', (self) => applyLogSettings(self));
 
   program
     .command('start')
@@ -80,6 +89,7 @@ export function buildProgram(): Command {
     .action(async (opts: { config: string }) => {
       const config = await readConfig(opts.config);
       const log = createLogger({ name: 'relay' });
+      await refuseBrokenConfig(config, log);
       const relay = new Relay(config, log);
       // SIGHUP (systemctl reload): re-read the file; until the relay listens, it waits.
       let started = false;
@@ -134,9 +144,10 @@ export function buildProgram(): Command {
       } catch {
         throw new CliError(`--ttl: not a duration: ${opts.ttl}`, 2);
       }
-      const ca = await ConnectorCA.loadOrCreate(config.relay.stateDir);
+      // The store first: it creates stateDir, or says why it cannot.
       const store = openStateStore(config.relay.stateDir);
       try {
+        const ca = await ConnectorCA.loadOrCreate(config.relay.stateDir);
         const created = store.createRegistrationToken({ group: opts.group, ttlMs });
         process.stdout.write(
           `${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`,
@@ -240,7 +251,58 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('config')
+    .description('Configuration.')
+    .command('check')
+    .description(
+      'Check appproxy.yaml without starting: schema, certificates and keys, listeners, stateDir (errors, exit 2); uncovered external hosts, identity provider discovery (warnings, exit 0).',
+    )
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--offline', 'do not fetch the identity provider discovery document')
+    .option('--json', 'print { ok, problems: [{ severity, path, message }] } on stdout')
+    .action(async (opts: { config: string; offline?: boolean; json?: boolean }) => {
+      let problems: ConfigProblem[];
+      try {
+        problems = await checkConfig(await loadConfig(opts.config), {
+          discovery: !opts.offline,
+        });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = err.issues.map((i) => ({
+          severity: 'error' as const,
+          path: i.path,
+          message: i.line === undefined ? i.message : `${i.message} (line ${i.line})`,
+        }));
+        if (!opts.json) throw new CliError(err.message, 2);
+      }
+      const ok = !problems.some((p) => p.severity === 'error');
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ ok, problems }, null, 2)}\n`);
+      } else {
+        for (const p of problems) process.stderr.write(`${p.severity}: ${formatProblem(p)}\n`);
+        const warnings = problems.filter((p) => p.severity === 'warning').length;
+        if (ok)
+          process.stdout.write(
+            `${opts.config}: ok${warnings ? ` (${warnings} warning${warnings > 1 ? 's' : ''})` : ''}\n`,
+          );
+      }
+      if (!ok) throw new CliError('', 2);
+    });
+
   return program;
+}
+
+/**
+ * What `config check` calls an error stops `start` with the same lines (exit 2); its
+ * warnings are logged. Discovery is left to the relay (it logs and retries).
+ */
+async function refuseBrokenConfig(config: RelayConfig, log: Logger): Promise<void> {
+  const problems = await checkConfig(config, { discovery: false });
+  for (const p of problems)
+    if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
+  const errors = problems.filter((p) => p.severity === 'error');
+  if (errors.length) throw new CliError(errors.map(formatProblem).join('\n'), 2);
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
@@ -251,12 +313,23 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version exit 0; usage errors were already printed by commander.
-      return err.exitCode;
+      // --help and --version exit 0; usage errors (already printed by commander) exit 2.
+      return err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof CliError) {
-      process.stderr.write(`appproxy-relay: ${err.message}\n`);
+      // Several problems: one line each, every line prefixed.
+      if (err.message)
+        for (const line of err.message.split('\n'))
+          process.stderr.write(`appproxy-relay: ${line}\n`);
       return err.exitCode;
+    }
+    if (err instanceof StateStoreError && err.code === 'APPPROXY_STATE_DIR_UNUSABLE') {
+      process.stderr.write(`appproxy-relay: relay.stateDir: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof ListenError) {
+      process.stderr.write(`appproxy-relay: ${err.message}\n`);
+      return 1;
     }
     const e = err as Error & { code?: string };
     process.stderr.write(`appproxy-relay: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);

@@ -81,8 +81,14 @@ export class ConnectorRegistry {
   }
 
   /** For the tunnel listener: a reason to refuse this certificate, or undefined. */
-  authorize = (peer: PeerIdentity): string | undefined =>
-    certificateRefusal(this.#o.store.getConnector(peer.commonName), peer, this.#o.groups);
+  authorize = (peer: PeerIdentity): { reason: string; revoked: boolean } | undefined => {
+    const record = this.#o.store.getConnector(peer.commonName);
+    const reason = certificateRefusal(record, peer, this.#o.groups);
+    if (!reason) return undefined;
+    // Deleted or unknown: only a new registration helps. A replaced certificate is not
+    // final (a renewal may be under way) and a missing group can be configured again.
+    return { reason, revoked: !record || record.revokedAt !== undefined };
+  };
 
   start(): void {
     const every = (ms: number, fn: () => void) => {

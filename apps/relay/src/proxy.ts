@@ -144,6 +144,8 @@ export class RelayProxy {
     const log = this.#deps.log.child({ requestId: correlationId });
     const host = requestHost(req);
     const target = req.url ?? '/';
+    // Read now: an HTTP/2 request's socket is unbound (undefined) once its stream closes.
+    const client = req.socket?.remoteAddress;
     const untrack = this.#track();
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     let appName: string | undefined;
@@ -176,7 +178,7 @@ export class RelayProxy {
         bytesOut,
         durationMs,
         aborted,
-        client: req.socket?.remoteAddress,
+        client,
         connector,
         user,
       });

@@ -72,7 +72,8 @@ export function registrationHandler(deps: {
         }
         const remote = req.socket.remoteAddress;
         try {
-          const { group } = deps.store.redeemRegistrationToken(body.tokenId, body.secret);
+          // Checked, not spent: a refused CSR or a failure below leaves the token usable.
+          const { group } = deps.store.checkRegistrationToken(body.tokenId, body.secret);
           if (!deps.knownGroups().has(group)) {
             return refuse(
               res,
@@ -86,18 +87,21 @@ export function registrationHandler(deps: {
             commonName: connectorId,
             validityMs: deps.certValidityMs,
           });
-          deps.store.upsertConnector({
-            id: connectorId,
-            group,
-            certSerial: issued.serialNumber,
-            certFingerprint: issued.fingerprint,
-            certNotAfter: issued.notAfter,
-            createdAt: new Date(),
-            hostname: String(body.hostname ?? '').slice(0, 255),
-            version: String(body.version ?? '').slice(0, 64),
-            capabilities: [],
-            tunnels: 0,
-            inFlight: 0,
+          // Spent and recorded together; a token raced away in between leaves no connector.
+          deps.store.redeemRegistrationToken(body.tokenId, body.secret, {
+            connector: {
+              id: connectorId,
+              group,
+              certSerial: issued.serialNumber,
+              certFingerprint: issued.fingerprint,
+              certNotAfter: issued.notAfter,
+              createdAt: new Date(),
+              hostname: String(body.hostname ?? '').slice(0, 255),
+              version: String(body.version ?? '').slice(0, 64),
+              capabilities: [],
+              tunnels: 0,
+              inFlight: 0,
+            },
           });
           deps.log.info('connector registered', {
             connectorId,

@@ -153,8 +153,14 @@ export class Relay {
     this.#public.setTimeout(0);
 
     const addresses: RelayAddresses = {
-      tunnel: fmt(await this.#tunnel.listen()),
-      public: fmt(await listen(this.#public, relay.listen)),
+      tunnel: fmt(
+        await this.#tunnel
+          .listen()
+          .catch((err: Error) =>
+            Promise.reject(listenError('tunnelListen', relay.tunnelListen, err)),
+          ),
+      ),
+      public: fmt(await listen(this.#public, relay.listen, 'listen')),
     };
     const publicPort = (this.#public.address() as AddressInfo).port;
     if (relay.redirectHttp) {
@@ -177,11 +183,11 @@ export class Relay {
           })
           .end();
       });
-      addresses.redirect = fmt(await listen(this.#redirect, relay.redirectHttp));
+      addresses.redirect = fmt(await listen(this.#redirect, relay.redirectHttp, 'redirectHttp'));
     }
     if (relay.adminListen) {
       this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
-      addresses.admin = fmt(await listen(this.#admin, relay.adminListen));
+      addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     connectors.start();
     this.#ready = true;
@@ -330,14 +336,44 @@ function fmt(a: AddressInfo): string {
 function listen(
   server: HttpServer | Http2SecureServer,
   at: { host: string; port: number },
+  setting: ListenSetting,
 ): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: Error) => reject(listenError(setting, at, err));
+    server.once('error', fail);
     server.listen(at.port, at.host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+type ListenSetting = 'listen' | 'tunnelListen' | 'adminListen' | 'redirectHttp';
+
+/** A listener that could not bind, named by its setting: `relay.tunnelListen 0.0.0.0:8443 is already in use`. */
+export class ListenError extends Error {
+  readonly code = 'APPPROXY_LISTEN_FAILED';
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'ListenError';
+  }
+}
+
+function listenError(
+  setting: ListenSetting,
+  at: { host: string; port: number },
+  err: Error & { code?: string },
+): ListenError {
+  const where = `relay.${setting} ${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`;
+  const why =
+    err.code === 'EADDRINUSE'
+      ? 'is already in use'
+      : err.code === 'EACCES'
+        ? 'needs privileges to bind (ports below 1024: CAP_NET_BIND_SERVICE)'
+        : err.code === 'EADDRNOTAVAIL'
+          ? 'is not an address of this host'
+          : `cannot be bound: ${err.code ?? err.message}`;
+  return new ListenError(`${where} ${why}`, { cause: err });
 }
 
 function closeServer(

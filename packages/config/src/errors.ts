@@ -87,9 +87,12 @@ export class TokenError extends Error {
 }
 
 /** Stable codes of a state database that cannot be used. */
-export type StateStoreErrorCode = 'APPPROXY_STATE_INCOMPATIBLE';
+export type StateStoreErrorCode = 'APPPROXY_STATE_INCOMPATIBLE' | 'APPPROXY_STATE_DIR_UNUSABLE';
 
-/** The state database cannot be used by this version, e.g. it was written by a newer relay. */
+/**
+ * The state cannot be used: written by a newer relay (`APPPROXY_STATE_INCOMPATIBLE`), or its
+ * directory cannot be created or written (`APPPROXY_STATE_DIR_UNUSABLE`).
+ */
 export class StateStoreError extends Error {
   readonly code: StateStoreErrorCode;
   constructor(code: StateStoreErrorCode, message: string, options?: { cause?: unknown }) {

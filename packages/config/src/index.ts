@@ -29,6 +29,7 @@ export {
   type RelayConfig,
   type RelayLimits,
 } from './schema.js';
+export { ensureStateDir, stateDirProblem } from './state-dir.js';
 export {
   STATE_DB_FILE,
   openStateStore,

@@ -115,6 +115,41 @@ describe('registration tokens', () => {
     expect(t.expiresAt).toStrictEqual(new Date('2030-01-01T01:00:00Z'));
   });
 
+  it('check does not spend; redeem with a connector records both or neither', () => {
+    const store = open();
+    const { id, secret } = store.createRegistrationToken({ group: 'Berlin', ttlMs: 60_000 });
+    expect(store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
+    expect(store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
+    expect(tokenError(() => store.checkRegistrationToken(id, 'wrong')).code).toBe(
+      'APPPROXY_TOKEN_INVALID',
+    );
+    const connector = {
+      id: 'c-1',
+      group: 'ignored: the token says',
+      certSerial: '01',
+      certFingerprint: 'ab',
+      certNotAfter: new Date('2031-01-01T00:00:00Z'),
+      createdAt: new Date('2030-01-01T00:00:00Z'),
+      capabilities: [],
+      tunnels: 0,
+      inFlight: 0,
+    };
+    expect(store.redeemRegistrationToken(id, secret, { connector })).toStrictEqual({
+      group: 'Berlin',
+    });
+    expect(store.getConnector('c-1')?.group).toBe('Berlin');
+    // Spent: a second redeem records nothing.
+    expect(
+      tokenError(() =>
+        store.redeemRegistrationToken(id, secret, { connector: { ...connector, id: 'c-2' } }),
+      ).code,
+    ).toBe('APPPROXY_TOKEN_USED');
+    expect(tokenError(() => store.checkRegistrationToken(id, secret)).code).toBe(
+      'APPPROXY_TOKEN_USED',
+    );
+    expect(store.getConnector('c-2')).toBeUndefined();
+  });
+
   it('redeem once: the second time is APPPROXY_TOKEN_USED', () => {
     const store = open();
     const { id, secret } = store.createRegistrationToken({ group: 'Berlin', ttlMs: 60_000 });

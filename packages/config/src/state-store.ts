@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { StateStoreError, TokenError } from './errors.js';
+import { ensureStateDir } from './state-dir.js';
 
 /** A registered connector, as the relay remembers it. */
 export interface ConnectorRecord {
@@ -64,7 +65,24 @@ export interface StateStore {
    * @throws {TokenError} `APPPROXY_TOKEN_INVALID` (unknown id or wrong secret),
    * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`.
    */
-  redeemRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
+  redeemRegistrationToken(
+    id: string,
+    secret: string,
+    opts?: {
+      now?: Date;
+      /**
+       * Recorded in the same transaction: the token is spent if and only if this connector
+       * is stored (no spent token without a connector, no connector without a token).
+       */
+      connector?: ConnectorRecord;
+    },
+  ): { group: string };
+  /**
+   * What `redeemRegistrationToken` would say, without spending the token: check it before
+   * costly or fallible work (validating the CSR, signing), then redeem.
+   * @throws {TokenError} as `redeemRegistrationToken`
+   */
+  checkRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
   /** Inserts or replaces the connector with this id. */
   upsertConnector(c: ConnectorRecord): void;
   getConnector(id: string): ConnectorRecord | undefined;
@@ -166,6 +184,15 @@ interface ConnectorRow {
 }
 
 /**
+ * `node:sqlite`, loaded on first use rather than at import: a static import fails on a Node
+ * without it (< 22.5) before the CLI can say which Node it needs, even for `--version`.
+ */
+function loadSqlite(): typeof import('node:sqlite') {
+  // Not createRequire(import.meta.url): the release bundles are CommonJS (no import.meta).
+  return process.getBuiltinModule('node:sqlite');
+}
+
+/**
  * Opens (creating if needed) the relay's state in `<stateDir>/state.db`: embedded SQLite via
  * `node:sqlite`, WAL mode, a 5 s busy timeout so the running relay and the `token create`
  * CLI can use it at the same time. The directory is created with mode 0700 and the database
@@ -183,9 +210,9 @@ interface ConnectorRow {
  * }
  */
 export function openStateStore(stateDir: string): StateStore {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  ensureStateDir(stateDir);
   const file = join(stateDir, STATE_DB_FILE);
-  const db = new DatabaseSync(file);
+  const db = new (loadSqlite().DatabaseSync)(file);
   try {
     // busy_timeout first: switching to WAL and migrating need locks another process may hold.
     db.exec('PRAGMA busy_timeout = 5000');
@@ -301,11 +328,34 @@ class SqliteStateStore implements StateStore {
     }
   }
 
-  redeemRegistrationToken(
+  checkRegistrationToken(
     id: string,
     secret: string,
     { now = new Date() }: { now?: Date } = {},
   ): { group: string } {
+    return { group: this.#validToken(id, secret, now).connector_group };
+  }
+
+  redeemRegistrationToken(
+    id: string,
+    secret: string,
+    { now = new Date(), connector }: { now?: Date; connector?: ConnectorRecord } = {},
+  ): { group: string } {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const row = this.#validToken(id, secret, now);
+      const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
+      if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
+      if (connector) this.upsertConnector({ ...connector, group: row.connector_group });
+      this.#db.exec('COMMIT');
+      return { group: row.connector_group };
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  #validToken(id: string, secret: string, now: Date): TokenRow {
     const row =
       typeof id === 'string' && TOKEN_ID.test(id)
         ? (this.#sql.findToken.get(id) as TokenRow | undefined)
@@ -317,9 +367,7 @@ class SqliteStateStore implements StateStore {
     if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
     if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
     if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
-    const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
-    if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
-    return { group: row.connector_group };
+    return row;
   }
 
   upsertConnector(c: ConnectorRecord): void {

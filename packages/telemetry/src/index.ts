@@ -1,6 +1,13 @@
 export {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  LogSettingError,
   createLogger,
+  formatLogLine,
+  parseLogFormat,
+  parseLogLevel,
   type LogFields,
+  type LogFormat,
   type LogLevel,
   type Logger,
   type LoggerOptions,

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createLogger, redact } from './index.js';
+import { LogSettingError, createLogger, parseLogFormat, parseLogLevel, redact } from './index.js';
 
 function capture(level?: 'debug' | 'info') {
   const lines: string[] = [];
@@ -134,4 +134,82 @@ describe('default sink', () => {
       spy.mockRestore();
     }
   });
+});
+
+describe('log formats', () => {
+  const at = new Date('2026-03-04T05:06:07.000Z');
+  function lines(format: 'json' | 'text') {
+    const out: string[] = [];
+    const log = createLogger({ name: 'relay', format, write: (l) => out.push(l) });
+    log.info('tunnel certificate issued', {
+      notAfter: at,
+      nested: { when: [at] },
+      hosts: ['a.example.com'],
+      note: 'two words',
+      token: 'ap1.abcd1234.c2VjcmV0.QUJD',
+      headers: { authorization: 'Bearer zzz.yyy' },
+    });
+    return out;
+  }
+
+  it('json: dates are ISO strings wherever they are', () => {
+    const entry = JSON.parse(lines('json')[0]!) as Record<string, unknown>;
+    expect(entry.notAfter).toBe('2026-03-04T05:06:07.000Z');
+    expect(entry.nested).toEqual({ when: ['2026-03-04T05:06:07.000Z'] });
+    expect(lines('json')[0]).not.toContain('{}');
+  });
+
+  it('text: time LEVEL message key=value, one line, redacted the same', () => {
+    const [line] = lines('text');
+    expect(line!.endsWith('\n')).toBe(true);
+    expect(line!.slice(0, -1)).not.toContain('\n');
+    expect(line).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}tunnel certificate issued name=relay notAfter=2026-03-04T05:06:07\.000Z /,
+    );
+    expect(line).toContain('hosts=["a.example.com"]');
+    expect(line).toContain('note="two words"');
+    expect(line).toContain('token=[redacted]');
+    expect(line).not.toContain('c2VjcmV0');
+    expect(line).not.toContain('zzz.yyy');
+  });
+
+  it('defaults to json when the lines do not go to a terminal', () => {
+    const out: string[] = [];
+    createLogger({ name: 't', write: (l) => out.push(l) }).info('x');
+    expect(JSON.parse(out[0]!)).toMatchObject({ msg: 'x' });
+  });
+});
+
+describe('log settings', () => {
+  it('refuses an unknown APPPROXY_LOG_LEVEL instead of ignoring it', () => {
+    vi.stubEnv('APPPROXY_LOG_LEVEL', 'verbose');
+    try {
+      expect(() => createLogger({ name: 't', write: () => {} })).toThrow(LogSettingError);
+      expect(() => createLogger({ name: 't', write: () => {} })).toThrow(
+        /APPPROXY_LOG_LEVEL: unknown log level "verbose" \(expected debug, info, warn, error\)/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('takes a known level from the environment, any case', () => {
+    expect(parseLogLevel('DEBUG')).toBe('debug');
+    expect(parseLogLevel(undefined)).toBeUndefined();
+    expect(parseLogFormat('text')).toBe('text');
+    expect(() => parseLogFormat('yaml')).toThrow(/--log-format: unknown log format "yaml"/);
+  });
+});
+
+it('APPPROXY_LOG_FORMAT chooses the format; an unknown one is refused', () => {
+  const out: string[] = [];
+  vi.stubEnv('APPPROXY_LOG_FORMAT', 'text');
+  try {
+    createLogger({ name: 't', write: (l) => out.push(l) }).warn('careful', { n: 1 });
+    expect(out[0]).toMatch(/^\S+ WARN {2}careful name=t n=1\n$/);
+    vi.stubEnv('APPPROXY_LOG_FORMAT', 'xml');
+    expect(() => createLogger({ name: 't', write: () => {} })).toThrow(/APPPROXY_LOG_FORMAT/);
+  } finally {
+    vi.unstubAllEnvs();
+  }
 });

@@ -284,8 +284,8 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     if (socket.alpnProtocol !== ALPN_TUNNEL) {
       socket.destroy();
       throw new TunnelError(
-        'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
-        `relay did not accept ${ALPN_TUNNEL}`,
+        'APPPROXY_TUNNEL_WRONG_PORT',
+        `${host}:${port} did not accept ${ALPN_TUNNEL}: not a relay's tunnel port`,
       );
     }
     socket.on('error', () => {});
@@ -303,8 +303,10 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     session.on('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
     const pingIntervalMs = this.#opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     let reason = 'relay closed the tunnel';
-    session.on('goaway', () => {
-      reason = 'relay sent GOAWAY';
+    let refusal: { code: TunnelError['code']; reason: string } | undefined;
+    session.on('goaway', (_code, _lastStreamId, debug?: Buffer) => {
+      refusal = refusalOf(debug);
+      reason = refusal ? `relay refused the tunnel: ${refusal.reason}` : 'relay sent GOAWAY';
     });
     session.on('error', (err) => {
       reason = `tunnel error: ${err.message}`;
@@ -333,15 +335,20 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
     // tunnel does not count as connected.
     return new Promise<Tunnel>((resolve, reject) => {
       let helloed = false;
-      const fail = (why: string) => {
+      const fail = (
+        why: string,
+        code: TunnelError['code'] = 'APPPROXY_TUNNEL_HANDSHAKE_FAILED',
+      ) => {
         clearTimeout(timer);
         session.destroy();
         socket.destroy();
-        reject(new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', why));
+        reject(new TunnelError(code, why));
       };
       const timer = setTimeout(() => fail(`relay sent no hello within ${timeoutMs} ms`), timeoutMs);
       void closed.then(() => {
-        if (!helloed) fail('relay closed the connection before the hello (certificate refused?)');
+        if (helloed) return;
+        if (refusal) fail(`relay refused the tunnel: ${refusal.reason}`, refusal.code);
+        else fail('relay closed the connection before the hello (certificate refused?)');
       });
       session.on('stream', (stream, headers) => {
         stream.on('error', () => {});
@@ -425,4 +432,22 @@ function pingRoundTrip(
       done();
     }
   });
+}
+
+/** The relay's reason in a GOAWAY's debug data (`{ code, reason }`), if it gave one. */
+function refusalOf(
+  debug: Buffer | undefined,
+): { code: TunnelError['code']; reason: string } | undefined {
+  if (!debug?.length) return undefined;
+  try {
+    const body = JSON.parse(debug.toString('utf8')) as { code?: unknown; reason?: unknown };
+    if (
+      (body.code === 'APPPROXY_TUNNEL_REVOKED' || body.code === 'APPPROXY_TUNNEL_UNAUTHORIZED') &&
+      typeof body.reason === 'string'
+    )
+      return { code: body.code, reason: body.reason.slice(0, 500) };
+  } catch {
+    // not ours
+  }
+  return undefined;
 }

@@ -2,6 +2,10 @@
 export type TunnelErrorCode =
   | 'APPPROXY_TUNNEL_HANDSHAKE_FAILED'
   | 'APPPROXY_TUNNEL_UNAUTHORIZED'
+  /** The relay no longer knows this connector's certificate (deleted, replaced, another CA): register again. */
+  | 'APPPROXY_TUNNEL_REVOKED'
+  /** What answered is not a relay's tunnel port (no tunnel ALPN): e.g. its public HTTPS port. */
+  | 'APPPROXY_TUNNEL_WRONG_PORT'
   | 'APPPROXY_TUNNEL_CLOSED'
   | 'APPPROXY_TUNNEL_PING_TIMEOUT'
   | 'APPPROXY_TUNNEL_CONTROL_FAILED'

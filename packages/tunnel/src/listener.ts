@@ -4,7 +4,7 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { constants, connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { TunnelError } from './errors.js';
@@ -27,8 +27,11 @@ export interface TunnelListenerOptions {
   key: string;
   /** The connector CA: only certificates it issued open a tunnel. */
   ca: string;
-  /** Returns a reason to refuse a verified peer (unknown or revoked connector), or undefined. */
-  authorize?: (peer: PeerIdentity) => string | undefined;
+  /**
+   * Returns a reason to refuse a verified peer, or undefined. `revoked: true` tells the
+   * connector that retrying cannot help (deleted or unknown): it stops and says so.
+   */
+  authorize?: (peer: PeerIdentity) => string | { reason: string; revoked: boolean } | undefined;
   /** Handles registration requests (HTTP/1.1 over TLS, no client certificate needed). */
   onRegistration?: (req: IncomingMessage, res: ServerResponse) => void;
   /** PING a quiet tunnel this often. @default 500 */
@@ -145,17 +148,30 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
         ? String(socket.authorizationError)
         : 'no client certificate';
       this.#refuse(remoteAddress, `tunnel refused: ${why}`, 'APPPROXY_TUNNEL_UNAUTHORIZED');
-      socket.destroy();
+      // A certificate this CA did not issue: the relay's state was replaced (or it is
+      // another relay); only a new registration helps.
+      if (peer)
+        tellRefused(
+          socket,
+          'APPPROXY_TUNNEL_REVOKED',
+          `certificate not issued by this relay (${why})`,
+        );
+      else socket.destroy();
       return;
     }
-    const refusal = this.#opts.authorize?.(peer);
+    const verdict = this.#opts.authorize?.(peer);
+    const refusal = typeof verdict === 'string' ? { reason: verdict, revoked: false } : verdict;
     if (refusal) {
       this.#refuse(
         remoteAddress,
-        `tunnel refused for ${peer.commonName}: ${refusal}`,
+        `tunnel refused for ${peer.commonName}: ${refusal.reason}`,
         'APPPROXY_TUNNEL_UNAUTHORIZED',
       );
-      socket.destroy();
+      tellRefused(
+        socket,
+        refusal.revoked ? 'APPPROXY_TUNNEL_REVOKED' : 'APPPROXY_TUNNEL_UNAUTHORIZED',
+        refusal.reason,
+      );
       return;
     }
     socket.setNoDelay(true);
@@ -186,4 +202,26 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
       },
     );
   }
+}
+
+/**
+ * Says why in a GOAWAY (its debug data: `{ code, reason }`) before closing, so that the
+ * connector can tell a refusal from a network failure: the relay is the HTTP/2 client of
+ * a tunnel, so it speaks first.
+ */
+function tellRefused(socket: TLSSocket, code: TunnelError['code'], reason: string): void {
+  const h2 = h2connect('https://refused.connector.invalid', { createConnection: () => socket });
+  h2.on('error', () => {});
+  const done = setTimeout(() => {
+    h2.destroy();
+    socket.destroy();
+  }, 2000);
+  done.unref();
+  h2.once('connect', () => {
+    h2.goaway(constants.NGHTTP2_REFUSED_STREAM, 0, Buffer.from(JSON.stringify({ code, reason })));
+    h2.close(() => {
+      clearTimeout(done);
+      socket.destroy();
+    });
+  });
 }

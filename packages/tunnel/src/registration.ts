@@ -94,6 +94,12 @@ export async function registerWithRelay(opts: {
     timeoutMs,
   );
   try {
+    // The public listener (or anything else) does not speak the registration protocol.
+    if (socket.alpnProtocol !== ALPN_REGISTRATION)
+      throw new TunnelError(
+        'APPPROXY_TUNNEL_WRONG_PORT',
+        `${host}:${port} does not accept ${ALPN_REGISTRATION}: not a relay's tunnel port`,
+      );
     checkPinnedRelay(socket, host, token.caFingerprint);
   } catch (err) {
     socket.destroy();
@@ -204,6 +210,7 @@ function checkPinnedRelay(socket: TLSSocket, host: string, expected: string): vo
     throw new TunnelError(
       'APPPROXY_TUNNEL_RELAY_UNTRUSTED',
       `the relay's certificate does not name ${host}: ${identityError.message}`,
+      { cause: identityError },
     );
   }
 }

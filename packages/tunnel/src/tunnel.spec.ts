@@ -244,6 +244,18 @@ describe('tunnel', () => {
     expect(r.reason).toContain('revoked');
   });
 
+  it('tells the connector it is revoked (GOAWAY debug data), or only refused', async () => {
+    const revoked = await startListener({
+      authorize: () => ({ reason: 'connector deleted (certificate revoked)', revoked: true }),
+    });
+    const [gone] = await once(startDialer(revoked.relayUrl), 'connectFailed');
+    expect((gone.error as TunnelError).code).toBe('APPPROXY_TUNNEL_REVOKED');
+    expect(gone.reason).toBe('relay refused the tunnel: connector deleted (certificate revoked)');
+    const refused = await startListener({ authorize: () => 'group not configured' });
+    const [later] = await once(startDialer(refused.relayUrl), 'connectFailed');
+    expect((later.error as TunnelError).code).toBe('APPPROXY_TUNNEL_UNAUTHORIZED');
+  });
+
   it('refuses TLS 1.1', async () => {
     const { port } = await startListener();
     const s = tlsConnect({

@@ -65,7 +65,7 @@ describe('revocation', () => {
     const after = await request(s, HOST, '/echo', { headers: { accept: 'application/json' } });
     expect(after.status).toBe(502);
     expect((json(after) as { error: { code: string } }).error.code).toBe('CONNECTOR_UNAVAILABLE');
-    // It keeps trying, and the relay keeps refusing its certificate.
+    // It tries again, the relay refuses its certificate and tells it: it stops (exit 3).
     await s.relay!.waitFor(
       (l) =>
         l.msg === 'tunnel refused' &&
@@ -74,7 +74,8 @@ describe('revocation', () => {
       10_000,
       'reconnect refused',
     );
-    await connector.waitFor((l) => l.msg === 'tunnel connect failed', 10_000, 'connect failed');
+    await connector.waitFor((l) => l.msg === 'revoked: register again', 10_000, 'revoked');
+    expect(await connector.exited).toBe(3);
     expect((await list(s)).find((r) => r.id === id)).toMatchObject({ state: 'revoked' });
     // Unknown ids are a clear error.
     const unknown = await runCli(RELAY_BIN, [
