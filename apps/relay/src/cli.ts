@@ -39,10 +39,21 @@ async function readConfig(file: string): Promise<RelayConfig> {
  * One hot reload: the file is read and checked as `start` would; a file that fails is refused
  * with its errors logged, and the running configuration keeps serving.
  */
+const RELOAD_REFUSED = 'configuration reload refused; the running configuration keeps serving';
+
 async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void> {
   log.info('configuration reload', { file });
   try {
     const config = await loadConfig(file);
+    // What `start` refuses, a reload refuses too, with the same lines.
+    const problems = await checkConfig(config, { discovery: false });
+    for (const p of problems)
+      if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
+    const errors = problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) {
+      log.error(RELOAD_REFUSED, { file, errors: errors.map(formatProblem) });
+      return;
+    }
     const before = relay.config;
     const { needRestart } = relay.reload(config);
     const names = (c: RelayConfig) => new Set(c.apps.map((a) => a.name));
@@ -58,7 +69,7 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void
         settings: needRestart,
       });
   } catch (err) {
-    log.error('configuration reload refused; the running configuration keeps serving', {
+    log.error(RELOAD_REFUSED, {
       file,
       ...(err instanceof ConfigError
         ? { errors: err.issues.map((i) => `${i.path}: ${i.message}`) }

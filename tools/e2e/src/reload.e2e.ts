@@ -175,6 +175,8 @@ describe('hot reload (SIGHUP)', () => {
     expect(badCert.msg).toBe(
       'configuration reload refused; the running configuration keeps serving',
     );
+    // Named by setting, as `start` and `config check` name it.
+    expect(String(badCert.errors)).toMatch(/^relay\.certificates\[1\]\.cert: /);
     expect((await get(B, '/echo')).status).toBe(200);
   });
 
