@@ -4,7 +4,7 @@
  * ignored because the relay serves the tests' own dev CA (cookies with `Secure` and `__Host-`
  * still need HTTPS, which this keeps).
  */
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { systemTool } from './harness.js';
 
 export const CHROMIUM = systemTool('chromium');
@@ -31,4 +31,20 @@ export function newContext(
   opts: { javaScriptEnabled?: boolean } = {},
 ): Promise<BrowserContext> {
   return browser.newContext({ ignoreHTTPSErrors: true, ...opts });
+}
+
+/**
+ * On the way to the development provider's login form (after the relay sent the browser
+ * there): waits for `issuer`, signs in as `user` (password `<user>-password`), submits.
+ */
+export async function logInAtDevIdp(
+  page: Page,
+  issuer: string,
+  user: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  await page.waitForURL((u) => u.href.startsWith(issuer), { timeout: timeoutMs });
+  await page.fill('#username', user);
+  await page.fill('#password', `${user}-password`);
+  await page.click('#sign-in');
 }

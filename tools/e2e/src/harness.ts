@@ -1,3 +1,4 @@
+import { startDevIdp } from '@appproxy/dev-idp';
 /**
  * End-to-end harness: the real `appproxy-relay` and `appproxy-connector` CLIs as separate
  * processes (built into apps/*\/dist by `npm test`), the sample app, dev certificates, and
@@ -458,4 +459,50 @@ export function request(
 
 export function json(res: ClientResponse): Record<string, unknown> {
   return JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
+}
+
+/**
+ * The development provider for a stack's oidc apps: client `appproxy` (secret
+ * `e2e-client-secret`) with the callback and signed-out URLs of each of `hosts` on the
+ * stack's public port, and the stack's `identityProvider:` section pointing at it
+ * (`more`: further lines of that section, indented 2 spaces). Close it after the stack.
+ */
+export async function devIdpFor(
+  stack: Stack,
+  hosts: string[],
+  opts: {
+    scopes?: string;
+    /** Further lines of the section, or a function of the provider that makes them. */
+    more?: string[] | ((idp: Awaited<ReturnType<typeof startDevIdp>>) => string[]);
+    clients?: Parameters<typeof startDevIdp>[0] extends infer O
+      ? O extends { clients?: infer C }
+        ? C
+        : never
+      : never;
+  } = {},
+): Promise<Awaited<ReturnType<typeof startDevIdp>>> {
+  const { public: port } = await stack.allocatePorts();
+  const origins = hosts.map((h) => `https://${h}:${port}`);
+  const idp = await startDevIdp({
+    port: 0,
+    clients: [
+      {
+        clientId: 'appproxy',
+        clientSecret: 'e2e-client-secret',
+        redirectUris: origins.map((o) => `${o}/.appproxy/callback`),
+        postLogoutRedirectUris: origins.map((o) => `${o}/.appproxy/signed-out`),
+      },
+      ...(opts.clients ?? []),
+    ],
+  });
+  stack.configure({
+    identityProvider: [
+      `  issuer: ${idp.issuer}`,
+      '  clientId: appproxy',
+      '  clientSecret: e2e-client-secret',
+      `  scopes: ${opts.scopes ?? '[openid, profile, email, groups]'}`,
+      ...(typeof opts.more === 'function' ? opts.more(idp) : (opts.more ?? [])),
+    ].join('\n'),
+  });
+  return idp;
 }

@@ -3,8 +3,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, launchChromium, newContext } from './browser.js';
-import { Stack, systemTool, type StackApp } from './harness.js';
+import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
+import { Stack, devIdpFor, systemTool, type StackApp } from './harness.js';
 import {
   DOKUWIKI_ADMIN,
   type RealApp,
@@ -70,27 +70,7 @@ class Published {
         },
       ],
     });
-    const { public: port } = await this.stack.allocatePorts();
-    const origin = `https://${this.host}:${port}`;
-    this.idp = await startDevIdp({
-      port: 0,
-      clients: [
-        {
-          clientId: 'appproxy',
-          clientSecret: 'e2e-client-secret',
-          redirectUris: [`${origin}/.appproxy/callback`],
-          postLogoutRedirectUris: [`${origin}/.appproxy/signed-out`],
-        },
-      ],
-    });
-    this.stack.configure({
-      identityProvider: [
-        `  issuer: ${this.idp.issuer}`,
-        '  clientId: appproxy',
-        '  clientSecret: e2e-client-secret',
-        '  scopes: [openid, profile, email]',
-      ].join('\n'),
-    });
+    this.idp = await devIdpFor(this.stack, [this.host], { scopes: '[openid, profile, email]' });
     await this.stack.start();
     return this;
   }
@@ -110,10 +90,7 @@ class Published {
     const page = await ctx.newPage();
     watch?.(page);
     await page.goto(url);
-    await page.waitForURL((u) => u.href.startsWith(this.idp.issuer), { timeout: 20_000 });
-    await page.fill('#username', 'alice');
-    await page.fill('#password', 'alice-password');
-    await page.click('#sign-in');
+    await logInAtDevIdp(page, this.idp.issuer, 'alice', 20_000);
     await page.waitForURL(url, { timeout: 30_000 });
     return page;
   }
@@ -204,10 +181,7 @@ describe.skipIf(!CHROMIUM)('Node-RED behind AppProxy (editor at /nr/, internally
         redirects.push({ from: r.url(), status: r.status(), location: r.headers().location });
     });
     await page.goto(noSlash);
-    await page.waitForURL((u) => u.href.startsWith(pub.idp.issuer), { timeout: 20_000 });
-    await page.fill('#username', 'alice');
-    await page.fill('#password', 'alice-password');
-    await page.click('#sign-in');
+    await logInAtDevIdp(page, pub.idp.issuer, 'alice', 20_000);
     await page.waitForURL(`${pub.origin}/nr/`, { timeout: 30_000 });
     // /nr itself was answered with a redirect to /nr/ (before or after the sign-in).
     expect(

@@ -3,8 +3,8 @@ import { startSampleApp } from '@appproxy/sample-app';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, launchChromium, newContext } from './browser.js';
-import { Stack, freePort, json, request } from './harness.js';
+import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
+import { Stack, devIdpFor, freePort, json, request } from './harness.js';
 
 /**
  * Pre-authentication through the real relay and connector, with the dev OpenID provider
@@ -74,28 +74,9 @@ describe.skipIf(!CHROMIUM)('pre-authentication (OIDC)', () => {
         },
       ],
     });
-    const { public: port } = await stack.allocatePorts();
-    const appOrigins = Object.values(HOSTS).map((h) => `https://${h}:${port}`);
-    idp = await startDevIdp({
-      port: 0,
-      clients: [
-        {
-          clientId: 'appproxy',
-          clientSecret: 'e2e-client-secret',
-          redirectUris: appOrigins.map((o) => `${o}/.appproxy/callback`),
-          postLogoutRedirectUris: appOrigins.map((o) => `${o}/.appproxy/signed-out`),
-        },
-        { clientId: 'appproxy-cli', redirectUris: ['http://127.0.0.1/callback'] },
-      ],
-    });
-    stack.configure({
-      identityProvider: [
-        `  issuer: ${idp.issuer}`,
-        '  clientId: appproxy',
-        '  clientSecret: e2e-client-secret',
-        '  scopes: [openid, profile, email, groups]',
-        `  bearerAudiences: [${idp.audience}]`,
-      ].join('\n'),
+    idp = await devIdpFor(stack, Object.values(HOSTS), {
+      clients: [{ clientId: 'appproxy-cli', redirectUris: ['http://127.0.0.1/callback'] }],
+      more: (p) => [`  bearerAudiences: [${p.audience}]`],
     });
     await stack.start();
     browser = await launchChromium();
@@ -121,10 +102,7 @@ describe.skipIf(!CHROMIUM)('pre-authentication (OIDC)', () => {
   describe('in a real browser', () => {
     /** On the provider's login form: signs in as `user`. */
     async function logIn(page: Page, user: string): Promise<void> {
-      await page.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 15_000 });
-      await page.fill('#username', user);
-      await page.fill('#password', `${user}-password`);
-      await page.click('#sign-in');
+      await logInAtDevIdp(page, idp.issuer, user);
     }
 
     it('sign-in lands on the exact URL asked for, #fragment included; then sign-out', async () => {

@@ -5,8 +5,8 @@ import { once } from 'node:events';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { CHROMIUM, launchChromium, newContext } from './browser.js';
-import { Stack, json, request } from './harness.js';
+import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
+import { Stack, devIdpFor, json, request } from './harness.js';
 
 /**
  * Single sign-on to the apps behind the proxy, through the real relay and connector CLIs, the
@@ -94,27 +94,8 @@ describe.skipIf(!CHROMIUM)('single sign-on to the apps (headers, assertion, WebS
         { name: 'Open', internalUrl: internal, externalUrl: `https://${HOSTS.open}:{port}/` },
       ],
     });
-    const { public: port } = await stack.allocatePorts();
-    const appOrigins = Object.values(HOSTS).map((h) => `https://${h}:${port}`);
-    idp = await startDevIdp({
-      port: 0,
-      clients: [
-        {
-          clientId: 'appproxy',
-          clientSecret: 'e2e-client-secret',
-          redirectUris: appOrigins.map((o) => `${o}/.appproxy/callback`),
-          postLogoutRedirectUris: appOrigins.map((o) => `${o}/.appproxy/signed-out`),
-        },
-      ],
-    });
-    stack.configure({
-      identityProvider: [
-        `  issuer: ${idp.issuer}`,
-        '  clientId: appproxy',
-        '  clientSecret: e2e-client-secret',
-        '  scopes: [openid, profile, email, groups]',
-        '  claims: { samAccountName: onprem_sam }',
-      ].join('\n'),
+    idp = await devIdpFor(stack, Object.values(HOSTS), {
+      more: ['  claims: { samAccountName: onprem_sam }'],
     });
     await stack.start();
     browser = await launchChromium();
@@ -141,10 +122,7 @@ describe.skipIf(!CHROMIUM)('single sign-on to the apps (headers, assertion, WebS
   async function signedIn(url: string, user: string): Promise<Page> {
     const p = await page();
     await p.goto(url);
-    await p.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 15_000 });
-    await p.fill('#username', user);
-    await p.fill('#password', `${user}-password`);
-    await p.click('#sign-in');
+    await logInAtDevIdp(p, idp.issuer, user);
     await p.waitForURL(url, { timeout: 15_000 });
     return p;
   }
