@@ -17,8 +17,8 @@ export interface ConnectorRegistryOptions {
   ca: ConnectorCA;
   log: Logger;
   metrics: RelayMetrics;
-  /** Names of the configured connector groups. */
-  groups: ReadonlySet<string>;
+  /** Names of the configured connector groups now (a reload may change them). */
+  groups: () => ReadonlySet<string>;
   /** Lifetime of a connector certificate; renewal starts when a third is left. */
   certValidityMs: number;
   /** Connectors unseen (or revoked) this long are removed. */
@@ -83,7 +83,7 @@ export class ConnectorRegistry {
   /** For the tunnel listener: a reason to refuse this certificate, or undefined. */
   authorize = (peer: PeerIdentity): { reason: string; revoked: boolean } | undefined => {
     const record = this.#o.store.getConnector(peer.commonName);
-    const reason = certificateRefusal(record, peer, this.#o.groups);
+    const reason = certificateRefusal(record, peer, this.#o.groups());
     if (!reason) return undefined;
     // Deleted or unknown: only a new registration helps. A replaced certificate is not
     // final (a renewal may be under way) and a missing group can be configured again.
@@ -196,7 +196,7 @@ export class ConnectorRegistry {
       const refusal = certificateRefusal(
         store.getConnector(session.connectorId),
         session.peer,
-        groups,
+        groups(),
       );
       if (!refusal) continue;
       log.warn('connector tunnel closed', {
@@ -241,7 +241,7 @@ export class ConnectorRegistry {
   #collectMetrics(): void {
     const { metrics, store } = this.#o;
     metrics.connectors.reset();
-    for (const group of this.#o.groups)
+    for (const group of this.#o.groups())
       for (const state of ['active', 'inactive', 'revoked'] as const)
         metrics.connectors.labels(group, state).set(0);
     const now = Date.now();

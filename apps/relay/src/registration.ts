@@ -25,7 +25,7 @@ export function registrationHandler(deps: {
   ca: ConnectorCA;
   store: StateStore;
   log: Logger;
-  knownGroups: () => Set<string>;
+  knownGroups: () => ReadonlySet<string>;
   /** Lifetime of the certificate issued (`relay.connectorCertValidity`). */
   certValidityMs: number;
 }) {

@@ -49,8 +49,6 @@ export class Relay {
   #ready = false;
   /** What request handling reads from the configuration now; replaced whole by `reload`. */
   #edge: Edge | undefined;
-  /** Connector group names: the registry and registration read this set, reload refills it. */
-  readonly #groups = new Set<string>();
 
   constructor(config: RelayConfig, log: Logger) {
     this.#config = config;
@@ -67,9 +65,8 @@ export class Relay {
     // stops the start here, before any listener opens.
     const edge = new Edge(this.#config, this.#log);
     this.#edge = edge;
-    // One set for the registry and registration, refilled on reload.
-    const groups = this.#groups;
-    for (const g of edge.groups) groups.add(g);
+    // The registry and registration read the group names of the edge serving now.
+    const groups = () => this.#edge!.groups;
     const connectors = new ConnectorRegistry({
       store,
       ca,
@@ -94,7 +91,7 @@ export class Relay {
         ca,
         store,
         log: this.#log,
-        knownGroups: () => groups,
+        knownGroups: groups,
         certValidityMs: relay.connectorCertValidityMs,
       }),
     });
@@ -217,8 +214,6 @@ export class Relay {
     if (!previous) throw new Error('the relay is not started');
     const edge = new Edge(config, this.#log, previous);
     this.#edge = edge;
-    this.#groups.clear();
-    for (const g of edge.groups) this.#groups.add(g);
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
     if (edge.signIn.rp && edge.signIn.rp !== previous.signIn.rp) this.#providerCheck(edge.signIn);
