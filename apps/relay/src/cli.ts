@@ -46,12 +46,9 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void
   try {
     const config = await loadConfig(file);
     // What `start` refuses, a reload refuses too, with the same lines.
-    const problems = await checkConfig(config, { discovery: false });
-    for (const p of problems)
-      if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
-    const errors = problems.filter((p) => p.severity === 'error');
+    const errors = await configErrors(config, log);
     if (errors.length > 0) {
-      log.error(RELOAD_REFUSED, { file, errors: errors.map(formatProblem) });
+      log.error(RELOAD_REFUSED, { file, errors });
       return;
     }
     const before = relay.config;
@@ -309,11 +306,19 @@ export function buildProgram(): Command {
  * warnings are logged. Discovery is left to the relay (it logs and retries).
  */
 async function refuseBrokenConfig(config: RelayConfig, log: Logger): Promise<void> {
+  const errors = await configErrors(config, log);
+  if (errors.length) throw new CliError(errors.join('\n'), 2);
+}
+
+/**
+ * `config check` without discovery (the relay logs and retries that itself): its warnings
+ * logged, its errors returned as `path: message` lines.
+ */
+async function configErrors(config: RelayConfig, log: Logger): Promise<string[]> {
   const problems = await checkConfig(config, { discovery: false });
   for (const p of problems)
     if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
-  const errors = problems.filter((p) => p.severity === 'error');
-  if (errors.length) throw new CliError(errors.map(formatProblem).join('\n'), 2);
+  return problems.filter((p) => p.severity === 'error').map(formatProblem);
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */

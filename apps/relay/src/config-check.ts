@@ -1,6 +1,7 @@
 import { stateDirProblem, type HostPort, type RelayConfig } from '@appproxy/config';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ssoProblems } from './single-sign-on.js';
 import { isIP } from 'node:net';
 
 /** One thing `config check` (and `start`) found, named by its path in appproxy.yaml. */
@@ -44,6 +45,7 @@ export async function checkConfig(
   const dir = stateDirProblem(config.relay.stateDir);
   if (dir) problems.push({ severity: 'error', path: 'relay.stateDir', message: dir });
   checkCoverage(config, certs, problems);
+  for (const p of ssoProblems(config)) problems.push({ severity: 'error', ...p });
   if (opts.discovery !== false && config.identityProvider)
     await checkDiscovery(config.identityProvider.issuer, opts, problems);
   return problems;

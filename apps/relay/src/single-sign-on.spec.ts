@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SSO_KEYS_FILE, SingleSignOn } from './single-sign-on.js';
+import { SSO_KEYS_FILE, SingleSignOn, ssoProblems } from './single-sign-on.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-relay-sso-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -139,6 +139,15 @@ describe('SingleSignOn (the relay side of @appproxy/sso)', () => {
     const bad = app('Bad', {
       sso: { mode: 'headers', loginIdentity: 'upn', headers: { 'x-user': '{nope}' } },
     });
-    expect(() => new SingleSignOn(config([bad]), log)).toThrow(/apps "Bad" sso: .*nope/);
+    const cfg = config([app('Fine'), bad]);
+    expect(ssoProblems(cfg)).toStrictEqual([
+      {
+        path: 'apps[1].sso',
+        message: expect.stringMatching(/^APPPROXY_SSO_TEMPLATE_INVALID: .*nope/) as string,
+      },
+    ]);
+    expect(() => new SingleSignOn(cfg, log)).toThrow(
+      expect.objectContaining({ code: 'APPPROXY_SSO_TEMPLATE_INVALID' }),
+    );
   });
 });

@@ -38,7 +38,7 @@ export class SingleSignOn {
   /** Claim paths sessions must keep for `claim:<path>` settings. */
   readonly claimPaths: readonly string[];
 
-  /** @throws {Error} naming the app when its SSO settings cannot be used (e.g. a bad template). */
+  /** @throws {SsoError} when an app's SSO settings cannot be used (see {@link ssoProblems}). */
   constructor(config: RelayConfig, log: Logger) {
     const ssoApps = config.apps.filter(
       (a): a is PublishedAppConfig & { sso: NonNullable<PublishedAppConfig['sso']> } =>
@@ -56,27 +56,8 @@ export class SingleSignOn {
     const claimPaths = new Set<string>();
     const names = new Set<string>();
     for (const app of ssoApps) {
-      let sso: AppSso;
-      try {
-        sso = new AppSso(
-          {
-            mode: app.sso.mode,
-            loginIdentity: app.sso.loginIdentity as ConstructorParameters<
-              typeof AppSso
-            >[0]['loginIdentity'],
-            headers: app.sso.headers,
-            ...(app.sso.jwt && { jwt: app.sso.jwt }),
-          },
-          {
-            issuer: new URL(app.externalUrl).origin,
-            ...(this.#signer && { signer: this.#signer }),
-          },
-        );
-      } catch (err) {
-        if (err instanceof SsoError)
-          throw new Error(`apps "${app.name}" sso: ${err.message}`, { cause: err });
-        throw err;
-      }
+      // `start`, reload and `config check` refuse unusable settings first (ssoProblems).
+      const sso = appSso(app, this.#signer);
       this.#byApp.set(app.name, sso);
       for (const path of sso.claimPaths) claimPaths.add(path);
       // A backend that accepts Authorization from its users keeps getting it through the
@@ -125,4 +106,43 @@ export class SingleSignOn {
   jwks(): string | undefined {
     return this.#signer && JSON.stringify(this.#signer.jwks());
   }
+}
+
+type SsoApp = PublishedAppConfig & { sso: NonNullable<PublishedAppConfig['sso']> };
+
+/** An app's SSO as `@appproxy/sso` runs it. @throws {SsoError} on unusable settings. */
+function appSso(app: SsoApp, signer: AssertionSigner | undefined): AppSso {
+  return new AppSso(
+    {
+      mode: app.sso.mode,
+      loginIdentity: app.sso.loginIdentity as ConstructorParameters<
+        typeof AppSso
+      >[0]['loginIdentity'],
+      headers: app.sso.headers,
+      ...(app.sso.jwt && { jwt: app.sso.jwt }),
+    },
+    { issuer: new URL(app.externalUrl).origin, ...(signer && { signer }) },
+  );
+}
+
+/**
+ * SSO settings the relay cannot use (a header template that does not parse, a reserved
+ * header name), by config path — for `config check`, `start` and reload, before anything
+ * is built. The schema has checked the shape already; this is what only `@appproxy/sso`
+ * knows.
+ */
+export function ssoProblems(config: RelayConfig): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = [];
+  // Keys are made on first use: an in-memory signer makes none here.
+  const probe = new AssertionSigner({ maxLifetimeMs: 3_600_000 });
+  config.apps.forEach((app, i) => {
+    if (!app.sso) return;
+    try {
+      appSso(app as SsoApp, probe);
+    } catch (err) {
+      if (!(err instanceof SsoError)) throw err;
+      problems.push({ path: `apps[${i}].sso`, message: `${err.code}: ${err.message}` });
+    }
+  });
+  return problems;
 }

@@ -166,6 +166,23 @@ describe('hot reload (SIGHUP)', () => {
     expect((await get(B, '/echo')).status).toBe(200);
     expect(stack.relay!.child.exitCode).toBeNull();
 
+    // SSO settings only @appproxy/sso can judge (a placeholder it does not know): by path.
+    stack.configure({
+      apps: [
+        {
+          ...appA,
+          preAuthentication: 'oidc',
+          extra: '    sso: { mode: headers, headers: { X-User: "{nope}" } }\n',
+        },
+      ],
+    });
+    const badSso = await stack.reload();
+    expect(badSso.msg).toBe(
+      'configuration reload refused; the running configuration keeps serving',
+    );
+    expect(String(badSso.errors)).toMatch(/^apps\[0\]\.sso: APPPROXY_SSO_TEMPLATE_INVALID: /);
+    expect((await get(B, '/echo')).status).toBe(200);
+
     // A certificate file that is not one: refused the same way.
     stack.configure({
       apps: [{ ...appA }],
