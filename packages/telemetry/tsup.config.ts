@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
 import { libraryBuild } from '../../tsup.shared';
 
-export default defineConfig(libraryBuild);
+// `cli-start` is its own entry: the CLIs' bin.ts loads it, and nothing else, on any Node.
+export default defineConfig({ ...libraryBuild, entry: ['src/index.ts', 'src/cli-start.ts'] });
