@@ -8,6 +8,20 @@ import { SingleSignOn } from './single-sign-on.js';
 import { SniCertificates } from './tls-contexts.js';
 
 /**
+ * Client request headers the relay never forwards as they are: `Host` (→ :authority),
+ * `Expect` (undici cannot do `100-continue`; the relay's own server already answered it)
+ * and the forwarding headers it sets itself.
+ */
+const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'expect',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
+
+/**
  * Everything request handling reads from `appproxy.yaml`, built from one configuration at
  * once: the app table, sign-in, single sign-on, link translation, the public certificates,
  * the trusted proxies and the connector group names. A reload builds a new one and swaps it
@@ -22,6 +36,11 @@ export class Edge {
   readonly certificates: SniCertificates;
   readonly trustedProxies: TrustedProxies;
   readonly groups: ReadonlySet<string>;
+  /**
+   * Client request headers never forwarded as sent, for `endToEndHeaders`' one pass: the
+   * ones the relay replaces and the spoofable identity and address headers (SSO's list).
+   */
+  readonly requestDrop: { has(name: string): boolean };
 
   /**
    * @param previous the edge this one replaces: its OpenID relying party is kept when the
@@ -45,5 +64,7 @@ export class Edge {
     this.links = new LinkTranslation(config.apps);
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
+    const { sso } = this;
+    this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }
 }

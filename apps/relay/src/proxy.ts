@@ -57,19 +57,6 @@ const RESERVED_PREFIX = '/.appproxy/';
 const JWKS_PATH = '/.appproxy/jwks.json';
 /** `sticky: session`: which connector this browser session stays on (a relay cookie). */
 const AFFINITY_COOKIE = '__Host-appproxy_affinity';
-/**
- * Client request headers the relay never forwards as they are: `Host` (→ :authority),
- * `Expect` (undici cannot do `100-continue`; the relay's own server already answered it)
- * and the forwarding headers it sets itself.
- */
-const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
-  'host',
-  'expect',
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-]);
 
 interface Routed {
   match: RouteMatch<PublishedAppConfig>;
@@ -640,10 +627,9 @@ export class RelayProxy {
       return 'BAD_REQUEST_PATH';
     const app = match.app;
     if (app.maintenanceMode) return { code: 'MAINTENANCE', app: app.name };
-    // One pass, no `delete` (which turns the object into a slow dictionary).
-    const headers = endToEndHeaders(req.headers, { drop: REPLACED_REQUEST_HEADERS });
-    // Identity and address headers are the relay's to set, whatever the client sent.
-    edge.sso.strip(headers);
+    // One pass, no `delete` (which turns the object into a slow dictionary); the identity
+    // and address headers are the relay's to set, whatever the client sent.
+    const headers = endToEndHeaders(req.headers, { drop: edge.requestDrop });
     const cookie = header(req.headers.cookie, '; ');
     const ownCookies = stripCookies(cookie, isRelayCookie);
     if (ownCookies === undefined) headers.cookie = undefined;

@@ -76,9 +76,9 @@ export class SingleSignOn {
       });
   }
 
-  /** Removes the spoofable identity and address headers from a client request (in place). */
-  strip(headers: Record<string, unknown>): void {
-    this.#strip.strip(headers);
+  /** Whether a client request header is a spoofable identity or address header (lower-case). */
+  strips(name: string): boolean {
+    return this.#strip.matches(name);
   }
 
   /**

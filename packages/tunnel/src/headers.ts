@@ -25,7 +25,7 @@ const HOP_BY_HOP = new Set([
  */
 export function endToEndHeaders(
   headers: IncomingHttpHeaders,
-  opts: { keepMeta?: boolean; drop?: ReadonlySet<string> } = {},
+  opts: { keepMeta?: boolean; drop?: { has(name: string): boolean } } = {},
 ): OutgoingHttpHeaders {
   const connection = headers.connection;
   let listed: Set<string> | undefined;
