@@ -92,6 +92,29 @@ async function untilServing(
   }
 }
 
+/**
+ * The app once `probe` answers 200: its stop() ends the process group and removes `tmp`.
+ * If it never does (or exits), it is stopped and `tmp` removed before the error is thrown.
+ */
+async function serving(
+  proc: ReturnType<typeof startGroup>,
+  tmp: string,
+  probe: string,
+  app: Pick<RealApp, 'internalUrl' | 'port' | 'dir'>,
+): Promise<RealApp> {
+  const stop = async () => {
+    await proc.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  try {
+    await untilServing(probe, proc.child, proc.output, (s) => s === 200);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { ...app, output: proc.output, stop };
+}
+
 function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `appproxy-realapp-${name}-`));
 }
@@ -129,23 +152,7 @@ export async function startNodeRed(flows: (internalUrl: string) => unknown[]): P
     [red, '--userDir', dir, '--settings', join(dir, 'settings.js')],
     { cwd: dir },
   );
-  try {
-    await untilServing(`${internalUrl}settings`, proc.child, proc.output, (s) => s === 200);
-  } catch (err) {
-    await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    internalUrl,
-    port,
-    dir,
-    output: proc.output,
-    async stop() {
-      await proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return serving(proc, dir, `${internalUrl}settings`, { internalUrl, port, dir });
 }
 
 /** Jupyter Notebook 6 at `/jupyter/`, no token, its notebook directory a temp dir. */
@@ -182,23 +189,7 @@ export async function startJupyter(bin: string): Promise<RealApp> {
       },
     },
   );
-  try {
-    await untilServing(`${internalUrl}api`, proc.child, proc.output, (s) => s === 200);
-  } catch (err) {
-    await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    internalUrl,
-    port,
-    dir: notebooks,
-    output: proc.output,
-    async stop() {
-      await proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return serving(proc, dir, `${internalUrl}api`, { internalUrl, port, dir: notebooks });
 }
 
 /** Debian's DokuWiki: code in /usr/share/dokuwiki, its conf and data copied from here. */
@@ -299,21 +290,5 @@ fastcgi.server = (".php" => ((
   );
   const proc = startGroup(lighttpd, ['-D', '-f', join(dir, 'lighttpd.conf')], { cwd: dir });
   const internalUrl = `http://127.0.0.1:${port}/dokuwiki/`;
-  try {
-    await untilServing(`${internalUrl}doku.php`, proc.child, proc.output, (s) => s === 200);
-  } catch (err) {
-    await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    internalUrl,
-    port,
-    dir: data,
-    output: proc.output,
-    async stop() {
-      await proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return serving(proc, dir, `${internalUrl}doku.php`, { internalUrl, port, dir: data });
 }
