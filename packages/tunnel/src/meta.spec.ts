@@ -19,6 +19,7 @@ const full: RequestMeta = {
   keepAliveMs: 4000,
   identity: { sub: 'u1', issuer: 'https://idp', upn: 'alice@corp', groups: ['Finance'] },
   upgrade: 'websocket',
+  kerberos: { spn: 'HTTP/wiki.corp.local', user: 'zoë@corp.local' },
 };
 
 /** What the connector receives: the relay's headers as HTTP/2 delivers them. */
@@ -50,6 +51,8 @@ describe('request metadata', () => {
     ['a zero timeout', { [META.timeout]: '0' }, META.timeout],
     ['a keep-alive that is no number', { [META.backendKeepAlive]: '4s' }, META.backendKeepAlive],
     ['an identity that is no base64url JSON', { [META.identity]: '%%%' }, META.identity],
+    ['a Kerberos SPN without the user', { [META.ssoUser]: undefined }, META.ssoUser],
+    ['a Kerberos user that is no percent-encoding', { [META.ssoUser]: '%E0%A4%A' }, META.ssoUser],
     [
       'an identity without sub',
       { [META.identity]: Buffer.from('{"issuer":"x"}').toString('base64url') },

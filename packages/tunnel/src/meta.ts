@@ -50,6 +50,11 @@ export interface RequestMeta {
   identity?: TunnelIdentity;
   /** On an extended CONNECT stream: the client's `Upgrade` protocol. */
   upgrade?: string;
+  /**
+   * Kerberos single sign-on: the connector gets a ticket for `user` (the login identity)
+   * towards `spn` by constrained delegation and sends `Authorization: Negotiate …`.
+   */
+  kerberos?: { user: string; spn: string };
 }
 
 /** Codes a connector answers with when the backend never did (`appproxy-error`). */
@@ -60,6 +65,18 @@ export const CONNECTOR_ERROR_CODES = [
   'BACKEND_UPGRADE_REFUSED',
   /** An upgrade the connector never forwards (h2c), whatever the relay asked. */
   'UPGRADE_REFUSED',
+  // Kerberos single sign-on (docs/kerberos.md): the connector could not get or use a ticket.
+  /** This connector has no Kerberos settings (the relay tries another connector). */
+  'SSO_NOT_CONFIGURED',
+  'SSO_KDC_UNREACHABLE',
+  'SSO_DELEGATION_DENIED',
+  'SSO_USER_UNKNOWN',
+  'SSO_CLOCK_SKEW',
+  'SSO_SPN_UNKNOWN',
+  'SSO_SERVICE_LOGIN_FAILED',
+  'SSO_KERBEROS_FAILED',
+  /** The backend still answered 401 Negotiate to the delegated ticket. */
+  'SSO_BACKEND_REJECTED',
 ] as const;
 export type ConnectorErrorCode = (typeof CONNECTOR_ERROR_CODES)[number];
 
@@ -102,6 +119,10 @@ export function encodeRequestMeta(
   if (meta.identity !== undefined)
     headers[META.identity] = Buffer.from(JSON.stringify(meta.identity)).toString('base64url');
   if (meta.upgrade !== undefined) headers[META.upgrade] = meta.upgrade;
+  if (meta.kerberos !== undefined) {
+    headers[META.kerberosSpn] = meta.kerberos.spn;
+    headers[META.ssoUser] = encodeURIComponent(meta.kerberos.user);
+  }
   return headers;
 }
 
@@ -180,5 +201,16 @@ export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
   if (identity !== undefined) meta.identity = identity;
   const upgrade = one(headers, META.upgrade);
   if (upgrade !== undefined) meta.upgrade = upgrade;
+  const spn = one(headers, META.kerberosSpn);
+  if (spn !== undefined) meta.kerberos = { spn, user: parseSsoUser(one(headers, META.ssoUser)) };
   return meta;
+}
+
+function parseSsoUser(value: string | undefined): string {
+  if (value === undefined || value === '') throw invalid(META.ssoUser, 'missing');
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw invalid(META.ssoUser, 'not percent-encoded UTF-8');
+  }
 }

@@ -37,6 +37,13 @@ export const META = {
   identity: 'appproxy-identity',
   /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
   upgrade: 'appproxy-upgrade',
+  /**
+   * Kerberos single sign-on (`sso.mode: kerberos`): the service principal name of the
+   * backend, e.g. `HTTP/intranet.corp.example`; with {@link META.ssoUser}.
+   */
+  kerberosSpn: 'appproxy-kerberos-spn',
+  /** The login identity the connector asks a Kerberos ticket for (S4U2Self), percent-encoded UTF-8. */
+  ssoUser: 'appproxy-sso-user',
 } as const;
 
 /** Every metadata header starts with this; the relay strips client headers that do. */
@@ -59,6 +66,8 @@ export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 /** What a connector may declare in its hello. */
 export const CAPABILITY = {
   websocket: 'websocket',
+  /** Kerberos constrained delegation is configured (`--kerberos-keytab`, `--kerberos-principal`). */
+  kerberos: 'kerberos',
 } as const;
 
 /** The connector's answer to the relay's hello stream. */
