@@ -398,7 +398,8 @@ export interface ApacheGssapiOptions {
 
 /**
  * Apache httpd with mod_auth_gssapi on 127.0.0.1: `/whoami` requires Kerberos (Negotiate)
- * and answers `REMOTE_USER=<principal>`; `/public` needs nothing.
+ * and answers `REMOTE_USER=<principal>`; `/krb/1k.html` is a 1 KiB page behind Kerberos too;
+ * `/public` and `/static/1k.html` need nothing. Replay cache on (an authenticator works once).
  *
  * @example
  * const web = await startApacheGssapi({ keytab: dc.httpKeytab, realm: dc.realm, krb5Conf: dc.krb5Conf });
@@ -416,6 +417,17 @@ export async function startApacheGssapi(opts: ApacheGssapiOptions): Promise<Apac
   mkdirSync(join(dir, 'htdocs'));
   mkdirSync(join(dir, 'cgi'));
   writeFileSync(join(dir, 'htdocs/public'), 'public\n');
+  // The same 1 KiB page behind Kerberos (/krb/) and open (/static/): the benchmark's pair.
+  const page = `<!doctype html><title>bench</title>${'x'.repeat(1024 - 35)}\n`;
+  for (const sub of ['krb', 'static']) {
+    mkdirSync(join(dir, 'htdocs', sub));
+    writeFileSync(join(dir, 'htdocs', sub, '1k.html'), page);
+  }
+  // MIT's replay cache, writable by the user Apache serves as: an authenticator sent twice
+  // is refused, as on a production server.
+  const rcache = join(dir, 'rcache');
+  mkdirSync(rcache, { mode: 0o777 });
+  chmodSync(rcache, 0o777);
   writeFileSync(
     join(dir, 'cgi/whoami'),
     '#!/bin/sh\nprintf "Content-Type: text/plain\\n\\nREMOTE_USER=%s\\n" "$REMOTE_USER"\n',
@@ -442,12 +454,13 @@ LoadModule alias_module ${modules}/mod_alias.so
 LoadModule cgi_module ${modules}/mod_cgi.so
 LoadModule auth_gssapi_module ${modules}/mod_auth_gssapi.so
 ${isRoot ? 'User nobody\nGroup nogroup\n' : ''}TypesConfig /dev/null
+AddType text/html .html
 DocumentRoot "${dir}/htdocs"
 <Directory />
   Require all granted
 </Directory>
 ScriptAlias /whoami "${dir}/cgi/whoami"
-<Location /whoami>
+<LocationMatch "^/(whoami|krb/)">
   AuthType GSSAPI
   AuthName "${opts.realm}"
   GssapiCredStore keytab:${keytab}
@@ -455,7 +468,7 @@ ScriptAlias /whoami "${dir}/cgi/whoami"
   GssapiBasicAuth Off
   GssapiConnectionBound Off
   Require valid-user
-</Location>
+</LocationMatch>
 `,
   );
   const child = spawn(apache, ['-X', '-f', conf], {
@@ -465,8 +478,7 @@ ScriptAlias /whoami "${dir}/cgi/whoami"
       ...process.env,
       KRB5_CONFIG: opts.krb5Conf,
       KRB5_KTNAME: `FILE:${keytab}`,
-      // No replay cache files owned by whoever ran first.
-      KRB5RCACHETYPE: 'none',
+      KRB5RCACHEDIR: rcache,
     },
   });
   let output = '';
