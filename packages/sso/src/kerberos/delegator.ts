@@ -89,7 +89,10 @@ const AS_OPTIONS = [KdcOption.forwardable, KdcOption.renewableOk, KdcOption.cano
 const S4U2SELF_OPTIONS = [KdcOption.forwardable, KdcOption.canonicalize];
 const S4U2PROXY_OPTIONS = [KdcOption.forwardable, KdcOption.canonicalize, KdcOption.cnameInAddlTkt];
 /** The flags in the 0x8003 checksum: no delegation, no mutual authentication (no AP-REP read). */
-const GSS_FLAGS = GssFlag.replay | GssFlag.sequence | GssFlag.conf | GssFlag.integ;
+const GSS_CHECKSUM = {
+  type: CKSUMTYPE_GSSAPI,
+  value: gssChecksum(GssFlag.replay | GssFlag.sequence | GssFlag.conf | GssFlag.integ),
+};
 
 type Phase = 'as' | 's4u2self' | 's4u2proxy';
 
@@ -226,7 +229,7 @@ export class KerberosDelegator {
         cname: cred.cname,
         ctimeMs: Math.floor(us / 1000),
         cusec: us % 1_000_000,
-        checksum: { type: CKSUMTYPE_GSSAPI, value: gssChecksum(GSS_FLAGS) },
+        checksum: GSS_CHECKSUM,
         seqNumber: randomInt(0, 2 ** 31 - 1),
       },
       KeyUsage.AP_REQ_AUTHENTICATOR,

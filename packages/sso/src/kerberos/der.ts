@@ -35,21 +35,39 @@ export class DerError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-function lengthBytes(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+/** Octets the definite length `n` takes. */
+function lengthSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 5;
+}
+
+/** Writes identifier and length at 0; returns the buffer and where the content starts. */
+function header(id: number, n: number): [Buffer, number] {
+  const l = lengthSize(n);
+  const out = Buffer.allocUnsafe(1 + l + n);
+  out[0] = id;
+  if (l === 1) out[1] = n;
+  else {
+    out[1] = 0x80 | (l - 1);
+    for (let i = l - 1, v = n; i >= 1; i--, v = Math.floor(v / 256)) out[1 + i] = v & 0xff;
+  }
+  return [out, 1 + l];
 }
 
 /** A TLV with identifier octet `id` (tag numbers ≤ 30) around `content`. */
 export function tlv(id: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([id]), lengthBytes(content.length), content]);
+  const [out, at] = header(id, content.length);
+  content.copy(out, at);
+  return out;
 }
 
 /** SEQUENCE of already-encoded elements (`undefined` ones, i.e. absent OPTIONAL fields, skipped). */
 export function seq(...elements: (Buffer | undefined)[]): Buffer {
-  return tlv(T_SEQUENCE, Buffer.concat(elements.filter((e): e is Buffer => e !== undefined)));
+  let n = 0;
+  for (const e of elements) if (e !== undefined) n += e.length;
+  const [out, at] = header(T_SEQUENCE, n);
+  let p = at;
+  for (const e of elements) if (e !== undefined) p += e.copy(out, p);
+  return out;
 }
 
 /** `[n] EXPLICIT` around an encoded value; `undefined` stays `undefined` (absent OPTIONAL). */
@@ -65,6 +83,18 @@ export function app(n: number, inner: Buffer): Buffer {
 /** INTEGER, two's complement, minimal octets; safe integers only. */
 export function int(value: number): Buffer {
   if (!Number.isSafeInteger(value)) throw new DerError(`INTEGER ${value} out of range`);
+  if (value >= -0x80000000 && value <= 0x7fffffff) {
+    // The common case without BigInt: drop redundant leading 0x00 / 0xff octets.
+    const four = Buffer.allocUnsafe(4);
+    four.writeInt32BE(value, 0);
+    let i = 0;
+    while (
+      i < 3 &&
+      ((four[i] === 0 && !(four[i + 1]! & 0x80)) || (four[i] === 0xff && four[i + 1]! & 0x80))
+    )
+      i++;
+    return tlv(T_INTEGER, four.subarray(i));
+  }
   const bytes: number[] = [];
   let v = BigInt(value);
   do {
@@ -92,8 +122,17 @@ export function generalString(value: string): Buffer {
 
 /** KerberosTime: GeneralizedTime `YYYYMMDDHHMMSSZ`, whole seconds (RFC 4120 §5.2.3). */
 export function kerberosTime(ms: number): Buffer {
-  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // 2026-11-30T11:00:00.000Z
-  return tlv(T_GENERALIZED_TIME, Buffer.from(iso.slice(0, 19).replace(/[-:T]/g, '') + 'Z'));
+  const d = new Date(ms);
+  const two = (n: number) => (n < 10 ? '0' : '') + n;
+  const text =
+    String(d.getUTCFullYear()).padStart(4, '0') +
+    two(d.getUTCMonth() + 1) +
+    two(d.getUTCDate()) +
+    two(d.getUTCHours()) +
+    two(d.getUTCMinutes()) +
+    two(d.getUTCSeconds()) +
+    'Z';
+  return tlv(T_GENERALIZED_TIME, Buffer.from(text, 'latin1'));
 }
 
 /**

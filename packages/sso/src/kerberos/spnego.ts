@@ -29,16 +29,23 @@ export function gssChecksum(gssFlags: number): Buffer {
   return c;
 }
 
+/** The krb5 OID and TOK_ID 01 00 (KRB_AP_REQ), encoded once. */
+const KRB5_AP_REQ_PREFIX = Buffer.concat([oid(KRB5_OID), Buffer.from([0x01, 0x00])]);
+const SPNEGO_OID_DER = oid(SPNEGO_OID);
+const DEFAULT_MECHS = [KRB5_OID, MS_KRB5_OID];
+const DEFAULT_MECH_TYPES = ctx(0, seq(...DEFAULT_MECHS.map(oid)))!;
+
 /** InitialContextToken: [APPLICATION 0] { krb5 OID, TOK_ID 01 00, AP-REQ }. */
 export function gssKrb5InitialToken(apReq: Buffer): Buffer {
-  return tlv(0x60, Buffer.concat([oid(KRB5_OID), Buffer.from([0x01, 0x00]), apReq]));
+  return tlv(0x60, Buffer.concat([KRB5_AP_REQ_PREFIX, apReq]));
 }
 
 /** SPNEGO InitialContextToken with a NegTokenInit carrying `mechToken` optimistically. */
 export function spnegoNegTokenInit(
   mechToken: Buffer,
-  mechs: readonly string[] = [KRB5_OID, MS_KRB5_OID],
+  mechs: readonly string[] = DEFAULT_MECHS,
 ): Buffer {
-  const negTokenInit = seq(ctx(0, seq(...mechs.map(oid))), ctx(2, octets(mechToken)));
-  return tlv(0x60, Buffer.concat([oid(SPNEGO_OID), ctx(0, negTokenInit)!]));
+  const mechTypes = mechs === DEFAULT_MECHS ? DEFAULT_MECH_TYPES : ctx(0, seq(...mechs.map(oid)));
+  const negTokenInit = seq(mechTypes, ctx(2, octets(mechToken)));
+  return tlv(0x60, Buffer.concat([SPNEGO_OID_DER, ctx(0, negTokenInit)!]));
 }
