@@ -140,6 +140,10 @@ describe('KerberosDelegator with a fake KDC', () => {
     deny = false;
     await k.authorization('alice', 'HTTP/w');
     expect(k.stats.ticketCacheHits).toBe(0);
+    // The KDC took PA-PAC-OPTIONS: a later refusal costs no second try.
+    deny = true;
+    await failure(k.authorization('bob', 'HTTP/w'));
+    expect(kdc.pacOptionsSeen).toEqual([true, false, true, true]);
   });
 
   it('drops PA-PAC-OPTIONS for good when the KDC only takes S4U2Proxy without it', async () => {

@@ -138,8 +138,13 @@ export class KerberosDelegator {
   private readonly pending = new Map<string, Promise<Credential>>();
   /** Microseconds of the last authenticator: each gets a later (ctime, cusec). */
   private lastAuthUs = 0;
-  /** Whether S4U2Proxy takes PA-PAC-OPTIONS; learnt from the first refusal. */
-  private sendPacOptions = true;
+  /**
+   * PA-PAC-OPTIONS (resource-based delegation) goes with every S4U2Proxy: AD needs it for
+   * RBCD, and Samba 4.17 grants classic constrained delegation with it too. A KDC that
+   * refuses a request with it gets the request once more without; if that succeeds, it is
+   * left out from then on. Once a request with it succeeded, a refusal is final.
+   */
+  private pacOptions: 'send' | 'omit' | 'confirmed' = 'send';
 
   constructor(opts: KerberosDelegatorOptions) {
     const invalid = (what: string) =>
@@ -330,15 +335,16 @@ export class KerberosDelegator {
         { user, spn },
       );
     let got: { rep: KdcRep; part: EncKdcRepPart };
+    const withPacOptions = this.pacOptions !== 'omit';
     try {
-      got = await proxy(this.sendPacOptions);
+      got = await proxy(withPacOptions);
+      if (withPacOptions) this.pacOptions = 'confirmed';
     } catch (err) {
-      // A KDC that refuses PA-PAC-OPTIONS itself: once without, and remember.
       const code = err instanceof SsoError ? err.kdcError?.code : undefined;
-      if (!this.sendPacOptions || (code !== KDC_ERR.BADOPTION && code !== KDC_ERR.POLICY))
+      if (this.pacOptions !== 'send' || (code !== KDC_ERR.BADOPTION && code !== KDC_ERR.POLICY))
         throw err;
       got = await proxy(false);
-      this.sendPacOptions = false;
+      this.pacOptions = 'omit';
     }
     return this.credential(got.rep, got.part, 'ticket');
   }
