@@ -122,7 +122,8 @@ describe.skipIf(!tools)('Kerberos client against Samba AD and Apache mod_auth_gs
     const k = delegator();
     const res = await whoami(await k.authorization('alice@CORP.TEST', TARGET_SPN));
     expect(res.status).toBe(200);
-    // Samba 4.17 keeps the enterprise name as the ticket's client: alice\@CORP.TEST@CORP.TEST.
+    // Samba 4.17 keeps the enterprise name as the ticket's client, alice\@CORP.TEST@CORP.TEST;
+    // MIT's `kvno -U alice@CORP.TEST -P` (with PA-S4U-X509-USER) gets the same ticket.
     expect(res.body).toMatch(/^REMOTE_USER=alice(\\@CORP\.TEST)?@CORP\.TEST\n$/);
   });
 
