@@ -114,6 +114,21 @@ describe('KerberosDelegator with a fake KDC', () => {
     ]);
   });
 
+  it('keeps at most maxTickets tickets, dropping the least recently used', async () => {
+    const kdc = await fakeKdc();
+    const k = delegator(kdc, { maxTickets: 2 });
+    await k.authorization('a', 'HTTP/w');
+    await k.authorization('b', 'HTTP/w');
+    await k.authorization('a', 'HTTP/w'); // a is now the most recent
+    await k.authorization('c', 'HTTP/w'); // drops b
+    expect(k.stats).toEqual({ kdcExchanges: 8, ticketCacheHits: 1 });
+    await k.authorization('a', 'HTTP/w');
+    await k.authorization('c', 'HTTP/w');
+    expect(k.stats).toEqual({ kdcExchanges: 8, ticketCacheHits: 3 });
+    await k.authorization('b', 'HTTP/w');
+    expect(k.stats.kdcExchanges).toBe(10);
+  });
+
   it('renews the TGT after 80 % of its life', async () => {
     let now = Date.now();
     const kdc = await fakeKdc({ lifetimeMs: 10 * 3600_000, now: () => now });

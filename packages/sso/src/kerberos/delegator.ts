@@ -63,6 +63,8 @@ export interface KerberosDelegatorOptions {
   timeoutMs?: number;
   /** Clock in ms (tests shift it). @default Date.now */
   now?: () => number;
+  /** Most (user, SPN) service tickets kept; the least recently used goes first. @default 10000 */
+  maxTickets?: number;
 }
 
 /** A ticket and what goes with it, as this client keeps it. */
@@ -79,8 +81,6 @@ interface Credential {
 
 /** Service tickets are reused until this long before they expire. */
 const TICKET_MARGIN_MS = 5 * 60_000;
-/** At most this many (user, SPN) tickets are kept; the least recently used goes first. */
-const MAX_TICKETS = 10_000;
 /** The service TGT is renewed after this share of its life. */
 const TGT_RENEW_AT = 0.8;
 const REQUEST_LIFETIME_MS = 24 * 3600_000;
@@ -131,6 +131,7 @@ export class KerberosDelegator {
   private readonly kdcs: KdcAddress[];
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  private readonly maxTickets: number;
 
   private tgt: Credential | undefined;
   private tgtPending: Promise<Credential> | undefined;
@@ -157,6 +158,8 @@ export class KerberosDelegator {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     if (!(this.timeoutMs > 0)) throw invalid('timeoutMs must be positive');
     this.now = opts.now ?? Date.now;
+    this.maxTickets = opts.maxTickets ?? 10_000;
+    if (!(this.maxTickets >= 0)) throw invalid('maxTickets must be 0 or more');
 
     const [name, principalRealm] = splitPrincipal(opts.principal.trim());
     if (name === '') throw invalid(`principal ${opts.principal} has no name`);
@@ -268,7 +271,7 @@ export class KerberosDelegator {
         (cred) => {
           this.pending.delete(cacheKey);
           this.tickets.set(cacheKey, cred);
-          if (this.tickets.size > MAX_TICKETS)
+          if (this.tickets.size > this.maxTickets)
             this.tickets.delete(this.tickets.keys().next().value!);
           return cred;
         },

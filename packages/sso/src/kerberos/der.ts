@@ -5,9 +5,11 @@
  * OBJECT IDENTIFIER.
  *
  * Our own, not asn1js or `@peculiar/asn1-schema`: Kerberos needs only these few types, so
- * this file (≈200 lines, no dependency) is smaller than either library's schema layer,
- * decodes lazily (a node is a view on the message buffer, nothing is copied until read),
- * and encodes by concatenating buffers with no intermediate object tree.
+ * this file (≈300 lines, 11 kB of source, no dependency) is far smaller than asn1js 4 alone
+ * (180 kB unpacked, plus `@peculiar/utils`; the schema layer adds asn1js, tslib and 110 kB),
+ * decodes lazily (a node is a view on the message buffer, nothing is copied until read), and
+ * encodes each TLV with one allocation and no intermediate object tree, which keeps a cached
+ * `authorization()` call cheap.
  */
 
 /** Tag classes, as the two high bits of the identifier octet. */
