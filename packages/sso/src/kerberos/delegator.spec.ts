@@ -80,6 +80,8 @@ describe('KerberosDelegator with a fake KDC', () => {
     await k.authorization('alice', 'HTTP/other.fake.test');
     expect(k.stats.kdcExchanges).toBe(8);
     expect(kdc.pacOptionsSeen.every(Boolean)).toBe(true);
+    // Every connection was closed: the KDC sees none left once the FINs are in.
+    await expect.poll(() => kdc.openConnections, { timeout: 1000 }).toBe(0);
   });
 
   it('gives each call a later (ctime, cusec), even with a stopped clock', async () => {
@@ -140,6 +142,11 @@ describe('KerberosDelegator with a fake KDC', () => {
     now += 0.2 * 3600_000;
     await k.authorization('c', 'HTTP/w');
     expect(kdc.log.filter((e) => e === 'as-preauth')).toHaveLength(2);
+    // The old TGT still has 2 h: when the KDC is gone, S4U still tries with it (and says so).
+    now += 7.9 * 3600_000;
+    await kdc.stop();
+    const err = await failure(k.authorization('d', 'HTTP/w'));
+    expect(err.code).toBe('SSO_KDC_UNREACHABLE');
   });
 
   it('does not cache a failure', async () => {

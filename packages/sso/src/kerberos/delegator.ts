@@ -128,6 +128,7 @@ export class KerberosDelegator {
   private readonly serviceText: string;
   private readonly keytabKeys: EncryptionKey[] | undefined;
   private readonly password: string | undefined;
+  private readonly passwordKeys = new Map<string, EncryptionKey>();
   private readonly kdcs: KdcAddress[];
   private readonly timeoutMs: number;
   private readonly now: () => number;
@@ -416,7 +417,16 @@ export class KerberosDelegator {
     const keyFor = (etype: number, salt: string | undefined, params: Buffer | undefined) => {
       if (this.keytabKeys) return this.keytabKeys.find((k) => k.etype === etype);
       if (!isSupportedEtype(etype)) return undefined;
-      return stringToKey(etype, this.password!, salt ?? defaultSalt, iterationsFromParams(params));
+      // PBKDF2 (4096 rounds by default) once per salt, not at every renewal.
+      const iterations = iterationsFromParams(params);
+      const id = `${etype}\0${iterations}\0${salt ?? defaultSalt}`;
+      let key = this.passwordKeys.get(id);
+      if (key === undefined) {
+        key = stringToKey(etype, this.password!, salt ?? defaultSalt, iterations);
+        this.passwordKeys.clear();
+        this.passwordKeys.set(id, key);
+      }
+      return key;
     };
 
     let req = request([]);

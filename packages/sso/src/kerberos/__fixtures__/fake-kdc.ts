@@ -70,6 +70,11 @@ export class FakeKdc {
 
   constructor(readonly opts: FakeKdcOptions = {}) {}
 
+  /** TCP connections still open on the KDC's side. */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
   get address(): string {
     return `127.0.0.1:${this.tcpPort || this.udpPort}`;
   }
