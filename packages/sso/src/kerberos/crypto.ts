@@ -14,7 +14,7 @@ import {
   createSecretKey,
   pbkdf2Sync,
   type KeyObject,
-  randomBytes,
+  randomFillSync,
   timingSafeEqual,
 } from 'node:crypto';
 
@@ -232,15 +232,29 @@ function usageKey(key: EncryptionKey, usage: number, kind: 0x99 | 0xaa | 0x55): 
 
 const HMAC_LEN = 12;
 
+/** Confounders come from a pool filled 4 KiB at a time (one syscall per 256 messages). */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function confounder(): Buffer {
+  if (poolAt + 16 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const c = Buffer.from(pool.subarray(poolAt, poolAt + 16));
+  pool.fill(0, poolAt, poolAt + 16); // used bytes do not stay in memory
+  poolAt += 16;
+  return c;
+}
+
 /** encrypt (RFC 3961 §5.3): confounder + plaintext under CTS, then HMAC-SHA1-96 of both. */
 export function encrypt(
   key: EncryptionKey,
   usage: number,
   plain: Buffer,
-  confounder = randomBytes(16),
+  conf: Buffer = confounder(),
 ): Buffer {
   keyLength(key.etype);
-  const data = Buffer.concat([confounder, plain]);
+  const data = Buffer.concat([conf, plain]);
   const ke = usageKey(key, usage, 0xaa);
   const ki = usageKey(key, usage, 0x55);
   const mac = createHmac('sha1', ki).update(data).digest().subarray(0, HMAC_LEN);
