@@ -92,6 +92,15 @@ describe('KerberosDelegator with a fake KDC', () => {
     expect(new Set(headers).size).toBe(3);
     expect(k.stats.kdcExchanges).toBe(4); // concurrent calls shared one exchange
     for (const h of headers) expect(apReqOf(h).tag).toBe(14);
+    const seen = headers.map((h) => kdc.acceptorView(h));
+    for (const a of seen) {
+      expect(a).toMatchObject({ ticketClient: 'alice', cname: 'alice', checksumType: 0x8003 });
+      expect(a.checksum.toString('hex')).toBe('10000000' + '00'.repeat(16) + '3c000000');
+    }
+    const times = seen.map((a) => a.ctime * 1000 + a.cusec);
+    expect(times[1]).toBeGreaterThan(times[0]!);
+    expect(times[2]).toBeGreaterThan(times[1]!);
+    expect(times[0]! - t * 1000).toBeLessThan(1_000_000);
   });
 
   it('keeps service tickets until 5 min before their end, then asks again', async () => {

@@ -254,6 +254,29 @@ export class FakeKdc {
     );
   }
 
+  /**
+   * What the backend would read from an `Authorization: Negotiate …` header: the
+   * authenticator inside the AP-REQ, decrypted with the session key of a ticket it issued.
+   */
+  acceptorView(header: string) {
+    const spnego = Der.parse(Buffer.from(header.replace(/^Negotiate /, ''), 'base64'));
+    const gss = Der.parse(spnego.children()[1]!.inner().need(2).octets());
+    const apReq = Der.parse(gss.content.subarray(13)).inner();
+    const issued = this.ticketOf(apReq.need(3))!;
+    const auth = Der.parse(
+      decrypt(issued.key, KeyUsage.AP_REQ_AUTHENTICATOR, decodeEncryptedData(apReq.need(4)).cipher),
+    ).inner();
+    return {
+      ticketClient: issued.cname.components.join('/'),
+      cname: decodePrincipal(auth.need(2)).components.join('/'),
+      ctime: auth.need(5).time(),
+      cusec: auth.need(4).int(),
+      checksumType: auth.need(3).need(0).int(),
+      checksum: auth.need(3).need(1).octets(),
+      seqNumber: auth.need(7).int(),
+    };
+  }
+
   private ticketOf(ticketDer: Der): Issued | undefined {
     const blob = decodeEncryptedData(ticketDer.inner().need(3)).cipher;
     return this.tickets.get(blob.toString('hex'));
