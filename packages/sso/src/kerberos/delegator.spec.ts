@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SsoError } from '../errors.js';
 import { Der } from './der.js';
@@ -213,6 +214,16 @@ describe('KerberosDelegator with a fake KDC', () => {
     expect(err.code).toBe('SSO_SERVICE_LOGIN_FAILED');
     expect(err.kdcError?.name).toBe('KDC_ERR_PREAUTH_FAILED');
     expect(JSON.stringify({ m: err.message, s: err.stack })).not.toContain('Not-The-Pass-9');
+  });
+
+  it('shows no password or key when inspected', async () => {
+    const kdc = await fakeKdc();
+    const k = delegator(kdc);
+    await k.authorization('alice', 'HTTP/w');
+    const shown = inspect(k, { depth: 10, showHidden: true }) + JSON.stringify(k);
+    expect(shown).not.toContain(FAKE_PASSWORD);
+    expect(shown).toContain('EncryptionKey(etype 18)');
+    expect(shown).not.toMatch(/value: <Buffer/);
   });
 
   it('clock skew names both times', () => {

@@ -127,7 +127,8 @@ export class KerberosDelegator {
   /** The service account's name without its realm, for messages. */
   private readonly serviceText: string;
   private readonly keytabKeys: EncryptionKey[] | undefined;
-  private readonly password: string | undefined;
+  /** A true private field: util.inspect and JSON.stringify never see the password. */
+  readonly #password: string | undefined;
   private readonly passwordKeys = new Map<string, EncryptionKey>();
   private readonly kdcs: KdcAddress[];
   private readonly timeoutMs: number;
@@ -214,10 +215,10 @@ export class KerberosDelegator {
       if (keys.length === 0)
         throw invalid(`keytab ${opts.keytab} has no AES key for ${name}@${realm}`);
       this.keytabKeys = keys;
-      this.password = undefined;
+      this.#password = undefined;
     } else {
       this.keytabKeys = undefined;
-      this.password = opts.password;
+      this.#password = opts.password;
     }
   }
 
@@ -422,7 +423,7 @@ export class KerberosDelegator {
       const id = `${etype}\0${iterations}\0${salt ?? defaultSalt}`;
       let key = this.passwordKeys.get(id);
       if (key === undefined) {
-        key = stringToKey(etype, this.password!, salt ?? defaultSalt, iterations);
+        key = stringToKey(etype, this.#password!, salt ?? defaultSalt, iterations);
         this.passwordKeys.clear();
         this.passwordKeys.set(id, key);
       }
