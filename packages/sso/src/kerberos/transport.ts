@@ -30,8 +30,6 @@ const show = (k: KdcAddress) => (isIPv6(k.host) ? `[${k.host}]:${k.port}` : `${k
 export function tcpExchange(kdc: KdcAddress, msg: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let connected = false;
-    const chunks: Buffer[] = [];
-    let got = 0;
     const socket = connect({ host: kdc.host, port: kdc.port });
     const fail = (why: string) => {
       socket.destroy();
@@ -44,25 +42,22 @@ export function tcpExchange(kdc: KdcAddress, msg: Buffer, timeoutMs: number): Pr
       connected = true;
       const len = Buffer.alloc(4);
       len.writeUInt32BE(msg.length, 0);
-      socket.end(Buffer.concat([len, msg]));
+      // write, not end: no half-close, which some KDCs take as the client going away
+      socket.write(Buffer.concat([len, msg]));
     });
+    let got = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got < 4) return;
-      const all = Buffer.concat(chunks);
-      const n = all.readUInt32BE(0);
+      got = Buffer.concat([got, chunk]);
+      if (got.length < 4) return;
+      const n = got.readUInt32BE(0);
       if (n > MAX_REPLY) return fail('reply too large');
-      if (all.length >= 4 + n) {
+      if (got.length >= 4 + n) {
         clearTimeout(timer);
         socket.destroy();
-        resolve(all.subarray(4, 4 + n));
+        resolve(got.subarray(4, 4 + n));
       }
     });
-    socket.once('end', () => {
-      if (got < 4 || Buffer.concat(chunks).length < 4 + Buffer.concat(chunks).readUInt32BE(0))
-        fail('connection closed early');
-    });
+    socket.once('end', () => fail('connection closed before the whole reply'));
   });
 }
 
