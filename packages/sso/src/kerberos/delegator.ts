@@ -131,6 +131,7 @@ export class KerberosDelegator {
   readonly #password: string | undefined;
   private readonly passwordKeys = new Map<string, EncryptionKey>();
   private readonly kdcs: KdcAddress[];
+  private kdcIndex = 0;
   private readonly timeoutMs: number;
   private readonly now: () => number;
   private readonly maxTickets: number;
@@ -520,7 +521,9 @@ export class KerberosDelegator {
     this.stats.kdcExchanges++;
     let answer: Buffer;
     try {
-      answer = await kdcExchange(this.kdcs, msg, this.timeoutMs);
+      const got = await kdcExchange(this.kdcs, msg, this.timeoutMs, this.kdcIndex);
+      answer = got.reply;
+      this.kdcIndex = got.index; // a KDC that did not answer is not asked first next time
     } catch (err) {
       if (err instanceof KdcUnreachableError)
         throw new SsoError(

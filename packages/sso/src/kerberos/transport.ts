@@ -92,16 +92,23 @@ function isResponseTooBig(reply: Buffer): boolean {
   return reply.includes(Buffer.from([0xa6, 0x03, 0x02, 0x01, KRB_ERR_RESPONSE_TOO_BIG]));
 }
 
-/** Tries each KDC in turn; resolves with the first reply. */
+/**
+ * Tries each KDC in turn, starting with `kdcs[first]` (the one that answered last time);
+ * resolves with the first reply and the index of the KDC that gave it.
+ */
 export async function kdcExchange(
   kdcs: readonly KdcAddress[],
   msg: Buffer,
   timeoutMs: number,
-): Promise<Buffer> {
+  first = 0,
+): Promise<{ reply: Buffer; index: number }> {
   const attempts: string[] = [];
-  for (const kdc of kdcs) {
+  for (let i = 0; i < kdcs.length; i++) {
+    const index = (first + i) % kdcs.length;
+    const kdc = kdcs[index]!;
+    const answered = (reply: Buffer) => ({ reply, index });
     try {
-      return await tcpExchange(kdc, msg, timeoutMs);
+      return answered(await tcpExchange(kdc, msg, timeoutMs));
     } catch (err) {
       const e = err as Error & { connect?: boolean };
       attempts.push(`${show(kdc)} tcp ${e.message}`);
@@ -109,9 +116,9 @@ export async function kdcExchange(
     }
     try {
       const reply = await udpExchange(kdc, msg, timeoutMs);
-      if (!isResponseTooBig(reply)) return reply;
+      if (!isResponseTooBig(reply)) return answered(reply);
       attempts.push(`${show(kdc)} udp answer too big`);
-      return await tcpExchange(kdc, msg, timeoutMs);
+      return answered(await tcpExchange(kdc, msg, timeoutMs));
     } catch (err) {
       attempts.push(`${show(kdc)} udp ${(err as Error).message}`);
     }
