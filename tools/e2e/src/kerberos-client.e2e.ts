@@ -102,6 +102,9 @@ describe.skipIf(!tools)('Kerberos client against Samba AD and Apache mod_auth_gs
     expect(k.stats).toEqual({ kdcExchanges: 4, ticketCacheHits: 1 });
     expect(second).not.toBe(first); // a fresh authenticator: Apache's replay cache takes it
     expect(await whoami(second)).toEqual({ status: 200, body: 'REMOTE_USER=alice@CORP.TEST\n' });
+    // The same authenticator again is a replay, and Apache's replay cache refuses it: why
+    // each request needs its own.
+    expect((await whoami(second)).status).toBe(401);
   });
 
   it('password login (salt from ETYPE-INFO2) works the same', async () => {
