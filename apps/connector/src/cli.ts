@@ -185,10 +185,11 @@ export function buildProgram(): Command {
         kerberosPrincipal?: string;
         kerberosKdc?: string[];
       }) => {
+        // Flags first: a usage mistake is told before anything is read or started.
+        const kerberos = kerberosDelegator(opts);
         const stateDir = resolve(opts.stateDir);
         const state = loadState(stateDir);
         const log = createLogger({ name: 'connector' }).child({ connectorId: state.connectorId });
-        const kerberos = kerberosDelegator(opts);
         const outboundProxy =
           opts.outboundProxy ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
         const metrics = new ConnectorMetrics();
