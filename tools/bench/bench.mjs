@@ -12,6 +12,12 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  kerberosBackendMissing,
+  startKerberosBackend,
+  stopKerberosBackend,
+} from './kerberos-backend.mjs';
+import { formatKerberosCost, measureKerberosCost } from './kerberos-cost.mjs';
 import { signIn } from './sign-in.mjs';
 import { measureSsoCost } from './sso-cost.mjs';
 import {
@@ -88,7 +94,9 @@ const log = (line) => process.stderr.write(`bench: ${line}\n`);
  */
 /** The development OpenID provider of the pre-auth and SSO variants, once started. */
 let preauthIdp;
-const OIDC_BENCH_HOSTS = ['preauth.bench.test', 'sso.bench.test'];
+const OIDC_BENCH_HOSTS = ['preauth.bench.test', 'sso.bench.test', 'krb.bench.test'];
+/** The Kerberos rows' Samba domain controller and Apache, once started. */
+let kerberos;
 async function startPreauthIdp() {
   preauthIdp ??= await startDevIdp({
     port: 0,
@@ -129,6 +137,63 @@ const APPPROXY_VARIANTS = [
       cookie: await signIn({
         base,
         host: 'sso.bench.test',
+        username: 'alice',
+        password: 'alice-password',
+      }),
+    }),
+  },
+  {
+    key: 'kerberos-plain',
+    name: 'AppProxy → Apache page (passthrough)',
+    host: 'krb-plain.bench.test',
+    wired: true,
+    // The Kerberos row's page without Kerberos: its baseline (same backend, same bytes).
+    unavailable: kerberosBackendMissing,
+    prepare: async () => {
+      kerberos = await startKerberosBackend();
+    },
+    smallPath: '/static/1k.html',
+    noBulk: true,
+    // Apache with Kerberos takes fewer than 1000 req/s here: both rows at a rate it keeps.
+    fixedRate: 300,
+    appYaml: () => `  - name: BenchApachePlain
+    internalUrl: ${kerberos.apache.url}/
+    externalUrl: https://krb-plain.bench.test/
+    preAuthentication: passthrough
+`,
+    relayYaml: () => '',
+  },
+  {
+    key: 'kerberos',
+    name: 'AppProxy + Kerberos SSO (cached ticket)',
+    host: 'krb.bench.test',
+    wired: true,
+    // Pre-auth as above; the connector sends a delegated ticket (S4U2Self + S4U2Proxy once
+    // per user, then a fresh authenticator per request) to Apache with mod_auth_gssapi.
+    unavailable: kerberosBackendMissing,
+    prepare: async () => {
+      await startPreauthIdp();
+      kerberos = await startKerberosBackend();
+    },
+    smallPath: '/krb/1k.html',
+    noBulk: true,
+    fixedRate: 300,
+    appYaml: () =>
+      `${oidcAppYaml({ name: 'BenchKerberos', origin: kerberos.apache.url, host: 'krb.bench.test' })}    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${kerberos.spn} } }
+`,
+    relayYaml: () => idpRelayYaml(preauthIdp),
+    connectorCliArgs: () => [
+      '--kerberos-keytab',
+      kerberos.dc.serviceKeytab,
+      '--kerberos-principal',
+      kerberos.dc.servicePrincipal,
+      '--kerberos-kdc',
+      kerberos.dc.kdc,
+    ],
+    requestHeaders: async ({ base }) => ({
+      cookie: await signIn({
+        base,
+        host: 'krb.bench.test',
         username: 'alice',
         password: 'alice-password',
       }),
@@ -349,20 +414,31 @@ async function idleWebSockets(base, pids, count) {
 }
 
 /** Latency at a fixed 1,000 req/s (open loop), from a separate process. */
-function fixedRate(url, headers = {}) {
+function fixedRate(url, headers = {}, procs = [], rate = 1000) {
+  const before = cpuSnapshot(procs);
   const out = execFileSync(
     node,
     [
       join(root, 'tools/bench/fixed-rate.mjs'),
       url,
-      '1000',
+      String(rate),
       String(quick ? 2 : 10),
       JSON.stringify(headers),
     ],
     { encoding: 'utf8' },
   );
   const r = JSON.parse(out.trim().split('\n').pop());
-  return { fixedP50: r.p50, fixedP99: r.p99, fixedOk: r.ok, fixedSent: r.sent };
+  const cpu = cpuPerRequest(before, cpuSnapshot(procs), r.ok);
+  // CPU per request at the same rate for every path: free of what saturation does to it
+  // (fewer requests per event-loop turn cost more each), so rows with slower backends compare.
+  return {
+    fixedP50: r.p50,
+    fixedP99: r.p99,
+    fixedOk: r.ok,
+    fixedSent: r.sent,
+    fixedRate: rate,
+    fixedCpuUsPerRequest: cpu.perProcess,
+  };
 }
 
 /** MB/s of one download and one upload of BULK_MIB through `base`. */
@@ -591,7 +667,8 @@ AllowTcpForwarding yes
   // AppProxy: the real CLIs, passthrough pre-authentication.
   // Any AppProxy variant brings the passthrough path along (the ratios and the WebSocket
   // measurement use it).
-  const variantWanted = (v) => wanted('appproxy') || wanted(`appproxy-${v.key}`);
+  const variantWanted = (v) =>
+    (wanted('appproxy') || wanted(`appproxy-${v.key}`)) && !v.unavailable?.();
   if (wanted('appproxy') || APPPROXY_VARIANTS.some(variantWanted)) {
     for (const v of APPPROXY_VARIANTS) if (v.wired && variantWanted(v)) await v.prepare?.();
     const appYaml = APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v))
@@ -623,6 +700,9 @@ AllowTcpForwarding yes
       relayYaml,
       relayArgs: profileArgs('relay'),
       connectorArgs: profileArgs('connector'),
+      connectorCliArgs: APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v)).flatMap(
+        (v) => v.connectorCliArgs?.() ?? [],
+      ),
     });
     paths.push({
       key: 'appproxy',
@@ -638,6 +718,11 @@ AllowTcpForwarding yes
       appproxy: true,
     });
     for (const v of APPPROXY_VARIANTS) {
+      const unavailable = v.unavailable?.();
+      if (unavailable && (wanted('appproxy') || wanted(`appproxy-${v.key}`))) {
+        paths.push({ name: v.name, skipped: unavailable });
+        continue;
+      }
       if (!variantWanted(v)) continue;
       if (!v.wired) {
         paths.push({ name: v.name, skipped: `not wired yet (${v.pending})` });
@@ -650,6 +735,8 @@ AllowTcpForwarding yes
         headers: { host: v.host, ...(await v.requestHeaders?.({ config, work, base })) },
         smallPath: v.smallPath,
         downloadQuery: v.downloadQuery,
+        noBulk: v.noBulk,
+        fixedRate: v.fixedRate,
         procs: [
           { name: 'relay', pid: relay.pid },
           { name: 'connector', pid: connector.pid },
@@ -730,8 +817,11 @@ async function main() {
     const runs = [];
     for (let i = 0; i < REPEAT; i++) {
       const load = phases.has('load') ? wrk(small, [originProc, ...p.procs], p.headers) : {};
-      const fixed = phases.has('fixed') ? fixedRate(small, p.headers) : {};
-      const b = phases.has('bulk') ? await bulk(p.base, p.headers, p.downloadQuery) : {};
+      const fixed = phases.has('fixed')
+        ? fixedRate(small, p.headers, [originProc, ...p.procs], p.fixedRate)
+        : {};
+      const b =
+        phases.has('bulk') && !p.noBulk ? await bulk(p.base, p.headers, p.downloadQuery) : {};
       runs.push({ ...load, ...fixed, ...b });
     }
     results.push({
@@ -789,6 +879,17 @@ async function main() {
       `${ssoCost}\nSSO work in process (relay CPU per request): assertion cached ${f(ssoWork.jwtHitUs)} µs, fresh ${f(ssoWork.jwtMissUs)} µs; identity headers ${f(ssoWork.headersUs)} µs; header stripping ${f(ssoWork.stripUs)} µs; average ${f(ssoWork.averageUs)} µs (${ssoWork.note})\n`,
     );
   }
+  const krbCost = kerberosCost(results);
+  let kerberosWork;
+  if (krbCost) {
+    const { dc, spn } = kerberos;
+    kerberosWork = await measureKerberosCost(
+      { principal: dc.servicePrincipal, keytab: dc.serviceKeytab, kdc: [dc.kdc] },
+      'alice',
+      spn,
+    );
+    process.stdout.write(`${krbCost}\n${formatKerberosCost(kerberosWork)}\n`);
+  }
   const busy = results.filter((r) => !r.skipped && (r.idleBefore < 0.9 || r.otherLoad > 0.1));
   if (busy.length)
     process.stdout.write(
@@ -797,7 +898,7 @@ async function main() {
   mkdirSync(join(root, 'bench'), { recursive: true });
   writeFileSync(
     join(root, 'bench/results.json'),
-    `${JSON.stringify({ machine, connections: CONNECTIONS, bulkMiB: BULK_MIB, results: results.map(({ procs: _p, ...r }) => r), appproxyVsPeers: ratios, idleWebSockets: ws, ...(ssoWork && { ssoWork }) }, null, 2)}\n`,
+    `${JSON.stringify({ machine, connections: CONNECTIONS, bulkMiB: BULK_MIB, results: results.map(({ procs: _p, ...r }) => r), appproxyVsPeers: ratios, idleWebSockets: ws, ...(ssoWork && { ssoWork }), ...(kerberosWork && { kerberosWork }) }, null, 2)}\n`,
   );
   process.stdout.write(`\nwrote bench/results.json\n`);
 }
@@ -817,9 +918,25 @@ function singleSignOnCost(results) {
   return `SSO (jwt) cost vs pre-auth alone: relay ${diff('relay').toFixed(1)} + connector ${diff('connector').toFixed(1)} = ${total.toFixed(1)} µs of CPU per request (target ≤ 10)`;
 }
 
+/**
+ * The Kerberos row against the same Apache page through a passthrough app: relay + connector
+ * CPU per request, and their ratio (target ≤ 1.2×; the Kerberos row also pays for pre-auth).
+ */
+function kerberosCost(results) {
+  const krb = results.find((r) => r.variant === 'kerberos');
+  const plain = results.find((r) => r.variant === 'kerberos-plain');
+  // At the same fixed rate when measured (the load run saturates Apache, not the proxy).
+  const key = krb?.fixedCpuUsPerRequest && plain?.fixedCpuUsPerRequest ? 'fixed' : 'load';
+  const cpu = (r) => (key === 'fixed' ? r.fixedCpuUsPerRequest : r.cpuUsPerRequest);
+  if (!krb || !plain || !cpu(krb) || !cpu(plain)) return undefined;
+  const proxy = (r) => (cpu(r).relay ?? 0) + (cpu(r).connector ?? 0);
+  return `Kerberos SSO (cached ticket) vs passthrough to the same Apache page, ${key === 'fixed' ? `both at ${krb.fixedRate} req/s` : 'in the load run'}: relay + connector ${proxy(krb).toFixed(1)} vs ${proxy(plain).toFixed(1)} µs of CPU per request = ${(proxy(krb) / proxy(plain)).toFixed(2)}× (target ≤ 1.2×; the Kerberos row also pays for pre-authentication)`;
+}
+
 /** SIGTERM to everything started; waits (bounded) so profiles and logs are complete. */
 async function cleanup() {
   await preauthIdp?.close();
+  await stopKerberosBackend();
   await stopChildren();
   rmSync(work, { recursive: true, force: true });
   if (profile)

@@ -139,7 +139,8 @@ export const benchIdpClient = (...hosts) => ({
 /**
  * The real CLIs: a relay with the bench app (passthrough on any host not named by `appYaml`)
  * on its own ports and state under `work`, and a registered connector. `relayArgs` and
- * `connectorArgs` go to Node before the script (e.g. `--cpu-prof`). `metrics`: the relay's
+ * `connectorArgs` go to Node before the script (e.g. `--cpu-prof`); `connectorCliArgs` after
+ * `start` (e.g. `--kerberos-keytab …`). `metrics`: the relay's
  * admin listener and the connector's metrics listener on loopback ports, their `/metrics`
  * URLs returned as `metricsUrls`.
  */
@@ -152,6 +153,7 @@ export async function startAppProxy({
   relayYaml,
   relayArgs = [],
   connectorArgs = [],
+  connectorCliArgs = [],
   metrics = false,
 }) {
   const dir = join(work, `appproxy-${name}`);
@@ -210,6 +212,7 @@ ${appYaml}${relayYaml}`,
       '--state-dir',
       state,
       ...(metrics ? ['--metrics-listen', `127.0.0.1:${ports.connectorMetrics}`] : []),
+      ...connectorCliArgs,
     ],
     jsonLine((l) => l.msg === 'tunnel connected'),
   );
