@@ -19,6 +19,7 @@ const full: RequestMeta = {
   keepAliveMs: 4000,
   identity: { sub: 'u1', issuer: 'https://idp', upn: 'alice@corp', groups: ['Finance'] },
   upgrade: 'websocket',
+  affinity: 'Yk2c1dYQ9fN0m2hV3a8QxA',
 };
 
 /** What the connector receives: the relay's headers as HTTP/2 delivers them. */
@@ -50,6 +51,8 @@ describe('request metadata', () => {
     ['a zero timeout', { [META.timeout]: '0' }, META.timeout],
     ['a keep-alive that is no number', { [META.backendKeepAlive]: '4s' }, META.backendKeepAlive],
     ['an identity that is no base64url JSON', { [META.identity]: '%%%' }, META.identity],
+    ['an affinity id that is too short', { [META.affinity]: 'abc' }, META.affinity],
+    ['an affinity id with other characters', { [META.affinity]: 'a b c d e f g h' }, META.affinity],
     [
       'an identity without sub',
       { [META.identity]: Buffer.from('{"issuer":"x"}').toString('base64url') },

@@ -37,6 +37,11 @@ export const META = {
   identity: 'appproxy-identity',
   /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
   upgrade: 'appproxy-upgrade',
+  /**
+   * Connection affinity (NTLM/Negotiate passthrough): requests with the same id ride one
+   * dedicated backend connection, never the shared pool; released by `CONTROL.release`.
+   */
+  affinity: 'appproxy-affinity',
 } as const;
 
 /** Every metadata header starts with this; the relay strips client headers that do. */
@@ -53,6 +58,11 @@ export const CONTROL = {
   renew: 'renew',
   /** Here is your renewed certificate (request body `{ certificate }`) → 204. */
   certificate: 'certificate',
+  /**
+   * The client connection pinned to an affinity id closed (body `{ affinity }`) → 204: the
+   * connector closes that id's backend connection.
+   */
+  release: 'release',
 } as const;
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 
