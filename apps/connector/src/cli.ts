@@ -1,6 +1,7 @@
 import { METRICS_CONTENT_TYPE, createLogger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
+  CONTROL,
   DEFAULT_PING_INTERVAL_MS,
   TunnelDialer,
   TunnelError,
@@ -198,7 +199,8 @@ export function buildProgram(): Command {
             capabilities: opts.websocket ? [CAPABILITY.websocket] : [],
           },
           onStream: forwarder.handle,
-          onControl: renewal.handle,
+          onControl: (name, body) =>
+            name === CONTROL.release ? forwarder.release(body) : renewal.handle(name, body),
           tunnels: opts.tunnels,
           pingIntervalMs: opts.pingInterval,
           pingTimeoutMs: opts.pingTimeout,
