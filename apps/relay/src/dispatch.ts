@@ -29,6 +29,8 @@ export interface DispatchRequest {
   affinityKey?: string;
   /** Only connectors that declare it (`websocket` for upgrades). */
   capability?: string;
+  /** Connection affinity: only this connector's tunnels (it holds the backend connection). */
+  connectorId?: string;
   /** The tunnel stream's headers, metadata included. */
   headers: OutgoingHttpHeaders;
   method: string;
@@ -122,8 +124,13 @@ export class Dispatch<T extends DispatchTunnel> {
 
   #attempt(): void {
     if (this.#settled) return;
-    const { group, affinityKey, capability } = this.#req;
-    const picked = this.#groups.pick(group, { affinityKey, capability, exclude: this.#tried });
+    const { group, affinityKey, capability, connectorId } = this.#req;
+    const picked = this.#groups.pick(group, {
+      affinityKey,
+      capability,
+      connectorId,
+      exclude: this.#tried,
+    });
     if (picked === 'NO_CAPABLE_CONNECTOR')
       return this.#fail('UPGRADE_UNSUPPORTED', `no connector in group ${group} has ${capability}`);
     if (typeof picked === 'string') {
