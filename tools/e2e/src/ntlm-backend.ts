@@ -184,6 +184,8 @@ export interface NtlmBackend {
   port: number;
   /** TCP connections accepted so far. */
   readonly connections: number;
+  /** Requests received so far. */
+  readonly requests: number;
   close(): Promise<void>;
 }
 
@@ -205,6 +207,7 @@ export async function startNtlmBackend(opts: NtlmBackendOptions): Promise<NtlmBa
   const users = new Map(Object.entries(opts.users).map(([u, p]) => [u.toLowerCase(), p]));
   const states = new WeakMap<Socket, ConnectionState>();
   let connections = 0;
+  let requests = 0;
   const server: Server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => handle(req, res));
   server.on('connection', (socket: Socket) => {
     states.set(socket, { n: ++connections });
@@ -214,6 +217,7 @@ export async function startNtlmBackend(opts: NtlmBackendOptions): Promise<NtlmBa
     res.end('NTLM authentication required\n');
   };
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    requests++;
     req.resume();
     const state = states.get(req.socket)!;
     const ok = () => {
@@ -254,6 +258,9 @@ export async function startNtlmBackend(opts: NtlmBackendOptions): Promise<NtlmBa
     port: (server.address() as AddressInfo).port,
     get connections() {
       return connections;
+    },
+    get requests() {
+      return requests;
     },
     close: () =>
       new Promise<void>((resolve) => {
