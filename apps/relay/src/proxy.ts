@@ -94,11 +94,8 @@ export class RelayProxy {
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
     this.#affinity = new ConnectionAffinity({ groups: deps.groups, log: deps.log });
-  }
-
-  /** HTTP/1.1 client connections pinned to a connector (NTLM/Negotiate passthrough). */
-  get pinnedConnections(): number {
-    return this.#affinity.pinned;
+    const pinned = deps.metrics.connectionsPinned.labels();
+    deps.metrics.registry.onCollect(() => pinned.set(this.#affinity.pinned));
   }
 
   /** Requests and upgrades being proxied now. */
