@@ -280,7 +280,7 @@ export class RelayProxy {
           onResponse: (headers, s, tunnel) => {
             if (passthrough && challengesConnectionAuth(Number(headers[':status']), headers)) {
               if (h2) {
-                // The 401's body is read and dropped, so the backend connection stays reusable.
+                // The 401's body is read and dropped: the client never sees this response.
                 s.resume();
                 return requireHttp11('backend challenged with NTLM/Negotiate');
               }
