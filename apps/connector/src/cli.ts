@@ -1,3 +1,4 @@
+import { KerberosDelegator, SsoError } from '@appproxy/sso';
 import { METRICS_CONTENT_TYPE, createLogger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
@@ -154,6 +155,19 @@ export function buildProgram(): Command {
     )
     .option('--no-websocket', 'do not serve WebSocket (HTTP upgrade) requests')
     .option(
+      '--kerberos-keytab <file>',
+      'Kerberos single sign-on: keytab of the connector’s service account (default: $APPPROXY_KERBEROS_KEYTAB)',
+    )
+    .option(
+      '--kerberos-principal <name>',
+      "the service account in that keytab, e.g. 'appproxy$@CORP.EXAMPLE' (default: $APPPROXY_KERBEROS_PRINCIPAL)",
+    )
+    .option(
+      '--kerberos-kdc <host[:port]>',
+      'a KDC to use instead of krb5.conf’s; repeatable (default: $APPPROXY_KERBEROS_KDC, comma-separated)',
+      (v: string, all: string[] = []) => [...all, ...v.split(',').map((k) => k.trim())],
+    )
+    .option(
       '--metrics-listen <host:port>',
       'serve Prometheus /metrics (and /healthz) here, e.g. 127.0.0.1:9091',
       listenAddress,
@@ -168,14 +182,22 @@ export function buildProgram(): Command {
         drainTimeout: number;
         websocket: boolean;
         metricsListen?: HostPort;
+        kerberosKeytab?: string;
+        kerberosPrincipal?: string;
+        kerberosKdc?: string[];
       }) => {
         const stateDir = resolve(opts.stateDir);
         const state = loadState(stateDir);
         const log = createLogger({ name: 'connector' }).child({ connectorId: state.connectorId });
+        const kerberos = kerberosDelegator(opts);
         const outboundProxy =
           opts.outboundProxy ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
         const metrics = new ConnectorMetrics();
-        const forwarder = new BackendForwarder({ log, metrics });
+        const forwarder = new BackendForwarder({
+          log,
+          metrics,
+          ...(kerberos && { kerberos: kerberos.delegator }),
+        });
         const renewal = new CertificateRenewal({
           stateDir,
           state,
@@ -196,7 +218,10 @@ export function buildProgram(): Command {
             connectorId: state.connectorId,
             version: CONNECTOR_VERSION,
             hostname: hostname(),
-            capabilities: opts.websocket ? [CAPABILITY.websocket] : [],
+            capabilities: [
+              ...(opts.websocket ? [CAPABILITY.websocket] : []),
+              ...(kerberos ? [CAPABILITY.kerberos] : []),
+            ],
           },
           onStream: forwarder.handle,
           onControl: (name, body) =>
@@ -272,6 +297,7 @@ export function buildProgram(): Command {
           tunnels: opts.tunnels,
           outboundProxy,
           websocket: opts.websocket,
+          ...(kerberos && { kerberos: kerberos.settings }),
           version: CONNECTOR_VERSION,
           ...certificateAdvice(state.certPem),
         });
@@ -282,6 +308,7 @@ export function buildProgram(): Command {
             dialer
               .stop({ drainTimeoutMs: opts.drainTimeout })
               .then(() => forwarder.close())
+              .then(() => kerberos?.delegator.close())
               .then(() => metricsServer?.close())
               .then(() => done(), done);
           };
@@ -299,6 +326,61 @@ export function buildProgram(): Command {
     );
 
   return program;
+}
+
+/**
+ * Kerberos single sign-on from the flags, else `APPPROXY_KERBEROS_*` (the password only from
+ * the environment, never a flag: flags show in `ps`); undefined when none is set. The keytab
+ * and krb5.conf are read now, so a bad path or file stops `start` (exit 2) with its reason.
+ */
+function kerberosDelegator(opts: {
+  kerberosKeytab?: string;
+  kerberosPrincipal?: string;
+  kerberosKdc?: string[];
+}): { delegator: KerberosDelegator; settings: Record<string, unknown> } | undefined {
+  const env = process.env;
+  const keytab = opts.kerberosKeytab ?? (env.APPPROXY_KERBEROS_KEYTAB || undefined);
+  const password = env.APPPROXY_KERBEROS_PASSWORD || undefined;
+  const principal = opts.kerberosPrincipal ?? (env.APPPROXY_KERBEROS_PRINCIPAL || undefined);
+  const kdc =
+    opts.kerberosKdc ??
+    env.APPPROXY_KERBEROS_KDC?.split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
+  if (keytab === undefined && password === undefined && principal === undefined) {
+    if (kdc?.length)
+      throw new CliError('--kerberos-kdc needs --kerberos-keytab and --kerberos-principal', 2);
+    return undefined;
+  }
+  if (principal === undefined)
+    throw new CliError(
+      'Kerberos single sign-on needs --kerberos-principal (or APPPROXY_KERBEROS_PRINCIPAL)',
+      2,
+    );
+  if (keytab === undefined && password === undefined)
+    throw new CliError(
+      'Kerberos single sign-on needs --kerberos-keytab (or APPPROXY_KERBEROS_KEYTAB, or APPPROXY_KERBEROS_PASSWORD)',
+      2,
+    );
+  try {
+    const delegator = new KerberosDelegator({
+      principal,
+      ...(keytab !== undefined ? { keytab: resolve(keytab) } : { password: password! }),
+      ...(kdc?.length && { kdc }),
+    });
+    return {
+      delegator,
+      settings: {
+        principal,
+        realm: delegator.realm,
+        credentials: keytab !== undefined ? resolve(keytab) : 'password',
+        ...(kdc?.length && { kdc }),
+      },
+    };
+  } catch (err) {
+    if (err instanceof SsoError) throw new CliError(`Kerberos single sign-on: ${err.message}`, 2);
+    throw err;
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PinnedConnections, type PinnedConnectionsOptions } from './affinity.js';
 import { classifyBackendError } from './errors.js';
+import { delegatedAuthorization, rejectsTicket, type TicketSource } from './kerberos.js';
 import type { AppSeries, ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 import { Agent, proxyAgent } from './undici.js';
@@ -28,6 +29,11 @@ export interface ForwarderOptions {
   connections?: number;
   /** Dedicated connections of affinity ids (NTLM/Negotiate): `max`, `idleMs`. */
   pinned?: Pick<PinnedConnectionsOptions, 'max' | 'idleMs'>;
+  /**
+   * Kerberos single sign-on (`--kerberos-keytab`, `--kerberos-principal`); without it a
+   * request of a `sso.mode: kerberos` app is answered `SSO_NOT_CONFIGURED`.
+   */
+  kerberos?: TicketSource;
 }
 
 /**
@@ -61,6 +67,7 @@ export class BackendForwarder {
   readonly #log: Logger;
   readonly #metrics: ConnectorMetrics;
   readonly #connections: number;
+  readonly #kerberos: TicketSource | undefined;
   /** Pools by backend TLS validation, keep-alive, freshness and forward proxy. */
   readonly #dispatchers = new Map<string, Dispatcher>();
   /** Requests with an affinity id: one dedicated connection per id, never the pools. */
@@ -70,6 +77,7 @@ export class BackendForwarder {
     this.#log = opts.log;
     this.#metrics = opts.metrics;
     this.#connections = opts.connections ?? 256;
+    this.#kerberos = opts.kerberos;
     this.#pinned = new PinnedConnections({
       gauge: opts.metrics.pinnedConnections.labels(),
       log: opts.log,
@@ -151,21 +159,60 @@ export class BackendForwarder {
         502,
         'relay sent a path that is not origin-form',
       );
-    if (method === 'CONNECT') {
-      forwardUpgrade({
+    const { kerberos } = meta;
+    if (kerberos && !this.#kerberos) {
+      this.#metrics.backendErrors.labels(app, 'SSO_NOT_CONFIGURED').inc();
+      logger().warn(
+        'kerberos single sign-on requested, but this connector has no Kerberos settings',
+        {
+          spn: kerberos.spn,
+        },
+      );
+      return respondError(
         stream,
-        headers,
-        target,
-        protocol: meta.upgrade ?? String(headers[':protocol'] ?? 'websocket'),
-        authority,
-        path,
-        timeoutMs,
-        verifyTls,
-        proxy,
-        log: logger(),
-        metrics: this.#metrics,
-        app,
-      });
+        'SSO_NOT_CONFIGURED',
+        502,
+        'this connector has no Kerberos settings (--kerberos-keytab, --kerberos-principal)',
+      );
+    }
+    /**
+     * Kerberos single sign-on: a fresh `Authorization: Negotiate` (a new authenticator, the
+     * ticket cached) for each request sent, then `then`; a failure is the user's page.
+     */
+    const delegated = (then: (authorization?: string) => void): void => {
+      if (!kerberos) return then();
+      delegatedAuthorization(this.#kerberos!, kerberos.user, kerberos.spn, logger()).then(
+        (outcome) => {
+          if (stream.destroyed || stream.closed) return;
+          if ('value' in outcome) return then(outcome.value);
+          const { code, status, detail } = outcome.failure;
+          this.#metrics.backendErrors.labels(app, code).inc();
+          respondError(stream, code, status, detail);
+        },
+        // delegatedAuthorization never rejects; an exception in `then` must not vanish.
+        (err: unknown) => {
+          logger().error('kerberos single sign-on failed', { error: err });
+          respondError(stream, 'SSO_KERBEROS_FAILED', 502, (err as Error).message);
+        },
+      );
+    };
+    if (method === 'CONNECT') {
+      delegated((authorization) =>
+        forwardUpgrade({
+          stream,
+          headers: authorization ? { ...headers, authorization } : headers,
+          target,
+          protocol: meta.upgrade ?? String(headers[':protocol'] ?? 'websocket'),
+          authority,
+          path,
+          timeoutMs,
+          verifyTls,
+          proxy,
+          log: logger(),
+          metrics: this.#metrics,
+          app,
+        }),
+      );
       return;
     }
     const series = this.#metrics.forApp(app);
@@ -177,6 +224,7 @@ export class BackendForwarder {
       proxy,
       logger,
       this.#log.enabled('debug'),
+      kerberos !== undefined,
     );
     series.inFlight.inc();
     stream.once('close', exchange.onStreamClose);
@@ -204,22 +252,24 @@ export class BackendForwarder {
         ? undefined
         : this.#pinned.acquire(meta.affinity, verifyTls, proxy);
     if (pinned) stream.once('close', pinned.done);
-    const send = (fresh: boolean): void => {
-      (pinned?.dispatcher ?? this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh)).dispatch(
-        {
-          origin: target.origin,
-          path: originFormPath(target.origin, path),
-          method: method as Dispatcher.HttpMethod,
-          headers: outHeaders as Record<string, string | string[]>,
-          body,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
-          // Close after the response: keep-alive off for the app, or a fresh connection.
-          ...(!pinned && (fresh || keepAliveMs === 0) && { reset: true }),
-        },
-        exchange,
-      );
-    };
+    const send = (fresh: boolean): void =>
+      delegated((authorization) => {
+        if (authorization) outHeaders.authorization = authorization;
+        (pinned?.dispatcher ?? this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh)).dispatch(
+          {
+            origin: target.origin,
+            path: originFormPath(target.origin, path),
+            method: method as Dispatcher.HttpMethod,
+            headers: outHeaders as Record<string, string | string[]>,
+            body,
+            headersTimeout: timeoutMs,
+            bodyTimeout: timeoutMs,
+            // Close after the response: keep-alive off for the app, or a fresh connection.
+            ...(!pinned && (fresh || keepAliveMs === 0) && { reset: true }),
+          },
+          exchange,
+        );
+      });
     // A kept-alive connection the server closed as the request went out: once more on a
     // new connection — only when that cannot do anything twice (an idempotent method, no
     // body: a streamed body cannot be sent again).
@@ -285,6 +335,8 @@ class BackendExchange implements Dispatcher.DispatchHandler {
     readonly proxy: string | undefined,
     readonly log: () => Logger,
     readonly debug: boolean,
+    /** The request carries a delegated Kerberos ticket: a 401 Negotiate refuses it. */
+    readonly delegated: boolean,
   ) {}
 
   /** The tunnel stream closed: account for it, and stop the backend request if it still runs. */
@@ -317,6 +369,26 @@ class BackendExchange implements Dispatcher.DispatchHandler {
     if (stream.destroyed || stream.closed) {
       this.#aborted = true;
       return controller.abort(new Error('tunnel stream closed'));
+    }
+    if (this.delegated && rejectsTicket(statusCode, headers['www-authenticate'])) {
+      // The user would see the backend's login prompt for a sign-on that failed: the admin's
+      // page instead, and the backend's challenge in the log.
+      this.#aborted = true;
+      this.#status = 502;
+      controller.abort(new Error('backend refused the delegated Kerberos ticket'));
+      this.series.backendErrors('SSO_BACKEND_REJECTED').inc();
+      this.log().warn('backend refused the delegated Kerberos ticket', {
+        code: 'SSO_BACKEND_REJECTED',
+        status: statusCode,
+        wwwAuthenticate: headers['www-authenticate'],
+        target: this.origin,
+      });
+      return respondError(
+        stream,
+        'SSO_BACKEND_REJECTED',
+        502,
+        `backend answered ${statusCode} Negotiate to the delegated ticket`,
+      );
     }
     const responseHeaders: OutgoingHttpHeaders = endToEndHeaders(headers);
     responseHeaders[':status'] = statusCode;

@@ -169,7 +169,7 @@ export function buildProgram(): Command {
   connectors
     .command('list')
     .description(
-      'List registered connectors: group, host, version, state, last seen, open tunnels, requests in flight, missing capabilities.',
+      'List registered connectors: group, host, version, state, last seen, open tunnels, requests in flight, Kerberos single sign-on, missing capabilities.',
     )
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .option('--json', 'print JSON')
@@ -178,7 +178,8 @@ export function buildProgram(): Command {
       const store = openStateStore(config.relay.stateDir);
       try {
         const now = Date.now();
-        const known: string[] = Object.values(CAPABILITY);
+        // What every connector of this version has; Kerberos is a connector's own setting.
+        const known: string[] = [CAPABILITY.websocket];
         const rows = store.listConnectors().map((c) => {
           const state = connectorState(c, now);
           const live = state === 'active';
@@ -192,6 +193,7 @@ export function buildProgram(): Command {
             tunnels: live ? c.tunnels : 0,
             inFlight: live ? c.inFlight : 0,
             capabilities: c.capabilities,
+            kerberos: c.capabilities.includes(CAPABILITY.kerberos),
             // Known only once it connected and said what it can do.
             missingCapabilities: c.lastSeenAt
               ? known.filter((k) => !c.capabilities.includes(k))
@@ -212,6 +214,7 @@ export function buildProgram(): Command {
           'LAST SEEN',
           'TUNNELS',
           'IN-FLIGHT',
+          'KERBEROS',
           'LACKS',
         ];
         const table = [
@@ -225,6 +228,7 @@ export function buildProgram(): Command {
             r.lastSeen ?? '-',
             String(r.tunnels),
             String(r.inFlight),
+            r.kerberos ? 'yes' : '-',
             r.missingCapabilities.join(',') || '-',
           ]),
         ];

@@ -67,7 +67,12 @@ function groupOf(...tunnels: FakeTunnel[]): ConnectorGroups<FakeTunnel> {
 /** Runs a dispatch to its end: which tunnel answered, or which error came. */
 function run(
   groups: ConnectorGroups<FakeTunnel>,
-  opts: { method?: string; body?: RequestBody; capability?: string; slot?: () => undefined } = {},
+  opts: {
+    method?: string;
+    body?: RequestBody;
+    capability?: string | string[];
+    slot?: () => undefined;
+  } = {},
 ) {
   const retries: string[] = [];
   let dispatch!: Dispatch<FakeTunnel>;
@@ -153,6 +158,15 @@ describe('Dispatch', () => {
     ).toBe('UPGRADE_UNSUPPORTED');
     const ws = new FakeTunnel('a', answers, ['websocket']);
     expect(await run(groupOf(ws), { capability: 'websocket' }).outcome).toBe('response from a');
+    // A Kerberos app's request (alone or as an upgrade) where no connector has a keytab.
+    expect(await run(groupOf(ws), { capability: 'kerberos' }).outcome).toBe('SSO_NOT_CONFIGURED');
+    expect(await run(groupOf(ws), { capability: ['websocket', 'kerberos'] }).outcome).toBe(
+      'SSO_NOT_CONFIGURED',
+    );
+    const krb = new FakeTunnel('k', answers, ['websocket', 'kerberos']);
+    expect(await run(groupOf(ws, krb), { capability: ['websocket', 'kerberos'] }).outcome).toBe(
+      'response from k',
+    );
     expect(
       await run(groupOf(new FakeTunnel('a', answers)), { slot: () => undefined }).outcome,
     ).toBe('TOO_MANY_STREAMS');

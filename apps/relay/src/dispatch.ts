@@ -4,7 +4,13 @@ import {
   type ConnectorTunnel,
   type FailedAttempt,
 } from '@appproxy/routing';
-import { META, isConnectorErrorCode, resetStream, type ConnectorErrorCode } from '@appproxy/tunnel';
+import {
+  CAPABILITY,
+  META,
+  isConnectorErrorCode,
+  resetStream,
+  type ConnectorErrorCode,
+} from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream } from 'node:http2';
 import type { RelayErrorCode } from './error-pages.js';
@@ -27,8 +33,11 @@ export interface DispatchRequest {
   group: string;
   /** `sticky`: keeps this client on one connector. */
   affinityKey?: string;
-  /** Only connectors that declare it (`websocket` for upgrades). */
-  capability?: string;
+  /**
+   * Only connectors that declare it (`websocket` for upgrades, `kerberos` for Kerberos
+   * single sign-on), or all of these.
+   */
+  capability?: string | readonly string[];
   /** Connection affinity: only this connector's tunnels (it holds the backend connection). */
   connectorId?: string;
   /** The tunnel stream's headers, metadata included. */
@@ -131,8 +140,13 @@ export class Dispatch<T extends DispatchTunnel> {
       connectorId,
       exclude: this.#tried,
     });
-    if (picked === 'NO_CAPABLE_CONNECTOR')
-      return this.#fail('UPGRADE_UNSUPPORTED', `no connector in group ${group} has ${capability}`);
+    if (picked === 'NO_CAPABLE_CONNECTOR') {
+      const needs = [capability ?? []].flat();
+      return this.#fail(
+        needs.includes(CAPABILITY.kerberos) ? 'SSO_NOT_CONFIGURED' : 'UPGRADE_UNSUPPORTED',
+        `no connector in group ${group} has ${needs.join(' and ')}`,
+      );
+    }
     if (typeof picked === 'string') {
       return this.#attempts > 0
         ? this.#fail(

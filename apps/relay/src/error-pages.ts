@@ -122,6 +122,52 @@ export const RELAY_ERRORS = {
     title: 'Your account cannot be passed on to this application',
     hint: 'You are signed in, but your account lacks what this application’s single sign-on needs to tell it who you are. Ask your administrator, or sign in with another account.',
   },
+  // Kerberos single sign-on (docs/kerberos.md): the connector answers these.
+  SSO_NOT_CONFIGURED: {
+    status: 502,
+    title: 'Single sign-on is not set up',
+    hint: 'This application signs you in with Kerberos, and no connector of its group is set up for it. Administrator: start its connectors with --kerberos-keytab and --kerberos-principal.',
+  },
+  SSO_KDC_UNREACHABLE: {
+    status: 502,
+    title: 'Domain controller unreachable',
+    hint: 'The connector could not reach a Kerberos domain controller to sign you in to this application. Administrator: check the KDCs the connector uses (krb5.conf or --kerberos-kdc) and the network between them.',
+  },
+  SSO_DELEGATION_DENIED: {
+    status: 502,
+    title: 'Delegation not allowed',
+    hint: 'The domain refused to let the connector sign you in to this application. Administrator: allow the connector’s account to delegate to this application’s SPN with any protocol (constrained delegation with protocol transition).',
+  },
+  SSO_USER_UNKNOWN: {
+    status: 403,
+    title: 'Your account is not known to the application’s domain',
+    hint: 'You are signed in, but the domain has no account that matches yours, so this application cannot know who you are. Ask your administrator (the login identity mapping or your on-premises account).',
+  },
+  SSO_CLOCK_SKEW: {
+    status: 502,
+    title: 'Clocks out of step',
+    hint: 'The connector’s clock and the domain controller’s differ by more than Kerberos allows. Administrator: synchronise the connector host’s time (NTP) with the domain.',
+  },
+  SSO_SPN_UNKNOWN: {
+    status: 502,
+    title: 'Application not known to the domain',
+    hint: 'The domain has no service principal name for this application. Administrator: register the SPN (setspn / samba-tool spn add) on the application’s service account, or fix sso.kerberos.spn.',
+  },
+  SSO_SERVICE_LOGIN_FAILED: {
+    status: 502,
+    title: 'Connector cannot sign in to the domain',
+    hint: 'The connector’s own account could not sign in to the domain. Administrator: check its keytab or password, and that the account is enabled.',
+  },
+  SSO_KERBEROS_FAILED: {
+    status: 502,
+    title: 'Kerberos sign-in failed',
+    hint: 'The connector could not get a Kerberos ticket for you. The correlation id below lets your administrator find the domain controller’s error in the connector’s log.',
+  },
+  SSO_BACKEND_REJECTED: {
+    status: 502,
+    title: 'Application refused the sign-in',
+    hint: 'The application did not accept the Kerberos ticket the connector obtained for you. Administrator: check the application’s keytab and SPN, and that it accepts Negotiate (Kerberos).',
+  },
   INTERNAL_ERROR: {
     status: 500,
     title: 'Internal error',

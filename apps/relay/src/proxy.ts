@@ -257,6 +257,8 @@ export class RelayProxy {
           group: app.connectorGroup,
           affinityKey: routed.affinityKey,
           connectorId: pin?.connectorId,
+          // Kerberos single sign-on: only connectors with a keytab can get the ticket.
+          ...(routed.meta.kerberos && { capability: CAPABILITY.kerberos }),
           headers: encodeRequestMeta(routed.meta, routed.headers),
           method,
           body,
@@ -416,7 +418,9 @@ export class RelayProxy {
         {
           group: match.app.connectorGroup,
           affinityKey: routed.affinityKey,
-          capability: CAPABILITY.websocket,
+          capability: routed.meta.kerberos
+            ? [CAPABILITY.websocket, CAPABILITY.kerberos]
+            : CAPABILITY.websocket,
           headers: encodeRequestMeta(
             { ...routed.meta, upgrade: protocol },
             {
@@ -581,7 +585,7 @@ export class RelayProxy {
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
         const who = signedInAs(outcome.identity);
-        const missing = edge.sso.apply(app, outcome.identity, routed.headers);
+        const missing = edge.sso.apply(app, outcome.identity, routed.headers, routed.meta);
         if (missing) {
           // Never a request with an empty or someone else's user: the person is told which
           // claim their account lacks, ops see it in the log.

@@ -1,6 +1,6 @@
 import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import { createLogger } from '@appproxy/telemetry';
-import { endToEndHeaders } from '@appproxy/tunnel';
+import { endToEndHeaders, type RequestMetaInit } from '@appproxy/tunnel';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,6 +44,15 @@ function config(apps: PublishedAppConfig[], stripRequestHeaders?: string[]): Rel
     apps,
   } as unknown as RelayConfig;
 }
+
+/** The connector metadata of one request. */
+const meta = (): RequestMetaInit => ({
+  target: 'http://x',
+  requestId: 'r',
+  app: 'A',
+  timeoutMs: 1,
+  verifyTls: true,
+});
 
 const alice = {
   sub: 's-1',
@@ -107,23 +116,23 @@ describe('SingleSignOn (the relay side of @appproxy/sso)', () => {
     const sso = new SingleSignOn(config([wiki, reports, open]), log);
     expect(sso.claimPaths).toStrictEqual(['employee_id']);
     const headers: Record<string, unknown> = {};
-    expect(sso.apply(wiki, alice, headers)).toBeUndefined();
+    expect(sso.apply(wiki, alice, headers, meta())).toBeUndefined();
     expect(headers).toMatchObject({
       'x-wiki-user': 'alice@corp.example.com',
       'x-wiki-groups': 'Staff, Finance',
     });
-    expect(sso.apply(reports, alice, {})).toStrictEqual({
+    expect(sso.apply(reports, alice, {}, meta())).toStrictEqual({
       code: 'SSO_IDENTITY_MISSING',
       claim: 'employee_id',
     });
     // An app without SSO gets nothing added.
     const none: Record<string, unknown> = {};
-    expect(sso.apply(open, alice, none)).toBeUndefined();
+    expect(sso.apply(open, alice, none, meta())).toBeUndefined();
     expect(none).toStrictEqual({});
 
     const withClaim = { ...alice, claims: { employee_id: 'E-7' } };
     const out: Record<string, unknown> = {};
-    expect(sso.apply(reports, withClaim, out)).toBeUndefined();
+    expect(sso.apply(reports, withClaim, out, meta())).toBeUndefined();
     const [scheme, token] = String(out.authorization).split(' ');
     expect(scheme).toBe('Bearer');
     const { payload } = await jwtVerify(token!, createLocalJWKSet(JSON.parse(sso.jwks()!)), {
@@ -132,6 +141,33 @@ describe('SingleSignOn (the relay side of @appproxy/sso)', () => {
     });
     expect(payload).toMatchObject({ sub: 's-1', login_identity: 'E-7' });
     expect(payload.exp! - payload.iat!).toBe(120);
+  });
+
+  it('tells the connector the login identity and SPN of a kerberos app, and sets no header', () => {
+    const intranet = app('Intranet', {
+      sso: {
+        mode: 'kerberos',
+        loginIdentity: 'localPart',
+        headers: {},
+        kerberos: { spn: 'HTTP/intranet.corp.test' },
+      },
+    });
+    const sso = new SingleSignOn(config([intranet, wiki]), log);
+    const headers: Record<string, unknown> = { authorization: 'Basic Zm9vOmJhcg==' };
+    const m = meta();
+    expect(sso.apply(intranet, alice, headers, m)).toBeUndefined();
+    expect(m.kerberos).toStrictEqual({ user: 'alice', spn: 'HTTP/intranet.corp.test' });
+    expect(headers).toStrictEqual({ authorization: 'Basic Zm9vOmJhcg==' });
+    // Other apps' metadata gets no Kerberos request.
+    const other = meta();
+    sso.apply(wiki, alice, {}, other);
+    expect(other.kerberos).toBeUndefined();
+    // No local part, no ticket: refused like any missing login identity.
+    const refused = meta();
+    expect(sso.apply(intranet, { sub: 's-2' }, {}, refused)).toMatchObject({
+      code: 'SSO_IDENTITY_MISSING',
+    });
+    expect(refused.kerberos).toBeUndefined();
   });
 
   it('keeps its keys in stateDir (0600) across restarts; no keys without a jwt app', () => {

@@ -9,6 +9,7 @@ import {
   type SsoIdentity,
 } from '@appproxy/sso';
 import type { Logger } from '@appproxy/telemetry';
+import type { RequestMetaInit } from '@appproxy/tunnel';
 import { join } from 'node:path';
 
 /** Where the relay keeps the signing keys of the SSO assertion (`stateDir`). */
@@ -82,18 +83,23 @@ export class SingleSignOn {
   }
 
   /**
-   * Adds the app's SSO headers for `identity` (in place). A refusal when the identity lacks
-   * the claim the app's login identity or assertion needs; nothing for apps without SSO.
+   * Adds the app's SSO headers for `identity` (in place), or for a Kerberos app the login
+   * identity and SPN to the connector's metadata (the connector gets the ticket). A refusal
+   * when the identity lacks the claim the app's login identity or assertion needs; nothing
+   * for apps without SSO.
    */
   apply(
     app: PublishedAppConfig,
     identity: SsoIdentity,
     headers: Record<string, unknown>,
+    meta: RequestMetaInit,
   ): SsoRefusal | undefined {
     const sso = this.#byApp.get(app.name);
     if (!sso) return undefined;
     try {
-      sso.apply(identity, headers);
+      const login = sso.apply(identity, headers);
+      if (app.sso?.kerberos && login !== undefined)
+        meta.kerberos = { user: login, spn: app.sso.kerberos.spn };
       return undefined;
     } catch (err) {
       if (err instanceof SsoError && err.code === 'SSO_IDENTITY_MISSING')

@@ -423,12 +423,36 @@ ${IDP}apps:
     ]);
   });
 
-  it('refuses sso on passthrough apps, kerberos (not in this release) and malformed settings', () => {
+  it('resolves kerberos mode: the SPN given, or HTTP/<internal host>', () => {
+    const config = parse(`${RELAY}${IDP}apps:
+  - { name: Intranet, internalUrl: http://intranet.corp.test:8080/, externalUrl: https://intranet.example.com/,
+      sso: { mode: kerberos } }
+  - { name: Hr, internalUrl: https://10.1.2.3/, externalUrl: https://hr.example.com/,
+      sso: { mode: kerberos, loginIdentity: samAccountName, kerberos: { spn: HTTP/hr.corp.test@CORP.TEST } } }
+`);
+    expect(config.apps.map((a) => a.sso)).toStrictEqual([
+      {
+        mode: 'kerberos',
+        loginIdentity: 'upn',
+        headers: {},
+        kerberos: { spn: 'HTTP/intranet.corp.test' },
+      },
+      {
+        mode: 'kerberos',
+        loginIdentity: 'samAccountName',
+        headers: {},
+        kerberos: { spn: 'HTTP/hr.corp.test@CORP.TEST' },
+      },
+    ]);
+  });
+
+  it('refuses sso on passthrough apps, kerberos settings elsewhere and malformed settings', () => {
     const yaml = `${RELAY}  stripRequestHeaders: ['X Remote', '*']
 ${IDP}apps:
   - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
       sso: { mode: headers, headers: { X-Remote-User: "{loginIdentity}" } } }
-  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, sso: { mode: kerberos } }
+  - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/,
+      sso: { mode: jwt, kerberos: { spn: "HTTP b" } } }
   - { name: C, internalUrl: http://c/, externalUrl: https://c.example.com/, sso: { mode: headers } }
   - { name: D, internalUrl: http://d/, externalUrl: https://d.example.com/,
       sso: { mode: headers, loginIdentity: samaccountname, headers: { "Bad Name": x } } }
@@ -440,7 +464,8 @@ ${IDP}apps:
       [
         'relay.stripRequestHeaders[0]: must be a header name, or a prefix ending in * (e.g. X-Auth-Request-*)',
         'relay.stripRequestHeaders[1]: must be a header name, or a prefix ending in * (e.g. X-Auth-Request-*)',
-        'apps[1].sso.mode: kerberos single sign-on is not available in this release (use headers or jwt, or none)',
+        'apps[1].sso.kerberos: applies only to mode: kerberos',
+        'apps[1].sso.kerberos.spn: must be a service principal name like HTTP/intranet.corp.example',
         'apps[2].sso.headers: is required',
         'apps[3].sso.loginIdentity: must be one of: upn, email, preferredUsername, sub, localPart, samAccountName, claim:<dotted.path>',
         'apps[3].sso.headers["Bad Name"]: must be a header name',

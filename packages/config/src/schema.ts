@@ -101,7 +101,7 @@ export interface PublishedAppConfig {
  * the absence of this object.
  */
 export interface SsoConfig {
-  mode: 'headers' | 'jwt';
+  mode: 'headers' | 'jwt' | 'kerberos';
   /**
    * Entra's "delegated login identity": `upn`, `email`, `preferredUsername`, `sub`,
    * `localPart`, `samAccountName` or `claim:<dotted.path>`. @default 'upn'
@@ -117,6 +117,11 @@ export interface SsoConfig {
     audience: string;
     /** @default 60000 */
     lifetimeMs: number;
+  };
+  /** Mode kerberos: the backend's service principal name. */
+  kerberos?: {
+    /** @default `HTTP/<host of internalUrl>` */
+    spn: string;
   };
 }
 
@@ -660,6 +665,9 @@ const backendTimeout = z
   })
   .prefault('default');
 
+/** `service/host` with an optional `@REALM`: what a Kerberos SPN looks like (no spaces). */
+const KERBEROS_SPN = /^[A-Za-z0-9._-]+\/[A-Za-z0-9._:-]+(?:@[A-Za-z0-9._-]+)?$/;
+
 const ssoSection = z
   .strictObject({
     mode: z
@@ -667,13 +675,9 @@ const ssoSection = z
         error: 'must be one of: none, headers, jwt, kerberos',
       })
       .default('none')
-      .refine((m) => m !== 'kerberos', {
-        error:
-          'kerberos single sign-on is not available in this release (use headers or jwt, or none)',
-      })
       .meta({
         description:
-          'none: the backend sees no identity; headers: identity headers from templates; jwt: a signed assertion (keys at /.appproxy/jwks.json).',
+          'none: the backend sees no identity; headers: identity headers from templates; jwt: a signed assertion (keys at /.appproxy/jwks.json); kerberos: the connector gets a Kerberos ticket for the user by constrained delegation (docs/kerberos.md).',
       }),
     loginIdentity: z
       .string()
@@ -720,6 +724,22 @@ const ssoSection = z
       })
       .optional()
       .meta({ description: 'Mode jwt: the signed assertion.' }),
+    kerberos: z
+      .strictObject({
+        spn: z
+          .string()
+          .regex(KERBEROS_SPN, {
+            error: 'must be a service principal name like HTTP/intranet.corp.example',
+          })
+          .optional()
+          .meta({
+            description:
+              'The backend’s service principal name; default HTTP/<host of internalUrl>.',
+            examples: ['HTTP/intranet.corp.example'],
+          }),
+      })
+      .optional()
+      .meta({ description: 'Mode kerberos: the delegation target.' }),
   })
   .superRefine((s, ctx) => {
     if (s.mode === 'headers' && (!s.headers || Object.keys(s.headers).length === 0))
@@ -733,6 +753,12 @@ const ssoSection = z
       ctx.addIssue({ code: 'custom', path: ['headers'], message: 'applies only to mode: headers' });
     if (s.mode !== 'jwt' && s.jwt !== undefined)
       ctx.addIssue({ code: 'custom', path: ['jwt'], message: 'applies only to mode: jwt' });
+    if (s.mode !== 'kerberos' && s.kerberos !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kerberos'],
+        message: 'applies only to mode: kerberos',
+      });
   })
   .meta({ description: 'Single sign-on to the backend (oidc apps only).' });
 
@@ -916,6 +942,7 @@ function resolveSso(
     loginIdentity: string;
     headers?: Record<string, string>;
     jwt?: { header: string; audience?: string; lifetime: number };
+    kerberos?: { spn?: string };
   },
   internalUrl: string,
 ): SsoConfig {
@@ -933,6 +960,9 @@ function resolveSso(
         audience: jwt.audience ?? new URL(internalUrl).origin,
         lifetimeMs: jwt.lifetime,
       },
+    }),
+    ...(sso.mode === 'kerberos' && {
+      kerberos: { spn: sso.kerberos?.spn ?? `HTTP/${new URL(internalUrl).hostname}` },
     }),
   };
 }

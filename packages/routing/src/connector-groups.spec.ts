@@ -76,6 +76,18 @@ describe('ConnectorGroups.pick', () => {
     expect(pickId(groups, 'G', { capability: 'websocket' })).toBe('new');
   });
 
+  it('with several capabilities, picks only a connector that has all of them', () => {
+    const groups = new ConnectorGroups<FakeTunnel>();
+    groups.add('G', new FakeTunnel('ws', ['websocket']));
+    groups.add('G', new FakeTunnel('krb', ['kerberos']));
+    expect(pickId(groups, 'G', { capability: ['kerberos'] })).toBe('krb');
+    expect(pickId(groups, 'G', { capability: ['websocket', 'kerberos'] })).toBe(
+      'NO_CAPABLE_CONNECTOR',
+    );
+    groups.add('G', new FakeTunnel('both', ['kerberos', 'websocket']));
+    expect(pickId(groups, 'G', { capability: ['websocket', 'kerberos'] })).toBe('both');
+  });
+
   it('affinity keeps a key on one connector; removing one moves only its keys', () => {
     const { groups, tunnels } = groupOf(['a', 'b', 'c'], 1);
     const keys = Array.from({ length: 300 }, (_, i) => `session-${i}`);

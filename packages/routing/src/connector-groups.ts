@@ -10,8 +10,8 @@ export interface ConnectorTunnel {
 }
 
 export interface PickOptions {
-  /** Only connectors that declare this capability (e.g. `websocket`). */
-  capability?: string;
+  /** Only connectors that declare this capability (e.g. `websocket`), or all of these. */
+  capability?: string | readonly string[];
   /**
    * Session persistence: the same key keeps reaching the same connector while it is healthy,
    * and only the keys of a connector that goes away move (rendezvous hashing).
@@ -40,6 +40,11 @@ export interface ConnectorSummary {
   accepting: number;
   /** Streams in flight over all its tunnels. */
   inFlight: number;
+}
+
+function capable(tunnel: ConnectorTunnel, capability: string | readonly string[]): boolean {
+  if (typeof capability === 'string') return tunnel.hasCapability(capability);
+  return capability.every((c) => tunnel.hasCapability(c));
 }
 
 /** Why {@link ConnectorGroups.pick} found nothing. */
@@ -113,7 +118,7 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
           continue;
         }
         if (!t.accepting) continue;
-        if (capability !== undefined && !t.hasCapability(capability)) {
+        if (capability !== undefined && !capable(t, capability)) {
           incapable = true;
           continue;
         }

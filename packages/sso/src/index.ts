@@ -1,4 +1,4 @@
-export { SsoError, type SsoErrorCode } from './errors.js';
+export { SsoError, type KdcErrorInfo, type SsoErrorCode } from './errors.js';
 export {
   isLoginIdentityKind,
   LOGIN_IDENTITY_KINDS,
@@ -16,3 +16,4 @@ export {
   type AssertionSignerOptions,
 } from './assertion.js';
 export { AppSso, type SsoSettings } from './app-sso.js';
+export { KerberosDelegator, type KerberosDelegatorOptions } from './kerberos/index.js';

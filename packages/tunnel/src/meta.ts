@@ -52,6 +52,11 @@ export interface RequestMeta {
   upgrade?: string;
   /** Connection affinity: one dedicated backend connection per id (NTLM/Negotiate). */
   affinity?: string;
+  /**
+   * Kerberos single sign-on: the connector gets a ticket for `user` (the login identity)
+   * towards `spn` by constrained delegation and sends `Authorization: Negotiate …`.
+   */
+  kerberos?: { user: string; spn: string };
 }
 
 /** Codes a connector answers with when the backend never did (`appproxy-error`). */
@@ -62,6 +67,18 @@ export const CONNECTOR_ERROR_CODES = [
   'BACKEND_UPGRADE_REFUSED',
   /** An upgrade the connector never forwards (h2c), whatever the relay asked. */
   'UPGRADE_REFUSED',
+  // Kerberos single sign-on (docs/kerberos.md): the connector could not get or use a ticket.
+  /** This connector has no Kerberos settings (the relay tries another connector). */
+  'SSO_NOT_CONFIGURED',
+  'SSO_KDC_UNREACHABLE',
+  'SSO_DELEGATION_DENIED',
+  'SSO_USER_UNKNOWN',
+  'SSO_CLOCK_SKEW',
+  'SSO_SPN_UNKNOWN',
+  'SSO_SERVICE_LOGIN_FAILED',
+  'SSO_KERBEROS_FAILED',
+  /** The backend still answered 401 Negotiate to the delegated ticket. */
+  'SSO_BACKEND_REJECTED',
 ] as const;
 export type ConnectorErrorCode = (typeof CONNECTOR_ERROR_CODES)[number];
 
@@ -105,6 +122,10 @@ export function encodeRequestMeta(
     headers[META.identity] = Buffer.from(JSON.stringify(meta.identity)).toString('base64url');
   if (meta.upgrade !== undefined) headers[META.upgrade] = meta.upgrade;
   if (meta.affinity !== undefined) headers[META.affinity] = meta.affinity;
+  if (meta.kerberos !== undefined) {
+    headers[META.kerberosSpn] = meta.kerberos.spn;
+    headers[META.ssoUser] = encodeURIComponent(meta.kerberos.user);
+  }
   return headers;
 }
 
@@ -192,5 +213,16 @@ export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
       throw invalid(META.affinity, 'not 8 to 64 base64url characters');
     meta.affinity = affinity;
   }
+  const spn = one(headers, META.kerberosSpn);
+  if (spn !== undefined) meta.kerberos = { spn, user: parseSsoUser(one(headers, META.ssoUser)) };
   return meta;
+}
+
+function parseSsoUser(value: string | undefined): string {
+  if (value === undefined || value === '') throw invalid(META.ssoUser, 'missing');
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw invalid(META.ssoUser, 'not percent-encoded UTF-8');
+  }
 }

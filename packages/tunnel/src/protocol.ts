@@ -42,6 +42,13 @@ export const META = {
    * dedicated backend connection, never the shared pool; released by `CONTROL.release`.
    */
   affinity: 'appproxy-affinity',
+  /**
+   * Kerberos single sign-on (`sso.mode: kerberos`): the service principal name of the
+   * backend, e.g. `HTTP/intranet.corp.example`; with {@link META.ssoUser}.
+   */
+  kerberosSpn: 'appproxy-kerberos-spn',
+  /** The login identity the connector asks a Kerberos ticket for (S4U2Self), percent-encoded UTF-8. */
+  ssoUser: 'appproxy-sso-user',
 } as const;
 
 /** Every metadata header starts with this; the relay strips client headers that do. */
@@ -69,6 +76,8 @@ export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 /** What a connector may declare in its hello. */
 export const CAPABILITY = {
   websocket: 'websocket',
+  /** Kerberos constrained delegation is configured (`--kerberos-keytab`, `--kerberos-principal`). */
+  kerberos: 'kerberos',
 } as const;
 
 /** The connector's answer to the relay's hello stream. */

@@ -198,6 +198,7 @@ describe('connector groups', () => {
       state: 'active',
       tunnels: 2,
       capabilities: [],
+      kerberos: false,
       missingCapabilities: ['websocket'],
     });
     expect(byId.get(ids.b1)).toMatchObject({
@@ -213,7 +214,7 @@ describe('connector groups', () => {
     }
     const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
     expect(table.stdout.split('\n')[0]).toMatch(
-      /^ID\s+GROUP\s+HOST\s+VERSION\s+STATE\s+LAST SEEN\s+TUNNELS\s+IN-FLIGHT\s+LACKS$/,
+      /^ID\s+GROUP\s+HOST\s+VERSION\s+STATE\s+LAST SEEN\s+TUNNELS\s+IN-FLIGHT\s+KERBEROS\s+LACKS$/,
     );
     expect(table.stdout).toMatch(new RegExp(`^${ids.a3}\\s.*\\swebsocket$`, 'm'));
   });

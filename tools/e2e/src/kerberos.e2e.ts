@@ -1,0 +1,183 @@
+import { startDevIdp } from '@appproxy/dev-idp';
+import { startSampleApp } from '@appproxy/sample-app';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
+import { RELAY_BIN, Stack, devIdpFor, request, runCli, systemTool } from './harness.js';
+import {
+  TARGET_SPN,
+  startApacheGssapi,
+  startSambaDc,
+  type ApacheGssapi,
+  type SambaDc,
+} from './samba-ad.js';
+
+/**
+ * Kerberos single sign-on end to end: the real relay and connector CLIs, the dev OpenID
+ * provider, Chromium, a Samba Active Directory domain controller and Apache with
+ * mod_auth_gssapi. The user signs in at the provider; the connector gets a service ticket for
+ * them by constrained delegation (S4U2Self + S4U2Proxy, in TypeScript) and Apache sees a
+ * Kerberos sign-on.
+ */
+const TOOLS = ['samba', 'samba-tool', 'apache2'].map((t) =>
+  systemTool(t, t === 'apache2' ? 'apache2 libapache2-mod-auth-gssapi' : 'samba-ad-dc'),
+);
+const READY = CHROMIUM !== undefined && TOOLS.every(Boolean);
+
+const HOSTS = { intranet: 'intranet.apps.localhost', other: 'other.apps.localhost' };
+
+let dc: SambaDc;
+let apache: ApacheGssapi;
+let sample: Awaited<ReturnType<typeof startSampleApp>>;
+let idp: Awaited<ReturnType<typeof startDevIdp>>;
+let stack: Stack;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+const origin = (host: string) => `https://${host}:${stack.ports.public}`;
+
+describe.skipIf(!READY)('Kerberos constrained delegation through relay and connector', () => {
+  beforeAll(async () => {
+    dc = await startSambaDc({ sambaBin: TOOLS[0]!, sambaToolBin: TOOLS[1]! });
+    apache = await startApacheGssapi({
+      keytab: dc.httpKeytab,
+      realm: dc.realm,
+      krb5Conf: dc.krb5Conf,
+      apacheBin: TOOLS[2]!,
+    });
+    sample = await startSampleApp({ basePath: '/' });
+    stack = new Stack({
+      apps: [
+        {
+          name: 'Intranet',
+          internalUrl: `${apache.url}/`,
+          externalUrl: `https://${HOSTS.intranet}:{port}/`,
+          preAuthentication: 'oidc',
+          extra: `    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${TARGET_SPN} } }\n`,
+        },
+        {
+          name: 'Other',
+          internalUrl: `http://127.0.0.1:${sample.port}/`,
+          externalUrl: `https://${HOSTS.other}:{port}/`,
+        },
+      ],
+      connectorArgs: [
+        '--kerberos-keytab',
+        dc.serviceKeytab,
+        '--kerberos-principal',
+        dc.servicePrincipal,
+        '--kerberos-kdc',
+        dc.kdc,
+      ],
+    });
+    idp = await devIdpFor(stack, Object.values(HOSTS));
+    await stack.start();
+    browser = await launchChromium();
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await idp?.close();
+    await sample?.close();
+    await apache?.stop();
+    await dc?.stop();
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
+
+  /** Signs `user` in at the provider on the way to `url`; the page where the relay lands them. */
+  async function signedIn(url: string, user: string): Promise<Page> {
+    const ctx = await newContext(browser);
+    contexts.push(ctx);
+    const p = await ctx.newPage();
+    await p.goto(url);
+    await logInAtDevIdp(p, idp.issuer, user);
+    await p.waitForURL(url, { timeout: 15_000 });
+    return p;
+  }
+
+  const connectorSaid = (code: string) =>
+    stack.connector!.waitFor(
+      (l) => l.msg === 'kerberos single sign-on failed' && l.code === code,
+      10_000,
+      `the connector's log line for ${code}`,
+    );
+
+  it('connectors list says the connector can do Kerberos', async () => {
+    const listed = await runCli(RELAY_BIN, [
+      'connectors',
+      'list',
+      '--config',
+      stack.configPath,
+      '--json',
+    ]);
+    const rows = JSON.parse(listed.stdout) as Array<{ kerberos: boolean; capabilities: string[] }>;
+    expect(rows.map((r) => [r.kerberos, r.capabilities.includes('kerberos')])).toStrictEqual([
+      [true, true],
+    ]);
+    const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
+    expect(table.stdout).toMatch(/\sKERBEROS\s/);
+    expect(table.stdout.split('\n')[1]).toMatch(/\syes\s/);
+  });
+
+  it('delegation removed in the domain: SSO_DELEGATION_DENIED, and back once it is allowed', async () => {
+    await dc.setDelegation(false);
+    try {
+      const p = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'alice');
+      expect(await p.textContent('body')).toContain('SSO_DELEGATION_DENIED');
+      const line = await connectorSaid('SSO_DELEGATION_DENIED');
+      expect(line).toMatchObject({ user: 'alice', spn: TARGET_SPN });
+      expect(String(line.detail)).toMatch(/KDC_ERR_BADOPTION|KDC_ERR_POLICY/);
+    } finally {
+      await dc.setDelegation(true);
+    }
+  });
+
+  it('alice signs in at the OpenID provider; Apache sees her Kerberos sign-on', async () => {
+    const p = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'alice');
+    expect(await p.textContent('body')).toContain(`REMOTE_USER=alice@${dc.realm}`);
+    // Again on the same session: the cached ticket with a fresh authenticator (Apache's
+    // replay cache would refuse the same one twice).
+    await p.reload();
+    expect(await p.textContent('body')).toContain(`REMOTE_USER=alice@${dc.realm}`);
+    await p.goto(`${origin(HOSTS.intranet)}/whoami?again=1`);
+    expect(await p.textContent('body')).toContain(`REMOTE_USER=alice@${dc.realm}`);
+  });
+
+  it('bob, whom the domain does not know: SSO_USER_UNKNOWN (403), with the KDC’s error logged', async () => {
+    const p = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'bob');
+    const body = await p.textContent('body');
+    expect(body).toContain('SSO_USER_UNKNOWN');
+    expect(body).not.toContain('REMOTE_USER');
+    const line = await connectorSaid('SSO_USER_UNKNOWN');
+    expect(String(line.detail)).toMatch(/KDC_ERR_C_PRINCIPAL_UNKNOWN|KDC_ERR_S_PRINCIPAL_UNKNOWN/);
+  });
+
+  it('KDC stopped: SSO_KDC_UNREACHABLE for a new user; cached tickets and other apps keep working', async () => {
+    const alice = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'alice');
+    expect(await alice.textContent('body')).toContain(`REMOTE_USER=alice@${dc.realm}`);
+    await dc.stopKdc();
+    try {
+      const carol = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'carol');
+      expect(await carol.textContent('body')).toContain('SSO_KDC_UNREACHABLE');
+      await connectorSaid('SSO_KDC_UNREACHABLE');
+      // alice's ticket is cached: she still gets in.
+      await alice.reload();
+      expect(await alice.textContent('body')).toContain(`REMOTE_USER=alice@${dc.realm}`);
+      // Another app through the same connector is untouched.
+      const res = await request(stack, HOSTS.other, '/headers', {
+        headers: { host: `${HOSTS.other}:${stack.ports.public}` },
+      });
+      expect(res.status).toBe(200);
+      expect(stack.connector!.child.exitCode).toBeNull();
+    } finally {
+      await dc.start();
+    }
+    const carol = await signedIn(`${origin(HOSTS.intranet)}/whoami`, 'carol');
+    // carol is not in the domain either: the KDC answers again, with its own refusal.
+    expect(await carol.textContent('body')).toContain('SSO_USER_UNKNOWN');
+  });
+});
