@@ -2,6 +2,7 @@ import { KerberosDelegator, SsoError } from '@appproxy/sso';
 import { METRICS_CONTENT_TYPE, createLogger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
+  CONTROL,
   DEFAULT_PING_INTERVAL_MS,
   TunnelDialer,
   TunnelError,
@@ -224,7 +225,8 @@ export function buildProgram(): Command {
             ],
           },
           onStream: forwarder.handle,
-          onControl: renewal.handle,
+          onControl: (name, body) =>
+            name === CONTROL.release ? forwarder.release(body) : renewal.handle(name, body),
           tunnels: opts.tunnels,
           pingIntervalMs: opts.pingInterval,
           pingTimeoutMs: opts.pingTimeout,

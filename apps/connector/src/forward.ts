@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { PinnedConnections, type PinnedConnectionsOptions } from './affinity.js';
 import { classifyBackendError } from './errors.js';
 import { delegatedAuthorization, rejectsTicket, type TicketSource } from './kerberos.js';
 import type { AppSeries, ConnectorMetrics } from './metrics.js';
@@ -26,6 +27,8 @@ export interface ForwarderOptions {
   metrics: ConnectorMetrics;
   /** Connections per backend origin. @default 256 */
   connections?: number;
+  /** Dedicated connections of affinity ids (NTLM/Negotiate): `max`, `idleMs`. */
+  pinned?: Pick<PinnedConnectionsOptions, 'max' | 'idleMs'>;
   /**
    * Kerberos single sign-on (`--kerberos-keytab`, `--kerberos-principal`); without it a
    * request of a `sso.mode: kerberos` app is answered `SSO_NOT_CONFIGURED`.
@@ -67,16 +70,31 @@ export class BackendForwarder {
   readonly #kerberos: TicketSource | undefined;
   /** Pools by backend TLS validation, keep-alive, freshness and forward proxy. */
   readonly #dispatchers = new Map<string, Dispatcher>();
+  /** Requests with an affinity id: one dedicated connection per id, never the pools. */
+  readonly #pinned: PinnedConnections;
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
     this.#metrics = opts.metrics;
     this.#connections = opts.connections ?? 256;
     this.#kerberos = opts.kerberos;
+    this.#pinned = new PinnedConnections({
+      gauge: opts.metrics.pinnedConnections.labels(),
+      log: opts.log,
+      ...opts.pinned,
+    });
+  }
+
+  /** `release` control stream (§3.4): the relay's client connection of an affinity id closed. */
+  get release(): (body: unknown) => Promise<undefined> {
+    return this.#pinned.release;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#dispatchers.values()].map((d) => d.close()));
+    await Promise.all([
+      ...[...this.#dispatchers.values()].map((d) => d.close()),
+      this.#pinned.close(),
+    ]);
   }
 
   /**
@@ -227,10 +245,17 @@ export class BackendForwarder {
       });
       body = upload;
     }
+    // Connection affinity: the id's own connection, kept alive whatever the app's keep-alive
+    // (NTLM authenticates the connection); a retry reconnects it.
+    const pinned =
+      meta.affinity === undefined
+        ? undefined
+        : this.#pinned.acquire(meta.affinity, verifyTls, proxy);
+    if (pinned) stream.once('close', pinned.done);
     const send = (fresh: boolean): void =>
       delegated((authorization) => {
         if (authorization) outHeaders.authorization = authorization;
-        this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh).dispatch(
+        (pinned?.dispatcher ?? this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh)).dispatch(
           {
             origin: target.origin,
             path: originFormPath(target.origin, path),
@@ -240,7 +265,7 @@ export class BackendForwarder {
             headersTimeout: timeoutMs,
             bodyTimeout: timeoutMs,
             // Close after the response: keep-alive off for the app, or a fresh connection.
-            ...((fresh || keepAliveMs === 0) && { reset: true }),
+            ...(!pinned && (fresh || keepAliveMs === 0) && { reset: true }),
           },
           exchange,
         );

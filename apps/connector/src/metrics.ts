@@ -66,6 +66,10 @@ export class ConnectorMetrics {
     'Upgraded connections (WebSocket) open now, by app.',
     ['app'],
   );
+  readonly pinnedConnections = this.registry.gauge(
+    'appproxy_connector_pinned_connections',
+    'Client connections (affinity ids) holding a dedicated backend connection for NTLM/Negotiate now.',
+  );
   readonly tunnels = this.registry.gauge(
     'appproxy_connector_tunnels_connected',
     'Tunnels to the relay connected now.',

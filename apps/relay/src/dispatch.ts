@@ -38,6 +38,8 @@ export interface DispatchRequest {
    * single sign-on), or all of these.
    */
   capability?: string | readonly string[];
+  /** Connection affinity: only this connector's tunnels (it holds the backend connection). */
+  connectorId?: string;
   /** The tunnel stream's headers, metadata included. */
   headers: OutgoingHttpHeaders;
   method: string;
@@ -131,8 +133,13 @@ export class Dispatch<T extends DispatchTunnel> {
 
   #attempt(): void {
     if (this.#settled) return;
-    const { group, affinityKey, capability } = this.#req;
-    const picked = this.#groups.pick(group, { affinityKey, capability, exclude: this.#tried });
+    const { group, affinityKey, capability, connectorId } = this.#req;
+    const picked = this.#groups.pick(group, {
+      affinityKey,
+      capability,
+      connectorId,
+      exclude: this.#tried,
+    });
     if (picked === 'NO_CAPABLE_CONNECTOR') {
       const needs = [capability ?? []].flat();
       return this.#fail(

@@ -81,6 +81,10 @@ export class RelayMetrics {
     'appproxy_connections_open',
     'Client connections open on the public listener now.',
   );
+  readonly connectionsPinned = this.registry.gauge(
+    'appproxy_connections_pinned',
+    'HTTP/1.1 client connections pinned to a connector for NTLM/Negotiate passthrough now.',
+  );
   readonly connectionsRefused = this.registry.counter(
     'appproxy_connections_refused_total',
     'Client connections closed on arrival, by limit (max_connections, max_connections_per_client).',

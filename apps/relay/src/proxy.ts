@@ -27,6 +27,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { ConnectionAffinity, challengesConnectionAuth, isConnectionAuth } from './affinity.js';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
 import { Dispatch } from './dispatch.js';
 import { forwardedHeaders } from './forwarded.js';
@@ -84,12 +85,17 @@ type Refusal =
  */
 export class RelayProxy {
   readonly #deps: ProxyDeps;
+  /** NTLM/Negotiate passthrough: HTTP/1.1 client connections pinned to a connector. */
+  readonly #affinity: ConnectionAffinity<TunnelSession>;
   #inFlight = 0;
   #draining = false;
   readonly #idleWaiters = new Set<() => void>();
 
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
+    this.#affinity = new ConnectionAffinity({ groups: deps.groups, log: deps.log });
+    const pinned = deps.metrics.connectionsPinned.labels();
+    deps.metrics.registry.onCollect(() => pinned.set(this.#affinity.pinned));
   }
 
   /** Requests and upgrades being proxied now. */
@@ -141,14 +147,17 @@ export class RelayProxy {
     let forwarding = false;
     let bytesOut = 0;
     let closed = false;
+    /** An HTTP/2 stream reset with HTTP_1_1_REQUIRED (NTLM/Negotiate): not a client abort. */
+    let http11Required = false;
     res.on('close', () => {
       closed = true;
       untrack();
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const app = appName ?? '-';
-      const aborted = clientAborted(req, res);
+      const aborted = !http11Required && clientAborted(req, res);
       // nginx's 499: the client left before any response; statusCode would still say 200.
-      const status = aborted && !res.headersSent ? 499 : res.statusCode;
+      // 505 stands for the HTTP_1_1_REQUIRED reset in logs and metrics.
+      const status = http11Required ? 505 : aborted && !res.headersSent ? 499 : res.statusCode;
       metrics.requests.labels(app, String(status)).inc();
       if (aborted) metrics.aborted.labels(app).inc();
       if (forwarding) metrics.inFlight.labels(appName!).dec();
@@ -212,8 +221,29 @@ export class RelayProxy {
       );
       return;
     }
+    /**
+     * NTLM/Negotiate over HTTP/2 cannot be bound to a connection: RST_STREAM
+     * HTTP_1_1_REQUIRED, as IIS does, and the browser retries over HTTP/1.1.
+     */
+    const requireHttp11 = (why: string): void => {
+      http11Required = true;
+      log.info('HTTP/1.1 required for connection-bound authentication', { app: appName, why });
+      metrics.errors.labels(appName ?? '-', 'HTTP_1_1_REQUIRED').inc();
+      (req as Http2ServerRequest).stream.close(h2constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    };
     const forward = (routed: Routed): void => {
       const { app } = routed.match;
+      // Passthrough apps only: an oidc app's Authorization is the relay's business.
+      const passthrough = !edge.signIn.protects(app);
+      const h2 = req.httpVersionMajor === 2;
+      const authorization = header(req.headers.authorization);
+      if (passthrough && h2 && isConnectionAuth(authorization))
+        return requireHttp11('Authorization: NTLM/Negotiate');
+      const pin =
+        passthrough && !h2
+          ? this.#affinity.forRequest(req.socket, app.connectorGroup, authorization)
+          : undefined;
+      if (pin) routed.meta.affinity = pin.id;
       forwarding = true;
       metrics.inFlight.labels(app.name).inc();
       const method = req.method ?? 'GET';
@@ -226,6 +256,7 @@ export class RelayProxy {
         {
           group: app.connectorGroup,
           affinityKey: routed.affinityKey,
+          connectorId: pin?.connectorId,
           // Kerberos single sign-on: only connectors with a keytab can get the ticket.
           ...(routed.meta.kerberos && { capability: CAPABILITY.kerberos }),
           headers: encodeRequestMeta(routed.meta, routed.headers),
@@ -237,6 +268,7 @@ export class RelayProxy {
         {
           onAttempt: (tunnel) => {
             connector = tunnel.connectorId;
+            if (pin) pin.connectorId = tunnel.connectorId;
           },
           onRetry: (tunnel, detail) => {
             metrics.retries.labels(app.name).inc();
@@ -247,7 +279,16 @@ export class RelayProxy {
             });
           },
           onError: fail,
-          onResponse: (headers, s, tunnel) =>
+          onResponse: (headers, s, tunnel) => {
+            if (passthrough && challengesConnectionAuth(Number(headers[':status']), headers)) {
+              if (h2) {
+                // The 401's body is read and dropped: the client never sees this response.
+                s.resume();
+                return requireHttp11('backend challenged with NTLM/Negotiate');
+              }
+              if (!pin)
+                this.#affinity.pinChallenged(req.socket, app.connectorGroup, tunnel.connectorId);
+            }
             this.#respond(res, s, headers, {
               edge,
               app,
@@ -266,7 +307,8 @@ export class RelayProxy {
                 });
                 breakOff(res, why);
               },
-            }),
+            });
+          },
         },
       );
       // The client went away: the stream is reset so the connector aborts the backend request.

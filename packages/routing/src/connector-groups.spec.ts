@@ -126,6 +126,18 @@ describe('ConnectorGroups.pick', () => {
     expect(pickId(groups, 'G', { exclude: new Set(tunnels) })).toBe('NO_CONNECTOR');
   });
 
+  it('connectorId: only that connector (its other tunnel when one failed), else none', () => {
+    const { groups, tunnels } = groupOf(['a', 'b', 'c']);
+    for (let i = 0; i < 6; i++) expect(pickId(groups, 'G', { connectorId: 'b' })).toBe('b');
+    const [b1, b2] = tunnels.filter((t) => t.connectorId === 'b');
+    expect(groups.pick('G', { connectorId: 'b', exclude: new Set([b1!]) })).toBe(b2);
+    b1!.accepting = false;
+    b2!.accepting = false;
+    expect(groups.pick('G', { connectorId: 'b' })).toBe('NO_CONNECTOR');
+    expect(groups.pick('G', { connectorId: 'gone' })).toBe('NO_CONNECTOR');
+    expect(groups.pick('Other', { connectorId: 'a' })).toBe('NO_CONNECTOR');
+  });
+
   it('connectors() sums tunnels and in-flight per connector; remove forgets empty groups', () => {
     const { groups, tunnels } = groupOf(['a', 'b']);
     tunnels[0]!.inFlight = 2;

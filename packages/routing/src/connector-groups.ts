@@ -23,6 +23,11 @@ export interface PickOptions {
    * connector, but a dead connector's other tunnels are likely dying too).
    */
   exclude?: ReadonlySet<ConnectorTunnel>;
+  /**
+   * Connection affinity: only this connector's tunnels (a client connection pinned to the
+   * connector that holds its backend connection); none of them → no connector.
+   */
+  connectorId?: string;
 }
 
 /** One connector of a group as the relay sees it now. */
@@ -92,9 +97,10 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
 
   /** The tunnel to carry the next stream of an app in `group`, or why there is none. */
   pick(group: string, opts: PickOptions = {}): T | NoConnector {
-    const ordered = this.#ordered.get(group);
+    const { capability, affinityKey, exclude, connectorId } = opts;
+    const ordered =
+      connectorId === undefined ? this.#ordered.get(group) : this.#only(group, connectorId);
     if (!ordered) return 'NO_CONNECTOR';
-    const { capability, affinityKey, exclude } = opts;
     const start = affinityKey === undefined ? this.#nextTurn(group, ordered.length) : 0;
     let best: T | undefined;
     let bestScore = 0;
@@ -154,6 +160,11 @@ export class ConnectorGroups<T extends ConnectorTunnel> {
   /** Every tunnel, in no particular order. */
   tunnels(): T[] {
     return [...this.#groupOf.keys()];
+  }
+
+  #only(group: string, connectorId: string): Set<T>[] | undefined {
+    const tunnels = this.#groups.get(group)?.get(connectorId);
+    return tunnels ? [tunnels] : undefined;
   }
 
   #nextTurn(group: string, size: number): number {

@@ -11,6 +11,7 @@ export { endToEndHeaders, isHopByHop } from './headers.js';
 export { watchLiveness, type LivenessOptions } from './liveness.js';
 export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';
 export {
+  AFFINITY_ID,
   CONNECTOR_ERROR_CODES,
   decodeRequestMeta,
   encodeRequestMeta,

@@ -19,6 +19,7 @@ const full: RequestMeta = {
   keepAliveMs: 4000,
   identity: { sub: 'u1', issuer: 'https://idp', upn: 'alice@corp', groups: ['Finance'] },
   upgrade: 'websocket',
+  affinity: 'Yk2c1dYQ9fN0m2hV3a8QxA',
   kerberos: { spn: 'HTTP/wiki.corp.local', user: 'zoë@corp.local' },
 };
 
@@ -51,6 +52,8 @@ describe('request metadata', () => {
     ['a zero timeout', { [META.timeout]: '0' }, META.timeout],
     ['a keep-alive that is no number', { [META.backendKeepAlive]: '4s' }, META.backendKeepAlive],
     ['an identity that is no base64url JSON', { [META.identity]: '%%%' }, META.identity],
+    ['an affinity id that is too short', { [META.affinity]: 'abc' }, META.affinity],
+    ['an affinity id with other characters', { [META.affinity]: 'a b c d e f g h' }, META.affinity],
     ['a Kerberos SPN without the user', { [META.ssoUser]: undefined }, META.ssoUser],
     ['a Kerberos user that is no percent-encoding', { [META.ssoUser]: '%E0%A4%A' }, META.ssoUser],
     [

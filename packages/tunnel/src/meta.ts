@@ -50,6 +50,8 @@ export interface RequestMeta {
   identity?: TunnelIdentity;
   /** On an extended CONNECT stream: the client's `Upgrade` protocol. */
   upgrade?: string;
+  /** Connection affinity: one dedicated backend connection per id (NTLM/Negotiate). */
+  affinity?: string;
   /**
    * Kerberos single sign-on: the connector gets a ticket for `user` (the login identity)
    * towards `spn` by constrained delegation and sends `Authorization: Negotiate …`.
@@ -119,12 +121,16 @@ export function encodeRequestMeta(
   if (meta.identity !== undefined)
     headers[META.identity] = Buffer.from(JSON.stringify(meta.identity)).toString('base64url');
   if (meta.upgrade !== undefined) headers[META.upgrade] = meta.upgrade;
+  if (meta.affinity !== undefined) headers[META.affinity] = meta.affinity;
   if (meta.kerberos !== undefined) {
     headers[META.kerberosSpn] = meta.kerberos.spn;
     headers[META.ssoUser] = encodeURIComponent(meta.kerberos.user);
   }
   return headers;
 }
+
+/** An affinity id: the relay makes 16 random bytes in base64url. */
+export const AFFINITY_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** Parsed targets by header value (one per published app; cleared if it ever grows large). */
 const targets = new Map<string, URL>();
@@ -201,6 +207,12 @@ export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
   if (identity !== undefined) meta.identity = identity;
   const upgrade = one(headers, META.upgrade);
   if (upgrade !== undefined) meta.upgrade = upgrade;
+  const affinity = one(headers, META.affinity);
+  if (affinity !== undefined) {
+    if (!AFFINITY_ID.test(affinity))
+      throw invalid(META.affinity, 'not 8 to 64 base64url characters');
+    meta.affinity = affinity;
+  }
   const spn = one(headers, META.kerberosSpn);
   if (spn !== undefined) meta.kerberos = { spn, user: parseSsoUser(one(headers, META.ssoUser)) };
   return meta;

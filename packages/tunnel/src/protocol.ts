@@ -38,6 +38,11 @@ export const META = {
   /** On an extended CONNECT stream: the protocol of the HTTP/1.1 `Upgrade` header. */
   upgrade: 'appproxy-upgrade',
   /**
+   * Connection affinity (NTLM/Negotiate passthrough): requests with the same id ride one
+   * dedicated backend connection, never the shared pool; released by `CONTROL.release`.
+   */
+  affinity: 'appproxy-affinity',
+  /**
    * Kerberos single sign-on (`sso.mode: kerberos`): the service principal name of the
    * backend, e.g. `HTTP/intranet.corp.example`; with {@link META.ssoUser}.
    */
@@ -60,6 +65,11 @@ export const CONTROL = {
   renew: 'renew',
   /** Here is your renewed certificate (request body `{ certificate }`) → 204. */
   certificate: 'certificate',
+  /**
+   * The client connection pinned to an affinity id closed (body `{ affinity }`) → 204: the
+   * connector closes that id's backend connection.
+   */
+  release: 'release',
 } as const;
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 
