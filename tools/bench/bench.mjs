@@ -18,7 +18,7 @@ import {
   stopKerberosBackend,
 } from './kerberos-backend.mjs';
 import { formatKerberosCost, measureKerberosCost } from './kerberos-cost.mjs';
-import { signIn } from './sign-in.mjs';
+import { signIn } from '@appproxy/dev-idp/sign-in';
 import { measureSsoCost } from './sso-cost.mjs';
 import {
   benchIdpClient,

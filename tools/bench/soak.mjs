@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
-import { signIn } from './sign-in.mjs';
+import { signIn } from '@appproxy/dev-idp/sign-in';
 import {
   failureList,
   memoryPartFigures,

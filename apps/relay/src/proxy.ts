@@ -233,14 +233,16 @@ export class RelayProxy {
     };
     const forward = (routed: Routed): void => {
       const { app } = routed.match;
-      // Passthrough apps only: an oidc app's Authorization is the relay's business.
-      const passthrough = !edge.signIn.protects(app);
+      // Every app whose backend sees the client's own Authorization (all but Kerberos SSO,
+      // where the connector sends its own per request): on an oidc app too, an NTLM-
+      // authenticated backend connection in the shared pool would serve other users.
+      const clientAuth = routed.meta.kerberos === undefined;
       const h2 = req.httpVersionMajor === 2;
       const authorization = header(req.headers.authorization);
-      if (passthrough && h2 && isConnectionAuth(authorization))
+      if (clientAuth && h2 && isConnectionAuth(authorization))
         return requireHttp11('Authorization: NTLM/Negotiate');
       const pin =
-        passthrough && !h2
+        clientAuth && !h2
           ? this.#affinity.forRequest(req.socket, app.connectorGroup, authorization)
           : undefined;
       if (pin) routed.meta.affinity = pin.id;
@@ -280,7 +282,7 @@ export class RelayProxy {
           },
           onError: fail,
           onResponse: (headers, s, tunnel) => {
-            if (passthrough && challengesConnectionAuth(Number(headers[':status']), headers)) {
+            if (clientAuth && challengesConnectionAuth(Number(headers[':status']), headers)) {
               if (h2) {
                 // The 401's body is read and dropped: the client never sees this response.
                 s.resume();

@@ -10,7 +10,9 @@ import { connect as h2connect, constants as h2constants } from 'node:http2';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, connectorId, freePort, request } from './harness.js';
+// A sign-in without a browser (the bench's too): the oidc app's session for curl.
+import { signIn } from '@appproxy/dev-idp/sign-in';
+import { Stack, connectorId, devIdpFor, freePort, request } from './harness.js';
 import {
   authenticateMessage,
   negotiateMessage,
@@ -19,6 +21,9 @@ import {
 } from './ntlm-backend.js';
 
 const HOST = 'ntlm.apps.localhost';
+/** The same backend behind an oidc app (no SSO): the browser's NTLM reaches it too. */
+const PORTAL = 'portal.apps.localhost';
+let idp: Awaited<ReturnType<typeof devIdpFor>>;
 const execFileP = promisify(execFile);
 let backend: NtlmBackend;
 let stack: Stack;
@@ -28,7 +33,7 @@ const ids: string[] = [];
 
 beforeAll(async () => {
   backend = await startNtlmBackend({ users: { alice: 'Secret-1' } });
-  stack = await new Stack({
+  stack = new Stack({
     startConnector: false,
     apps: [
       {
@@ -36,8 +41,16 @@ beforeAll(async () => {
         internalUrl: `http://127.0.0.1:${backend.port}/`,
         externalUrl: `https://${HOST}:{port}/`,
       },
+      {
+        name: 'Portal',
+        internalUrl: `http://127.0.0.1:${backend.port}/`,
+        externalUrl: `https://${PORTAL}:{port}/`,
+        preAuthentication: 'oidc',
+      },
     ],
-  }).start();
+  });
+  idp = await devIdpFor(stack, [PORTAL]);
+  await stack.start();
   for (const name of ['c1', 'c2']) {
     const dir = join(stack.dir, name);
     const port = await freePort();
@@ -52,6 +65,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  await idp?.close();
   await backend?.close();
 });
 
@@ -139,6 +153,41 @@ describe('NTLM passthrough', () => {
     }
     const lines = await curl(['--http1.1'], [url(), url(), url()]);
     expect(lines.map((l) => l.split('|')[1])).toEqual(['401', '401', '401']);
+  });
+
+  it('an oidc app without SSO pins the same way: its NTLM connection serves no other user', async () => {
+    const cookie = await signIn({
+      base: `https://127.0.0.1:${stack.ports.public}`,
+      host: `${PORTAL}:${stack.ports.public}`,
+      username: 'alice',
+      password: 'alice-password',
+    });
+    const portal = `https://${PORTAL}:${stack.ports.public}/`;
+    const lines = await curl(
+      [
+        '--resolve',
+        `${PORTAL}:${stack.ports.public}:127.0.0.1`,
+        '--http1.1',
+        '--ntlm',
+        '-u',
+        'CORP\\alice:Secret-1',
+        '-H',
+        `Cookie: ${cookie}`,
+      ],
+      [portal, portal, portal],
+    );
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^authenticated as CORP\\alice on connection \d+\|200\|1$/);
+    const text = lines[0]!.split('|')[0];
+    for (const line of lines.slice(1)) expect(line).toBe(`${text}|200|0`);
+    // Signed in at the provider, but without NTLM of one's own: never alice's connection.
+    for (let i = 0; i < 6; i++) {
+      const res = await request(stack, PORTAL, '/', {
+        headers: { host: `${PORTAL}:${stack.ports.public}`, cookie },
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('NTLM');
+    }
   });
 
   it('a wrong password: the backend’s 401 passes through', async () => {

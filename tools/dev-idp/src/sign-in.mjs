@@ -1,12 +1,13 @@
-// A real sign-in for the bench's pre-auth variant, without a browser: the relay's sign-in
-// start, the development provider's login form, the callback — cookies kept by hand. Returns
-// the `Cookie` header of the session the relay set (one cookie or its chunks).
+// A real sign-in through a relay at this provider, without a browser (the bench, e2e tests):
+// the relay's sign-in start, the provider's login form, the callback — cookies kept by hand.
+// Returns the `Cookie` header of the session the relay set (one cookie or its chunks).
 import { request } from 'node:https';
 
 /**
  * @param {object} o
  * @param {string} o.base the relay, `https://127.0.0.1:<port>`
- * @param {string} o.host the app's external host (Host header and SNI)
+ * @param {string} o.host the app's external host, with its port if not 443 (Host header; SNI
+ *   without the port)
  * @param {string} o.username
  * @param {string} o.password
  * @returns {Promise<string>}
@@ -69,7 +70,8 @@ function relay(base, host, path, jar) {
       {
         host: u.hostname,
         port: u.port,
-        servername: host,
+        // `host` may carry a port (the Host header's); SNI takes the name alone.
+        servername: host.replace(/:\d+$/, ''),
         rejectUnauthorized: false,
         path,
         headers: { host, accept: 'text/html', ...(jar.size && { cookie: cookieHeader(jar) }) },
