@@ -394,6 +394,12 @@ export interface ApacheGssapiOptions {
   krb5Conf: string;
   /** @default 'apache2' */
   apacheBin?: string;
+  /**
+   * Server processes: 1 runs `apache2 -X` (one process, tests); more, a prefork pool of that
+   * many in the foreground (the benchmark, where one process would be the bottleneck).
+   * @default 1
+   */
+  processes?: number;
 }
 
 /**
@@ -444,6 +450,10 @@ ServerName intranet.corp.test
 Listen 127.0.0.1:${port}
 PidFile "${dir}/httpd.pid"
 ErrorLog "${dir}/error.log"
+StartServers ${opts.processes ?? 1}
+MinSpareServers ${opts.processes ?? 1}
+MaxSpareServers ${opts.processes ?? 1}
+MaxRequestWorkers ${opts.processes ?? 1}
 LogLevel info auth_gssapi:debug
 LoadModule mpm_prefork_module ${modules}/mod_mpm_prefork.so
 LoadModule authn_core_module ${modules}/mod_authn_core.so
@@ -471,7 +481,8 @@ ScriptAlias /whoami "${dir}/cgi/whoami"
 </LocationMatch>
 `,
   );
-  const child = spawn(apache, ['-X', '-f', conf], {
+  const processes = opts.processes ?? 1;
+  const child = spawn(apache, [processes > 1 ? '-DFOREGROUND' : '-X', '-f', conf], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
