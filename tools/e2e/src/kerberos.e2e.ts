@@ -24,10 +24,16 @@ const TOOLS = ['samba', 'samba-tool', 'apache2'].map((t) =>
 );
 const READY = CHROMIUM !== undefined && TOOLS.every(Boolean);
 
-const HOSTS = { intranet: 'intranet.apps.localhost', other: 'other.apps.localhost' };
+const HOSTS = {
+  intranet: 'intranet.apps.localhost',
+  other: 'other.apps.localhost',
+  stale: 'stale.apps.localhost',
+};
 
 let dc: SambaDc;
 let apache: ApacheGssapi;
+/** An Apache whose keytab lacks the SPN's key (a stale or wrong keytab on the app's server). */
+let staleApache: ApacheGssapi;
 let sample: Awaited<ReturnType<typeof startSampleApp>>;
 let idp: Awaited<ReturnType<typeof startDevIdp>>;
 let stack: Stack;
@@ -45,6 +51,12 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
       krb5Conf: dc.krb5Conf,
       apacheBin: TOOLS[2]!,
     });
+    staleApache = await startApacheGssapi({
+      keytab: dc.serviceKeytab,
+      realm: dc.realm,
+      krb5Conf: dc.krb5Conf,
+      apacheBin: TOOLS[2]!,
+    });
     sample = await startSampleApp({ basePath: '/' });
     stack = new Stack({
       apps: [
@@ -52,6 +64,13 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
           name: 'Intranet',
           internalUrl: `${apache.url}/`,
           externalUrl: `https://${HOSTS.intranet}:{port}/`,
+          preAuthentication: 'oidc',
+          extra: `    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${TARGET_SPN} } }\n`,
+        },
+        {
+          name: 'Stale',
+          internalUrl: `${staleApache.url}/`,
+          externalUrl: `https://${HOSTS.stale}:{port}/`,
           preAuthentication: 'oidc',
           extra: `    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${TARGET_SPN} } }\n`,
         },
@@ -81,6 +100,7 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
     await idp?.close();
     await sample?.close();
     await apache?.stop();
+    await staleApache?.stop();
     await dc?.stop();
   });
 
@@ -154,6 +174,18 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
     expect(body).not.toContain('REMOTE_USER');
     const line = await connectorSaid('SSO_USER_UNKNOWN');
     expect(String(line.detail)).toMatch(/KDC_ERR_C_PRINCIPAL_UNKNOWN|KDC_ERR_S_PRINCIPAL_UNKNOWN/);
+  });
+
+  it('an app whose keytab cannot read the ticket: SSO_BACKEND_REJECTED, not its login prompt', async () => {
+    const p = await signedIn(`${origin(HOSTS.stale)}/whoami`, 'alice');
+    const body = await p.textContent('body');
+    expect(body).toContain('SSO_BACKEND_REJECTED');
+    expect(body).not.toContain('REMOTE_USER');
+    await stack.connector!.waitFor(
+      (l) => l.msg === 'backend refused the delegated Kerberos ticket' && l.app === 'Stale',
+      10_000,
+      'the connector names the refusal',
+    );
   });
 
   it('KDC stopped: SSO_KDC_UNREACHABLE for a new user; cached tickets and other apps keep working', async () => {
