@@ -1,9 +1,19 @@
 import { startDevIdp } from '@appproxy/dev-idp';
 import { startSampleApp } from '@appproxy/sample-app';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
-import { RELAY_BIN, Stack, devIdpFor, request, runCli, systemTool } from './harness.js';
+import {
+  RELAY_BIN,
+  Stack,
+  connectorId,
+  devIdpFor,
+  request,
+  runCli,
+  systemTool,
+  type LoggedProcess,
+} from './harness.js';
 import {
   TARGET_SPN,
   startApacheGssapi,
@@ -28,6 +38,7 @@ const HOSTS = {
   intranet: 'intranet.apps.localhost',
   other: 'other.apps.localhost',
   stale: 'stale.apps.localhost',
+  plain: 'plain.apps.localhost',
 };
 
 let dc: SambaDc;
@@ -37,6 +48,8 @@ let staleApache: ApacheGssapi;
 let sample: Awaited<ReturnType<typeof startSampleApp>>;
 let idp: Awaited<ReturnType<typeof startDevIdp>>;
 let stack: Stack;
+/** The connector with Kerberos settings (group Default); group Plain's has none. */
+let krb: LoggedProcess;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
 
@@ -75,22 +88,35 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
           extra: `    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${TARGET_SPN} } }\n`,
         },
         {
+          name: 'NoKeytab',
+          internalUrl: `${apache.url}/`,
+          externalUrl: `https://${HOSTS.plain}:{port}/`,
+          preAuthentication: 'oidc',
+          extra: `    connectorGroup: Plain\n    sso: { mode: kerberos, loginIdentity: localPart, kerberos: { spn: ${TARGET_SPN} } }\n`,
+        },
+        {
           name: 'Other',
           internalUrl: `http://127.0.0.1:${sample.port}/`,
           externalUrl: `https://${HOSTS.other}:{port}/`,
         },
       ],
-      connectorArgs: [
-        '--kerberos-keytab',
-        dc.serviceKeytab,
-        '--kerberos-principal',
-        dc.servicePrincipal,
-        '--kerberos-kdc',
-        dc.kdc,
-      ],
+      groups: ['Default', 'Plain'],
+      startConnector: false,
     });
     idp = await devIdpFor(stack, Object.values(HOSTS));
     await stack.start();
+    await stack.registerConnector();
+    krb = await stack.startConnector(stack.connectorState, 2, [
+      '--kerberos-keytab',
+      dc.serviceKeytab,
+      '--kerberos-principal',
+      dc.servicePrincipal,
+      '--kerberos-kdc',
+      dc.kdc,
+    ]);
+    const plain = join(stack.dir, 'plain-connector');
+    await stack.registerConnector(plain, 'Plain');
+    await stack.startConnector(plain);
     browser = await launchChromium();
   }, 300_000);
 
@@ -120,13 +146,13 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
   }
 
   const connectorSaid = (code: string) =>
-    stack.connector!.waitFor(
+    krb.waitFor(
       (l) => l.msg === 'kerberos single sign-on failed' && l.code === code,
       10_000,
       `the connector's log line for ${code}`,
     );
 
-  it('connectors list says the connector can do Kerberos', async () => {
+  it('connectors list says which connector can do Kerberos', async () => {
     const listed = await runCli(RELAY_BIN, [
       'connectors',
       'list',
@@ -134,13 +160,31 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
       stack.configPath,
       '--json',
     ]);
-    const rows = JSON.parse(listed.stdout) as Array<{ kerberos: boolean; capabilities: string[] }>;
-    expect(rows.map((r) => [r.kerberos, r.capabilities.includes('kerberos')])).toStrictEqual([
-      [true, true],
+    const rows = JSON.parse(listed.stdout) as Array<{
+      id: string;
+      group: string;
+      kerberos: boolean;
+      capabilities: string[];
+    }>;
+    const krbId = connectorId(stack.connectorState);
+    expect(
+      rows
+        .map((r) => [r.id === krbId, r.group, r.kerberos, r.capabilities.includes('kerberos')])
+        .sort(),
+    ).toStrictEqual([
+      [false, 'Plain', false, false],
+      [true, 'Default', true, true],
     ]);
     const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
     expect(table.stdout).toMatch(/\sKERBEROS\s/);
-    expect(table.stdout.split('\n')[1]).toMatch(/\syes\s/);
+    expect(table.stdout).toMatch(new RegExp(`^${krbId}\\s.*\\syes\\s`, 'm'));
+  });
+
+  it('a group without a Kerberos connector: SSO_NOT_CONFIGURED from the relay', async () => {
+    const p = await signedIn(`${origin(HOSTS.plain)}/whoami`, 'alice');
+    const body = await p.textContent('body');
+    expect(body).toContain('SSO_NOT_CONFIGURED');
+    expect(body).not.toContain('REMOTE_USER');
   });
 
   it('delegation removed in the domain: SSO_DELEGATION_DENIED, and back once it is allowed', async () => {
@@ -181,7 +225,7 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
     const body = await p.textContent('body');
     expect(body).toContain('SSO_BACKEND_REJECTED');
     expect(body).not.toContain('REMOTE_USER');
-    await stack.connector!.waitFor(
+    await krb.waitFor(
       (l) => l.msg === 'backend refused the delegated Kerberos ticket' && l.app === 'Stale',
       10_000,
       'the connector names the refusal',
@@ -204,7 +248,7 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
         headers: { host: `${HOSTS.other}:${stack.ports.public}` },
       });
       expect(res.status).toBe(200);
-      expect(stack.connector!.child.exitCode).toBeNull();
+      expect(krb.child.exitCode).toBeNull();
     } finally {
       await dc.start();
     }
