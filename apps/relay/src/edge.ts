@@ -5,6 +5,7 @@ import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
 import { SingleSignOn } from './single-sign-on.js';
+import { Throttle } from './throttle.js';
 import { SniCertificates } from './tls-contexts.js';
 
 /**
@@ -36,6 +37,8 @@ export class Edge {
   readonly certificates: SniCertificates;
   readonly trustedProxies: TrustedProxies;
   readonly groups: ReadonlySet<string>;
+  /** `relay.limits.requestsPerSecond` and the apps' `limits` (full buckets on each reload). */
+  readonly throttle: Throttle;
   /**
    * Client request headers never forwarded as sent, for `endToEndHeaders`' one pass: the
    * ones the relay replaces and the spoofable identity and address headers (SSO's list).
@@ -64,6 +67,7 @@ export class Edge {
     this.links = new LinkTranslation(config.apps);
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
+    this.throttle = new Throttle(config);
     const { sso } = this;
     this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }

@@ -52,6 +52,11 @@ export const RELAY_ERRORS = {
     title: 'Too many requests at once',
     hint: 'This connection has too many requests in flight to the application. Retry when some have finished.',
   },
+  THROTTLED: {
+    status: 429,
+    title: 'Too many requests',
+    hint: 'This application is receiving more requests than its configured limit allows. Wait the number of seconds in Retry-After and try again.',
+  },
   CONNECTOR_UNAVAILABLE: {
     status: 502,
     title: 'No connector available',

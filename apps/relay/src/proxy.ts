@@ -36,6 +36,7 @@ import { RequestBody } from './request-body.js';
 import type { PublicConnections } from './public-connections.js';
 import type { Edge } from './edge.js';
 import type { GateRequest } from './sign-in.js';
+import type { Throttled } from './throttle.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -579,11 +580,23 @@ export class RelayProxy {
     on.app(app.name);
     const refused = on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
-    if (!edge.signIn.protects(app)) return on.forward(routed);
+    const { throttle } = edge;
+    const throttled = (t: Throttled) => on.page(this.#throttled(app.name, t, req, correlationId));
+    const overLimit = throttle.admit(app);
+    if (overLimit) return throttled(overLimit);
+    if (!edge.signIn.protects(app)) {
+      const overUser = throttle.perUser(app) && throttle.admitUser(app, routed.gate.clientIp);
+      return overUser ? throttled(overUser) : on.forward(routed);
+    }
     edge.signIn.gate(app, routed.gate, correlationId).then(
       (outcome) => {
         if (on.gone()) return;
         if (!outcome.forward) return on.page(outcome.page);
+        // Per user: the signed-in user, so that users behind one NAT do not share a bucket.
+        const overUser =
+          throttle.perUser(app) &&
+          throttle.admitUser(app, `user:${outcome.identity.sub}@${outcome.identity.issuer}`);
+        if (overUser) return throttled(overUser);
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
         const who = signedInAs(outcome.identity);
@@ -616,6 +629,20 @@ export class RelayProxy {
       },
       (err: unknown) => on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
     );
+  }
+
+  /** 429 `THROTTLED` with `Retry-After`, counted by app and the limit that refused it. */
+  #throttled(app: string, t: Throttled, req: AnyRequest, correlationId: string): RenderedError {
+    const { metrics } = this.#deps;
+    metrics.throttled.labels(app, t.scope).inc();
+    metrics.errors.labels(app, 'THROTTLED').inc();
+    return renderError('THROTTLED', {
+      app,
+      correlationId,
+      accept: header(req.headers.accept),
+      reason: `limit:${t.scope}`,
+      headers: { 'retry-after': String(t.retryAfterSeconds) },
+    });
   }
 
   /**

@@ -21,6 +21,7 @@ export {
   BACKEND_TIMEOUT_DEFAULT_MS,
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
+  type AppLimits,
   type ClaimNamesConfig,
   type SsoConfig,
   type CookiePolicy,
