@@ -37,6 +37,11 @@ export const RELAY_ERRORS = {
     title: 'Method not allowed',
     hint: 'The application proxy does not accept this request method here (TRACE is never forwarded).',
   },
+  RPC_METHOD_REFUSED: {
+    status: 405,
+    title: 'RPC over HTTP not allowed',
+    hint: 'This application does not accept RPC over HTTP (RPC_IN_DATA, RPC_OUT_DATA, RDG_IN_DATA, RDG_OUT_DATA: Outlook Anywhere, Remote Desktop Gateway). Your administrator can allow them with rpcMethods: true.',
+  },
   RESERVED_PATH: {
     status: 404,
     title: 'Not found',

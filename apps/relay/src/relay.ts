@@ -14,6 +14,7 @@ import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
+import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
@@ -135,6 +136,11 @@ export class Relay {
       proxy.handle,
     );
     connections.attach(this.#public);
+    divertRpcConnections(this.#public, {
+      onRequest: proxy.handleRpc,
+      onRefused: proxy.refuseRpcHead,
+      headersTimeoutMs: () => this.#edge!.config.relay.limits.headersTimeoutMs,
+    });
     this.#public.on('upgrade', proxy.handleUpgrade);
     this.#public.on('clientError', proxy.handleClientError);
     this.#public.on('session', (session) => {

@@ -135,6 +135,7 @@ describe('parseConfig: the DESIGN.md example', () => {
           validateBackendTls: true,
           maintenanceMode: false,
           upgrades: ['websocket'],
+          rpcMethods: false,
           assignment: { required: false, users: [], groups: [] },
           rules: { clientIpRanges: [], requiredAmr: [] },
         },
@@ -230,6 +231,7 @@ apps:
         validateBackendTls: true,
         maintenanceMode: false,
         upgrades: ['websocket'],
+        rpcMethods: false,
         assignment: { required: false, users: [], groups: [] },
         rules: { clientIpRanges: [], requiredAmr: [] },
       },
@@ -738,6 +740,20 @@ apps:
     ]);
     // Defaults none.
     expect(parse(`${RELAY}apps: []\n`).relay.limits).not.toHaveProperty('requestsPerSecond');
+  });
+
+  it('rpcMethods: off by default, true or false only', () => {
+    const app = (extra: string) => `${RELAY}apps:
+  - name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+${extra}`;
+    expect(parse(app('')).apps[0]!.rpcMethods).toBe(false);
+    expect(parse(app('    rpcMethods: true\n')).apps[0]!.rpcMethods).toBe(true);
+    expect(summary(issuesOf(app('    rpcMethods: RDG_IN_DATA\n')))).toStrictEqual([
+      'apps[0].rpcMethods: must be true or false',
+    ]);
   });
 
   it('bad request rate limits', () => {

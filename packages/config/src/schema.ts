@@ -77,6 +77,13 @@ export interface PublishedAppConfig {
    */
   upgrades: string[];
   /**
+   * Accept the RPC-over-HTTP methods (`RPC_IN_DATA`, `RPC_OUT_DATA` of Outlook Anywhere and
+   * legacy RD Gateway, `RDG_IN_DATA`, `RDG_OUT_DATA` of RD Gateway's HTTP transport) over
+   * HTTP/1.1: the connection is then streamed raw to the backend, as after an upgrade. Other
+   * apps refuse them with 405 `RPC_METHOD_REFUSED`. @default false
+   */
+  rpcMethods: boolean;
+  /**
    * Session persistence across the group's connectors, for backend farms that need it:
    * `session` keeps each browser session on one connector (a relay cookie), `clientAddress`
    * each client IP. Unset: every request goes to the least busy connector.
@@ -938,6 +945,10 @@ const publishedApp = z
       })
       .transform((list) => [...new Set(list.map((v) => v.toLowerCase()))])
       .prefault(['websocket']),
+    rpcMethods: bool(
+      false,
+      'Accept RPC_IN_DATA, RPC_OUT_DATA, RDG_IN_DATA and RDG_OUT_DATA (Outlook Anywhere, RD Gateway) over HTTP/1.1; the connection is then streamed raw to the backend, as after an upgrade. Others refuse them with RPC_METHOD_REFUSED.',
+    ),
     sticky: z
       .enum(['none', 'session', 'clientAddress'], {
         error: 'must be one of: none, session, clientAddress',
