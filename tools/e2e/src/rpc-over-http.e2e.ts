@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { connect as h2connect, constants as h2constants } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -278,6 +279,40 @@ Content-Length: 1073741824
     await once(again, 'close');
     expect(answers.match(/^HTTP\/1\.1 \d+/gm)).toStrictEqual(['HTTP/1.1 204', 'HTTP/1.1 400']);
     expect(answers).toContain('MALFORMED_REQUEST');
+  });
+
+  it('HTTP/2: refused on a plain app, HTTP_1_1_REQUIRED on an app that takes them', async () => {
+    const before = backend.seen.length;
+    const client = h2connect(`https://127.0.0.1:${stack.ports.public}`, {
+      ca: stack.ca,
+      servername: RDG,
+    });
+    try {
+      const ask = async (host: string) => {
+        const stream = client.request({
+          ':method': 'RDG_OUT_DATA',
+          ':path': '/remoteDesktopGateway/',
+          ':authority': host,
+          accept: 'application/json',
+        });
+        stream.on('error', () => {});
+        let status = 0;
+        let body = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', (c: Buffer) => (body += c.toString()));
+        stream.end();
+        // Not `once`: it rejects on the reset's 'error'.
+        await new Promise((resolve) => stream.once('close', resolve));
+        return { status, body, rstCode: stream.rstCode };
+      };
+      const plain = await ask(PLAIN);
+      expect(plain.status).toBe(405);
+      expect(JSON.parse(plain.body).error).toMatchObject({ code: 'RPC_METHOD_REFUSED' });
+      expect((await ask(RDG)).rstCode).toBe(h2constants.NGHTTP2_HTTP_1_1_REQUIRED);
+      expect(backend.seen.length).toBe(before);
+    } finally {
+      client.close();
+    }
   });
 
   it('a malformed RPC request head is refused with MALFORMED_REQUEST', async () => {
