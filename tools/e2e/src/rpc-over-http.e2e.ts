@@ -99,6 +99,7 @@ class RawRpcBackend {
 let backend: RawRpcBackend;
 let stack: Stack;
 let rdg: StackApp;
+let plain: StackApp;
 const RDG = 'rdg.apps.localhost';
 const PLAIN = 'plain.apps.localhost';
 
@@ -169,9 +170,8 @@ beforeAll(async () => {
     externalUrl: `https://${RDG}:{port}/`,
     extra: '    rpcMethods: true\n    backendTimeout: 1s\n',
   };
-  stack = new Stack({
-    apps: [rdg, { name: 'Plain', internalUrl, externalUrl: `https://${PLAIN}:{port}/` }],
-  });
+  plain = { name: 'Plain', internalUrl, externalUrl: `https://${PLAIN}:{port}/` };
+  stack = new Stack({ apps: [rdg, plain] });
   await stack.start();
 });
 
@@ -328,6 +328,19 @@ Content-Length: 5
     const { head } = await readResponse(socket, 0);
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(head.toLowerCase()).toContain('x-appproxy-error: malformed_request');
+    socket.destroy();
+  });
+
+  it('a reload turns rpcMethods on for an app', async () => {
+    plain.extra = '    rpcMethods: true\n';
+    expect((await stack.reload()).msg).toBe('configuration reloaded');
+    const socket = await open(
+      PLAIN,
+      `RPC_OUT_DATA /rpc/rpcproxy.dll HTTP/1.1\nHost: ${PLAIN}\nContent-Length: 0\nX-Test-Reply: 1000\nX-Test-Seed: 31\n\n`,
+    );
+    const { head, body } = await readResponse(socket, 1000);
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 200 Success');
+    expect(body.equals(randomBytesOf(31, 1000))).toBe(true);
     socket.destroy();
   });
 });
