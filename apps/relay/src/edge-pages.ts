@@ -108,7 +108,11 @@ export class EdgePages {
    */
   finish(page: RenderedError, host: string, app: string | undefined): RenderedError {
     let out = page;
-    const template = page.brand && this.#templates[page.brand.template];
+    // forbidden.html and maintenance.html fall back to error.html; the interstitial does not
+    // (it needs its own head for the script).
+    const kind = page.brand?.template;
+    const template =
+      kind && (this.#templates[kind] ?? (kind !== 'signin' ? this.#templates.error : undefined));
     if (template) out = render(page, template);
     const hsts =
       app !== undefined ? this.#apps.get(app)?.hsts : this.#hostHsts.get(stripPort(host))?.value;

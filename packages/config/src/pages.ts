@@ -3,9 +3,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * The relay's pages a template may replace (`relay.pages.dir`): `error.html` for every
+ * The relay’s pages a template may replace (`relay.pages.dir`): `error.html` for every
  * error, `forbidden.html` for the 403 refusals, `maintenance.html` for `MAINTENANCE`,
- * `signin.html` for the sign-in interstitial.
+ * `signin.html` for the sign-in interstitial. `forbidden` and `maintenance` fall back to
+ * `error.html`, then to the built-in page; `signin` to the built-in one.
  */
 export const PAGE_TEMPLATES = ['error', 'forbidden', 'maintenance', 'signin'] as const;
 export type PageTemplateName = (typeof PAGE_TEMPLATES)[number];
