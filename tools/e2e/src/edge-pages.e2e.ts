@@ -278,5 +278,13 @@ describe('branded pages (relay.pages)', () => {
     const builtIn = await get(NOWHERE, '/x');
     expect(body(builtIn)).not.toContain('Contoso');
     expect(body(builtIn)).toContain('Application not found');
+    // Applied live: never reported as waiting for a restart.
+    expect(
+      stack.relay!.count(
+        (l) =>
+          l.msg === 'configuration reload: these settings apply after a restart' &&
+          JSON.stringify(l).includes('relay.pages'),
+      ),
+    ).toBe(0);
   });
 });
