@@ -44,6 +44,9 @@ describe('EdgePages', () => {
     expect(hsts('A.Example.com:443')).toBe('max-age=600; includeSubDomains');
     expect(hsts('c.example.com:8443', 'C')).toBeUndefined();
     expect(hsts('other.example.com')).toBeUndefined();
+    // Responses that are no page (the SSO JWKS): the same rule.
+    expect(pages.hstsFor('a.example.com', undefined)).toBe('max-age=600; includeSubDomains');
+    expect(pages.hstsFor('c.example.com:8443', undefined)).toBeUndefined();
   });
 
   it('home page: GET/HEAD of exactly the external path', () => {

@@ -646,10 +646,12 @@ export class RelayProxy {
     const jwks = edge.sso.jwks();
     if (jwks === undefined || edge.apps.onHost(host).length === 0) return fail('RESERVED_PATH');
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail('METHOD_NOT_ALLOWED');
+    const hsts = edge.pages.hstsFor(host, undefined);
     res.writeHead(200, {
       'content-type': 'application/jwk-set+json',
       'cache-control': 'public, max-age=300',
       'content-length': Buffer.byteLength(jwks),
+      ...(hsts !== undefined && { 'strict-transport-security': hsts }),
     });
     res.end(req.method === 'HEAD' ? undefined : jwks);
   }
