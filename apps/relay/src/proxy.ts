@@ -186,16 +186,17 @@ export class RelayProxy {
         breakOff(res, code);
         return;
       }
-      const page = renderError(code, {
-        app: appName,
-        correlationId,
-        accept: header(req.headers.accept),
-      });
+      const page = edge.pages.finish(
+        renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) }),
+        host,
+        appName,
+      );
       res.writeHead(page.status, page.headers);
       if (req.method === 'HEAD') res.end();
       else res.end(page.body);
     };
-    const send = (page: RenderedError) => {
+    const send = (built: RenderedError) => {
+      const page = edge.pages.finish(built, host, appName);
       res.writeHead(page.status, page.headers);
       res.end(req.method === 'HEAD' ? undefined : page.body);
     };
@@ -365,6 +366,7 @@ export class RelayProxy {
     if (translation) out = translation.headers as OutgoingHttpHeaders;
     out['x-appproxy-correlation-id'] = ctx.correlationId;
     for (const line of ctx.setCookie) appendHeader(out, 'set-cookie', line);
+    ctx.edge.pages.backendHeaders(out, ctx.app);
     res.writeHead(status, out);
     const sent = (chunk: Buffer) => ctx.sent(chunk.length);
     if (!translation) {
@@ -400,11 +402,11 @@ export class RelayProxy {
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('upgrade failed', { code, app: appName, detail, path: target.split('?')[0] });
       metrics.errors.labels(appName ?? '-', code).inc();
-      const page = renderError(code, {
-        app: appName,
-        correlationId,
-        accept: header(req.headers.accept),
-      });
+      const page = edge.pages.finish(
+        renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) }),
+        host,
+        appName,
+      );
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '')
@@ -444,6 +446,7 @@ export class RelayProxy {
             const out = endToEndHeaders(resHeaders);
             edge.links.response(out, match.app, header(req.headers.origin));
             for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
+            edge.pages.backendHeaders(out, match.app);
             stream.once('close', () => socket.destroy());
             if (status === 200) {
               // RFC 8441: 200 on the CONNECT stream is the backend's 101.
@@ -491,7 +494,10 @@ export class RelayProxy {
         return undefined;
       },
       refuse: fail,
-      page: ({ status, headers, body }) => writeRawResponse(socket, status, headers, body),
+      page: (built) => {
+        const { status, headers, body } = edge.pages.finish(built, host, appName);
+        writeRawResponse(socket, status, headers, body);
+      },
       forward: proceed,
     });
   };
@@ -529,10 +535,14 @@ export class RelayProxy {
     this.#deps.metrics.errors.labels('-', code).inc();
     // The head did not parse, so Accept is looked for in the raw bytes.
     const raw = err.rawPacket?.toString('latin1') ?? '';
-    const page = renderError(code, {
-      correlationId,
-      accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
-    });
+    const page = this.#deps.edge().pages.finish(
+      renderError(code, {
+        correlationId,
+        accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
+      }),
+      '',
+      undefined,
+    );
     writeRawResponse(socket, page.status, page.headers, page.body);
     socket.once('finish', () => socket.destroy());
   };
@@ -579,6 +589,9 @@ export class RelayProxy {
     on.app(app.name);
     const refused = on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
+    // The app's home page for its external root (never for an upgrade, which `check` marks).
+    const home = on.check ? undefined : edge.pages.homeRedirect(app, req.method ?? 'GET', target);
+    if (home) return on.page(home);
     if (!edge.signIn.protects(app)) return on.forward(routed);
     edge.signIn.gate(app, routed.gate, correlationId).then(
       (outcome) => {
@@ -633,10 +646,12 @@ export class RelayProxy {
     const jwks = edge.sso.jwks();
     if (jwks === undefined || edge.apps.onHost(host).length === 0) return fail('RESERVED_PATH');
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail('METHOD_NOT_ALLOWED');
+    const hsts = edge.pages.hstsFor(host, undefined);
     res.writeHead(200, {
       'content-type': 'application/jwk-set+json',
       'cache-control': 'public, max-age=300',
       'content-length': Buffer.byteLength(jwks),
+      ...(hsts !== undefined && { 'strict-transport-security': hsts }),
     });
     res.end(req.method === 'HEAD' ? undefined : jwks);
   }

@@ -310,7 +310,13 @@ export class Relay {
  * bound when the relay starts.
  */
 function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
-  const live = new Set(['certificates', 'trustedProxies', 'stripRequestHeaders', 'sessionSecrets']);
+  const live = new Set([
+    'certificates',
+    'trustedProxies',
+    'stripRequestHeaders',
+    'sessionSecrets',
+    'pages',
+  ]);
   const keys = new Set([...Object.keys(before.relay), ...Object.keys(after.relay)]);
   const changed: string[] = [];
   for (const key of keys) {

@@ -18,7 +18,19 @@ export {
   type ParseConfigOptions,
 } from './load.js';
 export {
+  PAGE_TEMPLATES,
+  PAGE_VARIABLES,
+  compilePageTemplate,
+  readPageTemplates,
+  type PageTemplate,
+  type PageTemplateName,
+  type PageVariable,
+  type PagesConfig,
+} from './pages.js';
+export {
   BACKEND_TIMEOUT_DEFAULT_MS,
+  HSTS_ONE_YEAR_SECONDS,
+  type HstsConfig,
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
   type ClaimNamesConfig,

@@ -1036,3 +1036,105 @@ describe('loadConfig', () => {
     await expect(loadConfig(dir)).rejects.toMatchObject({ code: 'APPPROXY_CONFIG_UNREADABLE' });
   });
 });
+
+describe('parseConfig: hsts, homePage and relay.pages (issue 12 items 4, 5, 9)', () => {
+  const APP = `apps:
+  - name: A
+    internalUrl: http://a.corp.local/
+    externalUrl: https://a.example.com/portal/
+    preAuthentication: passthrough
+`;
+
+  it('hsts: off by default, true is one year, an object with defaults', () => {
+    const app = (extra: string) => parse(`${RELAY}${APP}${extra}`).apps[0]!;
+    expect(app('').hsts).toBeUndefined();
+    expect(app('    hsts: false\n').hsts).toBeUndefined();
+    expect(app('    hsts: true\n').hsts).toStrictEqual({
+      maxAgeSeconds: 31_536_000,
+      includeSubDomains: false,
+      preload: false,
+    });
+    expect(app('    hsts: { includeSubDomains: true }\n').hsts).toStrictEqual({
+      maxAgeSeconds: 31_536_000,
+      includeSubDomains: true,
+      preload: false,
+    });
+    expect(
+      app('    hsts: { maxAge: 730d, includeSubDomains: true, preload: true }\n').hsts,
+    ).toStrictEqual({ maxAgeSeconds: 63_072_000, includeSubDomains: true, preload: true });
+    expect(app('    hsts: { maxAge: 0s }\n').hsts?.maxAgeSeconds).toBe(0);
+  });
+
+  it('hsts: preload needs includeSubDomains and a year; maxAge needs a unit', () => {
+    expect(
+      summary(issuesOf(`${RELAY}${APP}    hsts: { preload: true, maxAge: 30d }\n`)),
+    ).toStrictEqual([
+      'apps[0].hsts.preload: preload requires includeSubDomains: true',
+      'apps[0].hsts.preload: preload requires maxAge of at least 365d',
+    ]);
+    expect(summary(issuesOf(`${RELAY}${APP}    hsts: { maxAge: 31536000 }\n`))).toStrictEqual([
+      'apps[0].hsts.maxAge: must be a duration with a unit, e.g. 365d (HSTS max-age)',
+    ]);
+    expect(summary(issuesOf(`${RELAY}${APP}    hsts: yes\n`))).toStrictEqual([
+      'apps[0].hsts: must be true, false or { maxAge, includeSubDomains, preload }',
+    ]);
+  });
+
+  it('homePage: a path under the external path, query allowed', () => {
+    expect(parse(`${RELAY}${APP}    homePage: /portal/start.aspx?tab=1\n`).apps[0]!.homePage).toBe(
+      '/portal/start.aspx?tab=1',
+    );
+    const problems = (v: string) => summary(issuesOf(`${RELAY}${APP}    homePage: "${v}"\n`));
+    expect(problems('start.aspx')).toStrictEqual([
+      'apps[0].homePage: must be a path such as /portal/start.aspx (query allowed)',
+    ]);
+    expect(problems('/other/start.aspx')).toStrictEqual([
+      'apps[0].homePage: must be under the external URL’s path /portal/',
+    ]);
+    expect(problems('/portal/')).toStrictEqual([
+      'apps[0].homePage: must not be the external URL’s path itself (it would redirect to itself)',
+    ]);
+    expect(problems('/portal/../x')).toStrictEqual([
+      'apps[0].homePage: must be a plain path (no // or dot segments)',
+    ]);
+    expect(problems('https://evil.example/')).toStrictEqual([
+      'apps[0].homePage: must be a path such as /portal/start.aspx (query allowed)',
+    ]);
+  });
+
+  it('relay.pages: templates read and compiled, problems at relay.pages.dir', () => {
+    const pages = join(dir, 'pages');
+    mkdirSync(pages, { recursive: true });
+    writeFileSync(
+      join(pages, 'error.html'),
+      '<html><head><style>h1{color:red}</style></head><body><h1>{{title}}</h1>{{ app }}</body></html>',
+    );
+    const withPages = `${RELAY}  pages: { dir: ./pages }\n`;
+    const config = parse(withPages);
+    expect(config.relay.pages?.dir).toBe(pages);
+    expect(config.relay.pages?.templates.error?.parts).toStrictEqual([
+      '<html><head><style>h1{color:red}</style></head><body><h1>',
+      { v: 'title' },
+      '</h1>',
+      { v: 'app' },
+      '</body></html>',
+    ]);
+    expect(config.relay.pages?.templates.error?.styleHashes).toHaveLength(1);
+    expect(config.relay.pages?.templates.signin).toBeUndefined();
+
+    writeFileSync(join(pages, 'forbidden.html'), '<p>{{who}}</p>');
+    writeFileSync(join(pages, 'signin.html'), '<p>no head</p>');
+    writeFileSync(join(pages, 'maintenance.html'), '<script>alert(1)</script>');
+    writeFileSync(join(pages, 'eror.html'), 'typo');
+    expect(summary(issuesOf(withPages))).toStrictEqual([
+      'relay.pages.dir: eror.html: not a page template (known: error.html, forbidden.html, maintenance.html, signin.html)',
+      'relay.pages.dir: forbidden.html: unknown variable {{who}} (known: {{code}}, {{correlationId}}, {{app}}, {{user}}, {{time}}, {{title}}, {{hint}})',
+      'relay.pages.dir: maintenance.html: must not contain <script> (the pages’ Content-Security-Policy allows no inline script)',
+      'relay.pages.dir: signin.html: must have a </head>: the relay puts its sign-in script before it',
+    ]);
+    expect(summary(issuesOf(`${RELAY}  pages: { dir: ./nope }\n`))).toStrictEqual([
+      `relay.pages.dir: directory not found: ${join(dir, 'nope')}`,
+    ]);
+    rmSync(pages, { recursive: true });
+  });
+});

@@ -8,6 +8,7 @@ import { crossCheck, type PathIssue } from './internal/cross-checks.js';
 import { SourceLocator } from './internal/locate.js';
 import { issueMessage, unknownKeyMessage } from './internal/messages.js';
 import { formatPath, isUnder, type DocPath } from './internal/path.js';
+import { readPageTemplates } from './pages.js';
 import { relayConfigSchema, type RelayConfig } from './schema.js';
 
 /** Options of {@link parseConfig}. */
@@ -162,6 +163,8 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
     cert: resolve(baseDir, p.cert),
     key: resolve(baseDir, p.key),
   }));
+  if (config.relay.pages)
+    config.relay.pages = readPageTemplates(resolve(baseDir, config.relay.pages.dir)).pages;
   return config;
 }
 

@@ -3,6 +3,7 @@ import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
 import { isIpOrCidr } from './internal/net.js';
 import { checkAppUrl, checkIssuer, checkProxyUrl, type UrlCheck } from './internal/urls.js';
+import type { PagesConfig } from './pages.js';
 
 /** `backendTimeout: default`. */
 export const BACKEND_TIMEOUT_DEFAULT_MS = 85_000;
@@ -94,6 +95,23 @@ export interface PublishedAppConfig {
   bearerAudiences?: string[];
   /** Single sign-on to the backend (oidc apps). Absent: `mode: none`. */
   sso?: SsoConfig;
+  /** `Strict-Transport-Security` on every response for this app. Absent: the backend's own. */
+  hsts?: HstsConfig;
+  /**
+   * From `homePage`: where a GET or HEAD of exactly the external path is redirected (302),
+   * and where sign-in returns by default; a path under the external path, query allowed.
+   */
+  homePage?: string;
+}
+
+/** `apps[].hsts`, resolved. */
+export interface HstsConfig {
+  /** From `maxAge`. @default 31536000 (one year) */
+  maxAgeSeconds: number;
+  /** @default false */
+  includeSubDomains: boolean;
+  /** Needs `includeSubDomains` and at least a year. @default false */
+  preload: boolean;
 }
 
 /**
@@ -239,6 +257,8 @@ export interface RelayConfig {
      * `DEFAULT_STRIP_REQUEST_HEADERS`.
      */
     stripRequestHeaders?: string[];
+    /** Branded pages: HTML templates read from `dir` at start and reload. Absent: built-in. */
+    pages?: PagesConfig;
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -527,6 +547,16 @@ const relaySection = z
           'Headers removed from every client request (identity and client-address headers a client could spoof); prefix* matches a family. Unset: the built-in list (X-Remote-User, Remote-User, X-Forwarded-User, X-Auth-Request-*, X-MS-CLIENT-PRINCIPAL*, X-Real-IP, …). Every app’s SSO headers are always removed.',
         examples: [['X-Remote-User', 'X-Auth-Request-*']],
       }),
+    pages: z
+      .strictObject({
+        dir: text().meta({
+          description:
+            'Folder of HTML templates (error.html, forbidden.html, maintenance.html, signin.html) with {{code}}, {{correlationId}}, {{app}}, {{user}}, {{time}}, {{title}}, {{hint}}; relative to the config file. Missing templates: the built-in pages.',
+        }),
+      })
+      .optional()
+      .meta({ description: 'Branded pages, read at start and on reload.' })
+      .transform((p): PagesConfig | undefined => p && { dir: p.dir, templates: {} }),
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
   .transform(
@@ -538,9 +568,11 @@ const relaySection = z
       inactiveConnectorRetention,
       redirectHttp,
       adminListen,
+      pages,
       ...rest
     }) => ({
       ...rest,
+      ...(pages && { pages }),
       ...(redirectHttp && { redirectHttp }),
       ...(adminListen && { adminListen }),
       pingIntervalMs: pingInterval,
@@ -762,6 +794,92 @@ const ssoSection = z
   })
   .meta({ description: 'Single sign-on to the backend (oidc apps only).' });
 
+/** One year in seconds: `hsts: true`, and the least `preload` accepts. */
+export const HSTS_ONE_YEAR_SECONDS = 31_536_000;
+
+const HSTS_MAX_AGE_MESSAGE = 'must be a duration with a unit, e.g. 365d (HSTS max-age)';
+
+const hstsSection = z
+  .union(
+    [
+      z.boolean(),
+      z.enum(['true', 'false']),
+      z.strictObject({
+        // Checked below: a bare number is refused rather than read as milliseconds (HSTS
+        // speaks seconds), and an issue inside a union option would be reported as the union's.
+        maxAge: z
+          .union([z.string(), z.number()])
+          .prefault('365d')
+          .meta({ description: 'max-age as a duration (365d).', examples: ['365d', '730d'] }),
+        includeSubDomains: bool(false, 'Also every subdomain of the external host.'),
+        preload: bool(
+          false,
+          'Ask for the browsers’ preload list (needs includeSubDomains and ≥ 365d).',
+        ),
+      }),
+    ],
+    { error: 'must be true, false or { maxAge, includeSubDomains, preload }' },
+  )
+  .transform((v, ctx): HstsConfig | undefined => {
+    if (v === false || v === 'false') return undefined;
+    if (v === true || v === 'true')
+      return { maxAgeSeconds: HSTS_ONE_YEAR_SECONDS, includeSubDomains: false, preload: false };
+    const { maxAge, includeSubDomains, preload } = v;
+    if (
+      typeof maxAge !== 'string' ||
+      !DURATION_PATTERN.test(maxAge) ||
+      /^\s*\d+\s*$/.test(maxAge)
+    ) {
+      ctx.addIssue({ code: 'custom', path: ['maxAge'], message: HSTS_MAX_AGE_MESSAGE });
+      return z.NEVER;
+    }
+    const maxAgeSeconds = Math.floor(parseDuration(maxAge) / 1000);
+    if (preload && !includeSubDomains)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message: 'preload requires includeSubDomains: true',
+      });
+    if (preload && maxAgeSeconds < HSTS_ONE_YEAR_SECONDS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message: 'preload requires maxAge of at least 365d',
+      });
+    return { maxAgeSeconds, includeSubDomains, preload };
+  })
+  .meta({
+    description:
+      'Strict-Transport-Security on every response of this app (true: max-age one year); replaces the backend’s own. Off by default.',
+  });
+
+const HOME_PAGE = /^\/[^\s#\\]*$/;
+
+/** `homePage` as written: a path with an optional query, checked against the external URL later. */
+const homePageInput = z
+  .string()
+  .regex(HOME_PAGE, { error: 'must be a path such as /portal/start.aspx (query allowed)' })
+  .meta({
+    description:
+      'Where a GET of exactly the external URL is redirected (302), and where sign-in returns by default: a path under the external URL’s path.',
+    examples: ['/portal/start.aspx'],
+  });
+
+/** Why `homePage` cannot be used with `externalUrl`, or undefined. */
+function homePageProblem(homePage: string, externalUrl: string): string | undefined {
+  // Either already reported by the fields' own checks.
+  if (!HOME_PAGE.test(homePage) || !URL.canParse(externalUrl)) return undefined;
+  const base = new URL(externalUrl).pathname;
+  const path = homePage.split('?', 1)[0]!;
+  if (path.startsWith('//') || /(^|\/)\.\.?(\/|$)/.test(path))
+    return 'must be a plain path (no // or dot segments)';
+  if (!path.startsWith(base)) return `must be under the external URL’s path ${base}`;
+  if (homePage === base)
+    return 'must not be the external URL’s path itself (it would redirect to itself)';
+  if (path.startsWith('/.appproxy/')) return 'must not be under /.appproxy/ (reserved)';
+  return undefined;
+}
+
 /** An `Upgrade` protocol: `token[/token]` (RFC 9110 §7.8). */
 const UPGRADE_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/;
 
@@ -903,6 +1021,13 @@ const publishedApp = z
       .optional()
       .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
     sso: ssoSection.optional(),
+    hsts: hstsSection.optional(),
+    homePage: homePageInput.optional(),
+  })
+  .superRefine((app, ctx) => {
+    if (app.homePage === undefined) return;
+    const problem = homePageProblem(app.homePage, app.externalUrl);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['homePage'], message: problem });
   })
   .meta({
     description:
@@ -917,9 +1042,13 @@ const publishedApp = z
       session,
       bearerAudiences,
       sso,
+      hsts,
+      homePage,
       ...rest
     }): PublishedAppConfig => ({
       ...rest,
+      ...(hsts && { hsts }),
+      ...(homePage !== undefined && { homePage }),
       backendTimeoutMs,
       backendKeepAliveMs,
       ...(sticky !== 'none' && { sticky }),

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { DocPath } from './path.js';
+import { readPageTemplates } from '../pages.js';
 import { checkAppUrl } from './urls.js';
 
 /** An issue before it is located in the source. */
@@ -130,6 +131,11 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
           });
       }
     });
+  }
+  const pages = isRecord(doc.relay) && isRecord(doc.relay.pages) ? doc.relay.pages : undefined;
+  if (pages && typeof pages.dir === 'string' && pages.dir !== '') {
+    for (const message of readPageTemplates(resolve(ctx.baseDir, pages.dir)).problems)
+      issues.push({ path: ['relay', 'pages', 'dir'], message });
   }
   return issues;
 }
