@@ -119,7 +119,7 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
   if (Array.isArray(certificates)) {
     certificates.forEach((pair, i) => {
       if (!isRecord(pair)) return;
-      for (const k of ['cert', 'key'] as const) {
+      for (const k of ['cert', 'key', 'pfx'] as const) {
         const v = pair[k];
         if (typeof v !== 'string' || v === '') continue;
         const path = ['relay', 'certificates', i, k];
