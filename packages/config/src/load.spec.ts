@@ -816,6 +816,40 @@ apps:
     ]);
   });
 
+  it('wildcard apps: * as the whole first label of both URLs, passthrough', () => {
+    const config = parse(`${RELAY}apps:
+  - name: Team sites
+    internalUrl: http://*.Corp.Local:8080/
+    externalUrl: https://*.apps.example.com/
+    preAuthentication: passthrough
+  - name: Exact
+    internalUrl: http://wiki.corp.local/
+    externalUrl: https://wiki.apps.example.com/
+    preAuthentication: passthrough
+`);
+    expect(config.apps.map((a) => [a.internalUrl, a.externalUrl])).toEqual([
+      ['http://*.corp.local:8080/', 'https://*.apps.example.com/'],
+      ['http://wiki.corp.local/', 'https://wiki.apps.example.com/'],
+    ]);
+  });
+
+  it('wildcard apps: what could never match is refused', () => {
+    const app = (name: string, internal: string, external: string, pre = 'passthrough') =>
+      `  - { name: ${name}, internalUrl: '${internal}', externalUrl: '${external}', preAuthentication: ${pre} }\n`;
+    const yaml = `${RELAY}identityProvider: { issuer: https://idp.example.com, clientId: c }
+apps:
+${app('A', 'http://*.corp.local/', 'https://a*.apps.example.com/')}${app('B', 'http://x.*.corp.local/', 'https://*.b.example.com/')}${app('C', 'http://*.corp.local/', 'https://c.example.com/')}${app('D', 'http://d.corp.local/', 'https://*.d.example.com/')}${app('E', 'http://*.corp.local/', 'https://*.e.example.com/', 'oidc')}${app('F', 'http://*.corp.local/', 'https://*/')}${app('G', 'http://*.corp.local/', 'https://*.*.g.example.com/')}`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[0].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[1].internalUrl: * must be the whole first label of the host, as in http://*.corp.local/',
+      'apps[2].internalUrl: a wildcard internalUrl needs a wildcard externalUrl (https://*.apps.example.com/): no external host says which label to use',
+      'apps[3].internalUrl: a wildcard externalUrl needs a wildcard internalUrl (http://*.corp.local/): the label * matches goes into the internal host',
+      'apps[4].preAuthentication: a wildcard app needs preAuthentication: passthrough (sign-in needs a redirect URI registered per host)',
+      'apps[5].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[6].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+    ]);
+  });
+
   it('required fields and wrong types', () => {
     const yaml = `relay:
   listen: 443
