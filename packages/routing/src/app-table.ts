@@ -154,16 +154,16 @@ export class AppTable<T extends RoutableApp> {
     const hostname = parseRequestHost(host)?.hostname;
     if (hostname === undefined) return 'INVALID_HOST';
     const list = this.#byHost.get(hostname);
-    const wild = this.#wildcards(hostname);
+    // Exact hosts first: a wildcard app only gets what no app of the host itself takes.
+    let wild = list ? undefined : this.#wildcards(hostname);
     if (!list && !wild) return undefined;
     const normalized = normalizeRequestTarget(target);
     if (typeof normalized === 'string') return normalized;
     const { path, search } = normalized;
-    // Exact hosts first: a wildcard app only gets what no app of the host itself takes.
-    return (
-      (list && this.#match(list, path, search)) ??
-      (wild && this.#match(wild.list, path, search, wild.label))
-    );
+    const exact = list && this.#match(list, path, search);
+    if (exact) return exact;
+    wild ??= this.#wildcards(hostname);
+    return wild && this.#match(wild.list, path, search, wild.label);
   }
 
   #match(

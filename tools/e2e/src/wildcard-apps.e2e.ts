@@ -2,7 +2,15 @@ import { startSampleApp } from '@appproxy/sample-app';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELAY_BIN, Stack, json, request, runCli, type StackApp } from './harness.js';
+import {
+  RELAY_BIN,
+  Stack,
+  json,
+  request,
+  runCli,
+  type ClientResponse,
+  type StackApp,
+} from './harness.js';
 
 /**
  * Wildcard apps through the real CLIs: `https://*.apps.localhost/` → `http://*.localhost:<port>/`.
@@ -56,7 +64,7 @@ afterAll(async () => {
   await Promise.all([alpha?.close(), beta?.close(), exact?.close()]);
 });
 
-const echoed = (res: { body: Buffer }) =>
+const echoed = (res: ClientResponse) =>
   json(res) as { headers: Record<string, string>; url: string };
 
 describe('wildcard apps', () => {
