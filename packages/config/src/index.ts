@@ -33,6 +33,7 @@ export {
   type HstsConfig,
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
+  type CertificateSource,
   type ClaimNamesConfig,
   type SsoConfig,
   type CookiePolicy,

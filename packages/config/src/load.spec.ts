@@ -769,6 +769,87 @@ apps:
     ]);
   });
 
+  it('relay.certificates: pfx with a passphrase from ${ENV}, relative, beside a PEM pair', () => {
+    writeFileSync(join(dir, 'tls/site.pfx'), 'pfx');
+    const config = parse(
+      `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates:
+    - { cert: ./tls/site.pem, key: ./tls/site-key.pem }
+    - { pfx: ./tls/site.pfx, passphrase: "\${PFX_PASS}" }
+    - { pfx: ./tls/site.pfx }
+`,
+      { PFX_PASS: 'open sesame' },
+    );
+    expect(config.relay.certificates).toStrictEqual([
+      { cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') },
+      { pfx: join(dir, 'tls/site.pfx'), passphrase: 'open sesame' },
+      { pfx: join(dir, 'tls/site.pfx') },
+    ]);
+  });
+
+  it('relay.certificates: a pair or a pfx, never a mix, and the pfx file must exist', () => {
+    writeFileSync(join(dir, 'tls/site.pfx'), 'pfx');
+    const yaml = `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates:
+    - { pfx: ./tls/site.pfx, cert: ./tls/site.pem }
+    - { cert: ./tls/site.pem, passphrase: x }
+    - { cert: ./tls/site.pem }
+    - { key: ./tls/site-key.pem }
+    - { passphrase: x }
+    - {}
+    - { pfx: ./tls/nope.pfx, passphrase: x }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.certificates[0].cert: use either pfx or cert and key, not both',
+      'relay.certificates[1].key: is required',
+      'relay.certificates[1].passphrase: applies only to pfx',
+      'relay.certificates[2].key: is required',
+      'relay.certificates[3].cert: is required',
+      'relay.certificates[4]: needs cert and key (PEM files) or pfx (a PKCS#12 file)',
+      'relay.certificates[4].passphrase: applies only to pfx',
+      'relay.certificates[5]: needs cert and key (PEM files) or pfx (a PKCS#12 file)',
+      `relay.certificates[6].pfx: file not found: ${join(dir, 'tls/nope.pfx')}`,
+    ]);
+  });
+
+  it('wildcard apps: * as the whole first label of both URLs, passthrough', () => {
+    const config = parse(`${RELAY}apps:
+  - name: Team sites
+    internalUrl: http://*.Corp.Local:8080/
+    externalUrl: https://*.apps.example.com/
+    preAuthentication: passthrough
+  - name: Exact
+    internalUrl: http://wiki.corp.local/
+    externalUrl: https://wiki.apps.example.com/
+    preAuthentication: passthrough
+`);
+    expect(config.apps.map((a) => [a.internalUrl, a.externalUrl])).toEqual([
+      ['http://*.corp.local:8080/', 'https://*.apps.example.com/'],
+      ['http://wiki.corp.local/', 'https://wiki.apps.example.com/'],
+    ]);
+  });
+
+  it('wildcard apps: what could never match is refused', () => {
+    const app = (name: string, internal: string, external: string, pre = 'passthrough') =>
+      `  - { name: ${name}, internalUrl: '${internal}', externalUrl: '${external}', preAuthentication: ${pre} }\n`;
+    const yaml = `${RELAY}identityProvider: { issuer: https://idp.example.com, clientId: c }
+apps:
+${app('A', 'http://*.corp.local/', 'https://a*.apps.example.com/')}${app('B', 'http://x.*.corp.local/', 'https://*.b.example.com/')}${app('C', 'http://*.corp.local/', 'https://c.example.com/')}${app('D', 'http://d.corp.local/', 'https://*.d.example.com/')}${app('E', 'http://*.corp.local/', 'https://*.e.example.com/', 'oidc')}${app('F', 'http://*.corp.local/', 'https://*/')}${app('G', 'http://*.corp.local/', 'https://*.*.g.example.com/')}`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[0].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[1].internalUrl: * must be the whole first label of the host, as in http://*.corp.local/',
+      'apps[2].internalUrl: a wildcard internalUrl needs a wildcard externalUrl (https://*.apps.example.com/): no external host says which label to use',
+      'apps[3].internalUrl: a wildcard externalUrl needs a wildcard internalUrl (http://*.corp.local/): the label * matches goes into the internal host',
+      'apps[4].preAuthentication: a wildcard app needs preAuthentication: passthrough (sign-in needs a redirect URI registered per host)',
+      'apps[5].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[6].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+    ]);
+  });
+
   it('required fields and wrong types', () => {
     const yaml = `relay:
   listen: 443
@@ -916,7 +997,7 @@ apps:
     );
     expect(config.relay.listen).toStrictEqual({ host: '0.0.0.0', port: 443 });
     expect(config.relay.tunnelListen).toStrictEqual({ host: '127.0.0.1', port: 8443 });
-    expect(config.relay.certificates[0]!.cert).toBe(join(dir, 'tls/site.pem'));
+    expect(config.relay.certificates[0]).toMatchObject({ cert: join(dir, 'tls/site.pem') });
     expect(config.relay.pingIntervalMs).toBe(2_000);
     expect(config.apps[0]!.name).toBe('Price ${AMOUNT} and $5');
     expect(config.apps[0]!.internalUrl).toBe('http://b.corp:8080/');
@@ -1013,7 +1094,7 @@ describe('loadConfig', () => {
     writeFileSync(join(sub, 'appproxy.yaml'), `${RELAY}  stateDir: state\n`);
     const config = await loadConfig(join(sub, 'appproxy.yaml'), { env: {} });
     expect(config.relay.stateDir).toBe(join(sub, 'state'));
-    expect(config.relay.certificates[0]!.cert).toBe(join(sub, 'tls/site.pem'));
+    expect(config.relay.certificates[0]).toMatchObject({ cert: join(sub, 'tls/site.pem') });
   });
 
   it('names the file in messages', async () => {

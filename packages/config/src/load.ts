@@ -159,10 +159,11 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
 
   const config = parsed.data;
   config.relay.stateDir = resolve(baseDir, config.relay.stateDir);
-  config.relay.certificates = config.relay.certificates.map((p) => ({
-    cert: resolve(baseDir, p.cert),
-    key: resolve(baseDir, p.key),
-  }));
+  config.relay.certificates = config.relay.certificates.map((p) =>
+    'pfx' in p
+      ? { ...p, pfx: resolve(baseDir, p.pfx) }
+      : { cert: resolve(baseDir, p.cert), key: resolve(baseDir, p.key) },
+  );
   if (config.relay.pages)
     config.relay.pages = readPageTemplates(resolve(baseDir, config.relay.pages.dir)).pages;
   return config;

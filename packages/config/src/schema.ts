@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
+import { certificateShape } from './internal/certificates.js';
 import { isIpOrCidr } from './internal/net.js';
 import { checkAppUrl, checkIssuer, checkProxyUrl, type UrlCheck } from './internal/urls.js';
 import type { PagesConfig } from './pages.js';
@@ -215,6 +216,10 @@ export interface RelayLimits {
 }
 
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
+/** One entry of `relay.certificates`: a PEM pair or a PKCS#12 file. */
+export type CertificateSource =
+  { cert: string; key: string } | { pfx: string; passphrase?: string };
+
 export interface RelayConfig {
   relay: {
     /** Public HTTPS for external URLs. */
@@ -227,8 +232,8 @@ export interface RelayConfig {
     adminListen?: HostPort;
     /** Absolute. @default '<config folder>/var/relay' */
     stateDir: string;
-    /** Absolute paths of PEM files, at least one pair; picked by SNI. */
-    certificates: { cert: string; key: string }[];
+    /** At least one; picked by SNI (exact names before wildcards). Paths absolute. */
+    certificates: CertificateSource[];
     /** Names connectors use to reach `tunnelListen`. @default ['localhost', '127.0.0.1'] */
     tunnelHosts: string[];
     /** IPs or CIDRs of front proxies whose `X-Forwarded-*` are kept. @default [] */
@@ -397,12 +402,28 @@ function hostPort(description: string) {
 
 const certificatePair = z
   .strictObject({
-    cert: text().meta({ description: 'PEM certificate chain; relative to the config file.' }),
-    key: text().meta({ description: 'PEM private key; relative to the config file.' }),
+    cert: text()
+      .optional()
+      .meta({ description: 'PEM certificate chain; relative to the config file.' }),
+    key: text().optional().meta({ description: 'PEM private key; relative to the config file.' }),
+    pfx: text()
+      .optional()
+      .meta({ description: 'PKCS#12 (.pfx/.p12) file instead of cert and key; relative.' }),
+    passphrase: z
+      .string()
+      .optional()
+      .meta({ description: 'Passphrase of the pfx file; use ${ENV}.' }),
   })
+  .superRefine(certificateShape)
   .meta({
-    description: 'A certificate for the public listener; chosen by SNI (wildcards and SANs work).',
-  });
+    description:
+      'A certificate for the public listener: cert + key (PEM) or pfx (+ passphrase); chosen by SNI, exact names before wildcards.',
+  })
+  .transform(({ cert, key, pfx, passphrase }): CertificateSource =>
+    pfx !== undefined
+      ? { pfx, ...(passphrase !== undefined && { passphrase }) }
+      : { cert: cert!, key: key! },
+  );
 
 const limitsSection = z
   .strictObject({
