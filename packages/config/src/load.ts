@@ -162,6 +162,8 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
     cert: resolve(baseDir, p.cert),
     key: resolve(baseDir, p.key),
   }));
+  if (config.relay.acme?.caBundle)
+    config.relay.acme.caBundle = resolve(baseDir, config.relay.acme.caBundle);
   return config;
 }
 

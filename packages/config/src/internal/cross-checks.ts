@@ -131,6 +131,16 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
       }
     });
   }
+  const acme = isRecord(doc.relay) ? doc.relay.acme : undefined;
+  if (isRecord(acme) && typeof acme.caBundle === 'string' && acme.caBundle !== '') {
+    const path = ['relay', 'acme', 'caBundle'];
+    const problem = fileProblem(resolve(ctx.baseDir, acme.caBundle));
+    if (problem)
+      issues.push({
+        path,
+        message: `${problem}: ${ctx.template(path) ?? resolve(ctx.baseDir, acme.caBundle)}`,
+      });
+  }
   return issues;
 }
 
