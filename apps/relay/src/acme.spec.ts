@@ -92,10 +92,13 @@ describe('AcmeCertificates', () => {
 
   describe('answerHttp01', () => {
     let server: Server;
-    const get = async (path: string) => {
+    const get = async (path: string, host = 'on.test') => {
       if (!server) {
-        const { acme } = manager();
+        const on = manager().acme;
+        on.configure(config([]), () => false);
+        const off = manager().acme;
         server = createServer((req, res) => {
+          const acme = req.headers.host?.startsWith('off.') ? off : on;
           if (!acme.answerHttp01(req, res)) res.writeHead(301).end();
         });
         await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -103,7 +106,7 @@ describe('AcmeCertificates', () => {
       }
       const { port } = server.address() as AddressInfo;
       return new Promise<number>((resolve, reject) =>
-        request({ host: '127.0.0.1', port, path }, (res) => {
+        request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
           res.resume();
           resolve(res.statusCode!);
         })
@@ -115,6 +118,8 @@ describe('AcmeCertificates', () => {
     it('answers only challenge paths: unknown tokens 404, the rest is not its business', async () => {
       expect(await get('/.well-known/acme-challenge/nope')).toBe(404);
       expect(await get('/anything')).toBe(301);
+      // Without relay.acme the redirect listener redirects challenge paths too.
+      expect(await get('/.well-known/acme-challenge/nope', 'off.test')).toBe(301);
     });
   });
 });

@@ -90,10 +90,13 @@ export class AcmeCertificates {
     return this.#alpn.get(name) ?? this.#hosts.get(name)?.context;
   }
 
-  /** Answers `GET /.well-known/acme-challenge/<token>`; false for every other request. */
+  /**
+   * Answers `GET /.well-known/acme-challenge/<token>` while `relay.acme` is set; false for
+   * every other request (the redirect listener then redirects it).
+   */
   answerHttp01(req: IncomingMessage, res: ServerResponse): boolean {
     const path = (req.url ?? '').split('?')[0]!;
-    if (!path.startsWith(CHALLENGE_PATH)) return false;
+    if (!this.#settings || !path.startsWith(CHALLENGE_PATH)) return false;
     const answer = this.#tokens.get(path.slice(CHALLENGE_PATH.length));
     if (answer === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 0 }).end();
@@ -225,10 +228,10 @@ export class AcmeCertificates {
       accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
       writeAtomically(keyPath, accountKey);
     }
-    if (settings.caBundle) {
-      // acme-client speaks HTTP through its axios instance; the relay has one ACME CA.
-      acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(settings.caBundle, 'utf8') });
-    }
+    // acme-client speaks HTTP through its one axios instance; the relay has one ACME CA.
+    acme.axios.defaults.httpsAgent = settings.caBundle
+      ? new Agent({ ca: readFileSync(settings.caBundle, 'utf8') })
+      : undefined;
     this.#client = new acme.Client({ directoryUrl: settings.directoryUrl, accountKey });
     return this.#client;
   }

@@ -308,5 +308,20 @@ describe.skipIf(!PEBBLE || !CHALLTESTSRV)('relay.acme against Pebble', () => {
       authorized: true,
     });
     expect(stack.relay!.count(issued(ONE))).toBe(1);
+
+    // A restart serves the certificates kept in stateDir without ordering again.
+    expect(await stack.relay!.stop()).toBe(0);
+    await stack.startRelay();
+    await stack.relay!.waitFor(
+      (l) => l.msg === 'acme certificate loaded' && l.host === THREE,
+      10_000,
+      `${THREE} loaded`,
+    );
+    expect((await servedCertificate(stack.ports.public, ONE, root)).cert.serialNumber).toBe(
+      served.cert.serialNumber,
+    );
+    expect(
+      stack.relay!.count((l) => l.msg === 'acme certificate requested' && l.host !== BAD),
+    ).toBe(0);
   }, 90_000);
 });
