@@ -63,7 +63,7 @@ describe('AcmeCertificates', () => {
     copyFileSync(certs.certPath, join(dir, 'acme/stored.test.pem'));
     copyFileSync(certs.keyPath, join(dir, 'acme/stored.test-key.pem'));
     const { acme, lines } = manager();
-    acme.configure(config(['stored.test', 'covered.test', '*.wild.test']), (h) =>
+    acme.configure(config(['stored.test', 'covered.test', '*.wild.test', '127.0.0.9']), (h) =>
       h.startsWith('covered'),
     );
     expect(acme.context('STORED.test')).toBeDefined();
@@ -71,12 +71,31 @@ describe('AcmeCertificates', () => {
     const loaded = lines.find((l) => l.msg === 'acme certificate loaded');
     expect(loaded).toMatchObject({ host: 'stored.test' });
     expect(Date.parse(String(loaded!.renewAt))).toBeGreaterThan(Date.now());
-    // Nothing was ordered: the stored one is valid, covered and wildcard hosts are skipped.
+    // Nothing was ordered: the stored one is valid, covered, wildcard and IP hosts are skipped.
+    await new Promise((r) => setTimeout(r, 100));
     expect(lines.filter((l) => l.msg === 'acme certificate requested')).toStrictEqual([]);
 
     // Without relay.acme (a reload that removes it), nothing is served or renewed.
     acme.configure(config(['stored.test'], false), () => false);
     expect(acme.context('stored.test')).toBeUndefined();
+  });
+
+  it('a failed order is logged with its reason and retried with backoff', async () => {
+    const { acme, lines } = manager();
+    acme.configure(config(['new.test']), () => false);
+    await expect
+      .poll(() => lines.find((l) => l.msg === 'acme certificate failed'), { timeout: 30_000 })
+      .toMatchObject({
+        host: 'new.test',
+        failures: 1,
+        retryInMs: 10_000,
+        reason: 'the ACME directory https://127.0.0.1:1/dir cannot be reached: ECONNREFUSED',
+      });
+    expect(lines.find((l) => l.msg === 'acme certificate requested')).toMatchObject({
+      host: 'new.test',
+      challenge: 'http-01',
+    });
+    acme.stop();
   });
 
   it('a stored certificate for another name is ignored', async () => {

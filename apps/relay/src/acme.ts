@@ -4,7 +4,8 @@ import * as acme from 'acme-client';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Agent } from 'node:https';
+import { Agent, get as httpsGet } from 'node:https';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 
@@ -69,7 +70,9 @@ export class AcmeCertificates {
     if (settings)
       for (const app of config.apps) {
         const host = new URL(app.externalUrl).hostname.toLowerCase();
-        if (!host.includes('*') && !covered(host)) wanted.add(host);
+        // Exact DNS names: wildcards need DNS-01, IP addresses are left to certificates.
+        if (!host.includes('*') && isIP(host.replace(/^\[|\]$/g, '')) === 0 && !covered(host))
+          wanted.add(host);
       }
     for (const host of [...this.#hosts.keys()]) if (!wanted.has(host)) this.#drop(host);
     for (const host of wanted) if (!this.#hosts.has(host)) this.#add(host);
@@ -204,12 +207,13 @@ export class AcmeCertificates {
       });
     } catch (err) {
       if (this.#hosts.get(host) !== state) return;
+      const reason = await failureReason(err as Error, settings.directoryUrl);
       const retryInMs = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.failures);
       state.failures += 1;
       this.#schedule(host, state, retryInMs);
       this.#log.warn('acme certificate failed', {
         host,
-        reason: (err as Error).message,
+        reason,
         failures: state.failures,
         retryInMs,
         ...(state.notAfter && { certificateExpires: state.notAfter.toISOString() }),
@@ -232,6 +236,10 @@ export class AcmeCertificates {
     acme.axios.defaults.httpsAgent = settings.caBundle
       ? new Agent({ ca: readFileSync(settings.caBundle, 'utf8') })
       : undefined;
+    // Its own retries of a CA that does not answer take 75 s; the relay's backoff retries.
+    (
+      acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }
+    ).acmeSettings.retryMaxAttempts = 1;
     this.#client = new acme.Client({ directoryUrl: settings.directoryUrl, accountKey });
     return this.#client;
   }
@@ -265,6 +273,24 @@ export class AcmeCertificates {
       return undefined;
     }
   }
+}
+
+/**
+ * The reason of a failed order for the log. acme-client turns a CA it cannot reach into a
+ * TypeError of its own; the directory is asked once more to name the network error.
+ */
+async function failureReason(err: Error, directoryUrl: string): Promise<string> {
+  if (!(err instanceof TypeError)) return err.message;
+  const agent = acme.axios.defaults.httpsAgent as Agent | undefined;
+  const problem = await new Promise<string | undefined>((resolve) => {
+    const req = httpsGet(directoryUrl, { agent, timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve(undefined);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+  });
+  return problem ? `the ACME directory ${directoryUrl} cannot be reached: ${problem}` : err.message;
 }
 
 /** Two thirds into the certificate's lifetime. */
