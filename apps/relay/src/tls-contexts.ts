@@ -47,6 +47,16 @@ export class SniCertificates {
     cb(null, this.find(servername));
   };
 
+  /** Whether a certificate names `host` (exactly or by wildcard), not just the fallback. */
+  covers(host: string): boolean {
+    const name = host.toLowerCase();
+    const dot = name.indexOf('.');
+    const wildcard = dot === -1 ? undefined : `*${name.slice(dot)}`;
+    return this.#entries.some(
+      (e) => e.names.includes(name) || (wildcard !== undefined && e.names.includes(wildcard)),
+    );
+  }
+
   find(servername: string): SecureContext | undefined {
     const name = servername.toLowerCase();
     const dot = name.indexOf('.');

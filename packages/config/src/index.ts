@@ -39,6 +39,7 @@ export {
   type CookiePolicy,
   type IdentityProviderConfig,
   type PublishedAppConfig,
+  type AcmeConfig,
   type RelayConfig,
   type RelayLimits,
 } from './schema.js';

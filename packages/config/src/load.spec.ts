@@ -380,6 +380,58 @@ apps:
   });
 });
 
+describe('parseConfig: relay.acme', () => {
+  it('resolves with http-01 by default and caBundle relative to the config file', () => {
+    const config = parse(`${RELAY}  redirectHttp: 0.0.0.0:80
+  acme:
+    directoryUrl: https://acme.example.com/dir
+    email: ops@example.com
+    caBundle: ./tls/site.pem
+apps: []
+`);
+    expect(config.relay.acme).toStrictEqual({
+      directoryUrl: 'https://acme.example.com/dir',
+      email: 'ops@example.com',
+      challenge: 'http-01',
+      caBundle: join(dir, 'tls/site.pem'),
+    });
+    expect(parse(`${RELAY}apps: []\n`).relay.acme).toBeUndefined();
+  });
+
+  it('tls-alpn-01 needs no redirectHttp', () => {
+    const config =
+      parse(`${RELAY}  acme: { directoryUrl: 'https://a.example/dir', email: a@b.c, challenge: tls-alpn-01 }
+apps: []
+`);
+    expect(config.relay.acme?.challenge).toBe('tls-alpn-01');
+  });
+
+  it('refuses bad settings, each at its path', () => {
+    const yaml = `${RELAY}  acme:
+    directoryUrl: http://acme.example.com/dir
+    email: ops
+    challenge: dns-01
+    caBundle: ./tls/missing.pem
+apps: []
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.acme.directoryUrl: must be an https:// URL',
+      'relay.acme.email: must be an email address',
+      'relay.acme.challenge: must be http-01 or tls-alpn-01',
+      `relay.acme.caBundle: file not found: ${join(dir, 'tls/missing.pem')}`,
+    ]);
+    expect(
+      summary(
+        issuesOf(`${RELAY}  acme: { directoryUrl: 'https://a.example/dir', email: a@b.c }
+apps: []
+`),
+      ),
+    ).toStrictEqual([
+      'relay.acme: challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
+    ]);
+  });
+});
+
 describe('parseConfig: apps[].sso and relay.stripRequestHeaders', () => {
   const IDP = `identityProvider: { issuer: https://idp.example.com, clientId: c }
 `;

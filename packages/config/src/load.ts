@@ -166,6 +166,8 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
   );
   if (config.relay.pages)
     config.relay.pages = readPageTemplates(resolve(baseDir, config.relay.pages.dir)).pages;
+  if (config.relay.acme?.caBundle)
+    config.relay.acme.caBundle = resolve(baseDir, config.relay.acme.caBundle);
   return config;
 }
 

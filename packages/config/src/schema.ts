@@ -215,6 +215,18 @@ export interface RelayLimits {
   idleTimeoutMs: number;
 }
 
+/** `relay.acme`, resolved. */
+export interface AcmeConfig {
+  /** The ACME directory, e.g. Let's Encrypt's `https://acme-v02.api.letsencrypt.org/directory`. */
+  directoryUrl: string;
+  /** The account's contact address. */
+  email: string;
+  /** `http-01` on `redirectHttp` (port 80), `tls-alpn-01` on `listen` (port 443). @default 'http-01' */
+  challenge: 'http-01' | 'tls-alpn-01';
+  /** Absolute path of a PEM bundle of the CAs trusted for `directoryUrl` (a private ACME server). */
+  caBundle?: string;
+}
+
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
 /** One entry of `relay.certificates`: a PEM pair or a PKCS#12 file. */
 export type CertificateSource =
@@ -264,6 +276,11 @@ export interface RelayConfig {
     stripRequestHeaders?: string[];
     /** Branded pages: HTML templates read from `dir` at start and reload. Absent: built-in. */
     pages?: PagesConfig;
+    /**
+     * Automatic certificates (ACME, RFC 8555) for every external host no configured
+     * certificate covers; account key and certificates kept in `stateDir/acme`. Unset: off.
+     */
+    acme?: AcmeConfig;
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -425,6 +442,47 @@ const certificatePair = z
       : { cert: cert!, key: key! },
   );
 
+const ACME_CHALLENGE_MESSAGE = 'must be http-01 or tls-alpn-01';
+
+const acmeSection = z
+  .strictObject({
+    directoryUrl: z
+      .string()
+      .refine(
+        (v) => {
+          try {
+            return new URL(v).protocol === 'https:';
+          } catch {
+            return false;
+          }
+        },
+        { error: 'must be an https:// URL' },
+      )
+      .meta({
+        description: 'The ACME directory URL.',
+        examples: ['https://acme-v02.api.letsencrypt.org/directory'],
+      }),
+    email: z
+      .string()
+      .regex(/^[^\s@]+@[^\s@]+$/, { error: 'must be an email address' })
+      .meta({ description: 'Contact address of the ACME account.' }),
+    challenge: z
+      .enum(['http-01', 'tls-alpn-01'], { error: ACME_CHALLENGE_MESSAGE })
+      .default('http-01')
+      .meta({
+        description:
+          'http-01: answered on redirectHttp (must be port 80 from the internet); tls-alpn-01: answered on listen (port 443).',
+      }),
+    caBundle: text().optional().meta({
+      description:
+        'PEM bundle of the CAs to trust for directoryUrl (a private ACME server); relative to the config file.',
+    }),
+  })
+  .meta({
+    description:
+      'Automatic certificates (ACME) for every external host no configured certificate covers.',
+  });
+
 const limitsSection = z
   .strictObject({
     maxConnections: count({
@@ -578,8 +636,18 @@ const relaySection = z
       .optional()
       .meta({ description: 'Branded pages, read at start and on reload.' })
       .transform((p): PagesConfig | undefined => p && { dir: p.dir, templates: {} }),
+    acme: acmeSection.optional(),
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
+  .superRefine((r, ctx) => {
+    if (r.acme?.challenge === 'http-01' && !r.redirectHttp)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['acme'],
+        message:
+          'challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
+      });
+  })
   .transform(
     ({
       pingInterval,

@@ -153,6 +153,16 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
     for (const message of readPageTemplates(resolve(ctx.baseDir, pages.dir)).problems)
       issues.push({ path: ['relay', 'pages', 'dir'], message });
   }
+  const acme = isRecord(doc.relay) ? doc.relay.acme : undefined;
+  if (isRecord(acme) && typeof acme.caBundle === 'string' && acme.caBundle !== '') {
+    const path = ['relay', 'acme', 'caBundle'];
+    const problem = fileProblem(resolve(ctx.baseDir, acme.caBundle));
+    if (problem)
+      issues.push({
+        path,
+        message: `${problem}: ${ctx.template(path) ?? resolve(ctx.baseDir, acme.caBundle)}`,
+      });
+  }
   return issues;
 }
 
