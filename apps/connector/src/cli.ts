@@ -194,6 +194,7 @@ export function buildProgram(): Command {
         const outboundProxy =
           opts.outboundProxy ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
         const metrics = new ConnectorMetrics();
+        if (kerberos) metrics.watchKerberos(kerberos.delegator.stats);
         const forwarder = new BackendForwarder({
           log,
           metrics,

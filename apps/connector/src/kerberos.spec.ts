@@ -46,6 +46,22 @@ describe('kerberosFailure and rejectsTicket', () => {
   });
 });
 
+describe('ConnectorMetrics.watchKerberos', () => {
+  it('counts the delegator’s KDC round trips and cache hits at each scrape', () => {
+    const metrics = new ConnectorMetrics();
+    const stats = { kdcExchanges: 4, ticketCacheHits: 0 };
+    metrics.watchKerberos(stats);
+    expect(metrics.registry.render()).toMatch(
+      /^appproxy_connector_kerberos_kdc_exchanges_total 4$/m,
+    );
+    stats.kdcExchanges = 6;
+    stats.ticketCacheHits = 10;
+    const text = metrics.registry.render();
+    expect(text).toMatch(/^appproxy_connector_kerberos_kdc_exchanges_total 6$/m);
+    expect(text).toMatch(/^appproxy_connector_kerberos_ticket_cache_hits_total 10$/m);
+  });
+});
+
 describe('BackendForwarder with Kerberos single sign-on', () => {
   /** A backend that records each request's Authorization and answers as `answer` says. */
   async function setUp(

@@ -91,10 +91,32 @@ export class ConnectorMetrics {
     'When the connector’s certificate expires (renewed automatically when a third is left).',
   );
 
+  readonly kerberosKdcExchanges = this.registry.counter(
+    'appproxy_connector_kerberos_kdc_exchanges_total',
+    'Round trips to a Kerberos KDC (service login, S4U2Self, S4U2Proxy).',
+  );
+  readonly kerberosTicketCacheHits = this.registry.counter(
+    'appproxy_connector_kerberos_ticket_cache_hits_total',
+    'Kerberos single sign-on requests served from the ticket cache (no KDC round trip).',
+  );
+
   readonly #apps = new Map<string, AppSeries>();
 
   constructor() {
     registerProcessMetrics(this.registry);
+  }
+
+  /** Counts a Kerberos delegator's KDC round trips and cache hits at each scrape. */
+  watchKerberos(stats: { readonly kdcExchanges: number; readonly ticketCacheHits: number }): void {
+    const seen = { kdcExchanges: 0, ticketCacheHits: 0 };
+    const exchanges = this.kerberosKdcExchanges.labels();
+    const hits = this.kerberosTicketCacheHits.labels();
+    this.registry.onCollect(() => {
+      exchanges.inc(stats.kdcExchanges - seen.kdcExchanges);
+      hits.inc(stats.ticketCacheHits - seen.ticketCacheHits);
+      seen.kdcExchanges = stats.kdcExchanges;
+      seen.ticketCacheHits = stats.ticketCacheHits;
+    });
   }
 
   /** The per-app series of the request path, cached. */

@@ -105,6 +105,12 @@ describe('checkConfig', () => {
     expect(
       await checkConfig(config({ app: 'a.b.apps.example.com' }), { discovery: false }),
     ).toHaveLength(1);
+    // relay.acme orders one for an exact name.
+    const acme = `  redirectHttp: 127.0.0.1:0
+  acme: { directoryUrl: 'https://acme.example/dir', email: ops@example.com }`;
+    expect(
+      await checkConfig(config({ app: 'a.other.example.com', relay: acme }), { discovery: false }),
+    ).toEqual([]);
   });
 
   it('a stateDir that cannot be created is an error', async () => {

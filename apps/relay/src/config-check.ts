@@ -1,6 +1,7 @@
 import { stateDirProblem, type HostPort, type RelayConfig } from '@appproxy/config';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { PfxError, openPfx } from './pfx.js';
 import { ssoProblems } from './single-sign-on.js';
 import { isIP } from 'node:net';
 
@@ -57,6 +58,11 @@ function checkCertificates(config: RelayConfig, problems: ConfigProblem[]): X509
     const at = `relay.certificates[${i}]`;
     const error = (field: string, message: string) =>
       problems.push({ severity: 'error', path: `${at}.${field}`, message });
+    if ('pfx' in pair) {
+      const cert = pfxCertificate(pair, error);
+      if (cert) usable.push(expiryWarning(cert, `${at}.pfx`, pair.pfx, problems));
+      return;
+    }
     let cert: X509Certificate | undefined;
     let key: KeyObject | undefined;
     try {
@@ -74,16 +80,39 @@ function checkCertificates(config: RelayConfig, problems: ConfigProblem[]): X509
       return;
     }
     if (cert) {
-      if (Date.parse(cert.validTo) < Date.now())
-        problems.push({
-          severity: 'warning',
-          path: `${at}.cert`,
-          message: `expired ${new Date(cert.validTo).toISOString()} (${pair.cert})`,
-        });
+      expiryWarning(cert, `${at}.cert`, pair.cert, problems);
       if (key) usable.push(cert);
     }
   });
   return usable;
+}
+
+function expiryWarning(
+  cert: X509Certificate,
+  path: string,
+  file: string,
+  problems: ConfigProblem[],
+): X509Certificate {
+  if (Date.parse(cert.validTo) < Date.now())
+    problems.push({
+      severity: 'warning',
+      path,
+      message: `expired ${new Date(cert.validTo).toISOString()} (${file})`,
+    });
+  return cert;
+}
+
+function pfxCertificate(
+  source: { pfx: string; passphrase?: string },
+  error: (field: string, message: string) => void,
+): X509Certificate | undefined {
+  try {
+    return openPfx(source).certificate;
+  } catch (err) {
+    if (!(err instanceof PfxError)) throw err;
+    error(err.field, err.message);
+    return undefined;
+  }
 }
 
 function fileReason(err: unknown, otherwise: string): string {
@@ -141,7 +170,9 @@ function checkCoverage(
     const covered = certs.some((c) =>
       isIP(name) ? c.checkIP(name) !== undefined : c.checkHost(name) !== undefined,
     );
-    if (!covered)
+    // relay.acme orders certificates for exact DNS names (apps/relay/src/acme.ts).
+    const ordered = config.relay.acme !== undefined && !host.includes('*') && !isIP(host);
+    if (!covered && !ordered)
       problems.push({
         severity: 'warning',
         path: `apps[${i}].externalUrl`,

@@ -1,6 +1,7 @@
 import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import { AppTable } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
+import { EdgePages } from './edge-pages.js';
 import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
@@ -39,6 +40,8 @@ export class Edge {
   readonly groups: ReadonlySet<string>;
   /** `relay.limits.requestsPerSecond` and the apps' `limits` (full buckets on each reload). */
   readonly throttle: Throttle;
+  /** HSTS, home pages and branded pages (`edge-pages.ts`). */
+  readonly pages: EdgePages;
   /**
    * Client request headers never forwarded as sent, for `endToEndHeaders`' one pass: the
    * ones the relay replaces and the spoofable identity and address headers (SSO's list).
@@ -68,6 +71,7 @@ export class Edge {
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
     this.throttle = new Throttle(config);
+    this.pages = new EdgePages(config.apps, config.relay.pages);
     const { sso } = this;
     this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }

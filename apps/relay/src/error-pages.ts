@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { PageBrand } from './edge-pages.js';
 
 /** Every refusal a person or an API client can get from the relay, with its stable code. */
 export const RELAY_ERRORS = {
@@ -207,6 +208,8 @@ export interface RenderedError {
   status: number;
   headers: OutgoingHttpHeaders;
   body: string;
+  /** An HTML page `relay.pages` may replace: which template, and its variables. */
+  brand?: PageBrand;
 }
 
 const escapeHtml = (s: string) =>
@@ -263,5 +266,17 @@ ${ctx.signOutHref ? `<p><a href="${escapeHtml(ctx.signOutHref)}">Sign out and us
 <dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
 </body></html>
 `;
-  return { status: entry.status, headers, body };
+  const brand: PageBrand = {
+    template: code === 'MAINTENANCE' ? 'maintenance' : entry.status === 403 ? 'forbidden' : 'error',
+    vars: {
+      code,
+      correlationId: ctx.correlationId,
+      app: ctx.app ?? '',
+      user: ctx.signedInAs ?? '',
+      time: timestamp,
+      title: entry.title,
+      hint,
+    },
+  };
+  return { status: entry.status, headers, body, brand };
 }

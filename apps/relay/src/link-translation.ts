@@ -14,6 +14,7 @@ import {
 /** The request passes but Host: the relay's router sets `:authority` itself (per flag). */
 const REQUEST_PASSES = requestHeaderPasses.filter((pass) => pass !== translateHost);
 import type { OutgoingHttpHeaders } from 'node:http';
+import { WildcardMaps, isWildcardApp } from './wildcard-links.js';
 
 /**
  * Link translation per app, with `@appproxy/translate` and `@appproxy/cookies`: the map of
@@ -22,18 +23,33 @@ import type { OutgoingHttpHeaders } from 'node:http';
  * rewriter for apps with `translateBody`.
  */
 export class LinkTranslation {
+  /** The map of the apps with exact hosts. */
   readonly map: UrlMap;
+  readonly #wildcard: WildcardMaps;
 
   constructor(apps: readonly PublishedAppConfig[]) {
-    this.map = new UrlMap(
-      apps.map((a) => ({ name: a.name, internalUrl: a.internalUrl, externalUrl: a.externalUrl })),
-    );
+    const urls = apps.map((a) => ({
+      name: a.name,
+      internalUrl: a.internalUrl,
+      externalUrl: a.externalUrl,
+    }));
+    const exact = urls.filter((a) => !isWildcardApp(a));
+    this.map = new UrlMap(exact);
+    this.#wildcard = new WildcardMaps(urls.filter(isWildcardApp), exact);
+  }
+
+  /**
+   * The map for a response of `app`: the exact apps' map, or for a wildcard app's host (the
+   * app as routing filled it in) one where that host is mapped both ways.
+   */
+  #mapOf(app: PublishedAppConfig): UrlMap {
+    return this.#wildcard.has(app.name) ? this.#wildcard.mapFor(app) : this.map;
   }
 
   /** `Origin`, `Referer`, `Destination` back to internal (`translateHeaders`); `Host` is set by the caller. */
   request(headers: OutgoingHttpHeaders, app: PublishedAppConfig): void {
     if (!app.translateHeaders) return;
-    const ctx = { map: this.map, app: app.name };
+    const ctx = { map: this.#mapOf(app), app: app.name };
     for (const pass of REQUEST_PASSES) pass(headers as HeaderObject, ctx);
   }
 
@@ -50,7 +66,7 @@ export class LinkTranslation {
     dropRelayOwnedHeaders(headers);
     if (app.translateHeaders) {
       const ctx = {
-        map: this.map,
+        map: this.#mapOf(app),
         app: app.name,
         cookiePolicy: app.cookies,
         ...(requestOrigin !== undefined && { requestOrigin }),
@@ -76,7 +92,7 @@ export class LinkTranslation {
     return createBodyTranslation(
       { statusCode, headers: headers as HeaderObject },
       {
-        map: this.map,
+        map: this.#mapOf(app),
         app: app.name,
         method,
         scripts: app.translateScripts,

@@ -194,16 +194,17 @@ export class RelayProxy {
         breakOff(res, code);
         return;
       }
-      const page = renderError(code, {
-        app: appName,
-        correlationId,
-        accept: header(req.headers.accept),
-      });
+      const page = edge.pages.finish(
+        renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) }),
+        host,
+        appName,
+      );
       res.writeHead(page.status, page.headers);
       if (req.method === 'HEAD') res.end();
       else res.end(page.body);
     };
-    const send = (page: RenderedError) => {
+    const send = (built: RenderedError) => {
+      const page = edge.pages.finish(built, host, appName);
       res.writeHead(page.status, page.headers);
       res.end(req.method === 'HEAD' ? undefined : page.body);
     };
@@ -337,7 +338,6 @@ export class RelayProxy {
       app: (name) => {
         appName = name;
       },
-      check: (routed) => refuseRpc(req.method, routed.match.app),
       refuse: fail,
       page: send,
       forward: (routed, signedIn) => {
@@ -376,6 +376,7 @@ export class RelayProxy {
     if (translation) out = translation.headers as OutgoingHttpHeaders;
     out['x-appproxy-correlation-id'] = ctx.correlationId;
     for (const line of ctx.setCookie) appendHeader(out, 'set-cookie', line);
+    ctx.edge.pages.backendHeaders(out, ctx.app);
     res.writeHead(status, out);
     const sent = (chunk: Buffer) => ctx.sent(chunk.length);
     if (!translation) {
@@ -411,11 +412,11 @@ export class RelayProxy {
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('upgrade failed', { code, app: appName, detail, path: target.split('?')[0] });
       metrics.errors.labels(appName ?? '-', code).inc();
-      const page = renderError(code, {
-        app: appName,
-        correlationId,
-        accept: header(req.headers.accept),
-      });
+      const page = edge.pages.finish(
+        renderError(code, { app: appName, correlationId, accept: header(req.headers.accept) }),
+        host,
+        appName,
+      );
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '')
@@ -455,6 +456,7 @@ export class RelayProxy {
             const out = endToEndHeaders(resHeaders);
             edge.links.response(out, match.app, header(req.headers.origin));
             for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
+            edge.pages.backendHeaders(out, match.app);
             stream.once('close', () => socket.destroy());
             if (status === 200) {
               // RFC 8441: 200 on the CONNECT stream is the backend's 101.
@@ -502,7 +504,10 @@ export class RelayProxy {
         return undefined;
       },
       refuse: fail,
-      page: ({ status, headers, body }) => writeRawResponse(socket, status, headers, body),
+      page: (built) => {
+        const { status, headers, body } = edge.pages.finish(built, host, appName);
+        writeRawResponse(socket, status, headers, body);
+      },
       forward: proceed,
     });
   };
@@ -616,7 +621,6 @@ export class RelayProxy {
       app: (name) => {
         appName = name;
       },
-      check: (routed) => refuseRpc(head.method, routed.match.app),
       refuse: fail,
       page: ({ status, headers: h, body }) => writeRawResponse(socket, status, h, body),
       forward: proceed,
@@ -676,10 +680,14 @@ export class RelayProxy {
     this.#deps.metrics.errors.labels('-', code).inc();
     // The head did not parse, so Accept is looked for in the raw bytes.
     const raw = err.rawPacket?.toString('latin1') ?? '';
-    const page = renderError(code, {
-      correlationId,
-      accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
-    });
+    const page = this.#deps.edge().pages.finish(
+      renderError(code, {
+        correlationId,
+        accept: /\naccept:[^\r\n]*application\/json/i.test(raw) ? 'application/json' : undefined,
+      }),
+      '',
+      undefined,
+    );
     writeRawResponse(socket, page.status, page.headers, page.body);
     socket.once('finish', () => socket.destroy());
   };
@@ -724,12 +732,15 @@ export class RelayProxy {
     }
     const { app } = routed.match;
     on.app(app.name);
-    const refused = on.check?.(routed);
+    const refused = refuseRpc(req.method, app) ?? on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
     const { throttle } = edge;
     const throttled = (t: Throttled) => on.page(this.#throttled(app.name, t, req, correlationId));
     const overLimit = throttle.admit(app);
     if (overLimit) return throttled(overLimit);
+    // The app's home page for its external root (never for an upgrade, which `check` marks).
+    const home = on.check ? undefined : edge.pages.homeRedirect(app, req.method ?? 'GET', target);
+    if (home) return on.page(home);
     if (!edge.signIn.protects(app)) {
       const overUser =
         throttle.perUser(app) && throttle.admitUser(app, routed.gate.clientIp ?? '-');
@@ -807,10 +818,12 @@ export class RelayProxy {
     const jwks = edge.sso.jwks();
     if (jwks === undefined || edge.apps.onHost(host).length === 0) return fail('RESERVED_PATH');
     if (req.method !== 'GET' && req.method !== 'HEAD') return fail('METHOD_NOT_ALLOWED');
+    const hsts = edge.pages.hstsFor(host, undefined);
     res.writeHead(200, {
       'content-type': 'application/jwk-set+json',
       'cache-control': 'public, max-age=300',
       'content-length': Buffer.byteLength(jwks),
+      ...(hsts !== undefined && { 'strict-transport-security': hsts }),
     });
     res.end(req.method === 'HEAD' ? undefined : jwks);
   }

@@ -19,6 +19,7 @@ import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
+import { ACME_TLS_ALPN, AcmeCertificates } from './acme.js';
 
 export interface RelayAddresses {
   public: string;
@@ -50,6 +51,7 @@ export class Relay {
   #ready = false;
   /** What request handling reads from the configuration now; replaced whole by `reload`. */
   #edge: Edge | undefined;
+  #acme: AcmeCertificates | undefined;
 
   constructor(config: RelayConfig, log: Logger) {
     this.#config = config;
@@ -66,6 +68,8 @@ export class Relay {
     // stops the start here, before any listener opens.
     const edge = new Edge(this.#config, this.#log);
     this.#edge = edge;
+    const acme = new AcmeCertificates(relay.stateDir, this.#log);
+    this.#acme = acme;
     // The registry and registration read the group names of the edge serving now.
     const groups = () => this.#edge!.groups;
     const connectors = new ConnectorRegistry({
@@ -125,7 +129,12 @@ export class Relay {
         ...limited,
         ...edge.certificates.defaults,
         // The current configuration's certificates (a reload swaps them for new handshakes).
-        SNICallback: (servername, cb) => this.#edge!.certificates.select(servername, cb),
+        SNICallback: (servername, cb) => {
+          const { certificates } = this.#edge!;
+          // Configured certificates first; ACME ones for the hosts they do not cover.
+          if (certificates.covers(servername)) return certificates.select(servername, cb);
+          cb(null, acme.context(servername) ?? certificates.find(servername));
+        },
         allowHTTP1: true,
         minVersion: 'TLSv1.2',
         // Unlike http.createServer, a TLS server leaves Nagle on; a proxy wants each small
@@ -141,6 +150,13 @@ export class Relay {
       onRefused: proxy.refuseRpcHead,
       headersTimeoutMs: () => this.#edge!.config.relay.limits.headersTimeoutMs,
     });
+    // TLS-ALPN-01 (RFC 8737): the CA offers only acme-tls/1; it is last so clients offering
+    // h2 or http/1.1 get those. Such a connection ends after its handshake (unknownProtocol).
+    (this.#public as unknown as { ALPNProtocols: Buffer }).ALPNProtocols = alpnWire([
+      'h2',
+      'http/1.1',
+      ACME_TLS_ALPN,
+    ]);
     this.#public.on('upgrade', proxy.handleUpgrade);
     this.#public.on('clientError', proxy.handleClientError);
     this.#public.on('session', (session) => {
@@ -168,6 +184,7 @@ export class Relay {
     const publicPort = (this.#public.address() as AddressInfo).port;
     if (relay.redirectHttp) {
       this.#redirect = createHttpServer((req, res) => {
+        if (acme.answerHttp01(req, res)) return;
         // Only `host[:port]`: the Location must not point anywhere the client's text says.
         const host = parseRequestHost(req.headers.host ?? '')?.hostname;
         if (host === undefined) {
@@ -193,6 +210,7 @@ export class Relay {
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     connectors.start();
+    acme.configure(this.#config, (host) => edge.certificates.covers(host));
     this.#ready = true;
     this.#log.info('relay listening', {
       ...addresses,
@@ -223,6 +241,7 @@ export class Relay {
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
     if (edge.signIn.rp && edge.signIn.rp !== previous.signIn.rp) this.#providerCheck(edge.signIn);
+    this.#acme?.configure(config, (host) => edge.certificates.covers(host));
     return { needRestart: restartOnly(previous.config, config) };
   }
 
@@ -243,6 +262,7 @@ export class Relay {
    */
   async stop(): Promise<void> {
     this.#ready = false;
+    this.#acme?.stop();
     const timeout = this.#config.relay.drainTimeoutMs;
     const deadline = Date.now() + timeout;
     const publicClosed = closeServer(this.#public, timeout);
@@ -316,7 +336,14 @@ export class Relay {
  * bound when the relay starts.
  */
 function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
-  const live = new Set(['certificates', 'trustedProxies', 'stripRequestHeaders', 'sessionSecrets']);
+  const live = new Set([
+    'certificates',
+    'trustedProxies',
+    'stripRequestHeaders',
+    'sessionSecrets',
+    'pages',
+    'acme',
+  ]);
   const keys = new Set([...Object.keys(before.relay), ...Object.keys(after.relay)]);
   const changed: string[] = [];
   for (const key of keys) {
@@ -326,6 +353,11 @@ function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
     if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(`relay.${key}`);
   }
   return changed;
+}
+
+/** ALPN protocol names in their wire form (length-prefixed), as tls.Server keeps them. */
+function alpnWire(names: string[]): Buffer {
+  return Buffer.concat(names.map((n) => Buffer.concat([Buffer.from([n.length]), Buffer.from(n)])));
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

@@ -130,7 +130,7 @@ export interface RpcDiversion {
  * public server before Node's HTTP parser does: one that starts with an RPC method is taken
  * out of Node's hands and its head read here; any other is given back untouched (the bytes
  * read are put back with `unshift` before the server's own `secureConnection` listeners run).
- * HTTP/2 connections are not looked at.
+ * HTTP/2 and other ALPN protocols (`acme-tls/1`) are not looked at.
  */
 export function divertRpcConnections(server: TlsServer, on: RpcDiversion): void {
   const own = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
@@ -139,7 +139,9 @@ export function divertRpcConnections(server: TlsServer, on: RpcDiversion): void 
     for (const listener of own) listener.call(server, socket);
   };
   server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.alpnProtocol === 'h2') return handOver(socket);
+    // HTTP/1.1 only (ALPN http/1.1 or none); h2 and others (acme-tls/1) go on as they were.
+    if (socket.alpnProtocol !== 'http/1.1' && socket.alpnProtocol !== false)
+      return handOver(socket);
     let buffered: Buffer = Buffer.alloc(0);
     let rpc = false;
     const timer = setTimeout(() => {

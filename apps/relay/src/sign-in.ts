@@ -23,6 +23,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
+import { signInBrand } from './edge-pages.js';
 
 /** A request as the gate needs it: the external path and query, headers, client address. */
 export interface GateRequest {
@@ -125,6 +126,7 @@ export class SignIn {
           rules: app.rules,
           ...(app.session && { session: app.session }),
           ...(app.bearerAudiences && { bearerAudiences: app.bearerAudiences }),
+          ...(app.homePage !== undefined && { homePath: app.homePage }),
         }),
       );
     }
@@ -238,7 +240,13 @@ export class SignIn {
     };
     if (answer.body !== '' && headers['content-type'] === undefined)
       headers['content-type'] = 'text/html; charset=utf-8';
-    return { status: answer.status, headers, body: answer.body };
+    // The only 401 page preauth answers with is the sign-in interstitial (API clients get a
+    // refusal): relay.pages may brand it.
+    const signin =
+      answer.status === 401 && answer.body !== ''
+        ? { brand: signInBrand(appName, correlationId) }
+        : {};
+    return { status: answer.status, headers, body: answer.body, ...signin };
   }
 }
 

@@ -1,6 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import type { CertificateSource } from '@appproxy/config';
+import { openPfx } from './pfx.js';
 
 interface Entry {
   names: string[];
@@ -13,24 +15,47 @@ interface Entry {
  */
 export class SniCertificates {
   readonly #entries: Entry[];
-  readonly defaults: { cert: string; key: string };
+  /** The first certificate's options: what clients that send no SNI get. */
+  readonly defaults: { cert: string; key: string } | { pfx: Buffer; passphrase?: string };
 
-  constructor(files: ReadonlyArray<{ cert: string; key: string }>) {
-    const loaded = files.map((f) => ({
-      cert: readFileSync(f.cert, 'utf8'),
-      key: readFileSync(f.key, 'utf8'),
-    }));
-    this.defaults = loaded[0]!;
-    this.#entries = loaded.map(({ cert, key }) => ({
-      names: sanNames(cert),
-      context: createSecureContext({ cert, key, minVersion: 'TLSv1.2' }),
-    }));
+  constructor(sources: ReadonlyArray<CertificateSource>) {
+    const loaded = sources.map((source) => {
+      if ('pfx' in source) {
+        const opened = openPfx(source);
+        return {
+          options: opened.options,
+          names: sanNames(opened.certificate),
+          context: opened.context,
+        };
+      }
+      const options = {
+        cert: readFileSync(source.cert, 'utf8'),
+        key: readFileSync(source.key, 'utf8'),
+      };
+      return {
+        options,
+        names: sanNames(new X509Certificate(options.cert)),
+        context: createSecureContext({ ...options, minVersion: 'TLSv1.2' }),
+      };
+    });
+    this.defaults = loaded[0]!.options;
+    this.#entries = loaded.map(({ names, context }) => ({ names, context }));
   }
 
   /** For `SNICallback`. */
   select = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
     cb(null, this.find(servername));
   };
+
+  /** Whether a certificate names `host` (exactly or by wildcard), not just the fallback. */
+  covers(host: string): boolean {
+    const name = host.toLowerCase();
+    const dot = name.indexOf('.');
+    const wildcard = dot === -1 ? undefined : `*${name.slice(dot)}`;
+    return this.#entries.some(
+      (e) => e.names.includes(name) || (wildcard !== undefined && e.names.includes(wildcard)),
+    );
+  }
 
   find(servername: string): SecureContext | undefined {
     const name = servername.toLowerCase();
@@ -44,8 +69,7 @@ export class SniCertificates {
   }
 }
 
-function sanNames(pem: string): string[] {
-  const cert = new X509Certificate(pem);
+function sanNames(cert: X509Certificate): string[] {
   const names = (cert.subjectAltName ?? '')
     .split(',')
     .map((s) => s.trim())

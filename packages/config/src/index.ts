@@ -18,15 +18,29 @@ export {
   type ParseConfigOptions,
 } from './load.js';
 export {
+  PAGE_TEMPLATES,
+  PAGE_VARIABLES,
+  compilePageTemplate,
+  readPageTemplates,
+  type PageTemplate,
+  type PageTemplateName,
+  type PageVariable,
+  type PagesConfig,
+} from './pages.js';
+export {
   BACKEND_TIMEOUT_DEFAULT_MS,
+  HSTS_ONE_YEAR_SECONDS,
+  type HstsConfig,
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
   type AppLimits,
+  type CertificateSource,
   type ClaimNamesConfig,
   type SsoConfig,
   type CookiePolicy,
   type IdentityProviderConfig,
   type PublishedAppConfig,
+  type AcmeConfig,
   type RelayConfig,
   type RelayLimits,
 } from './schema.js';

@@ -382,6 +382,58 @@ apps:
   });
 });
 
+describe('parseConfig: relay.acme', () => {
+  it('resolves with http-01 by default and caBundle relative to the config file', () => {
+    const config = parse(`${RELAY}  redirectHttp: 0.0.0.0:80
+  acme:
+    directoryUrl: https://acme.example.com/dir
+    email: ops@example.com
+    caBundle: ./tls/site.pem
+apps: []
+`);
+    expect(config.relay.acme).toStrictEqual({
+      directoryUrl: 'https://acme.example.com/dir',
+      email: 'ops@example.com',
+      challenge: 'http-01',
+      caBundle: join(dir, 'tls/site.pem'),
+    });
+    expect(parse(`${RELAY}apps: []\n`).relay.acme).toBeUndefined();
+  });
+
+  it('tls-alpn-01 needs no redirectHttp', () => {
+    const config =
+      parse(`${RELAY}  acme: { directoryUrl: 'https://a.example/dir', email: a@b.c, challenge: tls-alpn-01 }
+apps: []
+`);
+    expect(config.relay.acme?.challenge).toBe('tls-alpn-01');
+  });
+
+  it('refuses bad settings, each at its path', () => {
+    const yaml = `${RELAY}  acme:
+    directoryUrl: http://acme.example.com/dir
+    email: ops
+    challenge: dns-01
+    caBundle: ./tls/missing.pem
+apps: []
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.acme.directoryUrl: must be an https:// URL',
+      'relay.acme.email: must be an email address',
+      'relay.acme.challenge: must be http-01 or tls-alpn-01',
+      `relay.acme.caBundle: file not found: ${join(dir, 'tls/missing.pem')}`,
+    ]);
+    expect(
+      summary(
+        issuesOf(`${RELAY}  acme: { directoryUrl: 'https://a.example/dir', email: a@b.c }
+apps: []
+`),
+      ),
+    ).toStrictEqual([
+      'relay.acme: challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
+    ]);
+  });
+});
+
 describe('parseConfig: apps[].sso and relay.stripRequestHeaders', () => {
   const IDP = `identityProvider: { issuer: https://idp.example.com, clientId: c }
 `;
@@ -847,6 +899,87 @@ apps:
     ]);
   });
 
+  it('relay.certificates: pfx with a passphrase from ${ENV}, relative, beside a PEM pair', () => {
+    writeFileSync(join(dir, 'tls/site.pfx'), 'pfx');
+    const config = parse(
+      `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates:
+    - { cert: ./tls/site.pem, key: ./tls/site-key.pem }
+    - { pfx: ./tls/site.pfx, passphrase: "\${PFX_PASS}" }
+    - { pfx: ./tls/site.pfx }
+`,
+      { PFX_PASS: 'open sesame' },
+    );
+    expect(config.relay.certificates).toStrictEqual([
+      { cert: join(dir, 'tls/site.pem'), key: join(dir, 'tls/site-key.pem') },
+      { pfx: join(dir, 'tls/site.pfx'), passphrase: 'open sesame' },
+      { pfx: join(dir, 'tls/site.pfx') },
+    ]);
+  });
+
+  it('relay.certificates: a pair or a pfx, never a mix, and the pfx file must exist', () => {
+    writeFileSync(join(dir, 'tls/site.pfx'), 'pfx');
+    const yaml = `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates:
+    - { pfx: ./tls/site.pfx, cert: ./tls/site.pem }
+    - { cert: ./tls/site.pem, passphrase: x }
+    - { cert: ./tls/site.pem }
+    - { key: ./tls/site-key.pem }
+    - { passphrase: x }
+    - {}
+    - { pfx: ./tls/nope.pfx, passphrase: x }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.certificates[0].cert: use either pfx or cert and key, not both',
+      'relay.certificates[1].key: is required',
+      'relay.certificates[1].passphrase: applies only to pfx',
+      'relay.certificates[2].key: is required',
+      'relay.certificates[3].cert: is required',
+      'relay.certificates[4]: needs cert and key (PEM files) or pfx (a PKCS#12 file)',
+      'relay.certificates[4].passphrase: applies only to pfx',
+      'relay.certificates[5]: needs cert and key (PEM files) or pfx (a PKCS#12 file)',
+      `relay.certificates[6].pfx: file not found: ${join(dir, 'tls/nope.pfx')}`,
+    ]);
+  });
+
+  it('wildcard apps: * as the whole first label of both URLs, passthrough', () => {
+    const config = parse(`${RELAY}apps:
+  - name: Team sites
+    internalUrl: http://*.Corp.Local:8080/
+    externalUrl: https://*.apps.example.com/
+    preAuthentication: passthrough
+  - name: Exact
+    internalUrl: http://wiki.corp.local/
+    externalUrl: https://wiki.apps.example.com/
+    preAuthentication: passthrough
+`);
+    expect(config.apps.map((a) => [a.internalUrl, a.externalUrl])).toEqual([
+      ['http://*.corp.local:8080/', 'https://*.apps.example.com/'],
+      ['http://wiki.corp.local/', 'https://wiki.apps.example.com/'],
+    ]);
+  });
+
+  it('wildcard apps: what could never match is refused', () => {
+    const app = (name: string, internal: string, external: string, pre = 'passthrough') =>
+      `  - { name: ${name}, internalUrl: '${internal}', externalUrl: '${external}', preAuthentication: ${pre} }\n`;
+    const yaml = `${RELAY}identityProvider: { issuer: https://idp.example.com, clientId: c }
+apps:
+${app('A', 'http://*.corp.local/', 'https://a*.apps.example.com/')}${app('B', 'http://x.*.corp.local/', 'https://*.b.example.com/')}${app('C', 'http://*.corp.local/', 'https://c.example.com/')}${app('D', 'http://d.corp.local/', 'https://*.d.example.com/')}${app('E', 'http://*.corp.local/', 'https://*.e.example.com/', 'oidc')}${app('F', 'http://*.corp.local/', 'https://*/')}${app('G', 'http://*.corp.local/', 'https://*.*.g.example.com/')}`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'apps[0].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[1].internalUrl: * must be the whole first label of the host, as in http://*.corp.local/',
+      'apps[2].internalUrl: a wildcard internalUrl needs a wildcard externalUrl (https://*.apps.example.com/): no external host says which label to use',
+      'apps[3].internalUrl: a wildcard externalUrl needs a wildcard internalUrl (http://*.corp.local/): the label * matches goes into the internal host',
+      'apps[4].preAuthentication: a wildcard app needs preAuthentication: passthrough (sign-in needs a redirect URI registered per host)',
+      'apps[5].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+      'apps[6].externalUrl: * must be the whole first label of the host, as in https://*.apps.example.com/',
+    ]);
+  });
+
   it('required fields and wrong types', () => {
     const yaml = `relay:
   listen: 443
@@ -994,7 +1127,7 @@ apps:
     );
     expect(config.relay.listen).toStrictEqual({ host: '0.0.0.0', port: 443 });
     expect(config.relay.tunnelListen).toStrictEqual({ host: '127.0.0.1', port: 8443 });
-    expect(config.relay.certificates[0]!.cert).toBe(join(dir, 'tls/site.pem'));
+    expect(config.relay.certificates[0]).toMatchObject({ cert: join(dir, 'tls/site.pem') });
     expect(config.relay.pingIntervalMs).toBe(2_000);
     expect(config.apps[0]!.name).toBe('Price ${AMOUNT} and $5');
     expect(config.apps[0]!.internalUrl).toBe('http://b.corp:8080/');
@@ -1091,7 +1224,7 @@ describe('loadConfig', () => {
     writeFileSync(join(sub, 'appproxy.yaml'), `${RELAY}  stateDir: state\n`);
     const config = await loadConfig(join(sub, 'appproxy.yaml'), { env: {} });
     expect(config.relay.stateDir).toBe(join(sub, 'state'));
-    expect(config.relay.certificates[0]!.cert).toBe(join(sub, 'tls/site.pem'));
+    expect(config.relay.certificates[0]).toMatchObject({ cert: join(sub, 'tls/site.pem') });
   });
 
   it('names the file in messages', async () => {
@@ -1112,5 +1245,107 @@ describe('loadConfig', () => {
       `${file}: cannot read the configuration (no such file)`,
     );
     await expect(loadConfig(dir)).rejects.toMatchObject({ code: 'APPPROXY_CONFIG_UNREADABLE' });
+  });
+});
+
+describe('parseConfig: hsts, homePage and relay.pages (issue 12 items 4, 5, 9)', () => {
+  const APP = `apps:
+  - name: A
+    internalUrl: http://a.corp.local/
+    externalUrl: https://a.example.com/portal/
+    preAuthentication: passthrough
+`;
+
+  it('hsts: off by default, true is one year, an object with defaults', () => {
+    const app = (extra: string) => parse(`${RELAY}${APP}${extra}`).apps[0]!;
+    expect(app('').hsts).toBeUndefined();
+    expect(app('    hsts: false\n').hsts).toBeUndefined();
+    expect(app('    hsts: true\n').hsts).toStrictEqual({
+      maxAgeSeconds: 31_536_000,
+      includeSubDomains: false,
+      preload: false,
+    });
+    expect(app('    hsts: { includeSubDomains: true }\n').hsts).toStrictEqual({
+      maxAgeSeconds: 31_536_000,
+      includeSubDomains: true,
+      preload: false,
+    });
+    expect(
+      app('    hsts: { maxAge: 730d, includeSubDomains: true, preload: true }\n').hsts,
+    ).toStrictEqual({ maxAgeSeconds: 63_072_000, includeSubDomains: true, preload: true });
+    expect(app('    hsts: { maxAge: 0s }\n').hsts?.maxAgeSeconds).toBe(0);
+  });
+
+  it('hsts: preload needs includeSubDomains and a year; maxAge needs a unit', () => {
+    expect(
+      summary(issuesOf(`${RELAY}${APP}    hsts: { preload: true, maxAge: 30d }\n`)),
+    ).toStrictEqual([
+      'apps[0].hsts.preload: preload requires includeSubDomains: true',
+      'apps[0].hsts.preload: preload requires maxAge of at least 365d',
+    ]);
+    expect(summary(issuesOf(`${RELAY}${APP}    hsts: { maxAge: 31536000 }\n`))).toStrictEqual([
+      'apps[0].hsts.maxAge: must be a duration with a unit, e.g. 365d (HSTS max-age)',
+    ]);
+    expect(summary(issuesOf(`${RELAY}${APP}    hsts: yes\n`))).toStrictEqual([
+      'apps[0].hsts: must be true, false or { maxAge, includeSubDomains, preload }',
+    ]);
+  });
+
+  it('homePage: a path under the external path, query allowed', () => {
+    expect(parse(`${RELAY}${APP}    homePage: /portal/start.aspx?tab=1\n`).apps[0]!.homePage).toBe(
+      '/portal/start.aspx?tab=1',
+    );
+    const problems = (v: string) => summary(issuesOf(`${RELAY}${APP}    homePage: "${v}"\n`));
+    expect(problems('start.aspx')).toStrictEqual([
+      'apps[0].homePage: must be a path such as /portal/start.aspx (query allowed)',
+    ]);
+    expect(problems('/other/start.aspx')).toStrictEqual([
+      'apps[0].homePage: must be under the external URL’s path /portal/',
+    ]);
+    expect(problems('/portal/')).toStrictEqual([
+      'apps[0].homePage: must not be the external URL’s path itself (it would redirect to itself)',
+    ]);
+    expect(problems('/portal/../x')).toStrictEqual([
+      'apps[0].homePage: must be a plain path (no // or dot segments)',
+    ]);
+    expect(problems('https://evil.example/')).toStrictEqual([
+      'apps[0].homePage: must be a path such as /portal/start.aspx (query allowed)',
+    ]);
+  });
+
+  it('relay.pages: templates read and compiled, problems at relay.pages.dir', () => {
+    const pages = join(dir, 'pages');
+    mkdirSync(pages, { recursive: true });
+    writeFileSync(
+      join(pages, 'error.html'),
+      '<html><head><style>h1{color:red}</style></head><body><h1>{{title}}</h1>{{ app }}</body></html>',
+    );
+    const withPages = `${RELAY}  pages: { dir: ./pages }\n`;
+    const config = parse(withPages);
+    expect(config.relay.pages?.dir).toBe(pages);
+    expect(config.relay.pages?.templates.error?.parts).toStrictEqual([
+      '<html><head><style>h1{color:red}</style></head><body><h1>',
+      { v: 'title' },
+      '</h1>',
+      { v: 'app' },
+      '</body></html>',
+    ]);
+    expect(config.relay.pages?.templates.error?.styleHashes).toHaveLength(1);
+    expect(config.relay.pages?.templates.signin).toBeUndefined();
+
+    writeFileSync(join(pages, 'forbidden.html'), '<p>{{who}}</p>');
+    writeFileSync(join(pages, 'signin.html'), '<p>no head</p>');
+    writeFileSync(join(pages, 'maintenance.html'), '<script>alert(1)</script>');
+    writeFileSync(join(pages, 'eror.html'), 'typo');
+    expect(summary(issuesOf(withPages))).toStrictEqual([
+      'relay.pages.dir: eror.html: not a page template (known: error.html, forbidden.html, maintenance.html, signin.html)',
+      'relay.pages.dir: forbidden.html: unknown variable {{who}} (known: {{code}}, {{correlationId}}, {{app}}, {{user}}, {{time}}, {{title}}, {{hint}})',
+      'relay.pages.dir: maintenance.html: must not contain <script> (the pages’ Content-Security-Policy allows no inline script)',
+      'relay.pages.dir: signin.html: must have a </head>: the relay puts its sign-in script before it',
+    ]);
+    expect(summary(issuesOf(`${RELAY}  pages: { dir: ./nope }\n`))).toStrictEqual([
+      `relay.pages.dir: directory not found: ${join(dir, 'nope')}`,
+    ]);
+    rmSync(pages, { recursive: true });
   });
 });

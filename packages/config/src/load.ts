@@ -8,6 +8,7 @@ import { crossCheck, type PathIssue } from './internal/cross-checks.js';
 import { SourceLocator } from './internal/locate.js';
 import { issueMessage, unknownKeyMessage } from './internal/messages.js';
 import { formatPath, isUnder, type DocPath } from './internal/path.js';
+import { readPageTemplates } from './pages.js';
 import { relayConfigSchema, type RelayConfig } from './schema.js';
 
 /** Options of {@link parseConfig}. */
@@ -158,10 +159,15 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
 
   const config = parsed.data;
   config.relay.stateDir = resolve(baseDir, config.relay.stateDir);
-  config.relay.certificates = config.relay.certificates.map((p) => ({
-    cert: resolve(baseDir, p.cert),
-    key: resolve(baseDir, p.key),
-  }));
+  config.relay.certificates = config.relay.certificates.map((p) =>
+    'pfx' in p
+      ? { ...p, pfx: resolve(baseDir, p.pfx) }
+      : { cert: resolve(baseDir, p.cert), key: resolve(baseDir, p.key) },
+  );
+  if (config.relay.pages)
+    config.relay.pages = readPageTemplates(resolve(baseDir, config.relay.pages.dir)).pages;
+  if (config.relay.acme?.caBundle)
+    config.relay.acme.caBundle = resolve(baseDir, config.relay.acme.caBundle);
   return config;
 }
 

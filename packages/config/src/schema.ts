@@ -1,8 +1,10 @@
 import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
+import { certificateShape } from './internal/certificates.js';
 import { isIpOrCidr } from './internal/net.js';
 import { checkAppUrl, checkIssuer, checkProxyUrl, type UrlCheck } from './internal/urls.js';
+import type { PagesConfig } from './pages.js';
 
 /** `backendTimeout: default`. */
 export const BACKEND_TIMEOUT_DEFAULT_MS = 85_000;
@@ -103,6 +105,23 @@ export interface PublishedAppConfig {
   sso?: SsoConfig;
   /** Request rate limits of this app (token buckets; 429 `THROTTLED` beyond). Absent: none. */
   limits?: AppLimits;
+  /** `Strict-Transport-Security` on every response for this app. Absent: the backend's own. */
+  hsts?: HstsConfig;
+  /**
+   * From `homePage`: where a GET or HEAD of exactly the external path is redirected (302),
+   * and where sign-in returns by default; a path under the external path, query allowed.
+   */
+  homePage?: string;
+}
+
+/** `apps[].hsts`, resolved. */
+export interface HstsConfig {
+  /** From `maxAge`. @default 31536000 (one year) */
+  maxAgeSeconds: number;
+  /** @default false */
+  includeSubDomains: boolean;
+  /** Needs `includeSubDomains` and at least a year. @default false */
+  preload: boolean;
 }
 
 /**
@@ -225,7 +244,23 @@ export interface RelayLimits {
   burst?: number;
 }
 
+/** `relay.acme`, resolved. */
+export interface AcmeConfig {
+  /** The ACME directory, e.g. Let's Encrypt's `https://acme-v02.api.letsencrypt.org/directory`. */
+  directoryUrl: string;
+  /** The account's contact address. */
+  email: string;
+  /** `http-01` on `redirectHttp` (port 80), `tls-alpn-01` on `listen` (port 443). @default 'http-01' */
+  challenge: 'http-01' | 'tls-alpn-01';
+  /** Absolute path of a PEM bundle of the CAs trusted for `directoryUrl` (a private ACME server). */
+  caBundle?: string;
+}
+
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
+/** One entry of `relay.certificates`: a PEM pair or a PKCS#12 file. */
+export type CertificateSource =
+  { cert: string; key: string } | { pfx: string; passphrase?: string };
+
 export interface RelayConfig {
   relay: {
     /** Public HTTPS for external URLs. */
@@ -238,8 +273,8 @@ export interface RelayConfig {
     adminListen?: HostPort;
     /** Absolute. @default '<config folder>/var/relay' */
     stateDir: string;
-    /** Absolute paths of PEM files, at least one pair; picked by SNI. */
-    certificates: { cert: string; key: string }[];
+    /** At least one; picked by SNI (exact names before wildcards). Paths absolute. */
+    certificates: CertificateSource[];
     /** Names connectors use to reach `tunnelListen`. @default ['localhost', '127.0.0.1'] */
     tunnelHosts: string[];
     /** IPs or CIDRs of front proxies whose `X-Forwarded-*` are kept. @default [] */
@@ -268,6 +303,13 @@ export interface RelayConfig {
      * `DEFAULT_STRIP_REQUEST_HEADERS`.
      */
     stripRequestHeaders?: string[];
+    /** Branded pages: HTML templates read from `dir` at start and reload. Absent: built-in. */
+    pages?: PagesConfig;
+    /**
+     * Automatic certificates (ACME, RFC 8555) for every external host no configured
+     * certificate covers; account key and certificates kept in `stateDir/acme`. Unset: off.
+     */
+    acme?: AcmeConfig;
   };
   identityProvider?: IdentityProviderConfig;
   /** @default [{ name: 'Default' }] */
@@ -451,11 +493,68 @@ function hostPort(description: string) {
 
 const certificatePair = z
   .strictObject({
-    cert: text().meta({ description: 'PEM certificate chain; relative to the config file.' }),
-    key: text().meta({ description: 'PEM private key; relative to the config file.' }),
+    cert: text()
+      .optional()
+      .meta({ description: 'PEM certificate chain; relative to the config file.' }),
+    key: text().optional().meta({ description: 'PEM private key; relative to the config file.' }),
+    pfx: text()
+      .optional()
+      .meta({ description: 'PKCS#12 (.pfx/.p12) file instead of cert and key; relative.' }),
+    passphrase: z
+      .string()
+      .optional()
+      .meta({ description: 'Passphrase of the pfx file; use ${ENV}.' }),
+  })
+  .superRefine(certificateShape)
+  .meta({
+    description:
+      'A certificate for the public listener: cert + key (PEM) or pfx (+ passphrase); chosen by SNI, exact names before wildcards.',
+  })
+  .transform(({ cert, key, pfx, passphrase }): CertificateSource =>
+    pfx !== undefined
+      ? { pfx, ...(passphrase !== undefined && { passphrase }) }
+      : { cert: cert!, key: key! },
+  );
+
+const ACME_CHALLENGE_MESSAGE = 'must be http-01 or tls-alpn-01';
+
+const acmeSection = z
+  .strictObject({
+    directoryUrl: z
+      .string()
+      .refine(
+        (v) => {
+          try {
+            return new URL(v).protocol === 'https:';
+          } catch {
+            return false;
+          }
+        },
+        { error: 'must be an https:// URL' },
+      )
+      .meta({
+        description: 'The ACME directory URL.',
+        examples: ['https://acme-v02.api.letsencrypt.org/directory'],
+      }),
+    email: z
+      .string()
+      .regex(/^[^\s@]+@[^\s@]+$/, { error: 'must be an email address' })
+      .meta({ description: 'Contact address of the ACME account.' }),
+    challenge: z
+      .enum(['http-01', 'tls-alpn-01'], { error: ACME_CHALLENGE_MESSAGE })
+      .default('http-01')
+      .meta({
+        description:
+          'http-01: answered on redirectHttp (must be port 80 from the internet); tls-alpn-01: answered on listen (port 443).',
+      }),
+    caBundle: text().optional().meta({
+      description:
+        'PEM bundle of the CAs to trust for directoryUrl (a private ACME server); relative to the config file.',
+    }),
   })
   .meta({
-    description: 'A certificate for the public listener; chosen by SNI (wildcards and SANs work).',
+    description:
+      'Automatic certificates (ACME) for every external host no configured certificate covers.',
   });
 
 const limitsSection = z
@@ -633,8 +732,28 @@ const relaySection = z
           'Headers removed from every client request (identity and client-address headers a client could spoof); prefix* matches a family. Unset: the built-in list (X-Remote-User, Remote-User, X-Forwarded-User, X-Auth-Request-*, X-MS-CLIENT-PRINCIPAL*, X-Real-IP, …). Every app’s SSO headers are always removed.',
         examples: [['X-Remote-User', 'X-Auth-Request-*']],
       }),
+    pages: z
+      .strictObject({
+        dir: text().meta({
+          description:
+            'Folder of HTML templates (error.html, forbidden.html, maintenance.html, signin.html) with {{code}}, {{correlationId}}, {{app}}, {{user}}, {{time}}, {{title}}, {{hint}}; relative to the config file. Missing templates: the built-in pages.',
+        }),
+      })
+      .optional()
+      .meta({ description: 'Branded pages, read at start and on reload.' })
+      .transform((p): PagesConfig | undefined => p && { dir: p.dir, templates: {} }),
+    acme: acmeSection.optional(),
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
+  .superRefine((r, ctx) => {
+    if (r.acme?.challenge === 'http-01' && !r.redirectHttp)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['acme'],
+        message:
+          'challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
+      });
+  })
   .transform(
     ({
       pingInterval,
@@ -644,9 +763,11 @@ const relaySection = z
       inactiveConnectorRetention,
       redirectHttp,
       adminListen,
+      pages,
       ...rest
     }) => ({
       ...rest,
+      ...(pages && { pages }),
       ...(redirectHttp && { redirectHttp }),
       ...(adminListen && { adminListen }),
       pingIntervalMs: pingInterval,
@@ -868,6 +989,92 @@ const ssoSection = z
   })
   .meta({ description: 'Single sign-on to the backend (oidc apps only).' });
 
+/** One year in seconds: `hsts: true`, and the least `preload` accepts. */
+export const HSTS_ONE_YEAR_SECONDS = 31_536_000;
+
+const HSTS_MAX_AGE_MESSAGE = 'must be a duration with a unit, e.g. 365d (HSTS max-age)';
+
+const hstsSection = z
+  .union(
+    [
+      z.boolean(),
+      z.enum(['true', 'false']),
+      z.strictObject({
+        // Checked below: a bare number is refused rather than read as milliseconds (HSTS
+        // speaks seconds), and an issue inside a union option would be reported as the union's.
+        maxAge: z
+          .union([z.string(), z.number()])
+          .prefault('365d')
+          .meta({ description: 'max-age as a duration (365d).', examples: ['365d', '730d'] }),
+        includeSubDomains: bool(false, 'Also every subdomain of the external host.'),
+        preload: bool(
+          false,
+          'Ask for the browsers’ preload list (needs includeSubDomains and ≥ 365d).',
+        ),
+      }),
+    ],
+    { error: 'must be true, false or { maxAge, includeSubDomains, preload }' },
+  )
+  .transform((v, ctx): HstsConfig | undefined => {
+    if (v === false || v === 'false') return undefined;
+    if (v === true || v === 'true')
+      return { maxAgeSeconds: HSTS_ONE_YEAR_SECONDS, includeSubDomains: false, preload: false };
+    const { maxAge, includeSubDomains, preload } = v;
+    if (
+      typeof maxAge !== 'string' ||
+      !DURATION_PATTERN.test(maxAge) ||
+      /^\s*\d+\s*$/.test(maxAge)
+    ) {
+      ctx.addIssue({ code: 'custom', path: ['maxAge'], message: HSTS_MAX_AGE_MESSAGE });
+      return z.NEVER;
+    }
+    const maxAgeSeconds = Math.floor(parseDuration(maxAge) / 1000);
+    if (preload && !includeSubDomains)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message: 'preload requires includeSubDomains: true',
+      });
+    if (preload && maxAgeSeconds < HSTS_ONE_YEAR_SECONDS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preload'],
+        message: 'preload requires maxAge of at least 365d',
+      });
+    return { maxAgeSeconds, includeSubDomains, preload };
+  })
+  .meta({
+    description:
+      'Strict-Transport-Security on every response of this app (true: max-age one year); replaces the backend’s own. Off by default.',
+  });
+
+const HOME_PAGE = /^\/[^\s#\\]*$/;
+
+/** `homePage` as written: a path with an optional query, checked against the external URL later. */
+const homePageInput = z
+  .string()
+  .regex(HOME_PAGE, { error: 'must be a path such as /portal/start.aspx (query allowed)' })
+  .meta({
+    description:
+      'Where a GET of exactly the external URL is redirected (302), and where sign-in returns by default: a path under the external URL’s path.',
+    examples: ['/portal/start.aspx'],
+  });
+
+/** Why `homePage` cannot be used with `externalUrl`, or undefined. */
+function homePageProblem(homePage: string, externalUrl: string): string | undefined {
+  // Either already reported by the fields' own checks.
+  if (!HOME_PAGE.test(homePage) || !URL.canParse(externalUrl)) return undefined;
+  const base = new URL(externalUrl).pathname;
+  const path = homePage.split('?', 1)[0]!;
+  if (path.startsWith('//') || /(^|\/)\.\.?(\/|$)/.test(path))
+    return 'must be a plain path (no // or dot segments)';
+  if (!path.startsWith(base)) return `must be under the external URL’s path ${base}`;
+  if (homePage === base)
+    return 'must not be the external URL’s path itself (it would redirect to itself)';
+  if (path.startsWith('/.appproxy/')) return 'must not be under /.appproxy/ (reserved)';
+  return undefined;
+}
+
 /** An `Upgrade` protocol: `token[/token]` (RFC 9110 §7.8). */
 const UPGRADE_TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\/[A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/;
 
@@ -1014,6 +1221,13 @@ const publishedApp = z
       .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
     sso: ssoSection.optional(),
     limits: appLimits.optional(),
+    hsts: hstsSection.optional(),
+    homePage: homePageInput.optional(),
+  })
+  .superRefine((app, ctx) => {
+    if (app.homePage === undefined) return;
+    const problem = homePageProblem(app.homePage, app.externalUrl);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['homePage'], message: problem });
   })
   .meta({
     description:
@@ -1029,9 +1243,13 @@ const publishedApp = z
       bearerAudiences,
       sso,
       limits,
+      hsts,
+      homePage,
       ...rest
     }): PublishedAppConfig => ({
       ...rest,
+      ...(hsts && { hsts }),
+      ...(homePage !== undefined && { homePage }),
       backendTimeoutMs,
       backendKeepAliveMs,
       ...(sticky !== 'none' && { sticky }),

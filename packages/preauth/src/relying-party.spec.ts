@@ -71,6 +71,28 @@ describe('anonymous requests', () => {
   });
 });
 
+describe('homePath (the app’s custom home page)', () => {
+  it('is where sign-in returns without a return URL, and the signed-out page’s link', async () => {
+    const { app, op } = await setup({}, { homePath: '/start.aspx?tab=1' });
+    expect(app.homePath).toBe('/start.aspx?tab=1');
+    // No rd, or one that is not a path on this origin: the home page.
+    const none = await signInFlow(app, op, new Jar(), '');
+    expect(none.callback.headers.location).toBe('/start.aspx?tab=1');
+    const evil = await signInFlow(app, op, new Jar(), '//evil.example/');
+    expect(evil.callback.headers.location).toBe('/start.aspx?tab=1');
+    // A page asked for still wins.
+    const asked = await signInFlow(app, op, new Jar(), '/reports');
+    expect(asked.callback.headers.location).toBe('/reports');
+    const out = (await app.handle(browserRequest('/.appproxy/signed-out', new Jar())))!;
+    expect(out.body).toContain('href="/start.aspx?tab=1"');
+  });
+
+  it('is never another origin: an unsafe one falls back to the external path', async () => {
+    const { app } = await setup({}, { homePath: 'https://evil.example/' });
+    expect(app.homePath).toBe('/');
+  });
+});
+
 describe('sign-in', () => {
   it('builds a code + PKCE request with state, nonce and the app’s own redirect URI', async () => {
     const { app, op } = await setup({

@@ -104,6 +104,11 @@ export interface ProtectedAppOptions {
   session?: Partial<SessionOptions>;
   /** Overrides the relying party's `bearerAudiences`. */
   bearerAudiences?: string[];
+  /**
+   * Where sign-in returns when no return URL was kept (the app's "custom home page"): a path
+   * on the app's origin. @default the external URL's path
+   */
+  homePath?: string;
 }
 
 /**
@@ -296,7 +301,8 @@ export class ProtectedApp {
     }
     this.rp = rp;
     this.origin = url.origin;
-    this.homePath = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+    const basePath = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+    this.homePath = safeReturnUrl(opts.homePath, url.origin, basePath);
     this.name = opts.name ?? url.host;
     const c = opts.cookies ?? {};
     this.cookiePolicy = {

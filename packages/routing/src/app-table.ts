@@ -45,19 +45,36 @@ interface Entry<T> {
   prefix: string;
   internal: URL;
   externalHost: string;
+  /** Wildcard apps: the app for each label seen, internal and external URLs filled in. */
+  concrete?: Map<string, Concrete<T>>;
 }
+
+interface Concrete<T> {
+  app: T;
+  internal: URL;
+  externalHost: string;
+}
+
+/** Labels remembered per wildcard app; past this the cache starts afresh (bounded memory). */
+const MAX_LABELS = 4096;
 
 /**
  * Published apps indexed by external host; a request goes to the app with the longest
  * external path prefix that contains it. Paths are normalised first, so `..` can never lead
- * outside the app's internal prefix.
+ * outside the app's internal prefix. A wildcard app (`https://*.apps.example.com/` →
+ * `http://*.corp.local/`) takes the hosts one label under its suffix that no exact app
+ * takes, with that label put in place of `*` in its internal host.
  *
  * @example
  * const table = new AppTable([{ name: 'Expenses', externalUrl: 'https://exp.example.com/', internalUrl: 'http://exp.corp:8080/app/' }]);
  * table.route('exp.example.com', '/reports?y=2024') // { app, internalPath: '/app/reports?y=2024', … }
+ * const sites = new AppTable([{ name: 'Sites', externalUrl: 'https://*.apps.example.com/', internalUrl: 'http://*.corp.local/' }]);
+ * sites.route('hr.apps.example.com', '/') // { app: { …, internalUrl: 'http://hr.corp.local/' }, internalHost: 'hr.corp.local', … }
  */
 export class AppTable<T extends RoutableApp> {
   readonly #byHost = new Map<string, Entry<T>[]>();
+  /** Wildcard apps (`https://*.apps.example.com/`) by the part after `*`: `.apps.example.com`. */
+  readonly #bySuffix = new Map<string, Entry<T>[]>();
 
   constructor(apps: readonly T[]) {
     for (const app of apps) {
@@ -69,24 +86,60 @@ export class AppTable<T extends RoutableApp> {
         internal: new URL(app.internalUrl),
         externalHost: ext.host,
       };
-      const list = this.#byHost.get(entry.host) ?? [];
+      const wildcard = entry.host.startsWith('*.');
+      if (wildcard) entry.concrete = new Map();
+      const index = wildcard ? this.#bySuffix : this.#byHost;
+      const key = wildcard ? entry.host.slice(1) : entry.host;
+      const list = index.get(key) ?? [];
       list.push(entry);
       list.sort((a, b) => b.prefix.length - a.prefix.length);
-      this.#byHost.set(entry.host, list);
+      index.set(key, list);
     }
   }
 
   get size(): number {
     let n = 0;
     for (const list of this.#byHost.values()) n += list.length;
+    for (const list of this.#bySuffix.values()) n += list.length;
     return n;
   }
 
-  /** The apps published on `host` (a port is ignored), longest path prefix first. */
+  /**
+   * The apps published on `host` (a port is ignored), longest path prefix first; the
+   * wildcard apps covering it after the exact ones, with their URLs filled in.
+   */
   onHost(host: string): T[] {
     const hostname = parseRequestHost(host)?.hostname;
     if (hostname === undefined) return [];
-    return (this.#byHost.get(hostname) ?? []).map((e) => e.app);
+    const exact = (this.#byHost.get(hostname) ?? []).map((e) => e.app);
+    const wild = this.#wildcards(hostname);
+    return wild ? [...exact, ...wild.list.map((e) => this.#concrete(e, wild.label).app)] : exact;
+  }
+
+  /** The wildcard apps whose `*` covers `hostname` (one label), and that label. */
+  #wildcards(hostname: string): { label: string; list: Entry<T>[] } | undefined {
+    if (this.#bySuffix.size === 0) return undefined;
+    const dot = hostname.indexOf('.');
+    if (dot <= 0) return undefined;
+    const list = this.#bySuffix.get(hostname.slice(dot));
+    return list && { label: hostname.slice(0, dot), list };
+  }
+
+  /** A wildcard app for one label: `*` in both hosts replaced by it. */
+  #concrete(entry: Entry<T>, label: string): Concrete<T> {
+    const cache = entry.concrete!;
+    let c = cache.get(label);
+    if (c) return c;
+    const fill = (url: string) => url.replace('*', label);
+    const internal = new URL(fill(entry.internal.href));
+    c = {
+      app: { ...entry.app, internalUrl: internal.href, externalUrl: fill(entry.app.externalUrl) },
+      internal,
+      externalHost: fill(entry.externalHost),
+    };
+    if (cache.size >= MAX_LABELS) cache.clear();
+    cache.set(label, c);
+    return c;
   }
 
   /**
@@ -101,25 +154,44 @@ export class AppTable<T extends RoutableApp> {
     const hostname = parseRequestHost(host)?.hostname;
     if (hostname === undefined) return 'INVALID_HOST';
     const list = this.#byHost.get(hostname);
-    if (!list) return undefined;
+    // Exact hosts first: a wildcard app only gets what no app of the host itself takes.
+    let wild = list ? undefined : this.#wildcards(hostname);
+    if (!list && !wild) return undefined;
     const normalized = normalizeRequestTarget(target);
     if (typeof normalized === 'string') return normalized;
     const { path, search } = normalized;
+    const exact = list && this.#match(list, path, search);
+    if (exact) return exact;
+    wild ??= this.#wildcards(hostname);
+    return wild && this.#match(wild.list, path, search, wild.label);
+  }
+
+  #match(
+    list: Entry<T>[],
+    path: string,
+    search: string,
+    label?: string,
+  ): RouteMatch<T> | RouteRedirect<T> | undefined {
     for (const entry of list) {
       let rest: string | undefined;
       if (path.startsWith(entry.prefix)) rest = path.slice(entry.prefix.length);
       else if (`${path}/` === entry.prefix)
-        return { app: entry.app, location: entry.prefix + search };
+        return {
+          app: label === undefined ? entry.app : this.#concrete(entry, label).app,
+          location: entry.prefix + search,
+        };
       if (rest === undefined) continue;
-      const internalPrefix = entry.internal.pathname.endsWith('/')
-        ? entry.internal.pathname
-        : `${entry.internal.pathname}/`;
+      const { app, internal, externalHost } =
+        label === undefined ? entry : this.#concrete(entry, label);
+      const internalPrefix = internal.pathname.endsWith('/')
+        ? internal.pathname
+        : `${internal.pathname}/`;
       return {
-        app: entry.app,
+        app,
         internalPath: internalPrefix + rest + search,
-        internalOrigin: entry.internal.origin,
-        internalHost: entry.internal.host,
-        externalHost: entry.externalHost,
+        internalOrigin: internal.origin,
+        internalHost: internal.host,
+        externalHost,
       };
     }
     return undefined;

@@ -194,3 +194,95 @@ describe('AppTable.onHost', () => {
     expect(table.onHost('nowhere.example.com')).toEqual([]);
   });
 });
+
+describe('AppTable: wildcard apps', () => {
+  const table = new AppTable([
+    {
+      name: 'Sites',
+      externalUrl: 'https://*.apps.example.com/',
+      internalUrl: 'http://*.corp.local:8080/',
+    },
+    {
+      name: 'Sites reports',
+      externalUrl: 'https://*.apps.example.com:8443/reports/',
+      internalUrl: 'http://*.corp.local:8080/rpt/',
+    },
+    {
+      name: 'Wiki',
+      externalUrl: 'https://wiki.apps.example.com/',
+      internalUrl: 'http://wiki-prod.corp.local/',
+    },
+    {
+      name: 'Docs only',
+      externalUrl: 'https://docs.apps.example.com/docs/',
+      internalUrl: 'http://docs.corp.local/',
+    },
+  ]);
+
+  it('puts the label * matched into the internal host', () => {
+    expect(table.route('Team-A.apps.example.com', '/x?y=1')).toMatchObject({
+      app: {
+        name: 'Sites',
+        internalUrl: 'http://team-a.corp.local:8080/',
+        externalUrl: 'https://team-a.apps.example.com/',
+      },
+      internalPath: '/x?y=1',
+      internalOrigin: 'http://team-a.corp.local:8080',
+      internalHost: 'team-a.corp.local:8080',
+      externalHost: 'team-a.apps.example.com',
+    });
+    expect(table.route('b.apps.example.com:443', '/')).toMatchObject({
+      app: { name: 'Sites' },
+      internalHost: 'b.corp.local:8080',
+    });
+  });
+
+  it('keeps the longest path prefix among wildcard apps, and the port of the external URL', () => {
+    expect(table.route('b.apps.example.com', '/reports/q1')).toMatchObject({
+      app: { name: 'Sites reports', externalUrl: 'https://b.apps.example.com:8443/reports/' },
+      internalPath: '/rpt/q1',
+      internalHost: 'b.corp.local:8080',
+      externalHost: 'b.apps.example.com:8443',
+    });
+    expect(table.route('b.apps.example.com', '/reports')).toMatchObject({
+      app: { name: 'Sites reports' },
+      location: '/reports/',
+    });
+  });
+
+  it('exact apps win; their host falls to the wildcard only for paths they do not take', () => {
+    expect(table.route('wiki.apps.example.com', '/x')).toMatchObject({
+      app: { name: 'Wiki' },
+      internalHost: 'wiki-prod.corp.local',
+    });
+    expect(table.route('docs.apps.example.com', '/docs/a')).toMatchObject({
+      app: { name: 'Docs only' },
+    });
+    expect(table.route('docs.apps.example.com', '/other')).toMatchObject({
+      app: { name: 'Sites' },
+      internalHost: 'docs.corp.local:8080',
+    });
+  });
+
+  it('covers one label only, never the bare suffix', () => {
+    expect(table.route('a.b.apps.example.com', '/')).toBeUndefined();
+    expect(table.route('apps.example.com', '/')).toBeUndefined();
+    expect(table.route('.apps.example.com', '/')).toBe('INVALID_HOST');
+    expect(table.route('x.example.com', '/')).toBeUndefined();
+  });
+
+  it('onHost lists exact apps first, then the wildcard ones filled in', () => {
+    expect(table.onHost('docs.apps.example.com').map((a) => [a.name, a.internalUrl])).toEqual([
+      ['Docs only', 'http://docs.corp.local/'],
+      ['Sites reports', 'http://docs.corp.local:8080/rpt/'],
+      ['Sites', 'http://docs.corp.local:8080/'],
+    ]);
+    expect(table.size).toBe(4);
+  });
+
+  it('gives the same app object for a label each time (a bounded cache)', () => {
+    const a = table.route('same.apps.example.com', '/') as { app: unknown };
+    const b = table.route('same.apps.example.com', '/y') as { app: unknown };
+    expect(a.app).toBe(b.app);
+  });
+});

@@ -11,6 +11,7 @@ const SECRET_KEYS = new Set([
   'secret',
   'clientsecret',
   'password',
+  'passphrase',
   'privatekey',
   'key',
   'keypem',

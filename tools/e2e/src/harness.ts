@@ -191,8 +191,11 @@ export interface StackOptions {
   groups?: string[];
   /** YAML lines under `identityProvider:` (indented 2 spaces). */
   identityProvider?: string;
-  /** Certificates served beside the stack's own (`*.apps.localhost`). */
-  certificates?: Array<{ cert: string; key: string }>;
+  /**
+   * Certificates served beside the stack's own (`*.apps.localhost`); a `passphrase` is
+   * written as given (e.g. `${PFX_PASS}`, quoted).
+   */
+  certificates?: Array<{ cert: string; key: string } | { pfx: string; passphrase?: string }>;
   /** Other builds of the CLIs, e.g. the single-file executables. @default the apps' dist/bin.js */
   bins?: { relay: string; connector: string };
   /** Environment of every CLI process, over the tests' own. */
@@ -288,7 +291,7 @@ ${a.extra ?? ''}`,
   adminListen: 127.0.0.1:${this.ports.admin}
   stateDir: ./var/relay
   certificates:
-${pairs.map((p) => `    - cert: ${p.cert}\n      key: ${p.key}`).join('\n')}
+${pairs.map(certificateYaml).join('\n')}
   drainTimeout: 3s
 ${this.#opts.relayExtra ?? ''}
 ${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvider}\n` : ''}connectorGroups:
@@ -402,6 +405,15 @@ ${apps}
     await Promise.all([...this.connectors.map((c) => c.stop('SIGKILL')), this.relay?.stop()]);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function certificateYaml(
+  p: { cert: string; key: string } | { pfx: string; passphrase?: string },
+): string {
+  if ('cert' in p) return `    - cert: ${p.cert}\n      key: ${p.key}`;
+  const pass =
+    p.passphrase === undefined ? '' : `\n      passphrase: ${JSON.stringify(p.passphrase)}`;
+  return `    - pfx: ${p.pfx}${pass}`;
 }
 
 /** The id `register` stored in a connector's state directory. */

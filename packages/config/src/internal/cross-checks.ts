@@ -1,7 +1,9 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { DocPath } from './path.js';
+import { readPageTemplates } from '../pages.js';
 import { checkAppUrl } from './urls.js';
+import { wildcardAppIssues } from './wildcard.js';
 
 /** An issue before it is located in the source. */
 export interface PathIssue {
@@ -83,6 +85,21 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
           else externals.set(key, i);
         }
       }
+      if (typeof app.internalUrl === 'string' && typeof app.externalUrl === 'string') {
+        const internal = checkAppUrl(app.internalUrl, 'internal');
+        const external = checkAppUrl(app.externalUrl, 'external');
+        if (internal.ok && external.ok)
+          issues.push(
+            ...wildcardAppIssues(
+              {
+                internalUrl: internal.url,
+                externalUrl: external.url,
+                preAuthentication: app.preAuthentication,
+              },
+              ['apps', i],
+            ),
+          );
+      }
       const group = app.connectorGroup ?? 'Default';
       if (groups && typeof group === 'string' && group !== '' && !groups.has(group)) {
         const path = ['apps', i, 'connectorGroup'];
@@ -118,7 +135,7 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
   if (Array.isArray(certificates)) {
     certificates.forEach((pair, i) => {
       if (!isRecord(pair)) return;
-      for (const k of ['cert', 'key'] as const) {
+      for (const k of ['cert', 'key', 'pfx'] as const) {
         const v = pair[k];
         if (typeof v !== 'string' || v === '') continue;
         const path = ['relay', 'certificates', i, k];
@@ -130,6 +147,21 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
           });
       }
     });
+  }
+  const pages = isRecord(doc.relay) && isRecord(doc.relay.pages) ? doc.relay.pages : undefined;
+  if (pages && typeof pages.dir === 'string' && pages.dir !== '') {
+    for (const message of readPageTemplates(resolve(ctx.baseDir, pages.dir)).problems)
+      issues.push({ path: ['relay', 'pages', 'dir'], message });
+  }
+  const acme = isRecord(doc.relay) ? doc.relay.acme : undefined;
+  if (isRecord(acme) && typeof acme.caBundle === 'string' && acme.caBundle !== '') {
+    const path = ['relay', 'acme', 'caBundle'];
+    const problem = fileProblem(resolve(ctx.baseDir, acme.caBundle));
+    if (problem)
+      issues.push({
+        path,
+        message: `${problem}: ${ctx.template(path) ?? resolve(ctx.baseDir, acme.caBundle)}`,
+      });
   }
   return issues;
 }

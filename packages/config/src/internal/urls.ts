@@ -1,3 +1,5 @@
+import { wildcardHostProblem } from './wildcard.js';
+
 /** A checked, normalised URL, or why it was refused. Messages never repeat the input. */
 export type UrlCheck = { ok: true; url: string } | { ok: false; message: string };
 
@@ -15,6 +17,8 @@ export function checkAppUrl(v: string, kind: 'internal' | 'external'): UrlCheck 
   if (!url?.host) return { ok: false, message: absolute };
   if (url.username || url.password) return { ok: false, message: 'must not contain credentials' };
   if (/[?#]/.test(v)) return { ok: false, message: 'must not have a query or fragment' };
+  const wildcard = wildcardHostProblem(url.hostname, kind);
+  if (wildcard) return { ok: false, message: wildcard };
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return { ok: true, url: url.href };
 }

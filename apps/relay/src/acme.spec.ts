@@ -1,0 +1,144 @@
+import type { RelayConfig } from '@appproxy/config';
+import { createDevCertificates } from '@appproxy/pki';
+import { createLogger } from '@appproxy/telemetry';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AcmeCertificates, renewalTime } from './acme.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'appproxy-acme-'));
+const cleanups: Array<() => unknown> = [];
+afterAll(() => {
+  for (const c of cleanups) c();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function config(hosts: string[], acme = true): RelayConfig {
+  return {
+    relay: {
+      stateDir: dir,
+      ...(acme && {
+        acme: {
+          // Nothing listens here: an order that starts fails, and no test waits for one.
+          directoryUrl: 'https://127.0.0.1:1/dir',
+          email: 'ops@example.com',
+          challenge: 'http-01',
+        },
+      }),
+    },
+    apps: hosts.map((h) => ({ externalUrl: `https://${h}/` })),
+  } as unknown as RelayConfig;
+}
+
+function manager() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({
+    name: 'test',
+    write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+    format: 'json',
+  });
+  const acme = new AcmeCertificates(dir, log);
+  cleanups.push(() => acme.stop());
+  return { acme, lines };
+}
+
+describe('renewalTime', () => {
+  it('is two thirds into the lifetime', async () => {
+    const certs = await createDevCertificates({ dir: join(dir, 'dev'), hosts: ['a.test'] });
+    const cert = new X509Certificate(readFileSync(certs.certPath));
+    const from = Date.parse(cert.validFrom);
+    const to = Date.parse(cert.validTo);
+    expect(renewalTime(cert).getTime()).toBe(from + ((to - from) * 2) / 3);
+  });
+});
+
+describe('AcmeCertificates', () => {
+  it('serves a stored certificate at once and schedules its renewal', async () => {
+    const certs = await createDevCertificates({ dir: join(dir, 'dev'), hosts: ['stored.test'] });
+    mkdirSync(join(dir, 'acme'), { recursive: true });
+    copyFileSync(certs.certPath, join(dir, 'acme/stored.test.pem'));
+    copyFileSync(certs.keyPath, join(dir, 'acme/stored.test-key.pem'));
+    const { acme, lines } = manager();
+    acme.configure(config(['stored.test', 'covered.test', '*.wild.test', '127.0.0.9']), (h) =>
+      h.startsWith('covered'),
+    );
+    expect(acme.context('STORED.test')).toBeDefined();
+    expect(acme.context('covered.test')).toBeUndefined();
+    const loaded = lines.find((l) => l.msg === 'acme certificate loaded');
+    expect(loaded).toMatchObject({ host: 'stored.test' });
+    expect(Date.parse(String(loaded!.renewAt))).toBeGreaterThan(Date.now());
+    // Nothing was ordered: the stored one is valid, covered, wildcard and IP hosts are skipped.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines.filter((l) => l.msg === 'acme certificate requested')).toStrictEqual([]);
+
+    // Without relay.acme (a reload that removes it), nothing is served or renewed.
+    acme.configure(config(['stored.test'], false), () => false);
+    expect(acme.context('stored.test')).toBeUndefined();
+  });
+
+  it('a failed order is logged with its reason and retried with backoff', async () => {
+    const { acme, lines } = manager();
+    acme.configure(config(['new.test']), () => false);
+    await expect
+      .poll(() => lines.find((l) => l.msg === 'acme certificate failed'), { timeout: 30_000 })
+      .toMatchObject({
+        host: 'new.test',
+        failures: 1,
+        retryInMs: 10_000,
+        reason: 'the ACME directory https://127.0.0.1:1/dir cannot be reached: ECONNREFUSED',
+      });
+    expect(lines.find((l) => l.msg === 'acme certificate requested')).toMatchObject({
+      host: 'new.test',
+      challenge: 'http-01',
+    });
+    acme.stop();
+  });
+
+  it('a stored certificate for another name is ignored', async () => {
+    const certs = await createDevCertificates({ dir: join(dir, 'dev2'), hosts: ['other.test'] });
+    mkdirSync(join(dir, 'acme'), { recursive: true });
+    copyFileSync(certs.certPath, join(dir, 'acme/mismatch.test.pem'));
+    copyFileSync(certs.keyPath, join(dir, 'acme/mismatch.test-key.pem'));
+    const { acme } = manager();
+    acme.configure(config(['mismatch.test']), () => false);
+    expect(acme.context('mismatch.test')).toBeUndefined();
+    acme.stop();
+  });
+
+  describe('answerHttp01', () => {
+    let server: Server;
+    const get = async (path: string, host = 'on.test') => {
+      if (!server) {
+        const on = manager().acme;
+        on.configure(config([]), () => false);
+        const off = manager().acme;
+        server = createServer((req, res) => {
+          const acme = req.headers.host?.startsWith('off.') ? off : on;
+          if (!acme.answerHttp01(req, res)) res.writeHead(301).end();
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        cleanups.push(() => server.close());
+      }
+      const { port } = server.address() as AddressInfo;
+      return new Promise<number>((resolve, reject) =>
+        request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+          .on('error', reject)
+          .end(),
+      );
+    };
+
+    it('answers only challenge paths: unknown tokens 404, the rest is not its business', async () => {
+      expect(await get('/.well-known/acme-challenge/nope')).toBe(404);
+      expect(await get('/anything')).toBe(301);
+      // Without relay.acme the redirect listener redirects challenge paths too.
+      expect(await get('/.well-known/acme-challenge/nope', 'off.test')).toBe(301);
+    });
+  });
+});
