@@ -162,6 +162,12 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
     cert: resolve(baseDir, p.cert),
     key: resolve(baseDir, p.key),
   }));
+  for (const app of config.apps) {
+    const t = app.backendTls;
+    if (t)
+      for (const k of ['ca', 'cert', 'key'] as const)
+        if (t[k] !== undefined) t[k] = resolve(baseDir, t[k]);
+  }
   return config;
 }
 
