@@ -13,6 +13,7 @@ import {
 } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream } from 'node:http2';
+import { backendTlsAnswered, backendTlsHeaders } from './backend-tls.js';
 import type { RelayErrorCode } from './error-pages.js';
 import type { RequestBody } from './request-body.js';
 
@@ -214,7 +215,9 @@ export class TunnelAttempt<T extends DispatchTunnel> {
     on: AttemptHandler,
   ) {
     const { body } = req;
-    const stream = tunnel.request(req.headers, { endStream: req.endStream ?? body === undefined });
+    const stream = tunnel.request(backendTlsHeaders(tunnel, req.headers), {
+      endStream: req.endStream ?? body === undefined,
+    });
     this.stream = stream;
     stream.on('error', () => {});
     body?.into(stream);
@@ -223,6 +226,7 @@ export class TunnelAttempt<T extends DispatchTunnel> {
       responded = true;
       body?.release();
       const connectorError = headers[META.error];
+      backendTlsAnswered(tunnel, req.headers, connectorError as string | undefined);
       if (connectorError === undefined) return on.response(headers, stream);
       stream.resume();
       on.connectorError(

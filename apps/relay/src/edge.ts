@@ -1,6 +1,8 @@
 import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import { AppTable } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
+import type { BackendTlsMeta } from '@appproxy/tunnel';
+import { backendTlsByApp } from './backend-tls.js';
 import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
 import { SignIn } from './sign-in.js';
@@ -36,6 +38,8 @@ export class Edge {
   readonly certificates: SniCertificates;
   readonly trustedProxies: TrustedProxies;
   readonly groups: ReadonlySet<string>;
+  /** Each app's `backendTls`, read from its files: id and material for the connector. */
+  readonly backendTls: ReadonlyMap<string, Required<BackendTlsMeta>>;
   /**
    * Client request headers never forwarded as sent, for `endToEndHeaders`' one pass: the
    * ones the relay replaces and the spoofable identity and address headers (SSO's list).
@@ -64,6 +68,7 @@ export class Edge {
     this.links = new LinkTranslation(config.apps);
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
+    this.backendTls = backendTlsByApp(config.apps);
     const { sso } = this;
     this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }

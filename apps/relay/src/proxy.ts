@@ -705,6 +705,7 @@ export class RelayProxy {
         verifyTls: app.validateBackendTls,
         keepAliveMs: app.backendKeepAliveMs,
         ...(app.backendProxy !== undefined && { backendProxy: app.backendProxy }),
+        ...(app.backendTls && { backendTls: edge.backendTls.get(app.name) }),
       },
       setCookie: [],
       gate: { method: req.method ?? 'GET', url: target, headers: req.headers, clientIp },
