@@ -5,6 +5,7 @@ import type { BackendTlsMeta } from '@appproxy/tunnel';
 import { backendTlsByApp } from './backend-tls.js';
 import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
+import { Portal } from './portal.js';
 import { SignIn } from './sign-in.js';
 import { SingleSignOn } from './single-sign-on.js';
 import { SniCertificates } from './tls-contexts.js';
@@ -38,6 +39,8 @@ export class Edge {
   readonly certificates: SniCertificates;
   readonly trustedProxies: TrustedProxies;
   readonly groups: ReadonlySet<string>;
+  /** The My Apps portal (`portal:`), when configured. */
+  readonly portal: Portal | undefined;
   /** Each app's `backendTls`, read from its files: id and material for the connector. */
   readonly backendTls: ReadonlyMap<string, Required<BackendTlsMeta>>;
   /**
@@ -69,6 +72,7 @@ export class Edge {
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
     this.backendTls = backendTlsByApp(config.apps);
+    this.portal = Portal.of(config);
     const { sso } = this;
     this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }

@@ -35,7 +35,7 @@ import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
 import type { PublicConnections } from './public-connections.js';
 import type { Edge } from './edge.js';
-import type { GateRequest } from './sign-in.js';
+import { PORTAL, type GateRequest } from './sign-in.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -203,6 +203,19 @@ export class RelayProxy {
     const refused = refuseEarly(req, host);
     if (refused) return fail(refused);
 
+    if (edge.portal?.serves(host)) {
+      appName = PORTAL;
+      const gateReq: GateRequest = {
+        method: req.method ?? 'GET',
+        url: target,
+        headers: req.headers,
+        clientIp: firstAddress(this.#forwarded(edge, req, host)),
+      };
+      edge.portal
+        .handle(edge.signIn, gateReq, correlationId)
+        .then(send, (err: unknown) => fail('INTERNAL_ERROR', `portal: ${(err as Error).message}`));
+      return;
+    }
     if (isReserved(target)) {
       if (target.split('?', 1)[0] === JWKS_PATH) return this.#jwks(edge, req, res, host, fail);
       const gateReq: GateRequest = {

@@ -26,6 +26,8 @@ export {
   type CookiePolicy,
   type IdentityProviderConfig,
   type PublishedAppConfig,
+  type PortalConfig,
+  type BackendTlsConfig,
   type RelayConfig,
   type RelayLimits,
 } from './schema.js';

@@ -133,13 +133,13 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
       issues.push({ path, message: 'the portal requires an identityProvider section' });
     const checked = checkAppUrl(doc.portal.externalUrl, 'external');
     if (checked.ok && Array.isArray(doc.apps)) {
-      const host = new URL(checked.url).host;
+      const host = new URL(checked.url).hostname;
       const i = doc.apps.findIndex(
         (a) =>
           isRecord(a) &&
           typeof a.externalUrl === 'string' &&
           checkAppUrl(a.externalUrl, 'external').ok &&
-          new URL(a.externalUrl).host === host,
+          new URL(a.externalUrl).hostname === host,
       );
       if (i !== -1) issues.push({ path, message: `same host as apps[${i}].externalUrl` });
     }
