@@ -23,7 +23,7 @@ const portalUrl = () => `https://${PORTAL}:${stack.ports.public}/`;
 
 function apps(payrollUsers: string[] = []): StackApp[] {
   const internal = `http://127.0.0.1:${sample.port}/`;
-  return [
+  const list: StackApp[] = [
     {
       name: 'Payroll',
       internalUrl: internal,
@@ -48,7 +48,9 @@ function apps(payrollUsers: string[] = []): StackApp[] {
       preAuthentication: 'oidc',
     },
     { name: 'Open', internalUrl: internal, externalUrl: 'https://open.apps.localhost:{port}/' },
-  ].map((a) => ({ ...a, extra: a.extra?.replaceAll('{port}', String(stack.ports.public)) }));
+  ];
+  const port = String(stack.ports.public);
+  return list.map((a) => (a.extra ? { ...a, extra: a.extra.replaceAll('{port}', port) } : a));
 }
 
 beforeAll(async () => {
