@@ -122,6 +122,21 @@ describe('My Apps portal', () => {
       const csp = (await res!.allHeaders())['content-security-policy'];
       expect(csp).toContain("default-src 'none'");
       expect(csp).not.toContain('unsafe-inline');
+      // API clients with the portal's session get the same list as JSON.
+      const cookie = (await page.context().cookies(portalUrl()))
+        .map((c) => `${c.name}=${c.value}`)
+        .join('; ');
+      const api = await request(stack, PORTAL, '/', {
+        headers: { host: `${PORTAL}:${stack.ports.public}`, accept: 'application/json', cookie },
+      });
+      expect(api.status).toBe(200);
+      const list = JSON.parse(String(api.body)) as { user: string; apps: Array<{ name: string }> };
+      expect(list.apps.map((a) => a.name)).toStrictEqual([
+        'Expenses',
+        'Open',
+        'Payroll',
+        'Wiki <b>',
+      ]);
     },
   );
 
