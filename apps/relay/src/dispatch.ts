@@ -144,7 +144,13 @@ export class Dispatch<T extends DispatchTunnel> {
     if (picked === 'NO_CAPABLE_CONNECTOR') {
       const needs = [capability ?? []].flat();
       return this.#fail(
-        needs.includes(CAPABILITY.kerberos) ? 'SSO_NOT_CONFIGURED' : 'UPGRADE_UNSUPPORTED',
+        needs.includes(CAPABILITY.kerberos)
+          ? 'SSO_NOT_CONFIGURED'
+          : // An app's backendTls needs a connector that reads it: older ones would connect
+            // without the client certificate.
+            needs.includes(CAPABILITY.backendTls) && !needs.includes(CAPABILITY.websocket)
+            ? 'CONNECTOR_UNAVAILABLE'
+            : 'UPGRADE_UNSUPPORTED',
         `no connector in group ${group} has ${needs.join(' and ')}`,
       );
     }

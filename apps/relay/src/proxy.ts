@@ -272,8 +272,9 @@ export class RelayProxy {
           group: app.connectorGroup,
           affinityKey: routed.affinityKey,
           connectorId: pin?.connectorId,
-          // Kerberos single sign-on: only connectors with a keytab can get the ticket.
-          ...(routed.meta.kerberos && { capability: CAPABILITY.kerberos }),
+          // Kerberos single sign-on: only connectors with a keytab can get the ticket;
+          // backendTls: only connectors that read it.
+          ...(needs(routed.meta).length > 0 && { capability: needs(routed.meta) }),
           headers: encodeRequestMeta(routed.meta, routed.headers),
           method,
           body,
@@ -433,9 +434,7 @@ export class RelayProxy {
         {
           group: match.app.connectorGroup,
           affinityKey: routed.affinityKey,
-          capability: routed.meta.kerberos
-            ? [CAPABILITY.websocket, CAPABILITY.kerberos]
-            : CAPABILITY.websocket,
+          capability: [CAPABILITY.websocket, ...needs(routed.meta)],
           headers: encodeRequestMeta(
             { ...routed.meta, upgrade: protocol },
             {
@@ -748,6 +747,14 @@ export class RelayProxy {
 function breakOff(res: ServerResponse, why: string): void {
   if (res.req.httpVersionMajor === 2) res.destroy(new Error(`response broken off: ${why}`));
   else res.destroy();
+}
+
+/** Connector capabilities a request of this app needs beyond plain forwarding. */
+function needs(meta: RequestMetaInit): string[] {
+  return [
+    ...(meta.kerberos ? [CAPABILITY.kerberos] : []),
+    ...(meta.backendTls ? [CAPABILITY.backendTls] : []),
+  ];
 }
 
 /** The original client: the first X-Forwarded-For entry (a trusted proxy's, or the peer). */

@@ -82,6 +82,8 @@ export const CAPABILITY = {
   websocket: 'websocket',
   /** Kerberos constrained delegation is configured (`--kerberos-keytab`, `--kerberos-principal`). */
   kerberos: 'kerberos',
+  /** Reads `appproxy-backend-tls` (apps' `backendTls`); an older connector would ignore it. */
+  backendTls: 'backend-tls',
 } as const;
 
 /** The connector's answer to the relay's hello stream. */
