@@ -1,7 +1,16 @@
 import type { PublishedAppConfig } from '@appproxy/config';
-import { META, backendTlsId, type BackendTlsMaterial, type BackendTlsMeta } from '@appproxy/tunnel';
+import {
+  META,
+  backendTlsId,
+  encodeBackendTls,
+  type BackendTlsMaterial,
+  type BackendTlsMeta,
+} from '@appproxy/tunnel';
 import { readFileSync } from 'node:fs';
 import type { OutgoingHttpHeaders } from 'node:http';
+
+/** Largest encoded material: half the tunnel's header list limit. */
+export const MAX_MATERIAL_BYTES = 128 * 1024;
 
 /**
  * Each app's `backendTls`, read from its files (at start and on every reload: a file that
@@ -22,6 +31,12 @@ export function backendTlsByApp(
     for (const k of ['ca', 'cert', 'key'] as const)
       if (t[k] !== undefined) material[k] = readFileSync(t[k], 'utf8');
     if (t.serverName !== undefined) material.serverName = t.serverName;
+    // It travels as one tunnel header; the tunnel takes 256 KiB of headers per stream.
+    const size = encodeBackendTls(material).length;
+    if (size > MAX_MATERIAL_BYTES)
+      throw new Error(
+        `apps "${app.name}" backendTls: ${size} bytes encoded, more than ${MAX_MATERIAL_BYTES} (a CA bundle that large?)`,
+      );
     out.set(app.name, { id: backendTlsId(material), material });
   }
   return out;
