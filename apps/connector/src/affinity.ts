@@ -1,6 +1,7 @@
 import type { GaugeChild, Logger } from '@appproxy/telemetry';
 import { AFFINITY_ID, TunnelError } from '@appproxy/tunnel';
 import type { Dispatcher } from 'undici';
+import type { BackendTlsOptions } from './backend-tls.js';
 import { Agent, proxyAgent } from './undici.js';
 
 /** Affinity ids (client connections) with a dedicated backend connection, at most. */
@@ -63,7 +64,14 @@ export class PinnedConnections {
   }
 
   /** The id's dispatcher for these backend settings; call `done` when the request ended. */
-  acquire(id: string, verifyTls: boolean, proxy: string | undefined): PinnedLease {
+  acquire(
+    id: string,
+    tls: boolean | BackendTlsOptions,
+    proxy: string | undefined,
+    /** The app's backend TLS id: part of the connection's key. */
+    tlsId = '',
+  ): PinnedLease {
+    const options = typeof tls === 'boolean' ? { rejectUnauthorized: tls } : tls;
     let pinned = this.#pinned.get(id);
     if (pinned) {
       // Most recently used last: the first entry is the one to close when full.
@@ -80,10 +88,10 @@ export class PinnedConnections {
     }
     this.#pinned.set(id, pinned);
     this.#gauge.set(this.#pinned.size);
-    const key = `${verifyTls ? 1 : 0}|${proxy ?? ''}`;
+    const key = `${options.rejectUnauthorized ? 1 : 0}|${tlsId}|${proxy ?? ''}`;
     let dispatcher = pinned.dispatchers.get(key);
     if (!dispatcher) {
-      dispatcher = this.#dispatcher(verifyTls, proxy);
+      dispatcher = this.#dispatcher(options, proxy);
       pinned.dispatchers.set(key, dispatcher);
     }
     pinned.active++;
@@ -134,8 +142,7 @@ export class PinnedConnections {
   }
 
   /** One connection per origin, kept alive while idle up to `idleMs` (the server may say less). */
-  #dispatcher(verifyTls: boolean, proxy: string | undefined): Dispatcher {
-    const tls = { rejectUnauthorized: verifyTls };
+  #dispatcher(tls: BackendTlsOptions, proxy: string | undefined): Dispatcher {
     const single = {
       connections: 1,
       pipelining: 1,

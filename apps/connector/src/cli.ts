@@ -222,6 +222,7 @@ export function buildProgram(): Command {
             hostname: hostname(),
             capabilities: [
               ...(opts.websocket ? [CAPABILITY.websocket] : []),
+              CAPABILITY.backendTls,
               ...(kerberos ? [CAPABILITY.kerberos] : []),
             ],
           },

@@ -64,7 +64,7 @@ describe('forwardUpgrade', () => {
         authority: 'app.example.com',
         path: '/ws',
         timeoutMs: 2000,
-        verifyTls: true,
+        tls: { rejectUnauthorized: true },
         log: createLogger({ name: 'test', write: () => {} }),
         metrics: new ConnectorMetrics(),
         app: 'App',

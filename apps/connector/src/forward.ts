@@ -13,6 +13,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PinnedConnections, type PinnedConnectionsOptions } from './affinity.js';
+import { BackendTlsCache, type BackendTlsOptions } from './backend-tls.js';
 import { classifyBackendError } from './errors.js';
 import { delegatedAuthorization, rejectsTicket, type TicketSource } from './kerberos.js';
 import type { AppSeries, ConnectorMetrics } from './metrics.js';
@@ -73,6 +74,8 @@ export class BackendForwarder {
   readonly #dispatchers = new Map<string, Dispatcher>();
   /** Requests with an affinity id: one dedicated connection per id, never the pools. */
   readonly #pinned: PinnedConnections;
+  /** Apps' `backendTls` material as the relay sent it, by id. */
+  readonly #backendTls = new BackendTlsCache();
 
   constructor(opts: ForwarderOptions) {
     this.#log = opts.log;
@@ -104,17 +107,19 @@ export class BackendForwarder {
    * a CONNECT tunnel.
    */
   #dispatcher(
-    verifyTls: boolean,
+    tls: BackendTlsOptions,
+    tlsId: string,
     proxy: string | undefined,
     keepAliveMs: number,
     fresh: boolean,
   ): Dispatcher {
     // A fresh pool only ever carries `reset` requests: it never has an idle connection.
     const keepAlive = fresh ? 0 : keepAliveMs;
-    const key = `${verifyTls ? 1 : 0}|${keepAlive}|${proxy ?? ''}`;
+    // The backend TLS id names the CA, client certificate and server name: never share a
+    // connection made with one app's client certificate with another app's requests.
+    const key = `${tls.rejectUnauthorized ? 1 : 0}|${tlsId}|${keepAlive}|${proxy ?? ''}`;
     let d = this.#dispatchers.get(key);
     if (!d) {
-      const tls = { rejectUnauthorized: verifyTls };
       // A server's `Keep-Alive: timeout=N` may shorten the time, never lengthen it.
       const pool = {
         pipelining: 1,
@@ -160,6 +165,17 @@ export class BackendForwarder {
         502,
         'relay sent a path that is not origin-form',
       );
+    const tls = this.#backendTls.options(verifyTls, meta.backendTls);
+    if (!tls) {
+      this.#metrics.backendErrors.labels(app, 'BACKEND_TLS_INVALID').inc();
+      return respondError(
+        stream,
+        'BACKEND_TLS_INVALID',
+        502,
+        'backend TLS material unknown to this connector; the relay sends it again',
+      );
+    }
+    const tlsId = meta.backendTls?.id ?? '';
     const { kerberos } = meta;
     if (kerberos && !this.#kerberos) {
       this.#metrics.backendErrors.labels(app, 'SSO_NOT_CONFIGURED').inc();
@@ -208,7 +224,7 @@ export class BackendForwarder {
           authority,
           path,
           timeoutMs,
-          verifyTls,
+          tls,
           proxy,
           log: logger(),
           metrics: this.#metrics,
@@ -227,7 +243,7 @@ export class BackendForwarder {
           authority,
           path,
           timeoutMs,
-          verifyTls,
+          tls,
           proxy,
           log: logger(),
           metrics: this.#metrics,
@@ -271,14 +287,16 @@ export class BackendForwarder {
     const pinned =
       meta.affinity === undefined
         ? undefined
-        : this.#pinned.acquire(meta.affinity, verifyTls, proxy);
+        : this.#pinned.acquire(meta.affinity, tls, proxy, tlsId);
     if (pinned) stream.once('close', pinned.done);
     const send = (fresh: boolean): void =>
       delegated((authorization) => {
         if (authorization) outHeaders.authorization = authorization;
-        (pinned?.dispatcher ?? this.#dispatcher(verifyTls, proxy, keepAliveMs, fresh)).dispatch(
+        (pinned?.dispatcher ?? this.#dispatcher(tls, tlsId, proxy, keepAliveMs, fresh)).dispatch(
           {
             origin: target.origin,
+            // undici's SNI would be the Host header's name; serverName is the app's choice.
+            ...(tls.servername !== undefined && { servername: tls.servername }),
             path: originFormPath(target.origin, path),
             method: method as Dispatcher.HttpMethod,
             headers: outHeaders as Record<string, string | string[]>,

@@ -66,7 +66,8 @@ export function forwardRpc(ctx: UpgradeContext & { method: string }): void {
     const secure = tlsConnect({
       socket,
       servername: host,
-      rejectUnauthorized: ctx.verifyTls,
+      // The app's backendTls: validation, private CA, client certificate, server name.
+      ...ctx.tls,
       ALPNProtocols: ['http/1.1'],
     });
     secure.once('secureConnect', () => {

@@ -9,6 +9,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import type { BackendTlsOptions } from './backend-tls.js';
 import { classifyBackendError } from './errors.js';
 import type { ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
@@ -24,7 +25,8 @@ export interface UpgradeContext {
   authority: string;
   path: string;
   timeoutMs: number;
-  verifyTls: boolean;
+  /** Validation, private CA, client certificate and server name (the app's `backendTls`). */
+  tls: BackendTlsOptions;
   /** The app's forward proxy: upgrades go through a CONNECT tunnel to the backend. */
   proxy?: string;
   log: Logger;
@@ -52,7 +54,7 @@ export function forwardUpgrade(ctx: UpgradeContext): void {
       const secure = tlsConnect({
         socket,
         servername: host,
-        rejectUnauthorized: ctx.verifyTls,
+        ...ctx.tls,
         ALPNProtocols: ['http/1.1'],
       });
       secure.once('secureConnect', () => upgradeOver(ctx, secure));
@@ -91,8 +93,8 @@ function upgradeOver(ctx: UpgradeContext, via: Socket | undefined): void {
     path: ctx.path,
     headers: outHeaders,
     agent: false,
-    rejectUnauthorized: ctx.verifyTls,
     servername: target.hostname,
+    ...ctx.tls,
     ...(via && { createConnection: () => via }),
   });
   const timer = setTimeout(

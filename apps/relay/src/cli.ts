@@ -179,7 +179,7 @@ export function buildProgram(): Command {
       try {
         const now = Date.now();
         // What every connector of this version has; Kerberos is a connector's own setting.
-        const known: string[] = [CAPABILITY.websocket];
+        const known: string[] = [CAPABILITY.websocket, CAPABILITY.backendTls];
         const rows = store.listConnectors().map((c) => {
           const state = connectorState(c, now);
           const live = state === 'active';

@@ -113,6 +113,18 @@ describe('checkConfig', () => {
     ).toEqual([]);
   });
 
+  it('a portal host no certificate covers is a warning too', async () => {
+    const c = config();
+    c.portal = { externalUrl: 'https://myapps.other.example.com/', showPassthrough: false };
+    expect(await checkConfig(c, { discovery: false })).toEqual([
+      {
+        severity: 'warning',
+        path: 'portal.externalUrl',
+        message: expect.stringContaining('covers myapps.other.example.com') as string,
+      },
+    ]);
+  });
+
   it('a stateDir that cannot be created is an error', async () => {
     const file = join(dir, 'file');
     writeFileSync(file, '');

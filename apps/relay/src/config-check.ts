@@ -158,10 +158,16 @@ function checkCoverage(
 ): void {
   // With a certificate that is unusable, its error says enough.
   if (certs.length < config.relay.certificates.length) return;
-  config.apps.forEach((app, i) => {
+  const sites = config.apps.map((app, i) => ({
+    url: app.externalUrl,
+    path: `apps[${i}].externalUrl`,
+  }));
+  // The portal's host needs a certificate like any app's.
+  if (config.portal) sites.push({ url: config.portal.externalUrl, path: 'portal.externalUrl' });
+  sites.forEach(({ url, path }) => {
     let host: string;
     try {
-      host = new URL(app.externalUrl).hostname.replace(/^\[|\]$/g, '');
+      host = new URL(url).hostname.replace(/^\[|\]$/g, '');
     } catch {
       return;
     }
@@ -175,7 +181,7 @@ function checkCoverage(
     if (!covered && !ordered)
       problems.push({
         severity: 'warning',
-        path: `apps[${i}].externalUrl`,
+        path,
         message: `no certificate in relay.certificates covers ${host} (clients will see a certificate error)`,
       });
   });

@@ -13,6 +13,7 @@ import {
 } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants as h2constants, type ClientHttp2Stream } from 'node:http2';
+import { backendTlsAnswered, backendTlsHeaders } from './backend-tls.js';
 import type { RelayErrorCode } from './error-pages.js';
 import type { RequestBody } from './request-body.js';
 
@@ -143,7 +144,13 @@ export class Dispatch<T extends DispatchTunnel> {
     if (picked === 'NO_CAPABLE_CONNECTOR') {
       const needs = [capability ?? []].flat();
       return this.#fail(
-        needs.includes(CAPABILITY.kerberos) ? 'SSO_NOT_CONFIGURED' : 'UPGRADE_UNSUPPORTED',
+        needs.includes(CAPABILITY.kerberos)
+          ? 'SSO_NOT_CONFIGURED'
+          : // An app's backendTls needs a connector that reads it: older ones would connect
+            // without the client certificate.
+            needs.includes(CAPABILITY.backendTls) && !needs.includes(CAPABILITY.websocket)
+            ? 'CONNECTOR_UNAVAILABLE'
+            : 'UPGRADE_UNSUPPORTED',
         `no connector in group ${group} has ${needs.join(' and ')}`,
       );
     }
@@ -214,7 +221,9 @@ export class TunnelAttempt<T extends DispatchTunnel> {
     on: AttemptHandler,
   ) {
     const { body } = req;
-    const stream = tunnel.request(req.headers, { endStream: req.endStream ?? body === undefined });
+    const stream = tunnel.request(backendTlsHeaders(tunnel, req.headers), {
+      endStream: req.endStream ?? body === undefined,
+    });
     this.stream = stream;
     stream.on('error', () => {});
     body?.into(stream);
@@ -223,6 +232,7 @@ export class TunnelAttempt<T extends DispatchTunnel> {
       responded = true;
       body?.release();
       const connectorError = headers[META.error];
+      backendTlsAnswered(tunnel, req.headers, connectorError as string | undefined);
       if (connectorError === undefined) return on.response(headers, stream);
       stream.resume();
       on.connectorError(

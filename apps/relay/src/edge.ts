@@ -2,8 +2,11 @@ import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import { AppTable } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { EdgePages } from './edge-pages.js';
+import type { BackendTlsMeta } from '@appproxy/tunnel';
+import { backendTlsByApp } from './backend-tls.js';
 import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
+import { Portal } from './portal.js';
 import { SignIn } from './sign-in.js';
 import { SingleSignOn } from './single-sign-on.js';
 import { Throttle } from './throttle.js';
@@ -42,6 +45,10 @@ export class Edge {
   readonly throttle: Throttle;
   /** HSTS, home pages and branded pages (`edge-pages.ts`). */
   readonly pages: EdgePages;
+  /** The My Apps portal (`portal:`), when configured. */
+  readonly portal: Portal | undefined;
+  /** Each app's `backendTls`, read from its files: id and material for the connector. */
+  readonly backendTls: ReadonlyMap<string, Required<BackendTlsMeta>>;
   /**
    * Client request headers never forwarded as sent, for `endToEndHeaders`' one pass: the
    * ones the relay replaces and the spoofable identity and address headers (SSO's list).
@@ -72,6 +79,8 @@ export class Edge {
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
     this.throttle = new Throttle(config);
     this.pages = new EdgePages(config.apps, config.relay.pages);
+    this.backendTls = backendTlsByApp(config.apps);
+    this.portal = Portal.of(config);
     const { sso } = this;
     this.requestDrop = { has: (name) => REPLACED_REQUEST_HEADERS.has(name) || sso.strips(name) };
   }

@@ -36,7 +36,7 @@ import type { RelayMetrics } from './metrics.js';
 import { RequestBody } from './request-body.js';
 import type { PublicConnections } from './public-connections.js';
 import type { Edge } from './edge.js';
-import type { GateRequest } from './sign-in.js';
+import { PORTAL, type GateRequest } from './sign-in.js';
 import type { Throttled } from './throttle.js';
 import {
   RPC_CONTENT_LENGTH,
@@ -212,6 +212,19 @@ export class RelayProxy {
     const refused = refuseEarly(req, host);
     if (refused) return fail(refused);
 
+    if (edge.portal?.serves(host)) {
+      appName = PORTAL;
+      const gateReq: GateRequest = {
+        method: req.method ?? 'GET',
+        url: target,
+        headers: req.headers,
+        clientIp: firstAddress(this.#forwarded(edge, req, host)),
+      };
+      edge.portal
+        .handle(edge.signIn, gateReq, correlationId)
+        .then(send, (err: unknown) => fail('INTERNAL_ERROR', `portal: ${(err as Error).message}`));
+      return;
+    }
     if (isReserved(target)) {
       if (target.split('?', 1)[0] === JWKS_PATH) return this.#jwks(edge, req, res, host, fail);
       const gateReq: GateRequest = {
@@ -270,8 +283,9 @@ export class RelayProxy {
           group: app.connectorGroup,
           affinityKey: routed.affinityKey,
           connectorId: pin?.connectorId,
-          // Kerberos single sign-on: only connectors with a keytab can get the ticket.
-          ...(routed.meta.kerberos && { capability: CAPABILITY.kerberos }),
+          // Kerberos single sign-on: only connectors with a keytab can get the ticket;
+          // backendTls: only connectors that read it.
+          ...(needs(routed.meta).length > 0 && { capability: needs(routed.meta) }),
           headers: encodeRequestMeta(routed.meta, routed.headers),
           method,
           body,
@@ -432,9 +446,7 @@ export class RelayProxy {
         {
           group: match.app.connectorGroup,
           affinityKey: routed.affinityKey,
-          capability: routed.meta.kerberos
-            ? [CAPABILITY.websocket, CAPABILITY.kerberos]
-            : CAPABILITY.websocket,
+          capability: [CAPABILITY.websocket, ...needs(routed.meta)],
           headers: encodeRequestMeta(
             { ...routed.meta, upgrade: protocol },
             {
@@ -892,6 +904,7 @@ export class RelayProxy {
         verifyTls: app.validateBackendTls,
         keepAliveMs: app.backendKeepAliveMs,
         ...(app.backendProxy !== undefined && { backendProxy: app.backendProxy }),
+        ...(app.backendTls && { backendTls: edge.backendTls.get(app.name) }),
       },
       setCookie: [],
       gate: { method: req.method ?? 'GET', url: target, headers: req.headers, clientIp },
@@ -921,6 +934,14 @@ export class RelayProxy {
 function breakOff(res: ServerResponse, why: string): void {
   if (res.req.httpVersionMajor === 2) res.destroy(new Error(`response broken off: ${why}`));
   else res.destroy();
+}
+
+/** Connector capabilities a request of this app needs beyond plain forwarding. */
+function needs(meta: RequestMetaInit): string[] {
+  return [
+    ...(meta.kerberos ? [CAPABILITY.kerberos] : []),
+    ...(meta.backendTls ? [CAPABILITY.backendTls] : []),
+  ];
 }
 
 /** The original client: the first X-Forwarded-For entry (a trusted proxy's, or the peer). */

@@ -68,6 +68,8 @@ const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
 };
 
 const SECRET_FILE = 'session-secret';
+/** The portal's name in logs and on its error pages. */
+export const PORTAL = 'My Apps';
 
 /**
  * The relay's pre-authentication: one OpenID Connect relying party for the configured
@@ -78,6 +80,8 @@ const SECRET_FILE = 'session-secret';
  */
 export class SignIn {
   readonly #byName = new Map<string, ProtectedApp>();
+  /** The My Apps portal's own sign-in (its origin, its session cookie). */
+  readonly #portal: ProtectedApp | undefined;
   readonly #log: Logger;
   readonly rp: RelyingParty | undefined;
   /** The relying party's settings, to tell whether a reload may keep it. */
@@ -96,7 +100,7 @@ export class SignIn {
     this.#log = log;
     const idp = config.identityProvider;
     const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
-    if (!idp || oidcApps.length === 0) return;
+    if (!idp || (oidcApps.length === 0 && !config.portal)) return;
     const rpOptions = {
       issuer: idp.issuer,
       clientId: idp.clientId,
@@ -130,6 +134,36 @@ export class SignIn {
         }),
       );
     }
+    if (config.portal)
+      this.#portal = this.rp.protectApp({ externalUrl: config.portal.externalUrl, name: PORTAL });
+  }
+
+  /**
+   * The My Apps portal's sign-in: its reserved paths (`/.appproxy/signin`, `callback`,
+   * `signout`, `signed-out`) when `reserved`, else the gate of its page.
+   */
+  async portal(
+    req: GateRequest,
+    correlationId: string,
+  ): Promise<{ page: RenderedError } | Extract<GateOutcome, { forward: true }>> {
+    const portal = this.#portal!;
+    const request = toPreauthRequest(req);
+    if (req.url.startsWith('/.appproxy/')) {
+      const answer = await portal.handle(request);
+      return {
+        page: answer
+          ? this.#page(answer, request, PORTAL, correlationId, req)
+          : renderError('RESERVED_PATH', { app: PORTAL, correlationId, accept: acceptOf(req) }),
+      };
+    }
+    const auth = await portal.authenticate(request);
+    if (!auth.ok) return { page: this.#page(auth.response, request, PORTAL, correlationId, req) };
+    return {
+      forward: true,
+      identity: auth.identity,
+      setCookie: serializeCookies(auth.cookies, request.rawCookies),
+      stripAuthorization: auth.stripAuthorization,
+    };
   }
 
   /** True when `app` is gated here. */
@@ -139,7 +173,8 @@ export class SignIn {
 
   /** Redirect URIs to register at the provider (one per oidc app's origin). */
   redirectUris(): string[] {
-    return [...new Set([...this.#byName.values()].map((a) => a.redirectUri))];
+    const apps = [...this.#byName.values(), ...(this.#portal ? [this.#portal] : [])];
+    return [...new Set(apps.map((a) => a.redirectUri))];
   }
 
   /**

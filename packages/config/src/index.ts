@@ -41,6 +41,8 @@ export {
   type IdentityProviderConfig,
   type PublishedAppConfig,
   type AcmeConfig,
+  type PortalConfig,
+  type BackendTlsConfig,
   type RelayConfig,
   type RelayLimits,
 } from './schema.js';

@@ -1349,3 +1349,61 @@ describe('parseConfig: hsts, homePage and relay.pages (issue 12 items 4, 5, 9)',
     rmSync(pages, { recursive: true });
   });
 });
+
+describe('backendTls, icon, description and portal', () => {
+  const IDP = `identityProvider:
+  issuer: https://idp.example.com
+  clientId: x
+`;
+  it('resolves backendTls paths and keeps the portal settings', () => {
+    const config = parse(`${RELAY}${IDP}portal:
+  externalUrl: https://myapps.example.com
+apps:
+  - name: Payroll
+    internalUrl: https://payroll.corp:8443/
+    externalUrl: https://payroll.example.com/
+    icon: https://cdn.example.com/payroll.png
+    description: Pay slips
+    backendTls: { ca: ./tls/site.pem, cert: ./tls/site.pem, key: ./tls/site-key.pem, serverName: payroll.internal }
+`);
+    expect(config.portal).toStrictEqual({
+      externalUrl: 'https://myapps.example.com/',
+      showPassthrough: false,
+    });
+    expect(config.apps[0]).toMatchObject({
+      icon: 'https://cdn.example.com/payroll.png',
+      description: 'Pay slips',
+      backendTls: {
+        ca: join(dir, 'tls/site.pem'),
+        cert: join(dir, 'tls/site.pem'),
+        key: join(dir, 'tls/site-key.pem'),
+        serverName: 'payroll.internal',
+      },
+    });
+  });
+
+  it('refuses missing files, a lone cert, a bad icon, a portal without a provider or on an app host', () => {
+    const yaml = `${RELAY}portal:
+  externalUrl: https://a.example.com/
+apps:
+  - name: A
+    internalUrl: https://a/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+    backendTls: { ca: ./tls/nope.pem }
+    icon: 'javascript:alert(1)'
+  - name: B
+    internalUrl: https://b/
+    externalUrl: https://b.example.com/
+    preAuthentication: passthrough
+    backendTls: { cert: ./tls/site.pem }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'portal.externalUrl: the portal requires an identityProvider section',
+      'portal.externalUrl: same host as apps[0].externalUrl',
+      `apps[0].backendTls.ca: file not found: ${join(dir, 'tls/nope.pem')}`,
+      'apps[0].icon: must be an https URL or a path starting with /',
+      'apps[1].backendTls: cert and key go together',
+    ]);
+  });
+});

@@ -168,6 +168,12 @@ export function parseConfig(text: string, opts: ParseConfigOptions = {}): RelayC
     config.relay.pages = readPageTemplates(resolve(baseDir, config.relay.pages.dir)).pages;
   if (config.relay.acme?.caBundle)
     config.relay.acme.caBundle = resolve(baseDir, config.relay.acme.caBundle);
+  for (const app of config.apps) {
+    const t = app.backendTls;
+    if (t)
+      for (const k of ['ca', 'cert', 'key'] as const)
+        if (t[k] !== undefined) t[k] = resolve(baseDir, t[k]);
+  }
   return config;
 }
 

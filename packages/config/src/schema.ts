@@ -112,6 +112,35 @@ export interface PublishedAppConfig {
    * and where sign-in returns by default; a path under the external path, query allowed.
    */
   homePage?: string;
+  /**
+   * TLS towards an `https` backend: a private CA to trust, a client certificate to present
+   * (mTLS), the name to send as SNI and verify. Paths absolute; the relay reads them.
+   */
+  backendTls?: BackendTlsConfig;
+  /** Shown on the My Apps portal: an image URL. */
+  icon?: string;
+  /** Shown on the My Apps portal. */
+  description?: string;
+}
+
+/** `apps[].backendTls`, paths absolute. `cert` and `key` come together. */
+export interface BackendTlsConfig {
+  /** PEM CA certificates the backend's chain must lead to (instead of the connector's). */
+  ca?: string;
+  /** PEM client certificate chain presented to the backend. */
+  cert?: string;
+  /** PEM private key of `cert`. */
+  key?: string;
+  /** SNI and the name the backend certificate must carry. @default the internal URL's host */
+  serverName?: string;
+}
+
+/** `portal`: the My Apps page. */
+export interface PortalConfig {
+  /** Where users open the portal (https, normalised to end with `/`). */
+  externalUrl: string;
+  /** List passthrough apps too, for everyone. @default false */
+  showPassthrough: boolean;
 }
 
 /** `apps[].hsts`, resolved. */
@@ -312,6 +341,8 @@ export interface RelayConfig {
     acme?: AcmeConfig;
   };
   identityProvider?: IdentityProviderConfig;
+  /** The My Apps portal (oidc). Absent: none. */
+  portal?: PortalConfig;
   /** @default [{ name: 'Default' }] */
   connectorGroups: { name: string }[];
   /** May be empty: the relay runs and answers `APP_NOT_FOUND`. */
@@ -1221,6 +1252,35 @@ const publishedApp = z
       .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
     sso: ssoSection.optional(),
     limits: appLimits.optional(),
+    backendTls: z
+      .strictObject({
+        ca: text().optional().meta({
+          description: 'PEM CA certificates to trust for the backend; relative to the config file.',
+        }),
+        cert: text().optional().meta({
+          description: 'PEM client certificate presented to the backend (mTLS); with key.',
+        }),
+        key: text().optional().meta({ description: 'PEM private key of cert.' }),
+        serverName: text()
+          .optional()
+          .meta({ description: 'SNI and the name verified; default: the internal URL’s host.' }),
+      })
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+        error: 'cert and key go together',
+      })
+      .optional()
+      .meta({ description: 'TLS towards an https backend: private CA, client certificate.' }),
+    icon: z
+      .string()
+      .refine((v) => /^https:\/\/[^/]|^\/[^/]/.test(v) && !/[\s"'<>]/.test(v), {
+        error: 'must be an https URL or a path starting with /',
+      })
+      .optional()
+      .meta({ description: 'Image shown for the app on the My Apps portal.' }),
+    description: text()
+      .max(500, { error: 'must be at most 500 characters' })
+      .optional()
+      .meta({ description: 'Shown for the app on the My Apps portal.' }),
     hsts: hstsSection.optional(),
     homePage: homePageInput.optional(),
   })
@@ -1317,11 +1377,25 @@ export const relayConfigSchema = z
         description: 'Connectors join a group; apps are served by the connectors of their group.',
       }),
     apps: z.array(publishedApp).meta({ description: 'Published apps. May be empty.' }).prefault([]),
+    portal: z
+      .strictObject({
+        externalUrl: z
+          .string()
+          .meta({
+            description: 'Where users open the My Apps page (https); needs identityProvider.',
+            examples: ['https://myapps.example.com/'],
+          })
+          .transform(fromCheck((v) => checkAppUrl(v, 'external'))),
+        showPassthrough: bool(false, 'List passthrough apps too, for everyone.'),
+      })
+      .optional()
+      .meta({ description: 'My Apps: a page listing the apps the signed-in user may use.' }),
   })
   .meta({ title: 'appproxy.yaml', description: 'AppProxy relay configuration.' })
-  .transform(({ identityProvider, ...rest }): RelayConfig => ({
+  .transform(({ identityProvider, portal, ...rest }): RelayConfig => ({
     ...rest,
     ...(identityProvider && { identityProvider }),
+    ...(portal && { portal }),
   }));
 
 /**

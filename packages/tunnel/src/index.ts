@@ -1,3 +1,11 @@
+export {
+  BACKEND_TLS_ID,
+  backendTlsId,
+  decodeBackendTls,
+  encodeBackendTls,
+  type BackendTlsMaterial,
+  type BackendTlsMeta,
+} from './backend-tls.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { FORWARD_BUFFER_BYTES, forwardBody, resetStream } from './body.js';
 export {

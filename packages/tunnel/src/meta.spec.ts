@@ -5,6 +5,7 @@ import {
   META,
   decodeRequestMeta,
   encodeRequestMeta,
+  backendTlsId,
   isConnectorErrorCode,
   type RequestMeta,
 } from './index.js';
@@ -75,5 +76,36 @@ describe('request metadata', () => {
     for (const code of CONNECTOR_ERROR_CODES) expect(isConnectorErrorCode(code)).toBe(true);
     expect(isConnectorErrorCode('INTERNAL_ERROR')).toBe(false);
     expect(isConnectorErrorCode(undefined)).toBe(false);
+  });
+});
+
+describe('backend TLS metadata', () => {
+  const material = { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM', serverName: 'pay.corp' };
+  const base = {
+    target: 'https://pay.corp:8443',
+    requestId: 'r',
+    app: 'Pay',
+    timeoutMs: 1000,
+    verifyTls: true,
+  };
+
+  it('round-trips the id with the material, and the id alone', () => {
+    const id = backendTlsId(material);
+    const withMaterial = decodeRequestMeta(
+      wire(encodeRequestMeta({ ...base, backendTls: { id, material } }, {})),
+    );
+    expect(withMaterial.backendTls).toStrictEqual({ id, material });
+    const idOnly = decodeRequestMeta(wire(encodeRequestMeta({ ...base, backendTls: { id } }, {})));
+    expect(idOnly.backendTls).toStrictEqual({ id });
+  });
+
+  it('refuses material that does not hash to its id', () => {
+    const h = encodeRequestMeta(
+      { ...base, backendTls: { id: backendTlsId({ ca: 'other' }), material } },
+      {},
+    );
+    expect(() => decodeRequestMeta(wire(h))).toThrow(/appproxy-backend-tls: does not match its id/);
+    h[META.backendTlsId] = 'short';
+    expect(() => decodeRequestMeta(wire(h))).toThrow(/appproxy-backend-tls-id/);
   });
 });

@@ -1,4 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import {
+  BACKEND_TLS_ID,
+  decodeBackendTls,
+  encodeBackendTls,
+  type BackendTlsMeta,
+} from './backend-tls.js';
 import { TunnelError } from './errors.js';
 import { META } from './protocol.js';
 
@@ -57,6 +63,8 @@ export interface RequestMeta {
    * towards `spn` by constrained delegation and sends `Authorization: Negotiate …`.
    */
   kerberos?: { user: string; spn: string };
+  /** The app's `backendTls`: its id, and its material until the connector has it. */
+  backendTls?: BackendTlsMeta;
 }
 
 /** Codes a connector answers with when the backend never did (`appproxy-error`). */
@@ -125,6 +133,11 @@ export function encodeRequestMeta(
   if (meta.kerberos !== undefined) {
     headers[META.kerberosSpn] = meta.kerberos.spn;
     headers[META.ssoUser] = encodeURIComponent(meta.kerberos.user);
+  }
+  if (meta.backendTls !== undefined) {
+    headers[META.backendTlsId] = meta.backendTls.id;
+    if (meta.backendTls.material)
+      headers[META.backendTls] = encodeBackendTls(meta.backendTls.material);
   }
   return headers;
 }
@@ -215,6 +228,15 @@ export function decodeRequestMeta(headers: IncomingHttpHeaders): RequestMeta {
   }
   const spn = one(headers, META.kerberosSpn);
   if (spn !== undefined) meta.kerberos = { spn, user: parseSsoUser(one(headers, META.ssoUser)) };
+  const tlsId = one(headers, META.backendTlsId);
+  if (tlsId !== undefined) {
+    if (!BACKEND_TLS_ID.test(tlsId)) throw invalid(META.backendTlsId, 'not a base64url digest');
+    const material = one(headers, META.backendTls);
+    meta.backendTls =
+      material === undefined
+        ? { id: tlsId }
+        : { id: tlsId, material: decodeBackendTls(META.backendTls, material, tlsId) };
+  }
   return meta;
 }
 

@@ -23,6 +23,10 @@ export const META = {
   backendProxy: 'appproxy-backend-proxy',
   /** Milliseconds an idle backend connection is kept for reuse (the app's `backendKeepAlive`). */
   backendKeepAlive: 'appproxy-backend-keep-alive-ms',
+  /** The app's `backendTls`: the id (digest) of its material, on every request. */
+  backendTlsId: 'appproxy-backend-tls-id',
+  /** With the id, until the connector has it cached: the material, base64url JSON. */
+  backendTls: 'appproxy-backend-tls',
   /** Marks a control stream (`hello`); proxied streams never carry it. */
   control: 'appproxy-control',
   /** Set by the connector on a response it made itself (the backend never answered). */
@@ -78,6 +82,8 @@ export const CAPABILITY = {
   websocket: 'websocket',
   /** Kerberos constrained delegation is configured (`--kerberos-keytab`, `--kerberos-principal`). */
   kerberos: 'kerberos',
+  /** Reads `appproxy-backend-tls` (apps' `backendTls`); an older connector would ignore it. */
+  backendTls: 'backend-tls',
 } as const;
 
 /** The connector's answer to the relay's hello stream. */

@@ -197,14 +197,14 @@ describe('connector groups', () => {
       group: 'Default',
       state: 'active',
       tunnels: 2,
-      capabilities: [],
+      capabilities: ['backend-tls'],
       kerberos: false,
       missingCapabilities: ['websocket'],
     });
     expect(byId.get(ids.b1)).toMatchObject({
       group: 'Berlin',
       missingCapabilities: [],
-      capabilities: ['websocket'],
+      capabilities: ['websocket', 'backend-tls'],
     });
     for (const row of rows) {
       expect(row.version).toMatch(/^\d+\.\d+\.\d+/);

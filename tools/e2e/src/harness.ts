@@ -189,6 +189,8 @@ export interface StackOptions {
   startConnector?: boolean;
   /** Names under `connectorGroups`. @default ['Default'] */
   groups?: string[];
+  /** Top-level YAML sections after `apps:` (e.g. `portal:`). */
+  topExtra?: string;
   /** YAML lines under `identityProvider:` (indented 2 spaces). */
   identityProvider?: string;
   /**
@@ -298,6 +300,7 @@ ${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvide
 ${(this.#opts.groups ?? ['Default']).map((g) => `  - name: ${g}`).join('\n')}
 apps:
 ${apps}
+${this.#opts.topExtra ?? ''}
 `,
     );
   }

@@ -111,6 +111,19 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
           ctx.template(path) === undefined ? `named ${JSON.stringify(group)}` : 'by that name';
         issues.push({ path, message: `no connector group ${named}${hint}` });
       }
+      const tls = app.backendTls;
+      if (isRecord(tls))
+        for (const k of ['ca', 'cert', 'key'] as const) {
+          const v = tls[k];
+          if (typeof v !== 'string' || v === '') continue;
+          const path = ['apps', i, 'backendTls', k];
+          const problem = fileProblem(resolve(ctx.baseDir, v));
+          if (problem)
+            issues.push({
+              path,
+              message: `${problem}: ${ctx.template(path) ?? resolve(ctx.baseDir, v)}`,
+            });
+        }
       if (app.preAuthentication === 'passthrough') {
         for (const key of ['assignment', 'rules', 'session', 'bearerAudiences', 'sso']) {
           if (app[key] !== undefined)
@@ -129,6 +142,24 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
         });
       }
     });
+  }
+
+  if (isRecord(doc.portal) && typeof doc.portal.externalUrl === 'string') {
+    const path = ['portal', 'externalUrl'];
+    if (doc.identityProvider === undefined)
+      issues.push({ path, message: 'the portal requires an identityProvider section' });
+    const checked = checkAppUrl(doc.portal.externalUrl, 'external');
+    if (checked.ok && Array.isArray(doc.apps)) {
+      const host = new URL(checked.url).hostname;
+      const i = doc.apps.findIndex(
+        (a) =>
+          isRecord(a) &&
+          typeof a.externalUrl === 'string' &&
+          checkAppUrl(a.externalUrl, 'external').ok &&
+          new URL(a.externalUrl).hostname === host,
+      );
+      if (i !== -1) issues.push({ path, message: `same host as apps[${i}].externalUrl` });
+    }
   }
 
   const certificates = isRecord(doc.relay) ? doc.relay.certificates : undefined;
