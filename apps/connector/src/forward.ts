@@ -19,6 +19,7 @@ import { delegatedAuthorization, rejectsTicket, type TicketSource } from './kerb
 import type { AppSeries, ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 import { Agent, proxyAgent } from './undici.js';
+import { forwardRpc, RPC_TUNNEL_PROTOCOL } from './rpc-over-http.js';
 import { forwardUpgrade } from './upgrade.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
@@ -212,6 +213,26 @@ export class BackendForwarder {
         },
       );
     };
+    if (method === 'CONNECT' && headers[':protocol'] === RPC_TUNNEL_PROTOCOL) {
+      delegated((authorization) =>
+        forwardRpc({
+          stream,
+          headers: authorization ? { ...headers, authorization } : headers,
+          target,
+          method: meta.upgrade ?? '',
+          protocol: '',
+          authority,
+          path,
+          timeoutMs,
+          tls,
+          proxy,
+          log: logger(),
+          metrics: this.#metrics,
+          app,
+        }),
+      );
+      return;
+    }
     if (method === 'CONNECT') {
       delegated((authorization) =>
         forwardUpgrade({

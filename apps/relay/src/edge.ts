@@ -9,6 +9,7 @@ import { LinkTranslation } from './link-translation.js';
 import { Portal } from './portal.js';
 import { SignIn } from './sign-in.js';
 import { SingleSignOn } from './single-sign-on.js';
+import { Throttle } from './throttle.js';
 import { SniCertificates } from './tls-contexts.js';
 
 /**
@@ -40,6 +41,8 @@ export class Edge {
   readonly certificates: SniCertificates;
   readonly trustedProxies: TrustedProxies;
   readonly groups: ReadonlySet<string>;
+  /** `relay.limits.requestsPerSecond` and the apps' `limits` (full buckets on each reload). */
+  readonly throttle: Throttle;
   /** HSTS, home pages and branded pages (`edge-pages.ts`). */
   readonly pages: EdgePages;
   /** The My Apps portal (`portal:`), when configured. */
@@ -74,6 +77,7 @@ export class Edge {
     this.links = new LinkTranslation(config.apps);
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
+    this.throttle = new Throttle(config);
     this.pages = new EdgePages(config.apps, config.relay.pages);
     this.backendTls = backendTlsByApp(config.apps);
     this.portal = Portal.of(config);

@@ -38,6 +38,11 @@ export const RELAY_ERRORS = {
     title: 'Method not allowed',
     hint: 'The application proxy does not accept this request method here (TRACE is never forwarded).',
   },
+  RPC_METHOD_REFUSED: {
+    status: 405,
+    title: 'RPC over HTTP not allowed',
+    hint: 'This application does not accept RPC over HTTP (RPC_IN_DATA, RPC_OUT_DATA, RDG_IN_DATA, RDG_OUT_DATA: Outlook Anywhere, Remote Desktop Gateway). Your administrator can allow them with rpcMethods: true.',
+  },
   RESERVED_PATH: {
     status: 404,
     title: 'Not found',
@@ -52,6 +57,11 @@ export const RELAY_ERRORS = {
     status: 429,
     title: 'Too many requests at once',
     hint: 'This connection has too many requests in flight to the application. Retry when some have finished.',
+  },
+  THROTTLED: {
+    status: 429,
+    title: 'Too many requests',
+    hint: 'This application is receiving more requests than its configured limit allows. Wait the number of seconds in Retry-After and try again.',
   },
   CONNECTOR_UNAVAILABLE: {
     status: 502,

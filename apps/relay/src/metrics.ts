@@ -21,6 +21,11 @@ export class RelayMetrics {
     'Requests refused or failed by the relay, by app and error code.',
     ['app', 'code'],
   );
+  readonly throttled = this.registry.counter(
+    'appproxy_requests_throttled_total',
+    'Requests refused with 429 THROTTLED, by app and the limit that refused them (relay, app, user).',
+    ['app', 'scope'],
+  );
   readonly inFlight = this.registry.gauge(
     'appproxy_requests_in_flight',
     'Requests being proxied now, by app.',

@@ -14,9 +14,9 @@ import {
 } from '@appproxy/tunnel';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
+  IncomingMessage,
   STATUS_CODES,
   type IncomingHttpHeaders,
-  type IncomingMessage,
   type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
@@ -26,6 +26,7 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ConnectionAffinity, challengesConnectionAuth, isConnectionAuth } from './affinity.js';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
@@ -36,6 +37,13 @@ import { RequestBody } from './request-body.js';
 import type { PublicConnections } from './public-connections.js';
 import type { Edge } from './edge.js';
 import { PORTAL, type GateRequest } from './sign-in.js';
+import type { Throttled } from './throttle.js';
+import {
+  RPC_CONTENT_LENGTH,
+  RPC_METHODS,
+  RPC_TUNNEL_PROTOCOL,
+  type RpcRequestHead,
+} from './rpc-over-http.js';
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -252,6 +260,8 @@ export class RelayProxy {
       // authenticated backend connection in the shared pool would serve other users.
       const clientAuth = routed.meta.kerberos === undefined;
       const h2 = req.httpVersionMajor === 2;
+      // RPC over HTTP is streamed raw over HTTP/1.1 only (`handleRpc`).
+      if (h2 && RPC_METHODS.has(req.method ?? '')) return requireHttp11('RPC over HTTP');
       const authorization = header(req.headers.authorization);
       if (clientAuth && h2 && isConnectionAuth(authorization))
         return requireHttp11('Authorization: NTLM/Negotiate');
@@ -515,6 +525,141 @@ export class RelayProxy {
   };
 
   /**
+   * An HTTP/1.1 connection that opened with an RPC-over-HTTP method (`RPC_IN_DATA`, …),
+   * whose head `divertRpcConnections` read because Node's parser refuses these methods.
+   * Routed, signed in and throttled like any request; then, on an app with `rpcMethods`,
+   * the request head and the rest of the connection go raw both ways through an extended
+   * CONNECT stream (`:protocol: appproxy-rpc-over-http`), as after an upgrade: the backend's
+   * response, head included, is what the client reads (docs/tunnel-protocol.md §3.5).
+   */
+  handleRpc = (socket: Socket, head: RpcRequestHead, rest: Buffer): void => {
+    const req = new IncomingMessage(socket);
+    req.method = head.method;
+    req.url = head.target;
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = head.minor;
+    req.httpVersion = `1.${head.minor}`;
+    req.rawHeaders = head.rawHeaders;
+    const headers: IncomingHttpHeaders = {};
+    for (let i = 0; i < head.rawHeaders.length; i += 2) {
+      const name = head.rawHeaders[i]!.toLowerCase();
+      const value = head.rawHeaders[i + 1]!;
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : `${String(prior)}, ${value}`;
+    }
+    req.headers = headers;
+    const { metrics } = this.#deps;
+    const correlationId = randomUUID();
+    const edge = this.#deps.edge();
+    const log = this.#deps.log.child({ requestId: correlationId });
+    const untrack = this.#track();
+    socket.on('error', () => {});
+    socket.once('close', untrack);
+    const host = requestHost(req);
+    let appName: string | undefined;
+    const fail = (code: RelayErrorCode, detail?: string) => {
+      log.warn('RPC over HTTP failed', { code, app: appName, detail, method: head.method });
+      metrics.errors.labels(appName ?? '-', code).inc();
+      const page = renderError(code, {
+        app: appName,
+        correlationId,
+        accept: header(req.headers.accept),
+      });
+      writeRawResponse(socket, page.status, page.headers, page.body);
+    };
+    const refused = refuseEarly(req, host);
+    if (refused) return fail(refused);
+    if (isReserved(head.target)) return fail('RESERVED_PATH');
+    const proceed = (routed: Routed): void => {
+      const { match } = routed;
+      // HTTP/2 checks Content-Length against DATA, and a CONNECT stream has none: the
+      // client's figure (often 1 GiB, never reached) travels beside it for the backend.
+      const length = routed.headers['content-length'];
+      routed.headers['content-length'] = undefined;
+      if (length !== undefined) routed.headers[RPC_CONTENT_LENGTH] = length;
+      const dispatch = new Dispatch(
+        this.#deps.groups,
+        {
+          group: match.app.connectorGroup,
+          affinityKey: routed.affinityKey,
+          capability: routed.meta.kerberos
+            ? [CAPABILITY.websocket, CAPABILITY.kerberos]
+            : CAPABILITY.websocket,
+          headers: encodeRequestMeta(
+            { ...routed.meta, upgrade: head.method },
+            {
+              ...routed.headers,
+              ':method': 'CONNECT',
+              ':protocol': RPC_TUNNEL_PROTOCOL,
+              ':scheme': match.internalOrigin.slice(0, match.internalOrigin.indexOf(':')),
+            },
+          ),
+          method: 'CONNECT',
+          body: undefined,
+          endStream: false,
+          timeoutMs: match.app.backendTimeoutMs,
+        },
+        {
+          onError: fail,
+          onResponse: (resHeaders, stream, tunnel) => {
+            const status = Number(resHeaders[':status']);
+            stream.once('close', () => socket.destroy());
+            if (status !== 200) {
+              writeHead(socket, status, { ...endToEndHeaders(resHeaders), connection: 'close' });
+              stream.pipe(socket);
+              return;
+            }
+            // From here on the bytes are the backend's own HTTP/1.1, both ways.
+            if (rest.length > 0) stream.write(rest);
+            socket.pipe(stream);
+            stream.pipe(socket);
+            const appLabel = match.app.name;
+            metrics.upgrades.labels(appLabel).inc();
+            socket.once('close', () => metrics.upgrades.labels(appLabel).dec());
+            log.info('RPC over HTTP opened', {
+              app: appName,
+              method: head.method,
+              path: head.target.split('?')[0],
+              connector: tunnel.connectorId,
+            });
+          },
+        },
+      );
+      socket.on('close', () => dispatch.cancel('client went away'));
+      dispatch.start();
+    };
+    this.#admit(edge, req, host, head.target, correlationId, {
+      gone: () => socket.destroyed,
+      app: (name) => {
+        appName = name;
+      },
+      refuse: fail,
+      page: ({ status, headers: h, body }) => writeRawResponse(socket, status, h, body),
+      forward: proceed,
+    });
+  };
+
+  /** An RPC method's request head that `parseRpcHead` refused, or that came too slowly. */
+  refuseRpcHead = (
+    socket: Socket,
+    code: 'MALFORMED_REQUEST' | 'REQUEST_HEADERS_TOO_LARGE' | 'REQUEST_TIMEOUT',
+    detail: string,
+  ): void => {
+    socket.on('error', () => {});
+    const correlationId = randomUUID();
+    this.#deps.log.warn('RPC over HTTP request head refused', {
+      requestId: correlationId,
+      code,
+      detail,
+      client: socket.remoteAddress,
+    });
+    this.#deps.metrics.errors.labels('-', code).inc();
+    const page = renderError(code, { correlationId });
+    writeRawResponse(socket, page.status, page.headers, page.body);
+    socket.once('finish', () => socket.destroy());
+  };
+
+  /**
    * `clientError` of the public server: an HTTP/1.1 request Node's parser refused (malformed
    * framing, smuggling attempts, an oversized head, a timeout). The answer is the relay's
    * error page with a code and a correlation id, then the connection closes; nothing of the
@@ -599,16 +744,29 @@ export class RelayProxy {
     }
     const { app } = routed.match;
     on.app(app.name);
-    const refused = on.check?.(routed);
+    const refused = refuseRpc(req.method, app) ?? on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
+    const { throttle } = edge;
+    const throttled = (t: Throttled) => on.page(this.#throttled(app.name, t, req, correlationId));
+    const overLimit = throttle.admit(app);
+    if (overLimit) return throttled(overLimit);
     // The app's home page for its external root (never for an upgrade, which `check` marks).
     const home = on.check ? undefined : edge.pages.homeRedirect(app, req.method ?? 'GET', target);
     if (home) return on.page(home);
-    if (!edge.signIn.protects(app)) return on.forward(routed);
+    if (!edge.signIn.protects(app)) {
+      const overUser =
+        throttle.perUser(app) && throttle.admitUser(app, routed.gate.clientIp ?? '-');
+      return overUser ? throttled(overUser) : on.forward(routed);
+    }
     edge.signIn.gate(app, routed.gate, correlationId).then(
       (outcome) => {
         if (on.gone()) return;
         if (!outcome.forward) return on.page(outcome.page);
+        // Per user: the signed-in user, so that users behind one NAT do not share a bucket.
+        const overUser =
+          throttle.perUser(app) &&
+          throttle.admitUser(app, `user:${outcome.identity.sub}@${outcome.identity.issuer}`);
+        if (overUser) return throttled(overUser);
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
         const who = signedInAs(outcome.identity);
@@ -641,6 +799,20 @@ export class RelayProxy {
       },
       (err: unknown) => on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
     );
+  }
+
+  /** 429 `THROTTLED` with `Retry-After`, counted by app and the limit that refused it. */
+  #throttled(app: string, t: Throttled, req: AnyRequest, correlationId: string): RenderedError {
+    const { metrics } = this.#deps;
+    metrics.throttled.labels(app, t.scope).inc();
+    metrics.errors.labels(app, 'THROTTLED').inc();
+    return renderError('THROTTLED', {
+      app,
+      correlationId,
+      accept: header(req.headers.accept),
+      reason: `limit:${t.scope}`,
+      headers: { 'retry-after': String(t.retryAfterSeconds) },
+    });
   }
 
   /**
@@ -825,6 +997,15 @@ function hasNoBody(req: AnyRequest): boolean {
   if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.endAfterHeaders;
   const h = req.headers;
   return h['transfer-encoding'] === undefined && isZero(h['content-length']);
+}
+
+/** An RPC-over-HTTP method on an app that does not accept them (`rpcMethods: false`). */
+function refuseRpc(
+  method: string | undefined,
+  app: PublishedAppConfig,
+): { code: RelayErrorCode; detail: string } | undefined {
+  if (method === undefined || app.rpcMethods || !RPC_METHODS.has(method)) return undefined;
+  return { code: 'RPC_METHOD_REFUSED', detail: `${method} on an app without rpcMethods` };
 }
 
 /**

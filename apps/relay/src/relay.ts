@@ -14,6 +14,7 @@ import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
+import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
@@ -144,6 +145,11 @@ export class Relay {
       proxy.handle,
     );
     connections.attach(this.#public);
+    divertRpcConnections(this.#public, {
+      onRequest: proxy.handleRpc,
+      onRefused: proxy.refuseRpcHead,
+      headersTimeoutMs: () => this.#edge!.config.relay.limits.headersTimeoutMs,
+    });
     // TLS-ALPN-01 (RFC 8737): the CA offers only acme-tls/1; it is last so clients offering
     // h2 or http/1.1 get those. Such a connection ends after its handshake (unknownProtocol).
     (this.#public as unknown as { ALPNProtocols: Buffer }).ALPNProtocols = alpnWire([

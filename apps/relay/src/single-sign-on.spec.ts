@@ -30,6 +30,7 @@ function app(name: string, extra: Partial<PublishedAppConfig> = {}): PublishedAp
     validateBackendTls: true,
     maintenanceMode: false,
     upgrades: ['websocket'],
+    rpcMethods: false,
     assignment: { required: false, users: [], groups: [] },
     rules: { clientIpRanges: [], requiredAmr: [] },
     ...extra,

@@ -33,6 +33,7 @@ export {
   type HstsConfig,
   BACKEND_TIMEOUT_LONG_MS,
   configJsonSchema,
+  type AppLimits,
   type CertificateSource,
   type ClaimNamesConfig,
   type SsoConfig,

@@ -135,6 +135,7 @@ describe('parseConfig: the DESIGN.md example', () => {
           validateBackendTls: true,
           maintenanceMode: false,
           upgrades: ['websocket'],
+          rpcMethods: false,
           assignment: { required: false, users: [], groups: [] },
           rules: { clientIpRanges: [], requiredAmr: [] },
         },
@@ -230,6 +231,7 @@ apps:
         validateBackendTls: true,
         maintenanceMode: false,
         upgrades: ['websocket'],
+        rpcMethods: false,
         assignment: { required: false, users: [], groups: [] },
         rules: { clientIpRanges: [], requiredAmr: [] },
       },
@@ -741,7 +743,7 @@ apps:
 
   it('bad limits', () => {
     const yaml = `${RELAY}  limits: { maxConnections: 0, maxConnectionsPerClient: 1.5, maxStreamsPerConnection: many,
-    resetWindow: 0s, idleTimeout: soon, burst: 3 }
+    resetWindow: 0s, idleTimeout: soon, bursts: 3 }
 apps: []
 `;
     expect(summary(issuesOf(yaml))).toStrictEqual([
@@ -750,7 +752,83 @@ apps: []
       'relay.limits.maxStreamsPerConnection: must be a whole number from 1 to 10000',
       'relay.limits.resetWindow: must be longer than 0',
       'relay.limits.idleTimeout: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
-      'relay.limits.burst: unknown key',
+      'relay.limits.bursts: unknown key (did you mean "burst"?)',
+    ]);
+  });
+
+  it('request rate limits: relay and per app, burst defaulting to the rate rounded up', () => {
+    const config = parse(
+      `${RELAY}  limits:
+    requestsPerSecond: \${RPS}
+apps:
+  - name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+    limits: { requestsPerSecond: 2.5, burst: 10, perUserRequestsPerSecond: 0.5 }
+  - name: B
+    internalUrl: http://b.corp/
+    externalUrl: https://b.example.com/
+    preAuthentication: passthrough
+    limits: { perUserRequestsPerSecond: 3 }
+  - name: C
+    internalUrl: http://c.corp/
+    externalUrl: https://c.example.com/
+    preAuthentication: passthrough
+    limits: {}
+  - name: D
+    internalUrl: http://d.corp/
+    externalUrl: https://d.example.com/
+    preAuthentication: passthrough
+`,
+      { RPS: '750' },
+    );
+    expect(config.relay.limits).toMatchObject({ requestsPerSecond: 750, burst: 750 });
+    expect(config.apps.map((a) => a.limits)).toStrictEqual([
+      { requestsPerSecond: 2.5, burst: 10, perUserRequestsPerSecond: 0.5 },
+      { perUserRequestsPerSecond: 3 },
+      undefined,
+      undefined,
+    ]);
+    // Defaults none.
+    expect(parse(`${RELAY}apps: []\n`).relay.limits).not.toHaveProperty('requestsPerSecond');
+  });
+
+  it('rpcMethods: off by default, true or false only', () => {
+    const app = (extra: string) => `${RELAY}apps:
+  - name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+${extra}`;
+    expect(parse(app('')).apps[0]!.rpcMethods).toBe(false);
+    expect(parse(app('    rpcMethods: true\n')).apps[0]!.rpcMethods).toBe(true);
+    expect(summary(issuesOf(app('    rpcMethods: RDG_IN_DATA\n')))).toStrictEqual([
+      'apps[0].rpcMethods: must be true or false',
+    ]);
+  });
+
+  it('bad request rate limits', () => {
+    const yaml = `${RELAY}  limits: { burst: 5 }
+apps:
+  - name: A
+    internalUrl: http://a.corp/
+    externalUrl: https://a.example.com/
+    preAuthentication: passthrough
+    limits: { requestsPerSecond: 0, burst: 1.5, perUserRequestsPerSecond: lots, perIp: 3 }
+  - name: B
+    internalUrl: http://b.corp/
+    externalUrl: https://b.example.com/
+    preAuthentication: passthrough
+    limits: { burst: 5 }
+`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.limits.burst: needs requestsPerSecond',
+      'apps[0].limits.requestsPerSecond: must be a number of requests per second above 0, at most 1000000',
+      'apps[0].limits.burst: must be a whole number from 1 to 10000000',
+      'apps[0].limits.perUserRequestsPerSecond: must be a number of requests per second above 0, at most 1000000',
+      'apps[0].limits.perIp: unknown key',
+      'apps[1].limits.burst: needs requestsPerSecond',
     ]);
   });
 

@@ -79,6 +79,13 @@ export interface PublishedAppConfig {
    */
   upgrades: string[];
   /**
+   * Accept the RPC-over-HTTP methods (`RPC_IN_DATA`, `RPC_OUT_DATA` of Outlook Anywhere and
+   * legacy RD Gateway, `RDG_IN_DATA`, `RDG_OUT_DATA` of RD Gateway's HTTP transport) over
+   * HTTP/1.1: the connection is then streamed raw to the backend, as after an upgrade. Other
+   * apps refuse them with 405 `RPC_METHOD_REFUSED`. @default false
+   */
+  rpcMethods: boolean;
+  /**
    * Session persistence across the group's connectors, for backend farms that need it:
    * `session` keeps each browser session on one connector (a relay cookie), `clientAddress`
    * each client IP. Unset: every request goes to the least busy connector.
@@ -96,6 +103,8 @@ export interface PublishedAppConfig {
   bearerAudiences?: string[];
   /** Single sign-on to the backend (oidc apps). Absent: `mode: none`. */
   sso?: SsoConfig;
+  /** Request rate limits of this app (token buckets; 429 `THROTTLED` beyond). Absent: none. */
+  limits?: AppLimits;
   /** `Strict-Transport-Security` on every response for this app. Absent: the backend's own. */
   hsts?: HstsConfig;
   /**
@@ -142,6 +151,22 @@ export interface HstsConfig {
   includeSubDomains: boolean;
   /** Needs `includeSubDomains` and at least a year. @default false */
   preload: boolean;
+}
+
+/**
+ * `apps[].limits`, resolved: token buckets in front of one app. Each is absent when not set
+ * (no limit).
+ */
+export interface AppLimits {
+  /** Requests per second the app takes from everyone together. */
+  requestsPerSecond?: number;
+  /** Requests above the rate taken at once. @default ceil(requestsPerSecond) */
+  burst?: number;
+  /**
+   * Requests per second one user takes: the signed-in user of an oidc app, else the client
+   * address. Its burst is ceil(perUserRequestsPerSecond).
+   */
+  perUserRequestsPerSecond?: number;
 }
 
 /**
@@ -242,6 +267,10 @@ export interface RelayLimits {
    * request open is closed after this long. @default 60000
    */
   idleTimeoutMs: number;
+  /** Requests per second the relay takes for all apps together (429 `THROTTLED` beyond). @default none */
+  requestsPerSecond?: number;
+  /** Requests above that rate taken at once. @default ceil(requestsPerSecond) */
+  burst?: number;
 }
 
 /** `relay.acme`, resolved. */
@@ -409,6 +438,51 @@ function duration(opts: { default: string; min: number; max?: number; descriptio
     .prefault(opts.default);
 }
 
+const RATE_MESSAGE = 'must be a number of requests per second above 0, at most 1000000';
+
+/** A request rate (per second, fractions allowed); absent means no limit. */
+function rate(description: string) {
+  return z
+    .union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, { error: RATE_MESSAGE })], {
+      error: RATE_MESSAGE,
+    })
+    .meta({ description, examples: [50, 0.5] })
+    .transform(Number)
+    .pipe(z.number().gt(0, { error: RATE_MESSAGE }).max(1_000_000, { error: RATE_MESSAGE }))
+    .optional();
+}
+
+const BURST_MESSAGE = 'must be a whole number from 1 to 10000000';
+
+/** A token bucket's size; optional, it defaults to the rate rounded up. */
+function burst(description: string) {
+  return z
+    .union([z.number(), z.string().regex(/^\d+$/, { error: BURST_MESSAGE })], {
+      error: BURST_MESSAGE,
+    })
+    .meta({ description })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int({ error: BURST_MESSAGE })
+        .min(1, { error: BURST_MESSAGE })
+        .max(10_000_000, { error: BURST_MESSAGE }),
+    )
+    .optional();
+}
+
+/** `burst` without `requestsPerSecond` would be a bucket that never refills. */
+function burstNeedsRate(v: { requestsPerSecond?: number; burst?: number }, ctx: z.RefinementCtx) {
+  if (v.burst !== undefined && v.requestsPerSecond === undefined)
+    ctx.addIssue({ code: 'custom', path: ['burst'], message: 'needs requestsPerSecond' });
+}
+
+/** The bucket size: `burst`, else the rate rounded up. */
+function withBurst(rps: number | undefined, b: number | undefined) {
+  return rps === undefined ? {} : { requestsPerSecond: rps, burst: b ?? Math.ceil(rps) };
+}
+
 function count(opts: { default: number; min: number; max: number; description: string }) {
   const message = `must be a whole number from ${opts.min} to ${opts.max}`;
   // Numeric strings come from `${VAR}` substitution, which always yields text.
@@ -560,14 +634,46 @@ const limitsSection = z
       description:
         'An HTTP/1.1 keep-alive connection, or an HTTP/2 connection with no request open, is closed after this long.',
     }),
+    requestsPerSecond: rate(
+      'Requests per second the relay takes for all apps together (a token bucket); beyond: 429 THROTTLED with Retry-After. Unset: no limit.',
+    ),
+    burst: burst(
+      'Requests above requestsPerSecond taken at once. Default: requestsPerSecond rounded up.',
+    ),
   })
+  .superRefine(burstNeedsRate)
   .prefault({})
-  .meta({ description: 'Public listener limits against floods of connections and resets.' })
-  .transform(({ resetWindow, headersTimeout, idleTimeout, ...rest }) => ({
-    ...rest,
-    resetWindowMs: resetWindow,
-    headersTimeoutMs: headersTimeout,
-    idleTimeoutMs: idleTimeout,
+  .meta({
+    description:
+      'Public listener limits against floods of connections and resets, and the overall request rate.',
+  })
+  .transform(
+    ({ resetWindow, headersTimeout, idleTimeout, requestsPerSecond, burst: b, ...rest }) => ({
+      ...rest,
+      resetWindowMs: resetWindow,
+      headersTimeoutMs: headersTimeout,
+      idleTimeoutMs: idleTimeout,
+      ...withBurst(requestsPerSecond, b),
+    }),
+  );
+
+const appLimits = z
+  .strictObject({
+    requestsPerSecond: rate(
+      'Requests per second this app takes from all clients together; beyond: 429 THROTTLED with Retry-After.',
+    ),
+    burst: burst(
+      'Requests above requestsPerSecond taken at once. Default: requestsPerSecond rounded up.',
+    ),
+    perUserRequestsPerSecond: rate(
+      'Requests per second one user takes (the signed-in user of an oidc app, else the client address); burst: the rate rounded up.',
+    ),
+  })
+  .superRefine(burstNeedsRate)
+  .meta({ description: 'Request rate limits of this app (token buckets). Unset: none.' })
+  .transform(({ requestsPerSecond, burst: b, perUserRequestsPerSecond }): AppLimits => ({
+    ...withBurst(requestsPerSecond, b),
+    ...(perUserRequestsPerSecond !== undefined && { perUserRequestsPerSecond }),
   }));
 
 const relaySection = z
@@ -1077,6 +1183,10 @@ const publishedApp = z
       })
       .transform((list) => [...new Set(list.map((v) => v.toLowerCase()))])
       .prefault(['websocket']),
+    rpcMethods: bool(
+      false,
+      'Accept RPC_IN_DATA, RPC_OUT_DATA, RDG_IN_DATA and RDG_OUT_DATA (Outlook Anywhere, RD Gateway) over HTTP/1.1; the connection is then streamed raw to the backend, as after an upgrade. Others refuse them with RPC_METHOD_REFUSED.',
+    ),
     sticky: z
       .enum(['none', 'session', 'clientAddress'], {
         error: 'must be one of: none, session, clientAddress',
@@ -1141,6 +1251,7 @@ const publishedApp = z
       .optional()
       .meta({ description: 'Overrides identityProvider.bearerAudiences for this app.' }),
     sso: ssoSection.optional(),
+    limits: appLimits.optional(),
     backendTls: z
       .strictObject({
         ca: text().optional().meta({
@@ -1191,6 +1302,7 @@ const publishedApp = z
       session,
       bearerAudiences,
       sso,
+      limits,
       hsts,
       homePage,
       ...rest
@@ -1210,6 +1322,7 @@ const publishedApp = z
       }),
       ...(bearerAudiences !== undefined && { bearerAudiences }),
       ...(sso && sso.mode !== 'none' && { sso: resolveSso(sso, rest.internalUrl) }),
+      ...(limits && Object.keys(limits).length > 0 && { limits }),
     }),
   );
 
