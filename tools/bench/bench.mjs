@@ -200,6 +200,21 @@ const APPPROXY_VARIANTS = [
     }),
   },
   {
+    key: 'throttle',
+    name: 'AppProxy + rate limits (never reached)',
+    host: 'throttle.bench.test',
+    wired: true,
+    // The passthrough app with an app bucket and a per-client bucket on every request, at
+    // limits the load never reaches: what the throttle costs when it lets everything through.
+    appYaml: (origin) => `  - name: BenchThrottle
+    internalUrl: ${origin}/
+    externalUrl: https://throttle.bench.test/
+    preAuthentication: passthrough
+    limits: { requestsPerSecond: 10000000, perUserRequestsPerSecond: 10000000 }
+`,
+    relayYaml: () => '',
+  },
+  {
     key: 'translate',
     name: 'AppProxy + body translation (HTML)',
     host: 'translate.bench.test',
