@@ -210,7 +210,7 @@ const APPPROXY_VARIANTS = [
     internalUrl: ${origin}/
     externalUrl: https://throttle.bench.test/
     preAuthentication: passthrough
-    limits: { requestsPerSecond: 10000000, perUserRequestsPerSecond: 10000000 }
+    limits: { requestsPerSecond: 1000000, perUserRequestsPerSecond: 1000000 }
 `,
     relayYaml: () => '',
   },
