@@ -20,7 +20,7 @@ import type { AppSeries, ConnectorMetrics } from './metrics.js';
 import { respondError } from './respond.js';
 import { Agent, proxyAgent } from './undici.js';
 import { forwardRpc, RPC_TUNNEL_PROTOCOL } from './rpc-over-http.js';
-import { forwardUpgrade } from './upgrade.js';
+import { forwardUpgrade, type UpgradeContext } from './upgrade.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
 
@@ -213,33 +213,15 @@ export class BackendForwarder {
         },
       );
     };
-    if (method === 'CONNECT' && headers[':protocol'] === RPC_TUNNEL_PROTOCOL) {
-      delegated((authorization) =>
-        forwardRpc({
-          stream,
-          headers: authorization ? { ...headers, authorization } : headers,
-          target,
-          method: meta.upgrade ?? '',
-          protocol: '',
-          authority,
-          path,
-          timeoutMs,
-          tls,
-          proxy,
-          log: logger(),
-          metrics: this.#metrics,
-          app,
-        }),
-      );
-      return;
-    }
     if (method === 'CONNECT') {
-      delegated((authorization) =>
-        forwardUpgrade({
+      // An extended CONNECT: a WebSocket-style upgrade, or an RPC-over-HTTP channel.
+      const rpc = headers[':protocol'] === RPC_TUNNEL_PROTOCOL;
+      delegated((authorization) => {
+        const ctx: UpgradeContext = {
           stream,
           headers: authorization ? { ...headers, authorization } : headers,
           target,
-          protocol: meta.upgrade ?? String(headers[':protocol'] ?? 'websocket'),
+          protocol: rpc ? '' : (meta.upgrade ?? String(headers[':protocol'] ?? 'websocket')),
           authority,
           path,
           timeoutMs,
@@ -248,8 +230,10 @@ export class BackendForwarder {
           log: logger(),
           metrics: this.#metrics,
           app,
-        }),
-      );
+        };
+        if (rpc) forwardRpc({ ...ctx, method: meta.upgrade ?? '' });
+        else forwardUpgrade(ctx);
+      });
       return;
     }
     const series = this.#metrics.forApp(app);
