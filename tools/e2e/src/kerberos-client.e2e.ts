@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KerberosDelegator, SsoError, type KerberosDelegatorOptions } from '@appproxy/sso';
-import { systemTool } from './harness.js';
 import {
   type ApacheGssapi,
   type SambaDc,
   TARGET_SPN,
+  kerberosTools,
   startApacheGssapi,
   startSambaDc,
 } from './samba-ad.js';
@@ -20,12 +20,8 @@ import {
  * S4U2Self + S4U2Proxy for alice, `Authorization: Negotiate` accepted; each failure the
  * admin must be told about gets its code. MIT's kvno is the oracle for the same delegation.
  */
-const SAMBA = systemTool('samba', 'samba-ad-dc');
-const SAMBA_TOOL = systemTool('samba-tool', 'samba-ad-provision');
-const KINIT = systemTool('kinit', 'krb5-user');
-const KVNO = systemTool('kvno', 'krb5-user');
-const APACHE = systemTool('apache2', 'libapache2-mod-auth-gssapi');
-const tools = SAMBA && SAMBA_TOOL && KINIT && KVNO && APACHE;
+const TOOLS = kerberosTools();
+const { samba: SAMBA, sambaTool: SAMBA_TOOL, kinit: KINIT, kvno: KVNO, apache: APACHE } = TOOLS;
 
 let dc: SambaDc | undefined;
 let web: ApacheGssapi | undefined;
@@ -79,7 +75,7 @@ async function failure(p: Promise<unknown>): Promise<SsoError> {
   return err as SsoError;
 }
 
-describe.skipIf(!tools)('Kerberos client against Samba AD and Apache mod_auth_gssapi', () => {
+describe.skipIf(!TOOLS.ready)('Kerberos client against Samba AD and Apache mod_auth_gssapi', () => {
   beforeAll(async () => {
     dc = await startSambaDc({ sambaBin: SAMBA, sambaToolBin: SAMBA_TOOL });
     web = await startApacheGssapi({

@@ -11,11 +11,11 @@ import {
   devIdpFor,
   request,
   runCli,
-  systemTool,
   type LoggedProcess,
 } from './harness.js';
 import {
   TARGET_SPN,
+  kerberosTools,
   startApacheGssapi,
   startSambaDc,
   type ApacheGssapi,
@@ -29,10 +29,8 @@ import {
  * them by constrained delegation (S4U2Self + S4U2Proxy, in TypeScript) and Apache sees a
  * Kerberos sign-on.
  */
-const TOOLS = ['samba', 'samba-tool', 'apache2'].map((t) =>
-  systemTool(t, t === 'apache2' ? 'apache2 libapache2-mod-auth-gssapi' : 'samba-ad-dc'),
-);
-const READY = CHROMIUM !== undefined && TOOLS.every(Boolean);
+const TOOLS = kerberosTools();
+const READY = CHROMIUM !== undefined && TOOLS.ready;
 
 const HOSTS = {
   intranet: 'intranet.apps.localhost',
@@ -57,18 +55,18 @@ const origin = (host: string) => `https://${host}:${stack.ports.public}`;
 
 describe.skipIf(!READY)('Kerberos constrained delegation through relay and connector', () => {
   beforeAll(async () => {
-    dc = await startSambaDc({ sambaBin: TOOLS[0]!, sambaToolBin: TOOLS[1]! });
+    dc = await startSambaDc({ sambaBin: TOOLS.samba!, sambaToolBin: TOOLS.sambaTool! });
     apache = await startApacheGssapi({
       keytab: dc.httpKeytab,
       realm: dc.realm,
       krb5Conf: dc.krb5Conf,
-      apacheBin: TOOLS[2]!,
+      apacheBin: TOOLS.apache!,
     });
     staleApache = await startApacheGssapi({
       keytab: dc.serviceKeytab,
       realm: dc.realm,
       krb5Conf: dc.krb5Conf,
-      apacheBin: TOOLS[2]!,
+      apacheBin: TOOLS.apache!,
     });
     sample = await startSampleApp({ basePath: '/' });
     stack = new Stack({

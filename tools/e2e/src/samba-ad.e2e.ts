@@ -8,6 +8,7 @@ import {
   type ApacheGssapi,
   type SambaDc,
   TARGET_SPN,
+  kerberosTools,
   startApacheGssapi,
   startSambaDc,
 } from './samba-ad.js';
@@ -17,13 +18,10 @@ import {
  * grants `appproxy` constrained delegation with protocol transition (kvno -U -P), and Apache
  * with mod_auth_gssapi accepts a real Kerberos ticket for HTTP/intranet.corp.test.
  */
-const SAMBA = systemTool('samba', 'samba-ad-dc');
-const SAMBA_TOOL = systemTool('samba-tool', 'samba-ad-provision');
-const KINIT = systemTool('kinit', 'krb5-user');
-const KVNO = systemTool('kvno', 'krb5-user');
-const APACHE = systemTool('apache2', 'libapache2-mod-auth-gssapi');
+const TOOLS = kerberosTools();
+const { samba: SAMBA, sambaTool: SAMBA_TOOL, kinit: KINIT, kvno: KVNO, apache: APACHE } = TOOLS;
 const CURL = systemTool('curl');
-const tools = SAMBA && SAMBA_TOOL && KINIT && KVNO && APACHE && CURL;
+const tools = TOOLS.ready && CURL;
 
 interface Result {
   code: number;

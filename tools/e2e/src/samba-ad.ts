@@ -25,7 +25,22 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './harness.js';
+import { freePort, systemTool } from './harness.js';
+
+/**
+ * The system tools the Kerberos tests use, looked up once per file with `systemTool` (a
+ * missing one skips locally with a loud message and fails in CI); `ready` when all are there.
+ */
+export function kerberosTools() {
+  const tools = {
+    samba: systemTool('samba', 'samba-ad-dc'),
+    sambaTool: systemTool('samba-tool', 'samba-ad-provision'),
+    kinit: systemTool('kinit', 'krb5-user'),
+    kvno: systemTool('kvno', 'krb5-user'),
+    apache: systemTool('apache2', 'libapache2-mod-auth-gssapi'),
+  };
+  return { ...tools, ready: Object.values(tools).every(Boolean) };
+}
 
 const execFileP = promisify(execFile);
 
