@@ -37,10 +37,13 @@ export const HAPROXY_BIN = systemTool('haproxy');
  * every 200 ms; two failures take a server out, two successes bring it back. Connections to
  * a server that refuses them are retried on another one (`option redispatch`).
  */
-export async function startHaproxy(servers: HaproxyServer[]): Promise<Haproxy> {
+export async function startHaproxy(
+  servers: HaproxyServer[],
+  opts: { /** @default a free port */ port?: number } = {},
+): Promise<Haproxy> {
   if (!HAPROXY_BIN) throw new Error('haproxy is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'appproxy-haproxy-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const socket = join(dir, 'admin.sock');
   const config = join(dir, 'haproxy.cfg');
   writeFileSync(
