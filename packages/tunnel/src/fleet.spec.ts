@@ -8,6 +8,7 @@ import {
   RelayFleet,
   TunnelDialer,
   TunnelListener,
+  parseInstanceList,
   type FleetWarning,
   type InstanceList,
   type InstancesChanged,
@@ -227,6 +228,55 @@ describe('relay fleet', () => {
       const label = relay === old ? `127.0.0.1:${relay.port}` : 'empty';
       expect(Object.fromEntries(fleet.tunnelsByInstance())).toEqual({ [label]: 2 });
     }
+  });
+
+  it('reads instance lists strictly: bad entries dropped, non-https URLs ignored', () => {
+    expect(parseInstanceList(undefined)).toBeUndefined();
+    expect(parseInstanceList({ instances: [] })).toBeUndefined();
+    expect(parseInstanceList({ instance: { name: '' }, instances: [] })).toBeUndefined();
+    expect(parseInstanceList({ instance: { name: 'a' }, instances: 'x' })).toBeUndefined();
+    expect(
+      parseInstanceList({
+        instance: { name: 'a' },
+        instances: [
+          { name: 'a', tunnelUrl: 'https://a.example:8443/ignored' },
+          { name: 'a', tunnelUrl: 'https://dup.example' },
+          { name: 'b', tunnelUrl: 'http://b.example:8443' },
+          { name: 'c', tunnelUrl: 'https://u:p@c.example' },
+          { name: 7 },
+          null,
+          { name: 'x'.repeat(201) },
+          { name: 'd', tunnelUrl: 'https://d.example:443' },
+        ],
+      }),
+    ).toEqual({
+      instance: { name: 'a' },
+      instances: [
+        { name: 'a', tunnelUrl: 'https://a.example:8443' },
+        { name: 'b' },
+        { name: 'c' },
+        { name: 'd', tunnelUrl: 'https://d.example' },
+      ],
+    });
+    const many = Array.from({ length: 300 }, (_, i) => ({ name: `i${i}` }));
+    expect(parseInstanceList({ instance: { name: 'a' }, instances: many })?.instances).toHaveLength(
+      256,
+    );
+  });
+
+  it('a malformed instances control is refused with 400 and changes nothing', async () => {
+    let list: RelayInstance[] = [];
+    const a = await startRelay('a', () => list);
+    list = asList([a]);
+    const { fleet, changes } = startFleet(a.url);
+    await until(() => ready(a).length === 2, 'two tunnels');
+    const answer = await ready(a)[0]!.control('instances', { instances: [{ name: 'z' }] });
+    expect(answer).toMatchObject({
+      status: 400,
+      body: { error: { code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED' } },
+    });
+    expect(changes).toHaveLength(1);
+    expect(fleet.relayUrls).toEqual([a.url]);
   });
 
   it('an older connector ignores the list; announcing to it fails no other tunnel', async () => {
