@@ -217,7 +217,11 @@ describe('relay fleet', () => {
   it('an older relay (a hello without a list) gets one dialer, as without a fleet', async () => {
     const old = await startRelay('old', undefined);
     const empty = await startRelay('empty', () => []);
-    for (const relay of [old, empty]) {
+    // A relay whose list cannot be had now sends a hello without one.
+    const broken = await startRelay('broken', () => {
+      throw new Error('store down');
+    });
+    for (const relay of [old, empty, broken]) {
       const { fleet, changes } = startFleet(relay.url);
       await fleet.waitConnected(2);
       expect(fleet.relayUrls).toEqual([relay.url]);
@@ -225,7 +229,7 @@ describe('relay fleet', () => {
       expect(changes).toEqual([]);
       await until(() => ready(relay).length === 2, 'two tunnels');
       // Named by its hello if it names itself, else by its address.
-      const label = relay === old ? `127.0.0.1:${relay.port}` : 'empty';
+      const label = relay === empty ? 'empty' : `127.0.0.1:${relay.port}`;
       expect(Object.fromEntries(fleet.tunnelsByInstance())).toEqual({ [label]: 2 });
     }
   });
