@@ -105,8 +105,12 @@ function startFleet(bootstrapUrl: string, extra: Partial<RelayFleetOptions> = {}
     backoff: { baseMs: 20, maxMs: 100 },
     tunnels: 2,
     removalDrainTimeoutMs: 2000,
-    onStream: (stream) => {
-      stream.respond({ ':status': 204 }, { endStream: true });
+    onStream: (stream, headers) => {
+      // `/slow` answers after 300 ms: a request in flight while its instance leaves.
+      const delay = headers[':path'] === '/slow' ? 300 : 0;
+      setTimeout(() => {
+        if (!stream.destroyed) stream.respond({ ':status': 204 }, { endStream: true });
+      }, delay);
     },
     ...extra,
   });
@@ -171,6 +175,13 @@ describe('relay fleet', () => {
     const closed = [...c.listener.sessions].map(
       (s) => new Promise<void>((resolve) => s.once('closed', () => resolve())),
     );
+    // A request in flight on c when c leaves the list still gets its answer (a drain).
+    const slow = ready(c)[0]!.request({ ':method': 'GET', ':path': '/slow' }, { endStream: true });
+    const slowStatus = new Promise<unknown>((resolve, reject) => {
+      slow.once('response', (h) => resolve(h[':status']));
+      slow.once('error', reject);
+      slow.resume();
+    });
     const announced = await Promise.all(
       [a, b, c].map((r) =>
         r.listener.announceInstances({ instance: { name: r.name }, instances: list }),
@@ -178,6 +189,7 @@ describe('relay fleet', () => {
     );
     expect(announced.map((x) => x.delivered)).toEqual([2, 2, 2]);
     await Promise.all(closed);
+    expect(await slowStatus).toBe(204);
     expect(c.listener.sessions.size).toBe(0);
     expect(fleet.relayUrls.sort()).toEqual([a.url, b.url].sort());
     expect(changes.at(-1)).toMatchObject({ added: [], removed: ['c'] });
