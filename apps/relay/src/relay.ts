@@ -92,7 +92,12 @@ export class Relay {
     // stops the start here, before any listener opens.
     const edge = new Edge(this.#config, this.#log);
     this.#edge = edge;
-    const acme = new AcmeCertificates(relay.stateDir, this.#log);
+    // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
+    const acme = new AcmeCertificates(
+      relay.stateDir,
+      this.#log,
+      !this.worker ? 'alone' : this.worker.index === 0 ? 'leader' : 'follower',
+    );
     this.#acme = acme;
     // The registry and registration read the group names of the edge serving now.
     const groups = () => this.#edge!.groups;
