@@ -65,7 +65,7 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 beforeAll(async () => {
   sample = await startSampleApp({ basePath: '/' });
   stack = await new Stack({
-    relayExtra: '  workers: 2\n',
+    workers: 2,
     apps: [
       {
         name: 'Sample',
@@ -231,7 +231,7 @@ describe('a worker that cannot start', () => {
 
   it('stops the whole start with its error (worker 1 tunnel port in use), no restart loop', async () => {
     failing = new Stack({
-      relayExtra: '  workers: 2\n',
+      workers: 2,
       apps: [{ name: 'A', internalUrl: 'http://127.0.0.1:9/', externalUrl: `https://${MAINT}/` }],
       startConnector: false,
     });
