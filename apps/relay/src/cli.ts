@@ -7,13 +7,19 @@ import {
   type RelayConfig,
 } from '@appproxy/config';
 import { ConnectorCA } from '@appproxy/pki';
-import { createLogger, type Logger } from '@appproxy/telemetry';
+import { createLogger, parseLogFormat, type Logger } from '@appproxy/telemetry';
 import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
 import { Command, CommanderError } from 'commander';
 import { checkConfig, formatProblem, type ConfigProblem } from './config-check.js';
 import { ListenError, Relay } from './relay.js';
-import { runPrimary, tellPrimary, workerChannel, workerFromEnv } from './workers.js';
+import {
+  runPrimary,
+  sharedStdoutSink,
+  tellPrimary,
+  workerChannel,
+  workerFromEnv,
+} from './workers.js';
 import { RELAY_VERSION_LINE } from './version.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
@@ -109,7 +115,16 @@ export function buildProgram(): Command {
         if (code !== 0) throw new CliError('', code);
         return;
       }
-      const log = worker ? primaryLog.child({ worker: worker.index }) : primaryLog;
+      const log = worker
+        ? createLogger({
+            name: 'relay',
+            write: sharedStdoutSink(),
+            // As the primary's: text on a terminal, unless the environment says otherwise.
+            format:
+              parseLogFormat(process.env.APPPROXY_LOG_FORMAT, 'APPPROXY_LOG_FORMAT') ??
+              (process.stdout.isTTY ? 'text' : 'json'),
+          }).child({ worker: worker.index })
+        : primaryLog;
       const relay = new Relay(config, log, worker ? { worker } : {});
       const primary = worker && workerChannel(relay);
       // SIGHUP (systemctl reload): re-read the file; until the relay listens, it waits.

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { RestartBackoff, workerFromEnv, workerInstance, WORKER_ENV } from './workers.js';
+import {
+  RestartBackoff,
+  sharedStdoutSink,
+  workerFromEnv,
+  workerInstance,
+  WORKER_ENV,
+} from './workers.js';
 
 describe('RestartBackoff', () => {
   it('1 s, doubling up to 30 s while the worker keeps dying at once', () => {
@@ -45,5 +51,25 @@ describe('workerInstance', () => {
   });
   it('a relay of one process is the instance as configured', () => {
     expect(workerInstance(edge, undefined)).toBe(edge);
+  });
+});
+
+describe('sharedStdoutSink', () => {
+  it('one turn of lines in writes of at most 4096 bytes, cut at line ends', async () => {
+    const writes: string[] = [];
+    const sink = sharedStdoutSink((t) => writes.push(t));
+    const lines = Array.from({ length: 40 }, (_, i) => `${String(i).padEnd(299, 'x')}\n`);
+    const long = `${'y'.repeat(5000)}\n`;
+    for (const l of [...lines.slice(0, 20), long, ...lines.slice(20)]) sink(l);
+    expect(writes).toStrictEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.join('')).toBe([...lines.slice(0, 20), long, ...lines.slice(20)].join(''));
+    for (const w of writes) {
+      expect(w.endsWith('\n')).toBe(true);
+      if (w !== long) expect(Buffer.byteLength(w)).toBeLessThanOrEqual(4096);
+    }
+    expect(writes).toContain(long);
+    // 300-byte lines: 13 to a write.
+    expect(writes[0]!.split('\n')).toHaveLength(14);
   });
 });

@@ -35,6 +35,47 @@ export function workerFromEnv(env: NodeJS.ProcessEnv = process.env): RelayWorker
   return raw ? (JSON.parse(raw) as RelayWorker) : undefined;
 }
 
+/** Linux's PIPE_BUF: a write of at most this many bytes to a pipe is never split. */
+const PIPE_BUF = 4096;
+
+/**
+ * A worker's log sink. Workers share the primary's stdout (a pipe to journald or a
+ * container runtime): like the default sink, the lines of one event-loop turn are written
+ * together, but in writes of at most PIPE_BUF bytes cut at line ends, so that the lines of
+ * two workers never interleave within a line (a longer single line is written alone).
+ */
+export function sharedStdoutSink(
+  write: (text: string) => void = (text) => void process.stdout.write(text),
+): (line: string) => void {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    let chunk = '';
+    let bytes = 0;
+    for (const line of pending) {
+      const size = Buffer.byteLength(line);
+      if (bytes > 0 && bytes + size > PIPE_BUF) {
+        write(chunk);
+        chunk = '';
+        bytes = 0;
+      }
+      chunk += line;
+      bytes += size;
+    }
+    pending = [];
+    if (bytes > 0) write(chunk);
+  };
+  process.on('exit', flush);
+  return (line) => {
+    pending.push(line);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}
+
 /**
  * The relay instance a worker is (hook for `relay.instance`): `<name>-<index>`, and the
  * tunnel URL with the port of its own tunnel listener (the URL's port + index). A relay of

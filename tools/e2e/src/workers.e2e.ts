@@ -135,8 +135,11 @@ describe('relay.workers: 2', () => {
     const line = await relay().waitFor(answered, 20_000, 'the reload outcome');
     expect(line).toMatchObject({ workers: 2, reloaded: [0, 1], refused: [], noAnswer: [] });
     // Each worker's own line (written by that process: it may follow the primary's).
-    const reloaded = relay().lines.filter((l) => l.msg === 'configuration reloaded');
-    await relay().waitFor(() => reloaded.length === 2, 5_000, 'both reloaded');
+    await relay().waitFor(
+      () => relay().count((l) => l.msg === 'configuration reloaded') === 2,
+      5_000,
+      'both workers reloaded',
+    );
   });
 
   it('kill -9 of a worker: /readyz 503, new connections keep succeeding, it is restarted', async () => {
