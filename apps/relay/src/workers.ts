@@ -181,6 +181,8 @@ class StartFailed extends Error {
 const SCRAPE_TIMEOUT_MS = 2_000;
 /** How long SIGHUP waits for every worker's outcome before it logs what it has. */
 const RELOAD_TIMEOUT_MS = 20_000;
+/** How long a worker may take from its spawn to listening. */
+const START_TIMEOUT_MS = 120_000;
 /** Past drainTimeout, how long the primary waits before it kills the workers left. */
 const KILL_GRACE_MS = 5_000;
 
@@ -237,9 +239,19 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
       slot.child = child;
       slot.startedAt = Date.now();
       let listening = false;
+      // A worker that neither listens nor exits (a stuck store, …) is killed: an exit.
+      const stuck = setTimeout(() => {
+        log.error('relay worker did not start in time; killed', {
+          worker: slot.index,
+          pid: child.pid,
+          startTimeoutMs: START_TIMEOUT_MS,
+        });
+        child.kill('SIGKILL');
+      }, START_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
         if (m.t === 'listening') {
           listening = true;
+          clearTimeout(stuck);
           slot.tunnel = m.tunnel;
           if (slot.index === 0) {
             shared.listenPort = m.listenPort;
@@ -251,6 +263,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
         else if (m.t === 'reloaded') for (const r of reloads) r(slot.index, m.ok);
       });
       child.on('exit', (code, signal) => {
+        clearTimeout(stuck);
         if (slot.child !== child) return;
         slot.child = undefined;
         slot.exitCode = code ?? 1;
