@@ -2,7 +2,7 @@ import type { RelayConfig } from '@appproxy/config';
 import { createDevCertificates } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -140,5 +140,71 @@ describe('AcmeCertificates', () => {
       // Without relay.acme the redirect listener redirects challenge paths too.
       expect(await get('/.well-known/acme-challenge/nope', 'off.test')).toBe(301);
     });
+  });
+});
+
+describe('AcmeCertificates of relay workers', () => {
+  const shared = join(dir, 'workers');
+  const until = async (check: () => boolean, what: string) => {
+    for (let i = 0; !check(); i++) {
+      if (i > 100) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const answer = (acme: AcmeCertificates, token: string) => {
+    const sent: { status?: number; body?: string } = {};
+    const res = {
+      writeHead(status: number) {
+        sent.status = status;
+        return res;
+      },
+      end(body?: string) {
+        sent.body = body;
+        return res;
+      },
+    };
+    const req = { url: `/.well-known/acme-challenge/${token}` };
+    acme.answerHttp01(req as never, res as never);
+    return sent;
+  };
+
+  it('a follower orders nothing and serves what the leader writes, as it changes', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({
+      name: 'test',
+      write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+      format: 'json',
+    });
+    const follower = new AcmeCertificates(shared, log, 'follower');
+    cleanups.push(() => follower.stop());
+    follower.configure(config(['w.test']), () => false);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines.filter((l) => l.msg === 'acme certificate requested')).toStrictEqual([]);
+    expect(follower.context('w.test')).toBeUndefined();
+
+    // The leader's certificate appears: served from the next handshake on.
+    const certs = await createDevCertificates({ dir: join(dir, 'dev3'), hosts: ['w.test'] });
+    copyFileSync(certs.keyPath, join(shared, 'acme/w.test-key.pem'));
+    copyFileSync(certs.certPath, join(shared, 'acme/w.test.pem'));
+    await until(() => follower.context('w.test') !== undefined, 'the certificate loaded');
+    expect(lines.find((l) => l.msg === 'acme certificate loaded')).toMatchObject({
+      host: 'w.test',
+    });
+
+    // A pending HTTP-01 challenge of the leader is answered by the follower at once.
+    expect(answer(follower, 'tok_1')).toStrictEqual({ status: 404, body: undefined });
+    writeFileSync(join(shared, 'acme/challenges/http-01.tok_1'), 'tok_1.thumbprint');
+    expect(answer(follower, 'tok_1')).toStrictEqual({ status: 200, body: 'tok_1.thumbprint' });
+    expect(answer(follower, '..%2Fw.test.pem').status).toBe(404);
+
+    // TLS-ALPN-01: the challenge certificate while the file is there.
+    const alpn = JSON.stringify({
+      cert: readFileSync(certs.certPath, 'utf8'),
+      key: readFileSync(certs.keyPath, 'utf8'),
+    });
+    writeFileSync(join(shared, 'acme/challenges/tls-alpn-01.alpn.test'), alpn);
+    await until(() => follower.context('alpn.test') !== undefined, 'the challenge certificate');
+    rmSync(join(shared, 'acme/challenges/tls-alpn-01.alpn.test'));
+    await until(() => follower.context('alpn.test') === undefined, 'the challenge gone');
   });
 });

@@ -2,7 +2,18 @@ import type { AcmeConfig, RelayConfig } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import * as acme from 'acme-client';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, get as httpsGet } from 'node:https';
 import { isIP } from 'node:net';
@@ -18,7 +29,19 @@ const BACKOFF_MAX_MS = 3_600_000;
 /** Timers longer than this (setTimeout's limit) are re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Relay workers share one `stateDir`: the `leader` (worker 0) orders and renews, and also
+ * writes pending challenges there, since the CA's validation may reach any worker; the
+ * `followers` order nothing and serve what the leader wrote, re-read when the files change.
+ * `alone`: a relay of one process.
+ */
+export type AcmeRole = 'alone' | 'leader' | 'follower';
+/** Followers re-read the files this often as well, should a change event be missed. */
+const FOLLOW_POLL_MS = 60_000;
+
 interface HostState {
+  /** The certificate file's mtime when a follower loaded it. */
+  loadedMtimeMs?: number;
   context?: SecureContext;
   notAfter?: Date;
   timer?: NodeJS.Timeout;
@@ -47,10 +70,18 @@ export class AcmeCertificates {
   /** Orders run one at a time (the CA's rate limits, and logs that read in order). */
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
+  readonly #role: AcmeRole;
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
 
-  constructor(stateDir: string, log: Logger) {
+  constructor(stateDir: string, log: Logger, role: AcmeRole = 'alone') {
     this.#dir = join(stateDir, 'acme');
     this.#log = log;
+    this.#role = role;
+  }
+
+  get #challengeDir(): string {
+    return join(this.#dir, 'challenges');
   }
 
   /**
@@ -76,11 +107,84 @@ export class AcmeCertificates {
       }
     for (const host of [...this.#hosts.keys()]) if (!wanted.has(host)) this.#drop(host);
     for (const host of wanted) if (!this.#hosts.has(host)) this.#add(host);
+    if (this.#role === 'follower' && settings && !this.#watcher && !this.#stopped) this.#follow();
+  }
+
+  /** A follower: what the leader writes is read again when the files change. */
+  #follow(): void {
+    mkdirSync(this.#challengeDir, { recursive: true, mode: 0o700 });
+    const sync = () => {
+      if (!this.#stopped) this.#sync();
+    };
+    this.#watcher = watch(this.#dir, { recursive: true }, sync);
+    this.#watcher.on('error', () => {});
+    this.#poll = setInterval(sync, FOLLOW_POLL_MS);
+    this.#poll.unref();
+    this.#sync();
+  }
+
+  /** A follower: pending challenges and changed certificates from the files. */
+  #sync(): void {
+    const dir = this.#challengeDir;
+    const files = (() => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    })();
+    this.#tokens.clear();
+    this.#alpn.clear();
+    for (const file of files) {
+      try {
+        const text = readFileSync(join(dir, file), 'utf8');
+        if (file.startsWith('http-01.')) this.#tokens.set(file.slice('http-01.'.length), text);
+        else if (file.startsWith('tls-alpn-01.')) {
+          const { cert, key } = JSON.parse(text) as { cert: string; key: string };
+          this.#alpn.set(file.slice('tls-alpn-01.'.length), createSecureContext({ cert, key }));
+        }
+      } catch {
+        // Removed or half-written meanwhile: the next change event reads it again.
+      }
+    }
+    for (const [host, state] of this.#hosts) {
+      let mtimeMs: number;
+      try {
+        mtimeMs = statSync(this.#paths(host).cert).mtimeMs;
+      } catch {
+        continue;
+      }
+      if (mtimeMs === state.loadedMtimeMs) continue;
+      const stored = this.#load(host);
+      if (!stored) continue;
+      state.loadedMtimeMs = mtimeMs;
+      state.context = stored.context;
+      state.notAfter = stored.notAfter;
+      this.#log.info('acme certificate loaded', {
+        host,
+        notAfter: stored.notAfter.toISOString(),
+      });
+    }
+  }
+
+  /** The leader: a pending challenge in the files, for the followers. */
+  #share(name: string, content: string | undefined): void {
+    if (this.#role !== 'leader') return;
+    const path = join(this.#challengeDir, name);
+    try {
+      if (content === undefined) return void rmSync(path, { force: true });
+      mkdirSync(this.#challengeDir, { recursive: true, mode: 0o700 });
+      writeAtomically(path, content);
+    } catch (err) {
+      this.#log.warn('acme challenge not shared with the other workers', { error: err });
+    }
   }
 
   /** Stops renewing (relay shutdown). */
   stop(): void {
     this.#stopped = true;
+    this.#watcher?.close();
+    clearInterval(this.#poll);
     for (const state of this.#hosts.values()) clearTimeout(state.timer);
   }
 
@@ -100,7 +204,9 @@ export class AcmeCertificates {
   answerHttp01(req: IncomingMessage, res: ServerResponse): boolean {
     const path = (req.url ?? '').split('?')[0]!;
     if (!this.#settings || !path.startsWith(CHALLENGE_PATH)) return false;
-    const answer = this.#tokens.get(path.slice(CHALLENGE_PATH.length));
+    const token = path.slice(CHALLENGE_PATH.length);
+    // A follower may be asked before the change event of the leader's file arrived.
+    const answer = this.#tokens.get(token) ?? this.#sharedToken(token);
     if (answer === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 0 }).end();
     } else {
@@ -115,6 +221,15 @@ export class AcmeCertificates {
     return true;
   }
 
+  #sharedToken(token: string): string | undefined {
+    if (this.#role !== 'follower' || !/^[A-Za-z0-9_-]{1,256}$/.test(token)) return undefined;
+    try {
+      return readFileSync(join(this.#challengeDir, `http-01.${token}`), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
   #drop(host: string): void {
     clearTimeout(this.#hosts.get(host)?.timer);
     this.#hosts.delete(host);
@@ -123,6 +238,8 @@ export class AcmeCertificates {
   #add(host: string): void {
     const state: HostState = { failures: 0 };
     this.#hosts.set(host, state);
+    // A follower orders nothing: it takes the leader's files (#sync).
+    if (this.#role === 'follower') return void (this.#watcher && this.#sync());
     const stored = this.#load(host);
     if (stored) {
       state.context = stored.context;
@@ -172,22 +289,29 @@ export class AcmeCertificates {
         // The relay may not reach its own public address (no hairpin NAT); the CA checks.
         skipChallengeVerification: true,
         challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-          if (challenge.type === 'http-01') this.#tokens.set(challenge.token, keyAuthorization);
+          if (challenge.type === 'http-01') {
+            this.#tokens.set(challenge.token, keyAuthorization);
+            this.#share(`http-01.${challenge.token}`, keyAuthorization);
+          }
           // acme-client's types know http-01 and dns-01 only; it does order tls-alpn-01.
           else if ((challenge.type as string) === 'tls-alpn-01') {
             const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(
               authz,
               keyAuthorization,
             );
-            this.#alpn.set(
-              authz.identifier.value.toLowerCase(),
-              createSecureContext({ key: alpnKey, cert: alpnCert }),
+            const name = authz.identifier.value.toLowerCase();
+            this.#alpn.set(name, createSecureContext({ key: alpnKey, cert: alpnCert }));
+            this.#share(
+              `tls-alpn-01.${name}`,
+              JSON.stringify({ key: alpnKey.toString(), cert: alpnCert.toString() }),
             );
           }
         },
         challengeRemoveFn: async (authz, challenge) => {
           this.#tokens.delete(challenge.token);
           this.#alpn.delete(authz.identifier.value.toLowerCase());
+          this.#share(`http-01.${challenge.token}`, undefined);
+          this.#share(`tls-alpn-01.${authz.identifier.value.toLowerCase()}`, undefined);
         },
       });
       if (this.#hosts.get(host) !== state) return;
