@@ -1433,11 +1433,11 @@ describe('relay.workers', () => {
   });
 
   it('needs the tunnel URL of worker 0 when there are several', () => {
-    const yaml = relayWith('2').replace(/  instance: .*\n/, '');
+    const yaml = relayWith('2').replace(/ {2}instance: .*\n/, '');
     expect(summary(configError(yaml).issues)).toStrictEqual([
       'relay.workers: more than 1 needs relay.instance.tunnelUrl: how connectors reach worker 0’s tunnel port (worker i is reached on that port + i)',
     ]);
-    expect(parse(relayWith('1').replace(/  instance: .*\n/, '')).relay.workers).toBe(1);
+    expect(parse(relayWith('1').replace(/ {2}instance: .*\n/, '')).relay.workers).toBe(1);
   });
 });
 
