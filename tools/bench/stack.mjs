@@ -155,6 +155,7 @@ export async function startAppProxy({
   connectorArgs = [],
   connectorCliArgs = [],
   metrics = false,
+  relayStdout,
 }) {
   const dir = join(work, `appproxy-${name}`);
   mkdirSync(dir);
@@ -183,7 +184,8 @@ ${appYaml}${relayYaml}`,
   const relayBin = join(root, 'apps/relay/dist/bin.js');
   const connectorBin = join(root, 'apps/connector/dist/bin.js');
   const relay = spawn(node, [...relayArgs, relayBin, 'start', '--config', config], {
-    stdio: 'ignore',
+    // relayStdout: a file descriptor for the relay's output (e.g. `--trace-gc` lines).
+    stdio: ['ignore', relayStdout ?? 'ignore', 'ignore'],
   });
   children.push(relay);
   await waitForPort(ports.tunnel);

@@ -8,6 +8,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 
 const script = process.argv[1] ?? '';
@@ -23,13 +24,22 @@ const toHr = (ms) => hr0 + (ms - p0) * 1e6;
 let reqs = new Map();
 let gc = [];
 // A coarse resolution: a 1 ms timer would itself wake the process 1,000 times a second.
-const eld = monitorEventLoopDelay({ resolution: Number(process.env.TAIL_PROBE_ELD_MS ?? 10) });
+const ELD_MS = Number(process.env.TAIL_PROBE_ELD_MS ?? 10);
+const eld = monitorEventLoopDelay({ resolution: ELD_MS });
 eld.enable();
 
+// TAIL_PROBE_SNAPSHOT_AFTER=n (diagnosis): one heap snapshot after n tagged requests, under
+// load, to see what outlives a scavenge (into $TAIL_PROBE_SNAPSHOT_DIR, `<role>.heapsnapshot`).
+const snapshotAfter = Number(process.env.TAIL_PROBE_SNAPSHOT_AFTER ?? 0);
+let seen = 0;
 const mark = (id, stage) => {
   if (id === undefined) return;
   let r = reqs.get(id);
-  if (!r) reqs.set(id, (r = {}));
+  if (!r) {
+    reqs.set(id, (r = {}));
+    if (++seen === snapshotAfter)
+      writeHeapSnapshot(join(process.env.TAIL_PROBE_SNAPSHOT_DIR ?? '.', `${role}.heapsnapshot`));
+  }
   r[stage] ??= hr();
 };
 /** `x-tail-id` from Node's header object, undici's flat array or its string form. */
@@ -73,17 +83,27 @@ subscribe('undici:request:create', ({ request }) => {
 });
 subscribe('undici:request:headers', ({ request }) => mark(undiciIds.get(request), 'hdrs'));
 
+const spaceUsedMiB = (name) =>
+  (getHeapSpaceStatistics().find((x) => x.space_name === name)?.space_used_size ?? 0) / 2 ** 20;
 new PerformanceObserver((list) => {
+  // Young generation in use soon after the pause (the survivors, plus what was allocated
+  // since): what a scavenge had to copy.
+  const newUsed = spaceUsedMiB('new_space');
   for (const e of list.getEntries())
-    gc.push({ at: toHr(e.startTime), ms: e.duration, kind: e.detail?.kind ?? e.kind });
+    gc.push({ at: toHr(e.startTime), ms: e.duration, kind: e.detail?.kind ?? e.kind, newUsed });
 }).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
-  const pct = (p) => eld.percentile(p) / 1e6;
+  // The histogram holds whole timer intervals: the delay is what exceeds the resolution.
+  const pct = (p) => Math.max(0, eld.percentile(p) / 1e6 - ELD_MS);
   const data = {
     pid: process.pid,
-    eld: { p50: pct(50), p99: pct(99), max: eld.max / 1e6, mean: eld.mean / 1e6 },
+    eld: { p50: pct(50), p99: pct(99), max: Math.max(0, eld.max / 1e6 - ELD_MS) },
     gc,
+    // V8's young generation when asked (it grows under load; see docs/performance.md).
+    newSpaceMiB:
+      (getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) /
+      2 ** 20,
     reqs: Object.fromEntries(reqs),
   };
   if (out) writeFileSync(out, JSON.stringify(data));

@@ -90,6 +90,9 @@ export function analyseRun(run) {
       totalMs: ms.reduce((x, y) => x + y, 0),
       maxMs: ms.at(-1) ?? 0,
       overSlow: overlapped,
+      newSpaceMiB: data.newSpaceMiB,
+      // Young generation in use just after each scavenge (median, MiB): what it copied.
+      survivorsMiB: median(pauses.filter((p) => p.kind === 1).map((p) => p.newUsed)),
     };
   }
   // Are the slow requests one stall (bunched in time) or spread out?
@@ -128,7 +131,7 @@ export function tailReport(results) {
     const gc = Object.entries(r.gc)
       .map(
         ([k, g]) =>
-          `${k} ${g.count}, ${f(g.totalMs, 1)}, ${f(g.maxMs, 1)}; ${g.major}, ${f(g.majorMaxMs, 1)}; ${g.overSlow}`,
+          `${k} ${g.count}, ${f(g.totalMs, 1)}, ${f(g.maxMs, 1)}; ${g.major}, ${f(g.majorMaxMs, 1)}; ${g.overSlow}${g.newSpaceMiB ? ` (new space ${f(g.newSpaceMiB, 0)} MiB, ${f(g.survivorsMiB, 1)} MiB after a scavenge)` : ''}`,
       )
       .join(' · ');
     const eld = Object.entries(r.eld)

@@ -15,7 +15,15 @@
 // quiet one; Linux with sched_autogroup_enabled, see sched(7)).
 import { createDevCertificates } from '@appproxy/pki';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -159,6 +167,8 @@ export async function tail() {
             appYaml: '',
             relayYaml: '',
             relayArgs: [...NODE_ARGS_B.split(' ').filter(Boolean), '--import', probe],
+            // Its output (log lines, and `--trace-gc` if asked for) kept for reading.
+            relayStdout: openSync(join(root, 'bench/tail-relay-b.log'), 'w'),
             connectorArgs: [...NODE_ARGS_B.split(' ').filter(Boolean), '--import', probe],
           });
     pin('origin', origin.pid);
