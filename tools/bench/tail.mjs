@@ -9,7 +9,8 @@
 // --tail-rate R (default 1000), --tail-connections C (the generator's pool, default 50),
 // --tail-pin relay=0,connector=1,origin=1,generator=0 (taskset -a each process to CPUs),
 // --tail-node-args '<flags>' (a second relay and connector with these Node flags, measured
-// alternately with the first: `appproxy-b`, for A/B of e.g. GC flags), --tail-nice N (as
+// alternately with the first: `appproxy-b`, for A/B of e.g. GC flags; --tail-relay-args
+// '<flags>' adds flags to its relay alone), --tail-nice N (as
 // root: the nice value of this run's scheduler autogroup — every process of the run is in
 // it — so that on a machine shared with other work the run gets the CPU it would have on a
 // quiet one; Linux with sched_autogroup_enabled, see sched(7)).
@@ -53,6 +54,8 @@ const PIN = Object.fromEntries(
     .map((kv) => kv.split('=')),
 );
 const NODE_ARGS_B = arg('node-args', undefined);
+/** More Node flags for the second stack's relay alone (e.g. a preload for an experiment). */
+const RELAY_ARGS_B = (arg('relay-args', '') ?? '').split(' ').filter(Boolean);
 const NICE = arg('nice', undefined);
 const probe = join(root, 'tools/bench/tail-probe.mjs');
 const log = (line) => process.stderr.write(`tail: ${line}\n`);
@@ -166,7 +169,12 @@ export async function tail() {
             origin: originUrl,
             appYaml: '',
             relayYaml: '',
-            relayArgs: [...NODE_ARGS_B.split(' ').filter(Boolean), '--import', probe],
+            relayArgs: [
+              ...NODE_ARGS_B.split(' ').filter(Boolean),
+              ...RELAY_ARGS_B,
+              '--import',
+              probe,
+            ],
             // Its output (log lines, and `--trace-gc` if asked for) kept for reading.
             relayStdout: openSync(join(root, 'bench/tail-relay-b.log'), 'w'),
             connectorArgs: [...NODE_ARGS_B.split(' ').filter(Boolean), '--import', probe],
