@@ -2,6 +2,10 @@
 // time, and for the slowest 1 % against the middle (45th–55th percentile) the median time in
 // each stage of a request, the GC pauses and event-loop delay of each process.
 
+import { constants } from 'node:perf_hooks';
+
+const { NODE_PERFORMANCE_GC_MAJOR: GC_MAJOR, NODE_PERFORMANCE_GC_MINOR: GC_MINOR } = constants;
+
 /** Stages of one request, in order: [name, from, to] over the joined timestamps. */
 const STAGES = {
   appproxy: [
@@ -84,15 +88,15 @@ export function analyseRun(run) {
     const ms = pauses.map((p) => p.ms).sort((x, y) => x - y);
     gc[role] = {
       count: pauses.length,
-      // perf_hooks kinds: 1 scavenge, 2 mark-compact, 4 incremental marking, 8 weak callbacks
-      major: pauses.filter((p) => p.kind === 2).length,
-      majorMaxMs: Math.max(0, ...pauses.filter((p) => p.kind === 2).map((p) => p.ms)),
+      // perf_hooks kinds: NODE_PERFORMANCE_GC_MINOR (scavenge), _MAJOR (mark-compact), …
+      major: pauses.filter((p) => p.kind === GC_MAJOR).length,
+      majorMaxMs: Math.max(0, ...pauses.filter((p) => p.kind === GC_MAJOR).map((p) => p.ms)),
       totalMs: ms.reduce((x, y) => x + y, 0),
       maxMs: ms.at(-1) ?? 0,
       overSlow: overlapped,
       newSpaceMiB: data.newSpaceMiB,
       // Young generation in use just after each scavenge (median, MiB): what it copied.
-      survivorsMiB: median(pauses.filter((p) => p.kind === 1).map((p) => p.newUsed)),
+      survivorsMiB: median(pauses.filter((p) => p.kind === GC_MINOR).map((p) => p.newUsed)),
     };
   }
   // Are the slow requests one stall (bunched in time) or spread out?

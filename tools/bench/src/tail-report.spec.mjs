@@ -30,7 +30,8 @@ function run({ stallMs = 20, slowIds = ['7', '8'] } = {}) {
     const hdrs = (t += 0.1 * MS);
     generator.push([id, sched, sent, hdrs, hdrs + 0.01 * MS]);
   }
-  const gc = (at, ms) => [{ at, ms, kind: 1, newUsed: 9 }];
+  // perf_hooks kinds: 1 a scavenge, 4 a mark-compact.
+  const gc = (at, ms, kind = 1) => [{ at, ms, kind, newUsed: 9 }];
   return {
     path: 'appproxy',
     run: 1,
@@ -44,7 +45,7 @@ function run({ stallMs = 20, slowIds = ['7', '8'] } = {}) {
         newSpaceMiB: 128,
         reqs: relay,
       },
-      connector: { eld: { p50: 0, p99: 1, max: 2 }, gc: gc(150 * MS, 5), reqs: connector },
+      connector: { eld: { p50: 0, p99: 1, max: 2 }, gc: gc(150 * MS, 5, 4), reqs: connector },
       origin: { eld: { p50: 0, p99: 1, max: 2 }, gc: [], reqs: origin },
     },
   };
@@ -59,8 +60,9 @@ describe('tail report', () => {
     const wait = r.breakdown.find((b) => b.stage === '→ relay (TLS, parse, wait)');
     expect(wait.middle).toBeCloseTo(0.1, 5);
     expect(wait.slow).toBeCloseTo(20, 5);
-    expect(r.gc.relay).toMatchObject({ count: 1, maxMs: 15, overSlow: 2, newSpaceMiB: 128 });
-    expect(r.gc.connector).toMatchObject({ count: 1, overSlow: 0 });
+    expect(r.gc.relay).toMatchObject({ count: 1, major: 0, maxMs: 15, overSlow: 2 });
+    expect(r.gc.relay).toMatchObject({ newSpaceMiB: 128, survivorsMiB: 9 });
+    expect(r.gc.connector).toMatchObject({ count: 1, major: 1, majorMaxMs: 5, overSlow: 0 });
     expect(r.p50).toBeCloseTo(1.01, 5);
     expect(r.max).toBeCloseTo(20.91, 5);
   });
