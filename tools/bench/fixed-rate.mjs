@@ -7,8 +7,12 @@
 // the warm-up's requests count as failures all the same), `expectSha256` (hex: every body is
 // read and hashed; default: bodies are discarded unread), `progressSeconds` (a JSON line
 // `{ progress: true, … }` that often), `h2` (HTTP/2 where the server offers it; default
-// HTTP/1.1).
+// HTTP/1.1), `tailOut` (a file: every measured request gets an `x-tail-id` header, and its
+// scheduled, sent and answered times (process.hrtime, ns) go to that file as JSON, with the
+// generator's own event-loop delay — `npm run bench -- --tail`, tail.mjs).
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool } from 'undici';
 
 const [base, rateArg, secondsArg, headersArg, optionsArg] = process.argv.slice(2);
@@ -35,6 +39,11 @@ const total = rate * (seconds + WARMUP_S);
 const warmup = rate * WARMUP_S;
 const start = performance.now();
 const inflight = new Set();
+/** `tailOut`: per measured request [id, scheduled, sent, headers, done] in hrtime ns. */
+const tail = options.tailOut ? [] : undefined;
+const hrAt = (ms) => Number(process.hrtime.bigint()) + (ms - performance.now()) * 1e6;
+const eld = tail && monitorEventLoopDelay({ resolution: 10 });
+eld?.enable();
 
 async function check(res) {
   if (!options.expectSha256) {
@@ -53,10 +62,21 @@ async function check(res) {
 function fire(scheduledAt) {
   const measured = sent >= warmup;
   sent++;
+  const t =
+    tail && measured ? [String(sent), hrAt(scheduledAt), hrAt(performance.now())] : undefined;
   const p = pool
-    .request({ path: `${url.pathname}${url.search}`, method: 'GET', headers })
+    .request({
+      path: `${url.pathname}${url.search}`,
+      method: 'GET',
+      headers: t ? { ...headers, 'x-tail-id': t[0] } : headers,
+    })
     .then(async (res) => {
+      if (t) t.push(Number(process.hrtime.bigint()));
       const bodyOk = await check(res);
+      if (t) {
+        t.push(Number(process.hrtime.bigint()));
+        tail.push(t);
+      }
       if (res.statusCode !== 200) fail(`status ${res.statusCode}`);
       if (!measured) return;
       if (res.statusCode === 200 && bodyOk) ok++;
@@ -90,6 +110,17 @@ await new Promise((resolve) => {
 await Promise.all(inflight);
 if (progress) clearInterval(progress);
 await pool.close();
+if (tail) {
+  // The histogram holds whole 10 ms timer intervals: the delay is what exceeds them.
+  const ms = (ns) => Math.max(0, ns / 1e6 - 10);
+  writeFileSync(
+    options.tailOut,
+    JSON.stringify({
+      eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max) },
+      reqs: tail,
+    }),
+  );
+}
 latencies.sort((a, b) => a - b);
 const q = (p) =>
   Number(

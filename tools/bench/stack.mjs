@@ -172,6 +172,7 @@ export async function startAppProxy({
   connectorCliArgs = [],
   metrics = false,
   workers = 1,
+  relayStdout,
 }) {
   const dir = join(work, `appproxy-${name}`);
   mkdirSync(dir);
@@ -200,7 +201,8 @@ ${appYaml}${relayYaml}`,
   const relayBin = join(root, 'apps/relay/dist/bin.js');
   const connectorBin = join(root, 'apps/connector/dist/bin.js');
   const relay = spawn(node, [...relayArgs, relayBin, 'start', '--config', config], {
-    stdio: 'ignore',
+    // relayStdout: a file descriptor for the relay's output (e.g. `--trace-gc` lines).
+    stdio: ['ignore', relayStdout ?? 'ignore', 'ignore'],
   });
   children.push(relay);
   // relay.workers: worker i's tunnel port is tunnelListen's + i; the last listens last.
