@@ -88,6 +88,34 @@ describe('Throttle', () => {
     expect(t.admitUser(app('B'), 'ann')).toStrictEqual({ scope: 'user', retryAfterSeconds: 2 });
   });
 
+  it('setShare follows the fleet: buckets take the new part, keeping how full they are', () => {
+    const clock = fakeClock();
+    const t = new Throttle(
+      config({ requestsPerSecond: 20, burst: 20 }, { U: { perUserRequestsPerSecond: 4 } }),
+      { clock: clock.now, share: 1 },
+    );
+    // Alone: the whole burst of 20. Take 10: half full.
+    for (let i = 0; i < 10; i++) expect(t.admit(app('U'))).toBeUndefined();
+    expect(t.admitUser(app('U'), 'ann')).toBeUndefined();
+    // A second instance joins: burst 10, still half full → 5 more, then refused.
+    t.setShare(2);
+    expect(t.share).toBe(2);
+    for (let i = 0; i < 5; i++) expect(t.admit(app('U'))).toBeUndefined();
+    expect(t.admit(app('U'))).toStrictEqual({ scope: 'relay', retryAfterSeconds: 1 });
+    // Refill at the new rate, 10 per second: a tenth of a second gives one token.
+    clock.advance(100);
+    expect(t.admit(app('U'))).toBeUndefined();
+    expect(t.admit(app('U'))).toStrictEqual({ scope: 'relay', retryAfterSeconds: 1 });
+    // The user's bucket (burst 4 → 2, three of four left → 1.5 of 2): one more, then refused.
+    expect(t.admitUser(app('U'), 'ann')).toBeUndefined();
+    expect(t.admitUser(app('U'), 'ann')).toStrictEqual({ scope: 'user', retryAfterSeconds: 1 });
+    // The second instance leaves: back to the whole figures, from where the buckets are.
+    t.setShare(1);
+    clock.advance(1_000);
+    for (let i = 0; i < 20; i++) expect(t.admit(app('U'))).toBeUndefined();
+    expect(t.admit(app('U'))?.scope).toBe('relay');
+  });
+
   it('the relay-wide bucket counts every app; a refusal takes no token from either', () => {
     const clock = fakeClock();
     const t = new Throttle(

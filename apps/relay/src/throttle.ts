@@ -28,22 +28,38 @@ export const MAX_USER_BUCKETS = 10_000;
 export class TokenBucket {
   #tokens: number;
   #at: number;
+  #rate: number;
+  #burst: number;
 
-  constructor(
-    readonly ratePerSecond: number,
-    readonly burst: number,
-    now: number,
-  ) {
+  constructor(ratePerSecond: number, burst: number, now: number) {
+    this.#rate = ratePerSecond;
+    this.#burst = burst;
     this.#tokens = burst;
     this.#at = now;
   }
 
+  get ratePerSecond(): number {
+    return this.#rate;
+  }
+
+  get burst(): number {
+    return this.#burst;
+  }
+
+  /**
+   * New rate and burst (the fleet's share changed): the tokens held scale with the burst, so
+   * a bucket half full stays half full and no request is admitted twice over.
+   */
+  resize(ratePerSecond: number, burst: number, now: number): void {
+    this.#refill(now);
+    this.#tokens = (this.#tokens / this.#burst) * burst;
+    this.#rate = ratePerSecond;
+    this.#burst = burst;
+  }
+
   #refill(now: number): void {
     if (now > this.#at) {
-      this.#tokens = Math.min(
-        this.burst,
-        this.#tokens + ((now - this.#at) / 1000) * this.ratePerSecond,
-      );
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#rate);
       this.#at = now;
     }
   }
@@ -65,13 +81,13 @@ export class TokenBucket {
   waitSeconds(now: number): number {
     this.#refill(now);
     if (this.#tokens >= 1) return 0;
-    return Math.max(1, Math.ceil((1 - this.#tokens) / this.ratePerSecond));
+    return Math.max(1, Math.ceil((1 - this.#tokens) / this.#rate));
   }
 
   /** True when the bucket is full at `now`: keeping it tells nothing a new one would not. */
   full(now: number): boolean {
     this.#refill(now);
-    return this.#tokens >= this.burst;
+    return this.#tokens >= this.#burst;
   }
 }
 
@@ -80,12 +96,19 @@ class UserBuckets {
   readonly #buckets = new Map<string, TokenBucket>();
 
   constructor(
-    readonly ratePerSecond: number,
+    public ratePerSecond: number,
     readonly maxUsers: number,
   ) {}
 
   get size(): number {
     return this.#buckets.size;
+  }
+
+  /** A new rate for every user (the fleet's share changed), buckets held included. */
+  resize(ratePerSecond: number, now: number): void {
+    this.ratePerSecond = ratePerSecond;
+    const burst = Math.max(1, Math.ceil(ratePerSecond));
+    for (const bucket of this.#buckets.values()) bucket.resize(ratePerSecond, burst, now);
   }
 
   get(user: string, now: number): TokenBucket {
@@ -122,16 +145,19 @@ interface AppBuckets {
  * reaches its backend nor crowds out the other apps. Built per configuration (`Edge`); a
  * reload starts from full buckets with the new limits.
  *
- * `share`: the number of processes that split these limits (relay workers on one host); each
- * bucket gets 1/share of every rate and burst (at least one token), so together they admit
- * what the configuration says.
+ * `share`: the number of processes that split these limits (the live relay instances of the
+ * fleet, workers included); each bucket gets 1/share of every rate and burst (at least one
+ * token), so together they admit what the configuration says. {@link Throttle.setShare}
+ * follows the fleet as instances come and go.
  */
 export class Throttle {
   readonly #now: Clock;
   readonly #relay?: TokenBucket;
   readonly #apps = new Map<string, AppBuckets>();
-  /** The processes splitting these limits. */
-  readonly share: number;
+  /** Each bucket with the configured (whole-fleet) figures it splits. */
+  readonly #sized: Array<{ bucket: TokenBucket; rate: number; burst: number }> = [];
+  readonly #users: Array<{ buckets: UserBuckets; rate: number }> = [];
+  #share: number;
 
   constructor(
     config: Pick<RelayConfig, 'relay' | 'apps'>,
@@ -139,9 +165,13 @@ export class Throttle {
   ) {
     this.#now = opts.clock ?? monotonic;
     const now = this.#now();
-    const share = (this.share = opts.share ?? 1);
-    const bucket = (rate: number, burst: number | undefined) =>
-      new TokenBucket(rate / share, Math.max(1, (burst ?? Math.ceil(rate)) / share), now);
+    const share = (this.#share = Math.max(1, opts.share ?? 1));
+    const bucket = (rate: number, burst: number | undefined) => {
+      const whole = burst ?? Math.ceil(rate);
+      const made = new TokenBucket(rate / share, Math.max(1, whole / share), now);
+      this.#sized.push({ bucket: made, rate, burst: whole });
+      return made;
+    };
     const { requestsPerSecond, burst } = config.relay.limits;
     if (requestsPerSecond !== undefined) this.#relay = bucket(requestsPerSecond, burst);
     for (const app of config.apps) {
@@ -150,13 +180,34 @@ export class Throttle {
       const buckets: AppBuckets = {};
       if (limits.requestsPerSecond !== undefined)
         buckets.app = bucket(limits.requestsPerSecond, limits.burst);
-      if (limits.perUserRequestsPerSecond !== undefined)
+      if (limits.perUserRequestsPerSecond !== undefined) {
         buckets.users = new UserBuckets(
           limits.perUserRequestsPerSecond / share,
           opts.maxUsers ?? MAX_USER_BUCKETS,
         );
+        this.#users.push({ buckets: buckets.users, rate: limits.perUserRequestsPerSecond });
+      }
       this.#apps.set(app.name, buckets);
     }
+  }
+
+  /** The processes splitting these limits now. */
+  get share(): number {
+    return this.#share;
+  }
+
+  /**
+   * The fleet now has `share` live instances: every bucket takes its new part of the
+   * configured figures, keeping how full it is.
+   */
+  setShare(share: number): void {
+    share = Math.max(1, Math.floor(share));
+    if (share === this.#share) return;
+    this.#share = share;
+    const now = this.#now();
+    for (const { bucket, rate, burst } of this.#sized)
+      bucket.resize(rate / share, Math.max(1, burst / share), now);
+    for (const { buckets, rate } of this.#users) buckets.resize(rate / share, now);
   }
 
   /** True when the app has a per-user limit (the caller then names the user). */
