@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { StateStoreError } from './errors.js';
+import { ensureStateDir } from './state-dir.js';
 import { openPostgresStore } from './postgres-store.js';
 import { openSqliteStore } from './sqlite-store.js';
 import { MaterialSealer, type StateStore, type StateStoreOptions } from './state-store.js';
@@ -27,6 +28,8 @@ export async function openStateStore(opts: StateStoreOptions | string): Promise<
   const instance = o.instance ?? hostname();
   const sealer = o.storeKey === undefined ? undefined : new MaterialSealer(o.storeKey);
   if (o.postgres) {
+    // Still the instance's working directory (its tunnel certificate): usable or a clear error.
+    ensureStateDir(o.stateDir);
     if (!sealer)
       throw new StateStoreError(
         'APPPROXY_STORE_KEY_MISSING',
