@@ -1,4 +1,4 @@
-import type { RelayConfig } from '@appproxy/config';
+import { openStateStore, type RelayConfig } from '@appproxy/config';
 import { createDevCertificates } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { X509Certificate } from 'node:crypto';
@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AcmeCertificates, renewalTime } from './acme.js';
+import { AcmeCertificates, acmeStoreStorage, renewalTime } from './acme.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-acme-'));
 const cleanups: Array<() => unknown> = [];
@@ -66,6 +66,7 @@ describe('AcmeCertificates', () => {
     acme.configure(config(['stored.test', 'covered.test', '*.wild.test', '127.0.0.9']), (h) =>
       h.startsWith('covered'),
     );
+    await acme.loaded();
     expect(acme.context('STORED.test')).toBeDefined();
     expect(acme.context('covered.test')).toBeUndefined();
     const loaded = lines.find((l) => l.msg === 'acme certificate loaded');
@@ -105,7 +106,35 @@ describe('AcmeCertificates', () => {
     copyFileSync(certs.keyPath, join(dir, 'acme/mismatch.test-key.pem'));
     const { acme } = manager();
     acme.configure(config(['mismatch.test']), () => false);
+    await acme.loaded();
     expect(acme.context('mismatch.test')).toBeUndefined();
+    acme.stop();
+  });
+
+  it('reads and writes through a state store: materials acme/<name>, the first account key wins', async () => {
+    const store = await openStateStore(join(dir, 'store'));
+    cleanups.push(() => void store.close());
+    const certs = await createDevCertificates({ dir: join(dir, 'dev3'), hosts: ['shared.test'] });
+    const storage = acmeStoreStorage(store);
+    await storage.write('shared.test.pem', readFileSync(certs.certPath, 'utf8'));
+    await storage.write('shared.test-key.pem', readFileSync(certs.keyPath, 'utf8'));
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({
+      name: 'test',
+      write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+      format: 'json',
+    });
+    const acme = new AcmeCertificates(storage, log);
+    cleanups.push(() => acme.stop());
+    acme.configure(config(['shared.test']), () => false);
+    await acme.loaded();
+    expect(acme.context('shared.test')).toBeDefined();
+    expect(lines.find((l) => l.msg === 'acme certificate loaded')).toMatchObject({
+      host: 'shared.test',
+    });
+    expect(await store.getMaterial('acme/shared.test.pem')).toContain('BEGIN CERTIFICATE');
+    expect(await storage.writeIfAbsent('account-key.pem', 'first')).toBe('first');
+    expect(await storage.writeIfAbsent('account-key.pem', 'second')).toBe('first');
     acme.stop();
   });
 

@@ -1,4 +1,4 @@
-import type { AcmeConfig, RelayConfig } from '@appproxy/config';
+import type { AcmeConfig, RelayConfig, StateStore } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import * as acme from 'acme-client';
 import { X509Certificate } from 'node:crypto';
@@ -23,6 +23,51 @@ interface HostState {
   notAfter?: Date;
   timer?: NodeJS.Timeout;
   failures: number;
+  /** Settles once the stored certificate (if any) is loaded. */
+  loaded?: Promise<void>;
+}
+
+/**
+ * Where the ACME account key and certificates live: files in `stateDir/acme` (one relay), or
+ * the shared state store (several instances: one account, certificates issued once).
+ * Names: `account-key.pem`, `<host>.pem`, `<host>-key.pem`.
+ */
+export interface AcmeStorage {
+  read(name: string): Promise<string | undefined>;
+  write(name: string, value: string): Promise<void>;
+  /** Stores `value` unless `name` exists; returns what is stored (the first writer wins). */
+  writeIfAbsent(name: string, value: string): Promise<string>;
+}
+
+/** Files in `dir` (0700), each 0600 and written atomically. */
+export function acmeFileStorage(dir: string): AcmeStorage {
+  const read = async (name: string) => {
+    const path = join(dir, name);
+    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+  };
+  const write = async (name: string, value: string) => {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeAtomically(join(dir, name), value);
+  };
+  return {
+    read,
+    write,
+    writeIfAbsent: async (name, value) => {
+      const stored = await read(name);
+      if (stored !== undefined) return stored;
+      await write(name, value);
+      return value;
+    },
+  };
+}
+
+/** Materials `acme/<name>` of the state store (sealed with relay.storeKey in PostgreSQL). */
+export function acmeStoreStorage(store: StateStore): AcmeStorage {
+  return {
+    read: (name) => store.getMaterial(`acme/${name}`),
+    write: (name, value) => store.putMaterial(`acme/${name}`, value),
+    writeIfAbsent: (name, value) => store.putMaterialIfAbsent(`acme/${name}`, value),
+  };
 }
 
 /**
@@ -35,7 +80,7 @@ interface HostState {
  * New certificates are served from the next handshake on, without a restart.
  */
 export class AcmeCertificates {
-  readonly #dir: string;
+  readonly #storage: AcmeStorage;
   readonly #log: Logger;
   #settings: AcmeConfig | undefined;
   #client: acme.Client | undefined;
@@ -48,9 +93,15 @@ export class AcmeCertificates {
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
 
-  constructor(stateDir: string, log: Logger) {
-    this.#dir = join(stateDir, 'acme');
+  /** @param storage where keys and certificates live; a stateDir string: its `acme` folder */
+  constructor(storage: AcmeStorage | string, log: Logger) {
+    this.#storage = typeof storage === 'string' ? acmeFileStorage(join(storage, 'acme')) : storage;
     this.#log = log;
+  }
+
+  /** Settles when the stored certificates of the hosts configured so far are loaded. */
+  async loaded(): Promise<void> {
+    await Promise.all([...this.#hosts.values()].map((s) => s.loaded));
   }
 
   /**
@@ -123,8 +174,9 @@ export class AcmeCertificates {
   #add(host: string): void {
     const state: HostState = { failures: 0 };
     this.#hosts.set(host, state);
-    const stored = this.#load(host);
-    if (stored) {
+    state.loaded = this.#load(host).then((stored) => {
+      if (this.#stopped || this.#hosts.get(host) !== state) return;
+      if (!stored) return this.#schedule(host, state, 0);
       state.context = stored.context;
       state.notAfter = stored.notAfter;
       this.#schedule(host, state, stored.renewAt.getTime() - Date.now());
@@ -133,9 +185,7 @@ export class AcmeCertificates {
         notAfter: stored.notAfter.toISOString(),
         renewAt: stored.renewAt.toISOString(),
       });
-    } else {
-      this.#schedule(host, state, 0);
-    }
+    });
   }
 
   #schedule(host: string, state: HostState, inMs: number): void {
@@ -193,7 +243,7 @@ export class AcmeCertificates {
       if (this.#hosts.get(host) !== state) return;
       const keyPem = key.toString();
       const x509 = new X509Certificate(cert);
-      this.#store(host, cert, keyPem);
+      await this.#save(host, cert, keyPem);
       state.context = createSecureContext({ cert, key: keyPem, minVersion: 'TLSv1.2' });
       state.notAfter = new Date(x509.validTo);
       state.failures = 0;
@@ -224,14 +274,13 @@ export class AcmeCertificates {
   async #account(): Promise<acme.Client> {
     if (this.#client) return this.#client;
     const settings = this.#settings!;
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const keyPath = join(this.#dir, 'account-key.pem');
-    let accountKey: string;
-    if (existsSync(keyPath)) accountKey = readFileSync(keyPath, 'utf8');
-    else {
-      accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
-      writeAtomically(keyPath, accountKey);
-    }
+    // One account for every instance sharing the storage: the first one's key wins.
+    const accountKey =
+      (await this.#storage.read('account-key.pem')) ??
+      (await this.#storage.writeIfAbsent(
+        'account-key.pem',
+        (await acme.crypto.createPrivateEcdsaKey()).toString(),
+      ));
     // acme-client speaks HTTP through its one axios instance; the relay has one ACME CA.
     acme.axios.defaults.httpsAgent = settings.caBundle
       ? new Agent({ ca: readFileSync(settings.caBundle, 'utf8') })
@@ -244,23 +293,20 @@ export class AcmeCertificates {
     return this.#client;
   }
 
-  #paths(host: string): { cert: string; key: string } {
-    return { cert: join(this.#dir, `${host}.pem`), key: join(this.#dir, `${host}-key.pem`) };
-  }
-
-  #store(host: string, cert: string, key: string): void {
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const paths = this.#paths(host);
-    writeAtomically(paths.key, key);
-    writeAtomically(paths.cert, cert);
+  async #save(host: string, cert: string, key: string): Promise<void> {
+    // The key first: a certificate is never stored without its key.
+    await this.#storage.write(`${host}-key.pem`, key);
+    await this.#storage.write(`${host}.pem`, cert);
   }
 
   /** A stored certificate for `host` that is still valid, with when to renew it. */
-  #load(host: string): { context: SecureContext; notAfter: Date; renewAt: Date } | undefined {
-    const paths = this.#paths(host);
+  async #load(
+    host: string,
+  ): Promise<{ context: SecureContext; notAfter: Date; renewAt: Date } | undefined> {
     try {
-      const cert = readFileSync(paths.cert, 'utf8');
-      const key = readFileSync(paths.key, 'utf8');
+      const cert = await this.#storage.read(`${host}.pem`);
+      const key = await this.#storage.read(`${host}-key.pem`);
+      if (cert === undefined || key === undefined) return undefined;
       const x509 = new X509Certificate(cert);
       const notAfter = new Date(x509.validTo);
       if (notAfter.getTime() <= Date.now() || !x509.checkHost(host)) return undefined;
@@ -269,7 +315,8 @@ export class AcmeCertificates {
         notAfter,
         renewAt: renewalTime(x509),
       };
-    } catch {
+    } catch (err) {
+      this.#log.warn('acme certificate not loaded', { host, error: err });
       return undefined;
     }
   }

@@ -19,7 +19,7 @@ import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
-import { ACME_TLS_ALPN, AcmeCertificates } from './acme.js';
+import { ACME_TLS_ALPN, AcmeCertificates, acmeStoreStorage } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
 
 export interface RelayAddresses {
@@ -72,7 +72,10 @@ export class Relay {
     // stops the start here, before any listener opens.
     const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
     this.#edge = edge;
-    const acme = new AcmeCertificates(relay.stateDir, this.#log);
+    const acme = new AcmeCertificates(
+      store.kind === 'postgres' ? acmeStoreStorage(store) : relay.stateDir,
+      this.#log,
+    );
     this.#acme = acme;
     // The registry and registration read the group names of the edge serving now.
     const groups = () => this.#edge!.groups;
