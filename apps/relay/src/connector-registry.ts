@@ -149,8 +149,20 @@ export class ConnectorRegistry {
     );
   }
 
-  /** Notes a connector in the store; a failure is logged, never thrown at the caller. */
+  /**
+   * Notes a connector in the store, and in the cache at once (states in metrics); a failure
+   * is logged, never thrown at the caller.
+   */
   #seen(connectorId: string, seen: ConnectorSeen): Promise<void> {
+    const cached = this.#records.get(connectorId);
+    if (cached)
+      this.#records.set(connectorId, {
+        ...cached,
+        lastSeenAt: seen.at,
+        ...(seen.hostname !== undefined && { hostname: seen.hostname }),
+        ...(seen.version !== undefined && { version: seen.version }),
+        ...(seen.capabilities !== undefined && { capabilities: seen.capabilities }),
+      });
     return this.#o.store
       .recordConnectorSeen(connectorId, seen)
       .catch((err: unknown) =>
