@@ -80,6 +80,25 @@ const connector = (over: Partial<ConnectorRecord> = {}): ConnectorRecord => ({
   ...over,
 });
 
+/** Resolves once a session of `url`'s database is LISTENing (bounded: 10 s). */
+async function listening(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'`,
+      );
+      if (rows[0]!.n > 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('no LISTEN session within 10 s');
+  } finally {
+    await client.end();
+  }
+}
+
 interface Backend {
   name: 'sqlite' | 'postgres';
   /** Options of a store on this test's state (every call: the same state, another connection). */
@@ -522,8 +541,8 @@ describe.each(backends)('$name store', (backend) => {
         changes++;
         told();
       });
-      // PostgreSQL: LISTEN is on its own connection; let it start before the write.
-      await new Promise((r) => setTimeout(r, 300));
+      // PostgreSQL: LISTEN is on its own connection; wait until the server has it.
+      if (backend.name === 'postgres') await listening(database!);
       const seen = new Promise<void>((resolve) => (told = resolve));
       const revokedAt = Date.now();
       await cli.revokeConnector(connector().id);
