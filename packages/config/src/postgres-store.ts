@@ -467,8 +467,8 @@ class PostgresStateStore implements StateStore {
         await client.query(`LISTEN ${CHANNEL}`);
         if (stopped || this.#closed) return void client.end().catch(() => {});
         listener = client;
-        // Whatever happened while not listening is told now.
-        if (last !== undefined) fire();
+        // Whatever happened before listening (at start, or while reconnecting) is told now.
+        fire();
       } catch {
         void client.end().catch(() => {});
         retry = setTimeout(() => void listen(), RELISTEN_MS);

@@ -542,7 +542,11 @@ describe.each(backends)('$name store', (backend) => {
         told();
       });
       // PostgreSQL: LISTEN is on its own connection; wait until the server has it.
-      if (backend.name === 'postgres') await listening(database!);
+      if (backend.name === 'postgres') {
+        await listening(database!);
+        // Once listening it tells "something may have changed" (what happened before).
+        await expect.poll(() => changes).toBe(1);
+      }
       const seen = new Promise<void>((resolve) => (told = resolve));
       const revokedAt = Date.now();
       await cli.revokeConnector(connector().id);

@@ -158,8 +158,9 @@ export interface StateStore {
    * that matters to tunnels — a revocation, a new or replaced connector, a renewal, an
    * instance that came or went — made by another connection: another process (the CLI) or
    * another relay instance. SQLite polls `data_version` every 250 ms; PostgreSQL uses
-   * LISTEN/NOTIFY, with a poll every 5 s in case a notification was lost. Returns the
-   * function that stops watching.
+   * LISTEN/NOTIFY, with a poll every 5 s in case a notification was lost, and calls
+   * `onChange` once each time it (re)starts listening. Returns the function that stops
+   * watching.
    */
   watch(onChange: () => void): () => void;
   /** A material (the connector CA, session secrets, ACME keys) by name, or undefined. */
