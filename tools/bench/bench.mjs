@@ -66,6 +66,10 @@ const phases = new Set((phasesArg ?? 'load,fixed,bulk,ws').split(','));
 // kept in results.json). The machine is shared and noisy: use 3 for figures to publish.
 const repeatArg = process.argv.find((a, i) => process.argv[i - 1] === '--repeat');
 const REPEAT = Math.max(1, Number(repeatArg ?? 1));
+// --workers N: the AppProxy rows with relay.workers = N (the relay's CPU is the primary's and
+// every worker's, summed: processTree). Run it on a quiet machine.
+const workersArg = process.argv.find((a, i) => process.argv[i - 1] === '--workers');
+const WORKERS = Math.max(1, Number(workersArg ?? 1));
 const DURATION_S = quick ? 3 : 10;
 // Load before each path's first measured run, discarded: JIT tiers, heap sizing and pools
 // settle in the first seconds (a cold Node proxy measures ~30 % slower in its first 5 s).
@@ -706,19 +710,21 @@ AllowTcpForwarding yes
       idleWs = await idleWebSockets(ws.base, [ws.relay.pid], count);
       await ws.stop();
     }
-    const { base, config, relay, connector, idleConnectorMiB } = await startAppProxy({
-      work,
-      name: 'measured',
-      certs,
-      origin,
-      appYaml,
-      relayYaml,
-      relayArgs: profileArgs('relay'),
-      connectorArgs: profileArgs('connector'),
-      connectorCliArgs: APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v)).flatMap(
-        (v) => v.connectorCliArgs?.() ?? [],
-      ),
-    });
+    const { base, config, relay, connector, workerConnectors, idleConnectorMiB } =
+      await startAppProxy({
+        work,
+        name: 'measured',
+        workers: WORKERS,
+        certs,
+        origin,
+        appYaml,
+        relayYaml,
+        relayArgs: profileArgs('relay'),
+        connectorArgs: profileArgs('connector'),
+        connectorCliArgs: APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v)).flatMap(
+          (v) => v.connectorCliArgs?.() ?? [],
+        ),
+      });
     paths.push({
       key: 'appproxy',
       name: 'AppProxy (relay → tunnel → connector)',
@@ -727,6 +733,7 @@ AllowTcpForwarding yes
       procs: [
         { name: 'relay', pid: relay.pid },
         { name: 'connector', pid: connector.pid },
+        ...workerConnectors.map((c, i) => ({ name: `connector ${i + 1}`, pid: c.pid })),
       ],
       relayPid: relay.pid,
       idleConnectorMiB,
@@ -755,6 +762,7 @@ AllowTcpForwarding yes
         procs: [
           { name: 'relay', pid: relay.pid },
           { name: 'connector', pid: connector.pid },
+          ...workerConnectors.map((c, i) => ({ name: `connector ${i + 1}`, pid: c.pid })),
         ],
         variant: v.key,
       });
@@ -853,6 +861,7 @@ async function main() {
   const machine = {
     ...machineInfo(),
     quick,
+    relayWorkers: WORKERS,
     repeat: REPEAT,
     warmupSeconds: WARMUP_S,
   };

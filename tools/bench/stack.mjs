@@ -33,6 +33,22 @@ export async function freePort() {
   return port;
 }
 
+/** A free port followed by `count - 1` free ones (the tunnel ports of relay workers). */
+async function freePortRun(count) {
+  const bindable = (port) =>
+    new Promise((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const first = await freePort();
+    let ok = true;
+    for (let i = 1; i < count && ok; i++) ok = await bindable(first + i);
+    if (ok) return first;
+  }
+}
+
 export function which(cmd) {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
     if (existsSync(join(dir, cmd))) return join(dir, cmd);
@@ -155,10 +171,11 @@ export async function startAppProxy({
   connectorArgs = [],
   connectorCliArgs = [],
   metrics = false,
+  workers = 1,
 }) {
   const dir = join(work, `appproxy-${name}`);
   mkdirSync(dir);
-  const ports = { public: await freePort(), tunnel: await freePort() };
+  const ports = { public: await freePort(), tunnel: await freePortRun(workers) };
   if (metrics)
     Object.assign(ports, { admin: await freePort(), connectorMetrics: await freePort() });
   const config = join(dir, 'appproxy.yaml');
@@ -172,7 +189,7 @@ ${metrics ? `  adminListen: 127.0.0.1:${ports.admin}\n` : ''}  stateDir: ${join(
   # Every bench client is 127.0.0.1: the per-client cap (256 by default) would refuse the
   # idle-WebSocket phase's thousands of sockets.
   limits: { maxConnections: 50000, maxConnectionsPerClient: 50000 }
-apps:
+${workers > 1 ? `  workers: ${workers}\n` : ''}apps:
   - name: Bench
     internalUrl: ${origin}/
     externalUrl: https://127.0.0.1/
@@ -186,7 +203,8 @@ ${appYaml}${relayYaml}`,
     stdio: 'ignore',
   });
   children.push(relay);
-  await waitForPort(ports.tunnel);
+  // relay.workers: worker i's tunnel port is tunnelListen's + i; the last listens last.
+  await waitForPort(ports.tunnel + workers - 1);
   await waitForPort(ports.public);
   const token = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
     encoding: 'utf8',
@@ -216,11 +234,38 @@ ${appYaml}${relayYaml}`,
     ],
     jsonLine((l) => l.msg === 'tunnel connected'),
   );
+  // TODO(lead): until connectors keep tunnels to every relay instance, each further worker
+  // gets a connector of its own (registered at its tunnel port); then drop these.
+  const workerConnectors = [];
+  for (let i = 1; i < workers; i++) {
+    const more = join(dir, `connector-${i}`);
+    const moreToken = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
+      encoding: 'utf8',
+    }).trim();
+    execFileSync(node, [
+      connectorBin,
+      'register',
+      '--relay',
+      `https://127.0.0.1:${ports.tunnel + i}`,
+      '--token',
+      moreToken,
+      '--state-dir',
+      more,
+    ]);
+    workerConnectors.push(
+      await start(
+        `connector-${i}`,
+        node,
+        [...connectorArgs, connectorBin, 'start', '--state-dir', more, ...connectorCliArgs],
+        jsonLine((l) => l.msg === 'tunnel connected'),
+      ),
+    );
+  }
   await new Promise((r) => setTimeout(r, 500));
   const idleConnectorMiB = Math.round(procStatusKiB(connector.pid) / 1024);
   const stop = () =>
     Promise.all(
-      [connector, relay].map(
+      [connector, ...workerConnectors, relay].map(
         (c) =>
           new Promise((resolve) => {
             if (c.exitCode !== null || c.signalCode !== null) return resolve();
@@ -234,6 +279,7 @@ ${appYaml}${relayYaml}`,
     config,
     relay,
     connector,
+    workerConnectors,
     idleConnectorMiB,
     stop,
     ...(metrics && {

@@ -4,7 +4,7 @@ import {
   CAPABILITY,
   CONTROL,
   DEFAULT_PING_INTERVAL_MS,
-  TunnelDialer,
+  RelayFleet,
   TunnelError,
   registerWithRelay,
 } from '@appproxy/tunnel';
@@ -18,7 +18,7 @@ import { CliError, EXIT_REVOKED, tunnelAdvice } from './errors.js';
 import { BackendForwarder } from './forward.js';
 import { ConnectorMetrics } from './metrics.js';
 import { CertificateRenewal } from './renewal.js';
-import { checkWritable, isRegistered, loadState, saveState } from './state.js';
+import { checkWritable, instancesFile, isRegistered, loadState, saveState } from './state.js';
 import { CONNECTOR_VERSION, CONNECTOR_VERSION_LINE } from './version.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
@@ -135,7 +135,7 @@ export function buildProgram(): Command {
       '--outbound-proxy <url>',
       'reach the relay through this HTTP CONNECT proxy (default: $HTTPS_PROXY)',
     )
-    .option('--tunnels <n>', 'parallel tunnel connections to the relay', positiveInt, 2)
+    .option('--tunnels <n>', 'parallel tunnel connections to each relay instance', positiveInt, 2)
     .option(
       '--ping-interval <duration>',
       'PING a quiet tunnel this often',
@@ -211,8 +211,11 @@ export function buildProgram(): Command {
               .catch((err: unknown) => log.warn('tunnel rotation failed', { error: err }));
           },
         });
-        const dialer: TunnelDialer = new TunnelDialer({
-          relayUrl: state.relayUrl,
+        // One dialer per relay instance, following the list the relays send (§3.6).
+        const dialer: RelayFleet = new RelayFleet({
+          bootstrapUrl: state.relayUrl,
+          instancesFile: instancesFile(stateDir),
+          removalDrainTimeoutMs: opts.drainTimeout,
           cert: state.certPem,
           key: state.keyPem,
           ca: state.relayCaPem,
@@ -235,6 +238,16 @@ export function buildProgram(): Command {
           outboundProxy,
           rotationDrainTimeoutMs: opts.drainTimeout,
         });
+        metrics.watchInstances(() => dialer.tunnelsByInstance());
+        dialer.on('instancesChanged', (e) =>
+          log.info('relay instances changed', {
+            added: e.added,
+            removed: e.removed,
+            from: e.from,
+            instances: e.instances.map((i) => i.name),
+          }),
+        );
+        dialer.on('warning', (w) => log.warn(w.message, { ...w }));
         dialer.on('connected', (e) => {
           metrics.tunnels.labels().set(dialer.connectedCount);
           if (!e.rotated) metrics.tunnelConnects.labels().inc();
@@ -261,10 +274,12 @@ export function buildProgram(): Command {
           }
           log.warn('tunnel connect failed', {
             tunnel: e.tunnel,
+            instance: e.instance,
+            relay: e.relayUrl,
             reason: e.reason,
             retryInMs: e.retryInMs,
             code,
-            ...tunnelAdvice(e.error, state.relayUrl),
+            ...tunnelAdvice(e.error, e.relayUrl),
             ...certificateAdvice(state.certPem),
           });
         });
@@ -279,7 +294,12 @@ export function buildProgram(): Command {
             if (path === '/healthz') {
               const up = dialer.connectedCount > 0;
               res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
-              return void res.end(JSON.stringify({ tunnels: dialer.connectedCount }));
+              return void res.end(
+                JSON.stringify({
+                  tunnels: dialer.connectedCount,
+                  instances: Object.fromEntries(dialer.tunnelsByInstance()),
+                }),
+              );
             }
             res.writeHead(404).end();
           });

@@ -74,6 +74,11 @@ export class ConnectorMetrics {
     'appproxy_connector_tunnels_connected',
     'Tunnels to the relay connected now.',
   );
+  readonly instanceTunnels = this.registry.gauge(
+    'appproxy_connector_tunnels',
+    'Tunnels connected now, by relay instance (its name, or its address for a relay without instances).',
+    ['instance'],
+  );
   readonly tunnelConnects = this.registry.counter(
     'appproxy_connector_tunnel_connects_total',
     'Tunnels opened to the relay.',
@@ -116,6 +121,14 @@ export class ConnectorMetrics {
       hits.inc(stats.ticketCacheHits - seen.ticketCacheHits);
       seen.kdcExchanges = stats.kdcExchanges;
       seen.ticketCacheHits = stats.ticketCacheHits;
+    });
+  }
+
+  /** Recomputes the per-instance tunnel gauge at each scrape (instances come and go). */
+  watchInstances(counts: () => ReadonlyMap<string, number>): void {
+    this.registry.onCollect(() => {
+      this.instanceTunnels.reset();
+      for (const [instance, n] of counts()) this.instanceTunnels.labels(instance).set(n);
     });
   }
 

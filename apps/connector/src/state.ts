@@ -28,6 +28,11 @@ const FILES = {
   relayCa: 'relay-ca.pem',
 } as const;
 
+/** Where `start` keeps the relay instances it last heard of (docs/tunnel-protocol.md §3.6). */
+export function instancesFile(dir: string): string {
+  return join(dir, 'relay-instances.json');
+}
+
 /**
  * Whether `dir` holds a registration.
  * @throws {CliError} (exit 2) when that cannot be known: permission denied, not a directory

@@ -1,14 +1,14 @@
-import { openStateStore, type RelayConfig } from '@appproxy/config';
+import type { RelayConfig } from '@appproxy/config';
 import { createDevCertificates } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AcmeCertificates, acmeStoreStorage, renewalTime } from './acme.js';
+import { AcmeCertificates, renewalTime } from './acme.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-acme-'));
 const cleanups: Array<() => unknown> = [];
@@ -66,7 +66,6 @@ describe('AcmeCertificates', () => {
     acme.configure(config(['stored.test', 'covered.test', '*.wild.test', '127.0.0.9']), (h) =>
       h.startsWith('covered'),
     );
-    await acme.loaded();
     expect(acme.context('STORED.test')).toBeDefined();
     expect(acme.context('covered.test')).toBeUndefined();
     const loaded = lines.find((l) => l.msg === 'acme certificate loaded');
@@ -106,35 +105,7 @@ describe('AcmeCertificates', () => {
     copyFileSync(certs.keyPath, join(dir, 'acme/mismatch.test-key.pem'));
     const { acme } = manager();
     acme.configure(config(['mismatch.test']), () => false);
-    await acme.loaded();
     expect(acme.context('mismatch.test')).toBeUndefined();
-    acme.stop();
-  });
-
-  it('reads and writes through a state store: materials acme/<name>, the first account key wins', async () => {
-    const store = await openStateStore(join(dir, 'store'));
-    cleanups.push(() => void store.close());
-    const certs = await createDevCertificates({ dir: join(dir, 'dev3'), hosts: ['shared.test'] });
-    const storage = acmeStoreStorage(store);
-    await storage.write('shared.test.pem', readFileSync(certs.certPath, 'utf8'));
-    await storage.write('shared.test-key.pem', readFileSync(certs.keyPath, 'utf8'));
-    const lines: Array<Record<string, unknown>> = [];
-    const log = createLogger({
-      name: 'test',
-      write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
-      format: 'json',
-    });
-    const acme = new AcmeCertificates(storage, log);
-    cleanups.push(() => acme.stop());
-    acme.configure(config(['shared.test']), () => false);
-    await acme.loaded();
-    expect(acme.context('shared.test')).toBeDefined();
-    expect(lines.find((l) => l.msg === 'acme certificate loaded')).toMatchObject({
-      host: 'shared.test',
-    });
-    expect(await store.getMaterial('acme/shared.test.pem')).toContain('BEGIN CERTIFICATE');
-    expect(await storage.writeIfAbsent('account-key.pem', 'first')).toBe('first');
-    expect(await storage.writeIfAbsent('account-key.pem', 'second')).toBe('first');
     acme.stop();
   });
 
@@ -169,5 +140,71 @@ describe('AcmeCertificates', () => {
       // Without relay.acme the redirect listener redirects challenge paths too.
       expect(await get('/.well-known/acme-challenge/nope', 'off.test')).toBe(301);
     });
+  });
+});
+
+describe('AcmeCertificates of relay workers', () => {
+  const shared = join(dir, 'workers');
+  const until = async (check: () => boolean, what: string) => {
+    for (let i = 0; !check(); i++) {
+      if (i > 100) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const answer = (acme: AcmeCertificates, token: string) => {
+    const sent: { status?: number; body?: string } = {};
+    const res = {
+      writeHead(status: number) {
+        sent.status = status;
+        return res;
+      },
+      end(body?: string) {
+        sent.body = body;
+        return res;
+      },
+    };
+    const req = { url: `/.well-known/acme-challenge/${token}` };
+    acme.answerHttp01(req as never, res as never);
+    return sent;
+  };
+
+  it('a follower orders nothing and serves what the leader writes, as it changes', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({
+      name: 'test',
+      write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+      format: 'json',
+    });
+    const follower = new AcmeCertificates(shared, log, 'follower');
+    cleanups.push(() => follower.stop());
+    follower.configure(config(['w.test']), () => false);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines.filter((l) => l.msg === 'acme certificate requested')).toStrictEqual([]);
+    expect(follower.context('w.test')).toBeUndefined();
+
+    // The leader's certificate appears: served from the next handshake on.
+    const certs = await createDevCertificates({ dir: join(dir, 'dev3'), hosts: ['w.test'] });
+    copyFileSync(certs.keyPath, join(shared, 'acme/w.test-key.pem'));
+    copyFileSync(certs.certPath, join(shared, 'acme/w.test.pem'));
+    await until(() => follower.context('w.test') !== undefined, 'the certificate loaded');
+    expect(lines.find((l) => l.msg === 'acme certificate loaded')).toMatchObject({
+      host: 'w.test',
+    });
+
+    // A pending HTTP-01 challenge of the leader is answered by the follower at once.
+    expect(answer(follower, 'tok_1')).toStrictEqual({ status: 404, body: undefined });
+    writeFileSync(join(shared, 'acme/challenges/http-01.tok_1'), 'tok_1.thumbprint');
+    expect(answer(follower, 'tok_1')).toStrictEqual({ status: 200, body: 'tok_1.thumbprint' });
+    expect(answer(follower, '..%2Fw.test.pem').status).toBe(404);
+
+    // TLS-ALPN-01: the challenge certificate while the file is there.
+    const alpn = JSON.stringify({
+      cert: readFileSync(certs.certPath, 'utf8'),
+      key: readFileSync(certs.keyPath, 'utf8'),
+    });
+    writeFileSync(join(shared, 'acme/challenges/tls-alpn-01.alpn.test'), alpn);
+    await until(() => follower.context('alpn.test') !== undefined, 'the challenge certificate');
+    rmSync(join(shared, 'acme/challenges/tls-alpn-01.alpn.test'));
+    await until(() => follower.context('alpn.test') === undefined, 'the challenge gone');
   });
 });

@@ -1,8 +1,19 @@
-import type { AcmeConfig, RelayConfig, StateStore } from '@appproxy/config';
+import type { AcmeConfig, RelayConfig } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import * as acme from 'acme-client';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, get as httpsGet } from 'node:https';
 import { isIP } from 'node:net';
@@ -18,56 +29,23 @@ const BACKOFF_MAX_MS = 3_600_000;
 /** Timers longer than this (setTimeout's limit) are re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Relay workers share one `stateDir`: the `leader` (worker 0) orders and renews, and also
+ * writes pending challenges there, since the CA's validation may reach any worker; the
+ * `followers` order nothing and serve what the leader wrote, re-read when the files change.
+ * `alone`: a relay of one process.
+ */
+export type AcmeRole = 'alone' | 'leader' | 'follower';
+/** Followers re-read the files this often as well, should a change event be missed. */
+const FOLLOW_POLL_MS = 60_000;
+
 interface HostState {
+  /** The certificate file's mtime when a follower loaded it. */
+  loadedMtimeMs?: number;
   context?: SecureContext;
   notAfter?: Date;
   timer?: NodeJS.Timeout;
   failures: number;
-  /** Settles once the stored certificate (if any) is loaded. */
-  loaded?: Promise<void>;
-}
-
-/**
- * Where the ACME account key and certificates live: files in `stateDir/acme` (one relay), or
- * the shared state store (several instances: one account, certificates issued once).
- * Names: `account-key.pem`, `<host>.pem`, `<host>-key.pem`.
- */
-export interface AcmeStorage {
-  read(name: string): Promise<string | undefined>;
-  write(name: string, value: string): Promise<void>;
-  /** Stores `value` unless `name` exists; returns what is stored (the first writer wins). */
-  writeIfAbsent(name: string, value: string): Promise<string>;
-}
-
-/** Files in `dir` (0700), each 0600 and written atomically. */
-export function acmeFileStorage(dir: string): AcmeStorage {
-  const read = async (name: string) => {
-    const path = join(dir, name);
-    return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
-  };
-  const write = async (name: string, value: string) => {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeAtomically(join(dir, name), value);
-  };
-  return {
-    read,
-    write,
-    writeIfAbsent: async (name, value) => {
-      const stored = await read(name);
-      if (stored !== undefined) return stored;
-      await write(name, value);
-      return value;
-    },
-  };
-}
-
-/** Materials `acme/<name>` of the state store (sealed with relay.storeKey in PostgreSQL). */
-export function acmeStoreStorage(store: StateStore): AcmeStorage {
-  return {
-    read: (name) => store.getMaterial(`acme/${name}`),
-    write: (name, value) => store.putMaterial(`acme/${name}`, value),
-    writeIfAbsent: (name, value) => store.putMaterialIfAbsent(`acme/${name}`, value),
-  };
 }
 
 /**
@@ -80,7 +58,7 @@ export function acmeStoreStorage(store: StateStore): AcmeStorage {
  * New certificates are served from the next handshake on, without a restart.
  */
 export class AcmeCertificates {
-  readonly #storage: AcmeStorage;
+  readonly #dir: string;
   readonly #log: Logger;
   #settings: AcmeConfig | undefined;
   #client: acme.Client | undefined;
@@ -92,16 +70,18 @@ export class AcmeCertificates {
   /** Orders run one at a time (the CA's rate limits, and logs that read in order). */
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
+  readonly #role: AcmeRole;
+  #watcher: FSWatcher | undefined;
+  #poll: NodeJS.Timeout | undefined;
 
-  /** @param storage where keys and certificates live; a stateDir string: its `acme` folder */
-  constructor(storage: AcmeStorage | string, log: Logger) {
-    this.#storage = typeof storage === 'string' ? acmeFileStorage(join(storage, 'acme')) : storage;
+  constructor(stateDir: string, log: Logger, role: AcmeRole = 'alone') {
+    this.#dir = join(stateDir, 'acme');
     this.#log = log;
+    this.#role = role;
   }
 
-  /** Settles when the stored certificates of the hosts configured so far are loaded. */
-  async loaded(): Promise<void> {
-    await Promise.all([...this.#hosts.values()].map((s) => s.loaded));
+  get #challengeDir(): string {
+    return join(this.#dir, 'challenges');
   }
 
   /**
@@ -127,11 +107,84 @@ export class AcmeCertificates {
       }
     for (const host of [...this.#hosts.keys()]) if (!wanted.has(host)) this.#drop(host);
     for (const host of wanted) if (!this.#hosts.has(host)) this.#add(host);
+    if (this.#role === 'follower' && settings && !this.#watcher && !this.#stopped) this.#follow();
+  }
+
+  /** A follower: what the leader writes is read again when the files change. */
+  #follow(): void {
+    mkdirSync(this.#challengeDir, { recursive: true, mode: 0o700 });
+    const sync = () => {
+      if (!this.#stopped) this.#sync();
+    };
+    this.#watcher = watch(this.#dir, { recursive: true }, sync);
+    this.#watcher.on('error', () => {});
+    this.#poll = setInterval(sync, FOLLOW_POLL_MS);
+    this.#poll.unref();
+    this.#sync();
+  }
+
+  /** A follower: pending challenges and changed certificates from the files. */
+  #sync(): void {
+    const dir = this.#challengeDir;
+    const files = (() => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    })();
+    this.#tokens.clear();
+    this.#alpn.clear();
+    for (const file of files) {
+      try {
+        const text = readFileSync(join(dir, file), 'utf8');
+        if (file.startsWith('http-01.')) this.#tokens.set(file.slice('http-01.'.length), text);
+        else if (file.startsWith('tls-alpn-01.')) {
+          const { cert, key } = JSON.parse(text) as { cert: string; key: string };
+          this.#alpn.set(file.slice('tls-alpn-01.'.length), createSecureContext({ cert, key }));
+        }
+      } catch {
+        // Removed or half-written meanwhile: the next change event reads it again.
+      }
+    }
+    for (const [host, state] of this.#hosts) {
+      let mtimeMs: number;
+      try {
+        mtimeMs = statSync(this.#paths(host).cert).mtimeMs;
+      } catch {
+        continue;
+      }
+      if (mtimeMs === state.loadedMtimeMs) continue;
+      const stored = this.#load(host);
+      if (!stored) continue;
+      state.loadedMtimeMs = mtimeMs;
+      state.context = stored.context;
+      state.notAfter = stored.notAfter;
+      this.#log.info('acme certificate loaded', {
+        host,
+        notAfter: stored.notAfter.toISOString(),
+      });
+    }
+  }
+
+  /** The leader: a pending challenge in the files, for the followers. */
+  #share(name: string, content: string | undefined): void {
+    if (this.#role !== 'leader') return;
+    const path = join(this.#challengeDir, name);
+    try {
+      if (content === undefined) return void rmSync(path, { force: true });
+      mkdirSync(this.#challengeDir, { recursive: true, mode: 0o700 });
+      writeAtomically(path, content);
+    } catch (err) {
+      this.#log.warn('acme challenge not shared with the other workers', { error: err });
+    }
   }
 
   /** Stops renewing (relay shutdown). */
   stop(): void {
     this.#stopped = true;
+    this.#watcher?.close();
+    clearInterval(this.#poll);
     for (const state of this.#hosts.values()) clearTimeout(state.timer);
   }
 
@@ -151,7 +204,9 @@ export class AcmeCertificates {
   answerHttp01(req: IncomingMessage, res: ServerResponse): boolean {
     const path = (req.url ?? '').split('?')[0]!;
     if (!this.#settings || !path.startsWith(CHALLENGE_PATH)) return false;
-    const answer = this.#tokens.get(path.slice(CHALLENGE_PATH.length));
+    const token = path.slice(CHALLENGE_PATH.length);
+    // A follower may be asked before the change event of the leader's file arrived.
+    const answer = this.#tokens.get(token) ?? this.#sharedToken(token);
     if (answer === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 0 }).end();
     } else {
@@ -166,6 +221,15 @@ export class AcmeCertificates {
     return true;
   }
 
+  #sharedToken(token: string): string | undefined {
+    if (this.#role !== 'follower' || !/^[A-Za-z0-9_-]{1,256}$/.test(token)) return undefined;
+    try {
+      return readFileSync(join(this.#challengeDir, `http-01.${token}`), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
   #drop(host: string): void {
     clearTimeout(this.#hosts.get(host)?.timer);
     this.#hosts.delete(host);
@@ -174,9 +238,10 @@ export class AcmeCertificates {
   #add(host: string): void {
     const state: HostState = { failures: 0 };
     this.#hosts.set(host, state);
-    state.loaded = this.#load(host).then((stored) => {
-      if (this.#stopped || this.#hosts.get(host) !== state) return;
-      if (!stored) return this.#schedule(host, state, 0);
+    // A follower orders nothing: it takes the leader's files (#sync).
+    if (this.#role === 'follower') return void (this.#watcher && this.#sync());
+    const stored = this.#load(host);
+    if (stored) {
       state.context = stored.context;
       state.notAfter = stored.notAfter;
       this.#schedule(host, state, stored.renewAt.getTime() - Date.now());
@@ -185,7 +250,9 @@ export class AcmeCertificates {
         notAfter: stored.notAfter.toISOString(),
         renewAt: stored.renewAt.toISOString(),
       });
-    });
+    } else {
+      this.#schedule(host, state, 0);
+    }
   }
 
   #schedule(host: string, state: HostState, inMs: number): void {
@@ -222,28 +289,35 @@ export class AcmeCertificates {
         // The relay may not reach its own public address (no hairpin NAT); the CA checks.
         skipChallengeVerification: true,
         challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-          if (challenge.type === 'http-01') this.#tokens.set(challenge.token, keyAuthorization);
+          if (challenge.type === 'http-01') {
+            this.#tokens.set(challenge.token, keyAuthorization);
+            this.#share(`http-01.${challenge.token}`, keyAuthorization);
+          }
           // acme-client's types know http-01 and dns-01 only; it does order tls-alpn-01.
           else if ((challenge.type as string) === 'tls-alpn-01') {
             const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(
               authz,
               keyAuthorization,
             );
-            this.#alpn.set(
-              authz.identifier.value.toLowerCase(),
-              createSecureContext({ key: alpnKey, cert: alpnCert }),
+            const name = authz.identifier.value.toLowerCase();
+            this.#alpn.set(name, createSecureContext({ key: alpnKey, cert: alpnCert }));
+            this.#share(
+              `tls-alpn-01.${name}`,
+              JSON.stringify({ key: alpnKey.toString(), cert: alpnCert.toString() }),
             );
           }
         },
         challengeRemoveFn: async (authz, challenge) => {
           this.#tokens.delete(challenge.token);
           this.#alpn.delete(authz.identifier.value.toLowerCase());
+          this.#share(`http-01.${challenge.token}`, undefined);
+          this.#share(`tls-alpn-01.${authz.identifier.value.toLowerCase()}`, undefined);
         },
       });
       if (this.#hosts.get(host) !== state) return;
       const keyPem = key.toString();
       const x509 = new X509Certificate(cert);
-      await this.#save(host, cert, keyPem);
+      this.#store(host, cert, keyPem);
       state.context = createSecureContext({ cert, key: keyPem, minVersion: 'TLSv1.2' });
       state.notAfter = new Date(x509.validTo);
       state.failures = 0;
@@ -274,13 +348,14 @@ export class AcmeCertificates {
   async #account(): Promise<acme.Client> {
     if (this.#client) return this.#client;
     const settings = this.#settings!;
-    // One account for every instance sharing the storage: the first one's key wins.
-    const accountKey =
-      (await this.#storage.read('account-key.pem')) ??
-      (await this.#storage.writeIfAbsent(
-        'account-key.pem',
-        (await acme.crypto.createPrivateEcdsaKey()).toString(),
-      ));
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const keyPath = join(this.#dir, 'account-key.pem');
+    let accountKey: string;
+    if (existsSync(keyPath)) accountKey = readFileSync(keyPath, 'utf8');
+    else {
+      accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
+      writeAtomically(keyPath, accountKey);
+    }
     // acme-client speaks HTTP through its one axios instance; the relay has one ACME CA.
     acme.axios.defaults.httpsAgent = settings.caBundle
       ? new Agent({ ca: readFileSync(settings.caBundle, 'utf8') })
@@ -293,20 +368,23 @@ export class AcmeCertificates {
     return this.#client;
   }
 
-  async #save(host: string, cert: string, key: string): Promise<void> {
-    // The key first: a certificate is never stored without its key.
-    await this.#storage.write(`${host}-key.pem`, key);
-    await this.#storage.write(`${host}.pem`, cert);
+  #paths(host: string): { cert: string; key: string } {
+    return { cert: join(this.#dir, `${host}.pem`), key: join(this.#dir, `${host}-key.pem`) };
+  }
+
+  #store(host: string, cert: string, key: string): void {
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const paths = this.#paths(host);
+    writeAtomically(paths.key, key);
+    writeAtomically(paths.cert, cert);
   }
 
   /** A stored certificate for `host` that is still valid, with when to renew it. */
-  async #load(
-    host: string,
-  ): Promise<{ context: SecureContext; notAfter: Date; renewAt: Date } | undefined> {
+  #load(host: string): { context: SecureContext; notAfter: Date; renewAt: Date } | undefined {
+    const paths = this.#paths(host);
     try {
-      const cert = await this.#storage.read(`${host}.pem`);
-      const key = await this.#storage.read(`${host}-key.pem`);
-      if (cert === undefined || key === undefined) return undefined;
+      const cert = readFileSync(paths.cert, 'utf8');
+      const key = readFileSync(paths.key, 'utf8');
       const x509 = new X509Certificate(cert);
       const notAfter = new Date(x509.validTo);
       if (notAfter.getTime() <= Date.now() || !x509.checkHost(host)) return undefined;
@@ -315,8 +393,7 @@ export class AcmeCertificates {
         notAfter,
         renewAt: renewalTime(x509),
       };
-    } catch (err) {
-      this.#log.warn('acme certificate not loaded', { host, error: err });
+    } catch {
       return undefined;
     }
   }

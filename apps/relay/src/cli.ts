@@ -5,13 +5,20 @@ import {
   parseDuration,
   type RelayConfig,
 } from '@appproxy/config';
-import { createLogger, type Logger } from '@appproxy/telemetry';
+import { createLogger, parseLogFormat, type Logger } from '@appproxy/telemetry';
 import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
 import { loadConnectorCa, openRelayStore } from './relay-store.js';
 import { Command, CommanderError } from 'commander';
 import { checkConfig, formatProblem, type ConfigProblem } from './config-check.js';
 import { ListenError, Relay } from './relay.js';
+import {
+  runPrimary,
+  sharedStdoutSink,
+  tellPrimary,
+  workerChannel,
+  workerFromEnv,
+} from './workers.js';
 import { RELAY_VERSION_LINE } from './version.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
@@ -40,7 +47,8 @@ async function readConfig(file: string): Promise<RelayConfig> {
  */
 const RELOAD_REFUSED = 'configuration reload refused; the running configuration keeps serving';
 
-async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void> {
+/** Resolves true when the file was applied, false when it was refused. */
+async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<boolean> {
   log.info('configuration reload', { file });
   try {
     const config = await loadConfig(file);
@@ -48,7 +56,7 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void
     const errors = await configErrors(config, log);
     if (errors.length > 0) {
       log.error(RELOAD_REFUSED, { file, errors });
-      return;
+      return false;
     }
     const before = relay.config;
     const { needRestart } = relay.reload(config);
@@ -64,6 +72,7 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void
       log.warn('configuration reload: these settings apply after a restart', {
         settings: needRestart,
       });
+    return true;
   } catch (err) {
     log.error(RELOAD_REFUSED, {
       file,
@@ -71,6 +80,7 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<void
         ? { errors: err.issues.map((i) => `${i.path}: ${i.message}`) }
         : { error: err }),
     });
+    return false;
   }
 }
 
@@ -95,9 +105,27 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .action(async (opts: { config: string }) => {
       const config = await readConfig(opts.config);
-      const log = createLogger({ name: 'relay' });
-      await refuseBrokenConfig(config, log);
-      const relay = new Relay(config, log);
+      const worker = workerFromEnv();
+      const primaryLog = createLogger({ name: 'relay' });
+      // The primary checks the file once; its workers take it as checked.
+      if (!worker) await refuseBrokenConfig(config, primaryLog);
+      if (!worker && config.relay.workers > 1) {
+        const code = await runPrimary(config, primaryLog);
+        if (code !== 0) throw new CliError('', code);
+        return;
+      }
+      const log = worker
+        ? createLogger({
+            name: 'relay',
+            write: sharedStdoutSink(),
+            // As the primary's: text on a terminal, unless the environment says otherwise.
+            format:
+              parseLogFormat(process.env.APPPROXY_LOG_FORMAT, 'APPPROXY_LOG_FORMAT') ??
+              (process.stdout.isTTY ? 'text' : 'json'),
+          }).child({ worker: worker.index })
+        : primaryLog;
+      const relay = new Relay(config, log, worker ? { worker } : {});
+      const primary = worker && workerChannel(relay);
       // SIGHUP (systemctl reload): re-read the file; until the relay listens, it waits.
       let started = false;
       let reloading: Promise<void> | undefined;
@@ -107,17 +135,26 @@ export function buildProgram(): Command {
           again = true;
           return;
         }
-        reloading = reloadFrom(opts.config, relay, log).finally(() => {
-          reloading = undefined;
-          if (again) {
-            again = false;
-            reload();
-          }
-        });
+        reloading = reloadFrom(opts.config, relay, log)
+          .then((ok) => tellPrimary({ t: 'reloaded', ok }))
+          .finally(() => {
+            reloading = undefined;
+            if (again) {
+              again = false;
+              reload();
+            }
+          });
       };
       process.on('SIGHUP', reload);
-      await relay.start();
+      const addresses = await relay.start();
       started = true;
+      const port = (address?: string) => Number(/\d+$/.exec(address ?? '')?.[0]);
+      tellPrimary({
+        t: 'listening',
+        tunnel: addresses.tunnel,
+        listenPort: port(addresses.public),
+        ...(addresses.redirect && { redirectPort: port(addresses.redirect) }),
+      });
       if (again) {
         again = false;
         reload();
@@ -127,6 +164,7 @@ export function buildProgram(): Command {
           log.info('relay stopping', { signal, drainTimeoutMs: config.relay.drainTimeoutMs });
           relay.stop().then(resolve, resolve);
         };
+        if (primary) return void primary.onStop(stop);
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });

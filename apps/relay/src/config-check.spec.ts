@@ -90,6 +90,22 @@ describe('checkConfig', () => {
     expect(await checkConfig(c, { discovery: false })).toEqual([]);
   });
 
+  it("relay.workers: the workers' tunnel ports (tunnelListen + i) collide too", async () => {
+    const c = config({ relay: '  adminListen: 127.0.0.2:9446\n  redirectHttp: 0.0.0.0:9448' });
+    c.relay.tunnelListen = { host: '127.0.0.2', port: 9443 };
+    c.relay.workers = 3;
+    expect(await checkConfig(c, { discovery: false })).toEqual([]);
+    c.relay.workers = 6;
+    expect((await checkConfig(c, { discovery: false })).map(formatProblem)).toEqual([
+      "relay.workers: worker 3's tunnel port 127.0.0.2:9446 (tunnelListen + 3) collides with relay.adminListen 127.0.0.2:9446",
+      "relay.workers: worker 5's tunnel port 127.0.0.2:9448 (tunnelListen + 5) collides with relay.redirectHttp 0.0.0.0:9448",
+    ]);
+    c.relay.tunnelListen = { host: '127.0.0.2', port: 65_533 };
+    expect((await checkConfig(c, { discovery: false })).map(formatProblem)).toEqual([
+      'relay.workers: 6 workers need tunnel ports 65533–65538: beyond 65535',
+    ]);
+  });
+
   it('an external host no certificate covers is a warning', async () => {
     const problems = await checkConfig(config({ app: 'a.other.example.com' }), {
       discovery: false,

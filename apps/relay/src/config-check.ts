@@ -149,6 +149,39 @@ function checkListeners(config: RelayConfig, problems: ConfigProblem[]): void {
       });
     seen.push({ name, at });
   }
+  checkWorkerTunnels(config, seen, problems);
+}
+
+/** Workers 1…N−1 listen on `tunnelListen.port + i`: those ports must be free of the others. */
+function checkWorkerTunnels(
+  config: RelayConfig,
+  listeners: Array<{ name: string; at: HostPort }>,
+  problems: ConfigProblem[],
+): void {
+  const { tunnelListen: tunnel, workers = 1 } = config.relay;
+  if (workers <= 1 || tunnel.port === 0) return;
+  const last = tunnel.port + workers - 1;
+  if (last > 65_535) {
+    problems.push({
+      severity: 'error',
+      path: 'relay.workers',
+      message: `${workers} workers need tunnel ports ${tunnel.port}–${last}: beyond 65535`,
+    });
+    return;
+  }
+  for (const other of listeners) {
+    const i = other.at.port - tunnel.port;
+    if (
+      i >= 1 &&
+      i < workers &&
+      (other.at.host === tunnel.host || WILDCARD.has(other.at.host) || WILDCARD.has(tunnel.host))
+    )
+      problems.push({
+        severity: 'error',
+        path: 'relay.workers',
+        message: `worker ${i}'s tunnel port ${fmt({ host: tunnel.host, port: other.at.port })} (tunnelListen + ${i}) collides with relay.${other.name} ${fmt(other.at)}`,
+      });
+  }
 }
 
 function checkCoverage(

@@ -73,7 +73,7 @@ describe.each(backends)('ConnectorRegistry on $name', ({ skip, options }) => {
   /** A registry (instance A) and another connection to the same state (instance B, or the CLI). */
   async function setUp() {
     const o = await options();
-    const relay = { stateDir: o.stateDir, ...o } as Parameters<typeof openRelayStore>[0];
+    const relay = o as Parameters<typeof openRelayStore>[0];
     const a: StateStore = await openRelayStore(relay, { instance: 'a' });
     const b: StateStore = await openRelayStore(relay, { instance: 'b' });
     cleanups.push(

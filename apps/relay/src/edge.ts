@@ -77,7 +77,10 @@ export class Edge {
     this.links = new LinkTranslation(config.apps);
     this.trustedProxies = new TrustedProxies(config.relay.trustedProxies);
     this.groups = new Set(config.connectorGroups.map((g) => g.name));
-    this.throttle = new Throttle(config);
+    // Workers split the limits; relay.workers is restart-only, so a reload keeps the running count.
+    this.throttle = new Throttle(config, {
+      share: previous?.throttle.share ?? config.relay.workers,
+    });
     this.pages = new EdgePages(config.apps, config.relay.pages);
     this.backendTls = backendTlsByApp(config.apps);
     this.portal = Portal.of(config);

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConnectorRegistry } from './connector-registry.js';
 import { renderError } from './error-pages.js';
@@ -19,7 +20,7 @@ import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
-import { ACME_TLS_ALPN, AcmeCertificates, acmeStoreStorage } from './acme.js';
+import { ACME_TLS_ALPN, AcmeCertificates } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
 
 export interface RelayAddresses {
@@ -27,6 +28,21 @@ export interface RelayAddresses {
   tunnel: string;
   admin?: string;
   redirect?: string;
+}
+
+/**
+ * One worker of `relay.workers` (a relay instance of its own): the public and redirect
+ * listeners are shared with the other workers (SO_REUSEPORT), the tunnel listener is its own
+ * (`tunnelListen.port + index`, or an ephemeral port when that is 0), the admin listener is
+ * the primary's.
+ */
+export interface RelayWorker {
+  index: number;
+  count: number;
+  /** The public port worker 0 bound (when `listen.port` is 0); the others bind the same. */
+  listenPort?: number;
+  /** Likewise for `redirectHttp`. */
+  redirectPort?: number;
 }
 
 /** Reissue the tunnel certificate when it expires within this window. */
@@ -55,15 +71,28 @@ export class Relay {
   #acme: AcmeCertificates | undefined;
   /** The session secret shared through a PostgreSQL store, when none is configured. */
   #sharedSecret: { id: string; secret: string } | undefined;
+  /** Set when this relay is one of `relay.workers`. */
+  readonly worker: RelayWorker | undefined;
+  #tunnelPort: number | undefined;
 
-  constructor(config: RelayConfig, log: Logger) {
+  constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
     this.#log = log;
+    this.worker = opts.worker;
+  }
+
+  /** The port the tunnel listener bound (once started): each worker has its own. */
+  get tunnelPort(): number | undefined {
+    return this.#tunnelPort;
   }
 
   async start(): Promise<RelayAddresses> {
     const { relay } = this.#config;
-    const store = await openRelayStore(relay);
+    // Each worker is an instance of its own (as workerInstance names them).
+    const store = await openRelayStore(
+      relay,
+      this.worker ? { instance: `${hostname()}-${this.worker.index}` } : {},
+    );
     this.#store = store;
     const ca = await loadConnectorCa(store, relay.stateDir);
     this.#sharedSecret = await sharedSessionSecret(store);
@@ -72,9 +101,11 @@ export class Relay {
     // stops the start here, before any listener opens.
     const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
     this.#edge = edge;
+    // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
     const acme = new AcmeCertificates(
-      store.kind === 'postgres' ? acmeStoreStorage(store) : relay.stateDir,
+      relay.stateDir,
       this.#log,
+      !this.worker ? 'alone' : this.worker.index === 0 ? 'leader' : 'follower',
     );
     this.#acme = acme;
     // The registry and registration read the group names of the edge serving now.
@@ -90,9 +121,13 @@ export class Relay {
     });
     this.#connectors = connectors;
 
-    this.#tunnel = new TunnelListener({
+    const worker = this.worker;
+    const tunnelListen = {
       host: relay.tunnelListen.host,
-      port: relay.tunnelListen.port,
+      port: relay.tunnelListen.port === 0 ? 0 : relay.tunnelListen.port + (worker?.index ?? 0),
+    };
+    this.#tunnel = new TunnelListener({
+      ...tunnelListen,
       cert: tunnelCert.cert + ca.certPem,
       key: tunnelCert.key,
       ca: ca.certPem,
@@ -178,15 +213,15 @@ export class Relay {
     // backend timeout; idle and header timeouts are relay.limits' (PublicConnections).
     this.#public.setTimeout(0);
 
+    const tunnelAt = await this.#tunnel
+      .listen()
+      .catch((err: Error) => Promise.reject(listenError('tunnelListen', tunnelListen, err)));
+    this.#tunnelPort = tunnelAt.port;
     const addresses: RelayAddresses = {
-      tunnel: fmt(
-        await this.#tunnel
-          .listen()
-          .catch((err: Error) =>
-            Promise.reject(listenError('tunnelListen', relay.tunnelListen, err)),
-          ),
+      tunnel: fmt(tunnelAt),
+      public: fmt(
+        await listen(this.#public, shared(relay.listen, worker?.listenPort), 'listen', !!worker),
       ),
-      public: fmt(await listen(this.#public, relay.listen, 'listen')),
     };
     const publicPort = (this.#public.address() as AddressInfo).port;
     if (relay.redirectHttp) {
@@ -210,16 +245,23 @@ export class Relay {
           })
           .end();
       });
-      addresses.redirect = fmt(await listen(this.#redirect, relay.redirectHttp, 'redirectHttp'));
+      addresses.redirect = fmt(
+        await listen(
+          this.#redirect,
+          shared(relay.redirectHttp, worker?.redirectPort),
+          'redirectHttp',
+          !!worker,
+        ),
+      );
     }
-    if (relay.adminListen) {
+    if (relay.adminListen && !worker) {
       this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     await connectors.start();
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
     this.#ready = true;
-    this.#log.info('relay listening', {
+    this.#log.info(this.worker ? 'relay worker listening' : 'relay listening', {
       ...addresses,
       apps: edge.apps.size,
       caFingerprint: ca.fingerprint,
@@ -379,15 +421,21 @@ function fmt(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
+/** A listener of workers: the port worker 0 bound when the configuration says 0. */
+const shared = (at: { host: string; port: number }, port: number | undefined) =>
+  port === undefined ? at : { host: at.host, port };
+
 function listen(
   server: HttpServer | Http2SecureServer,
   at: { host: string; port: number },
   setting: ListenSetting,
+  reusePort = false,
 ): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => reject(listenError(setting, at, err));
     server.once('error', fail);
-    server.listen(at.port, at.host, () => {
+    // Workers share the port: the kernel spreads new connections over them (SO_REUSEPORT).
+    server.listen({ port: at.port, host: at.host, ...(reusePort && { reusePort }) }, () => {
       server.off('error', fail);
       resolve(server.address() as AddressInfo);
     });
@@ -405,7 +453,7 @@ export class ListenError extends Error {
   }
 }
 
-function listenError(
+export function listenError(
   setting: ListenSetting,
   at: { host: string; port: number },
   err: Error & { code?: string },

@@ -66,6 +66,28 @@ describe('Throttle', () => {
     expect(t.admit(app('Slow'))).toBeUndefined();
   });
 
+  it('share N: each process gets 1/N of every rate and burst, at least one token', () => {
+    const clock = fakeClock();
+    const t = new Throttle(
+      config(
+        { requestsPerSecond: 40, burst: 40 },
+        { A: { requestsPerSecond: 8, burst: 4 }, B: { perUserRequestsPerSecond: 2 } },
+      ),
+      { clock: clock.now, share: 4 },
+    );
+    // App A: burst 4 / 4 = 1, rate 8 / 4 = 2 per second.
+    expect(t.admit(app('A'))).toBeUndefined();
+    expect(t.admit(app('A'))).toStrictEqual({ scope: 'app', retryAfterSeconds: 1 });
+    clock.advance(500);
+    expect(t.admit(app('A'))).toBeUndefined();
+    // Relay: burst 40 / 4 = 10, refilled to full in the half second; A took one since.
+    for (let i = 0; i < 9; i++) expect(t.admit(app('B'))).toBeUndefined();
+    expect(t.admit(app('B'))).toStrictEqual({ scope: 'relay', retryAfterSeconds: 1 });
+    // Per user: 2 / 4 = 0.5 per second, burst one.
+    expect(t.admitUser(app('B'), 'ann')).toBeUndefined();
+    expect(t.admitUser(app('B'), 'ann')).toStrictEqual({ scope: 'user', retryAfterSeconds: 2 });
+  });
+
   it('the relay-wide bucket counts every app; a refusal takes no token from either', () => {
     const clock = fakeClock();
     const t = new Throttle(

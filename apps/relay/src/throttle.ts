@@ -95,7 +95,7 @@ class UserBuckets {
       this.#buckets.delete(user);
     } else {
       if (this.#buckets.size >= this.maxUsers) this.#evict(now);
-      bucket = new TokenBucket(this.ratePerSecond, Math.ceil(this.ratePerSecond), now);
+      bucket = new TokenBucket(this.ratePerSecond, Math.max(1, Math.ceil(this.ratePerSecond)), now);
     }
     this.#buckets.set(user, bucket);
     return bucket;
@@ -121,34 +121,38 @@ interface AppBuckets {
  * tunnels, so a flood at one app (or from one user) is answered 429 at the relay and never
  * reaches its backend nor crowds out the other apps. Built per configuration (`Edge`); a
  * reload starts from full buckets with the new limits.
+ *
+ * `share`: the number of processes that split these limits (relay workers on one host); each
+ * bucket gets 1/share of every rate and burst (at least one token), so together they admit
+ * what the configuration says.
  */
 export class Throttle {
   readonly #now: Clock;
   readonly #relay?: TokenBucket;
   readonly #apps = new Map<string, AppBuckets>();
+  /** The processes splitting these limits. */
+  readonly share: number;
 
   constructor(
     config: Pick<RelayConfig, 'relay' | 'apps'>,
-    opts: { clock?: Clock; maxUsers?: number } = {},
+    opts: { clock?: Clock; maxUsers?: number; share?: number } = {},
   ) {
     this.#now = opts.clock ?? monotonic;
     const now = this.#now();
+    const share = (this.share = opts.share ?? 1);
+    const bucket = (rate: number, burst: number | undefined) =>
+      new TokenBucket(rate / share, Math.max(1, (burst ?? Math.ceil(rate)) / share), now);
     const { requestsPerSecond, burst } = config.relay.limits;
-    if (requestsPerSecond !== undefined)
-      this.#relay = new TokenBucket(requestsPerSecond, burst ?? Math.ceil(requestsPerSecond), now);
+    if (requestsPerSecond !== undefined) this.#relay = bucket(requestsPerSecond, burst);
     for (const app of config.apps) {
       const limits = app.limits;
       if (!limits) continue;
       const buckets: AppBuckets = {};
       if (limits.requestsPerSecond !== undefined)
-        buckets.app = new TokenBucket(
-          limits.requestsPerSecond,
-          limits.burst ?? Math.ceil(limits.requestsPerSecond),
-          now,
-        );
+        buckets.app = bucket(limits.requestsPerSecond, limits.burst);
       if (limits.perUserRequestsPerSecond !== undefined)
         buckets.users = new UserBuckets(
-          limits.perUserRequestsPerSecond,
+          limits.perUserRequestsPerSecond / share,
           opts.maxUsers ?? MAX_USER_BUCKETS,
         );
       this.#apps.set(app.name, buckets);

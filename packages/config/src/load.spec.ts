@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -92,6 +92,7 @@ describe('parseConfig: the DESIGN.md example', () => {
         pingIntervalMs: 500,
         pingTimeoutMs: 1_500,
         drainTimeoutMs: 30_000,
+        workers: 1,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
         limits: {
@@ -199,6 +200,7 @@ apps:
       pingIntervalMs: 500,
       pingTimeoutMs: 1_500,
       drainTimeoutMs: 30_000,
+      workers: 1,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
       limits: {
@@ -1443,6 +1445,26 @@ apps:
       `apps[0].backendTls.ca: file not found: ${join(dir, 'tls/nope.pem')}`,
       'apps[0].icon: must be an https URL or a path starting with /',
       'apps[1].backendTls: cert and key go together',
+    ]);
+  });
+});
+
+describe('relay.workers', () => {
+  const relayWith = (workers: string) => `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: tls/site.pem, key: tls/site-key.pem }]
+  workers: ${workers}
+`;
+
+  it('takes a number of processes, or auto: one per core', () => {
+    expect(parse(relayWith('4')).relay.workers).toBe(4);
+    expect(parse(relayWith('auto')).relay.workers).toBe(Math.min(64, availableParallelism()));
+  });
+
+  it.each(['0', '65', '1.5', 'many', '"2"'])('refuses %s by its path', (workers) => {
+    expect(summary(configError(relayWith(workers)).issues)).toStrictEqual([
+      'relay.workers: must be a number of processes from 1 to 64, or auto',
     ]);
   });
 });

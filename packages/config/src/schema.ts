@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import * as z from 'zod';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
@@ -314,6 +315,11 @@ export interface RelayConfig {
     pingTimeoutMs: number;
     /** From `drainTimeout`. @default 30000 */
     drainTimeoutMs: number;
+    /**
+     * Relay processes on this host (`auto`: one per core, `os.availableParallelism()`), each
+     * a relay instance sharing the public listeners. Restart-only. @default 1
+     */
+    workers: number;
     /** From `connectorCertValidity`: lifetime of connector certificates (renewed at ⅔). @default 90 days */
     connectorCertValidityMs: number;
     /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
@@ -680,6 +686,10 @@ const appLimits = z
     ...(perUserRequestsPerSecond !== undefined && { perUserRequestsPerSecond }),
   }));
 
+/** Upper bound of `relay.workers`. */
+const MAX_WORKERS = 64;
+const WORKERS = `must be a number of processes from 1 to ${MAX_WORKERS}, or auto`;
+
 const relaySection = z
   .strictObject({
     listen: hostPort('Public HTTPS listener for the external URLs.'),
@@ -726,6 +736,23 @@ const relaySection = z
       min: 0,
       description: 'How long a stopping relay waits for requests in flight.',
     }),
+    workers: z
+      .union(
+        [
+          z.literal('auto'),
+          z.number().int({ error: WORKERS }).min(1, { error: WORKERS }).max(MAX_WORKERS, {
+            error: WORKERS,
+          }),
+        ],
+        { error: WORKERS },
+      )
+      .default(1)
+      .meta({
+        description:
+          'Relay processes on this host sharing the public listeners (auto: one per core); each is a relay instance with its own tunnel port (tunnelListen.port + its index). Restart-only.',
+        examples: [1, 4, 'auto'],
+      })
+      .transform((w) => (w === 'auto' ? Math.min(MAX_WORKERS, availableParallelism()) : w)),
     connectorCertValidity: duration({
       default: '90d',
       min: 1000,
@@ -761,7 +788,7 @@ const relaySection = z
       .optional()
       .meta({
         description:
-          'Where several relay instances share their state (connectors, tokens, CA, session secret, ACME). Unset: SQLite in stateDir.',
+          'Where several relay instances share their state (connectors, tokens, CA, session secret). Unset: SQLite in stateDir.',
         examples: [{ postgres: { url: 'postgres://appproxy:${PGPASSWORD}@db.internal/appproxy' } }],
       }),
     storeKey: z

@@ -20,8 +20,10 @@ export {
   Histogram,
   METRICS_CONTENT_TYPE,
   MetricsRegistry,
+  mergeMetrics,
   registerProcessMetrics,
   type CounterChild,
   type GaugeChild,
   type HistogramChild,
+  type MetricsCombine,
 } from './metrics.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MetricsRegistry, registerProcessMetrics } from './index.js';
+import { MetricsRegistry, mergeMetrics, registerProcessMetrics } from './index.js';
 
 describe('MetricsRegistry', () => {
   it('renders counters and gauges with labels in the text exposition format', () => {
@@ -100,5 +100,58 @@ describe('MetricsRegistry', () => {
     expect(value('nodejs_eventloop_delay_max_seconds')).toBeGreaterThan(0.25);
     await new Promise((r) => setTimeout(r, 50));
     expect(value('nodejs_eventloop_delay_max_seconds')).toBeLessThan(0.25);
+  });
+});
+
+describe('mergeMetrics', () => {
+  /** The same families in each process, as workers of one server have them. */
+  const registry = () => {
+    const m = new MetricsRegistry();
+    return {
+      m,
+      requests: m.counter('appproxy_requests_total', 'Requests.', ['app', 'status']),
+      open: m.gauge('appproxy_connections', 'Open connections.'),
+      latency: m.histogram('appproxy_latency_seconds', 'Latency.', ['app'], [0.5, 1, 2]),
+    };
+  };
+
+  it('equals one registry that saw everything: counters, gauges, histograms by bucket', () => {
+    const [a, b, all] = [registry(), registry(), registry()];
+    const events: Array<[typeof a, string, string, number]> = [
+      [a, 'My App', '200', 0.25],
+      [a, 'My App', '200', 1.5],
+      [b, 'My App', '200', 4],
+      [b, 'My App', '502', 0.5],
+      [b, 'Wiki "x" y', '200', 1],
+    ];
+    for (const [r, app, status, seconds] of events) {
+      for (const t of [r, all]) {
+        t.requests.labels(app, status).inc();
+        t.open.labels().inc();
+        t.latency.labels(app).observe(seconds);
+      }
+    }
+    expect(mergeMetrics([a.m.render(), b.m.render()])).toBe(all.m.render());
+  });
+
+  it('a series only one process has is kept; a process with nothing adds nothing', () => {
+    const [a, b] = [registry(), registry()];
+    a.requests.labels('A', '200').inc(3);
+    b.requests.labels('B', '404').inc(2);
+    const merged = mergeMetrics([a.m.render(), '', b.m.render()]);
+    expect(merged).toContain('appproxy_requests_total{app="A",status="200"} 3\n');
+    expect(merged).toContain('appproxy_requests_total{app="B",status="404"} 2\n');
+    expect(merged.match(/# TYPE appproxy_requests_total counter/g)).toHaveLength(1);
+    expect(mergeMetrics([])).toBe('');
+  });
+
+  it('process start time: the oldest; event-loop delays: the worst; others by `combine`', () => {
+    const text = (start: number, lag: number, peak: number) =>
+      `# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ${start}\n` +
+      `# TYPE nodejs_eventloop_delay_max_seconds gauge\nnodejs_eventloop_delay_max_seconds ${lag}\n` +
+      `# TYPE peak gauge\npeak ${peak}\n`;
+    expect(mergeMetrics([text(200, 0.5, 3), text(100, 0.25, 7)], { peak: 'max' })).toBe(
+      text(100, 0.5, 7),
+    );
   });
 });

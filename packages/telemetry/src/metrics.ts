@@ -313,3 +313,88 @@ export function registerProcessMetrics(metrics: MetricsRegistry): void {
     loop.reset();
   });
 }
+
+/** How {@link mergeMetrics} combines one family's samples from several processes. */
+export type MetricsCombine = 'sum' | 'max' | 'min';
+
+/** Process series that a sum would make meaningless: the oldest start, the worst delay. */
+const PROCESS_COMBINE: Readonly<Record<string, MetricsCombine>> = {
+  process_start_time_seconds: 'min',
+  nodejs_eventloop_delay_p99_seconds: 'max',
+  nodejs_eventloop_delay_max_seconds: 'max',
+};
+
+interface MergedFamily {
+  help?: string;
+  type?: string;
+  samples: Map<string, number>;
+}
+
+/**
+ * Merges the text expositions of several processes that run the same registry (workers of
+ * one server) into one: counters and gauges are summed per label set, histograms bucket by
+ * bucket (cumulative counts, `_sum` and `_count` add up the same way). The process series
+ * keep their meaning (`process_start_time_seconds` the oldest, event-loop delays the worst);
+ * `combine` names other families that take `max` or `min`. Families and series keep the
+ * order of their first appearance.
+ *
+ * @example
+ * mergeMetrics(['# TYPE x counter\nx{a="1"} 2\n', '# TYPE x counter\nx{a="1"} 3\n']);
+ * // '# TYPE x counter\nx{a="1"} 5\n'
+ */
+export function mergeMetrics(
+  texts: readonly string[],
+  combine: Readonly<Record<string, MetricsCombine>> = {},
+): string {
+  const families = new Map<string, MergedFamily>();
+  const rules = { ...PROCESS_COMBINE, ...combine };
+  const family = (name: string) => {
+    let f = families.get(name);
+    if (!f) families.set(name, (f = { samples: new Map() }));
+    return f;
+  };
+  for (const text of texts) {
+    let current: { name: string; family: MergedFamily } | undefined;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const meta = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(line);
+      if (meta) {
+        const [, what, name, rest] = meta as unknown as [string, string, string, string];
+        current = { name, family: family(name) };
+        if (what === 'HELP') current.family.help ??= rest;
+        else current.family.type ??= rest;
+        continue;
+      }
+      if (line.startsWith('#')) continue;
+      // `name{labels} value`: label values may hold spaces, the value never does.
+      const space = line.lastIndexOf(' ');
+      if (space <= 0) continue;
+      const series = line.slice(0, space);
+      const value = Number(line.slice(space + 1).replace(/^\+Inf$/, 'Infinity'));
+      const sampleName = /^[^{ ]+/.exec(series)![0];
+      const owner =
+        current && (sampleName === current.name || sampleName.startsWith(`${current.name}_`))
+          ? current
+          : { name: sampleName, family: family(sampleName) };
+      const rule = rules[owner.name] ?? 'sum';
+      const before = owner.family.samples.get(series);
+      owner.family.samples.set(
+        series,
+        before === undefined
+          ? value
+          : rule === 'max'
+            ? Math.max(before, value)
+            : rule === 'min'
+              ? Math.min(before, value)
+              : before + value,
+      );
+    }
+  }
+  const out: string[] = [];
+  for (const [name, f] of families) {
+    if (f.help !== undefined) out.push(`# HELP ${name} ${f.help}`);
+    if (f.type !== undefined) out.push(`# TYPE ${name} ${f.type}`);
+    for (const [series, value] of f.samples) out.push(`${series} ${formatNumber(value)}`);
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}

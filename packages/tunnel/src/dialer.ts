@@ -22,7 +22,9 @@ import {
   SESSION_WINDOW,
   TUNNEL_PROTOCOL_VERSION,
   TUNNEL_SETTINGS,
+  parseInstanceList,
   type ConnectorHello,
+  type InstanceList,
 } from './protocol.js';
 
 export interface TunnelDialerOptions {
@@ -42,6 +44,12 @@ export interface TunnelDialerOptions {
    * `undefined` for an empty 204. A rejection answers 500 `{ error: { code, message } }`.
    */
   onControl?: (name: string, body: unknown) => Promise<unknown>;
+  /**
+   * The relay's instance list (§3.6), from a hello or an `instances` control. Without it the
+   * hello body is not read and `instances` goes to `onControl`, as in a connector without
+   * instances.
+   */
+  onInstances?: (list: InstanceList) => void;
   /** Parallel tunnel connections, so one broken TCP connection never takes the connector out. @default 1 */
   tunnels?: number;
   /** PING a quiet tunnel this often. @default 500 */
@@ -62,6 +70,8 @@ export interface TunnelUp {
   relay: string;
   /** Replaces a tunnel of the same slot after a credential update. */
   rotated?: boolean;
+  /** The relay instance that answered, as its hello named it (absent: a relay without instances). */
+  instance?: string;
 }
 export interface TunnelDown {
   tunnel: number;
@@ -81,6 +91,8 @@ interface Tunnel {
   socket: TLSSocket;
   /** Resolves with why the tunnel ended. */
   closed: Promise<string>;
+  /** The instance the relay's hello named, if any. */
+  instance?: string;
 }
 
 /** Largest control request body read (a certificate). */
@@ -116,6 +128,16 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
   /** Tunnels currently connected. */
   get connectedCount(): number {
     return this.#slots.filter((s) => s.tunnel).length;
+  }
+
+  /** The relay URL this dialer dials. */
+  get relayUrl(): string {
+    return this.#opts.relayUrl;
+  }
+
+  /** For each connected tunnel, the instance its hello named (undefined: none named). */
+  connectedInstances(): Array<string | undefined> {
+    return this.#slots.flatMap((s) => (s.tunnel ? [s.tunnel.instance] : []));
   }
 
   start(): void {
@@ -184,7 +206,12 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         continue;
       }
       slot.tunnel = fresh;
-      this.emit('connected', { tunnel: index, relay: this.#opts.relayUrl, rotated: true });
+      this.emit('connected', {
+        tunnel: index,
+        relay: this.#opts.relayUrl,
+        rotated: true,
+        ...(fresh.instance !== undefined && { instance: fresh.instance }),
+      });
       void this.#drain(old, this.#opts.rotationDrainTimeoutMs ?? 60_000);
     }
   }
@@ -206,8 +233,19 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         await this.#sleep(retryInMs);
         continue;
       }
+      if (this.#stopping) {
+        // stop() began during the handshake: it did not see this tunnel.
+        await this.#drain(slot.tunnel, 0);
+        slot.tunnel = undefined;
+        break;
+      }
       backoff.reset();
-      this.emit('connected', { tunnel: index, relay: this.#opts.relayUrl });
+      const instance = slot.tunnel.instance;
+      this.emit('connected', {
+        tunnel: index,
+        relay: this.#opts.relayUrl,
+        ...(instance !== undefined && { instance }),
+      });
       // A rotation swaps a new tunnel into the slot before the old one ends: keep waiting
       // on whatever the slot holds until the tunnel that ends is the current one.
       let reason: string;
@@ -355,13 +393,51 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
         const control = headers[META.control];
         if (control === undefined) return this.#opts.onStream(stream, headers);
         if (control === CONTROL.hello) {
-          const hello: ConnectorHello = { protocol: TUNNEL_PROTOCOL_VERSION, ...this.#opts.hello };
-          stream.respond({ ':status': 200, 'content-type': 'application/json' });
-          stream.end(JSON.stringify(hello));
-          if (helloed) return;
-          helloed = true;
-          clearTimeout(timer);
-          resolve(tunnel);
+          const answer = () => {
+            const hello: ConnectorHello = {
+              protocol: TUNNEL_PROTOCOL_VERSION,
+              ...this.#opts.hello,
+            };
+            if (!stream.destroyed && !stream.closed) {
+              stream.respond({ ':status': 200, 'content-type': 'application/json' });
+              stream.end(JSON.stringify(hello));
+            }
+            if (helloed) return;
+            helloed = true;
+            clearTimeout(timer);
+            resolve(tunnel);
+          };
+          const onInstances = this.#opts.onInstances;
+          if (!onInstances) return answer();
+          // The list rides in the hello's body (§3.6); an older relay sends none.
+          readJson(stream, (body) => {
+            const list = body instanceof Error ? undefined : parseInstanceList(body);
+            if (list) {
+              tunnel.instance = list.instance.name;
+              onInstances(list);
+            }
+            answer();
+          });
+          return;
+        }
+        if (control === CONTROL.instances && this.#opts.onInstances) {
+          const onInstances = this.#opts.onInstances;
+          readJson(stream, (body) => {
+            const list = body instanceof Error ? undefined : parseInstanceList(body);
+            if (stream.destroyed || stream.closed) return;
+            if (!list) {
+              stream.respond({ ':status': 400, 'content-type': 'application/json' });
+              stream.end(
+                JSON.stringify({
+                  error: { code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED', message: 'instances' },
+                }),
+              );
+              return;
+            }
+            tunnel.instance = list.instance.name;
+            stream.respond({ ':status': 204 }, { endStream: true });
+            onInstances(list);
+          });
           return;
         }
         this.#answerControl(String(control), stream);
@@ -410,6 +486,39 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       );
     });
   }
+}
+
+/**
+ * Reads a control stream's JSON body (at most 64 KiB) and calls `done` once with it:
+ * undefined when empty, an Error when too large or not JSON.
+ */
+function readJson(stream: ServerHttp2Stream, done: (body: unknown) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let called = false;
+  const finish = (body: unknown) => {
+    if (called) return;
+    called = true;
+    done(body);
+  };
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_CONTROL_BYTES) {
+      stream.pause();
+      return finish(new Error('control body too large'));
+    }
+    chunks.push(chunk);
+  });
+  stream.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text === '') return finish(undefined);
+    try {
+      finish(JSON.parse(text));
+    } catch (err) {
+      finish(err as Error);
+    }
+  });
+  stream.on('close', () => finish(new Error('control stream closed')));
 }
 
 /** Resolves when the peer ACKs a PING (or at `deadline`, or at once if it cannot be sent). */

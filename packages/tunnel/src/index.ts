@@ -17,7 +17,12 @@ export {
 export { TunnelError, type TunnelErrorCode } from './errors.js';
 export { endToEndHeaders, isHopByHop } from './headers.js';
 export { watchLiveness, type LivenessOptions } from './liveness.js';
-export { TunnelListener, type TunnelListenerOptions, type TunnelRefusal } from './listener.js';
+export {
+  TunnelListener,
+  type InstancesAnnounced,
+  type TunnelListenerOptions,
+  type TunnelRefusal,
+} from './listener.js';
 export {
   AFFINITY_ID,
   CONNECTOR_ERROR_CODES,
@@ -39,9 +44,13 @@ export {
   DEFAULT_PING_INTERVAL_MS,
   META,
   META_PREFIX,
+  MAX_INSTANCES,
   TUNNEL_PROTOCOL_VERSION,
+  parseInstanceList,
   type ConnectorHello,
   type ControlName,
+  type InstanceList,
+  type RelayInstance,
 } from './protocol.js';
 export {
   REGISTRATION_PATH,
@@ -53,3 +62,10 @@ export {
   type RegistrationToken,
 } from './registration.js';
 export { TunnelSession, type TunnelSessionState } from './session.js';
+export {
+  RelayFleet,
+  type FleetTunnelRef,
+  type FleetWarning,
+  type InstancesChanged,
+  type RelayFleetOptions,
+} from './fleet.js';

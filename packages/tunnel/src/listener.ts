@@ -14,8 +14,10 @@ import {
   ALPN_TUNNEL,
   DEFAULT_PING_INTERVAL_MS,
   PING_TIMEOUT_INTERVALS,
+  CONTROL,
   SESSION_WINDOW,
   TUNNEL_SETTINGS,
+  type InstanceList,
 } from './protocol.js';
 import { TunnelSession } from './session.js';
 
@@ -44,6 +46,21 @@ export interface TunnelListenerOptions {
   pingTimeoutMs?: number;
   /** @default 10000 */
   helloTimeoutMs?: number;
+  /**
+   * This instance and the live instances of its fleet, sent in each tunnel's hello (§3.6);
+   * undefined (or no option): a hello without a body, as a relay without instances.
+   */
+  instances?: () => InstanceList | undefined;
+}
+
+/** What {@link TunnelListener.announceInstances} achieved. */
+export interface InstancesAnnounced {
+  /** Sessions that answered 2xx. */
+  delivered: number;
+  /** Sessions of connectors that do not know the control (404: older connectors). */
+  unsupported: number;
+  /** Sessions that failed or closed meanwhile (each one alone; never thrown). */
+  failed: number;
 }
 
 export interface TunnelRefusal {
@@ -115,6 +132,37 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
         resolve(this.#tls.address() as AddressInfo);
       });
     });
+  }
+
+  /**
+   * Sends the `instances` control (§3.6) with `list` on every open tunnel: ready ones now,
+   * those still in their hello once it is done. One tunnel's failure never affects another's;
+   * nothing is thrown.
+   */
+  async announceInstances(list: InstanceList, timeoutMs = 10_000): Promise<InstancesAnnounced> {
+    const result: InstancesAnnounced = { delivered: 0, unsupported: 0, failed: 0 };
+    const send = async (session: TunnelSession): Promise<void> => {
+      try {
+        if (session.state === 'handshaking') {
+          const ready = await new Promise<boolean>((resolve) => {
+            session.once('ready', () => resolve(true));
+            session.once('closed', () => resolve(false));
+          });
+          if (!ready) return void result.failed++;
+        }
+        const { status } = await session.control(CONTROL.instances, list, timeoutMs);
+        if (status >= 200 && status < 300) result.delivered++;
+        else if (status === 404) result.unsupported++;
+        else result.failed++;
+      } catch {
+        result.failed++;
+      }
+    };
+    const open = [...this.#sessions].filter(
+      (s) => s.state === 'handshaking' || s.state === 'ready',
+    );
+    await Promise.all(open.map(send));
+    return result;
   }
 
   /** Stops accepting, sends GOAWAY on every tunnel and waits for open streams (bounded). */
@@ -217,7 +265,13 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
       this.#sessions.delete(session);
       this.emit('sessionClosed', session, reason);
     });
-    session.handshake().then(
+    let helloBody: InstanceList | undefined;
+    try {
+      helloBody = this.#opts.instances?.();
+    } catch {
+      // A list that cannot be had now: the hello goes without one, as from an older relay.
+    }
+    session.handshake(helloBody).then(
       () => this.emit('session', session),
       (err: TunnelError) => {
         this.#refuse(remoteAddress, err.message, err.code);

@@ -74,6 +74,11 @@ export const CONTROL = {
    * connector closes that id's backend connection.
    */
   release: 'release',
+  /**
+   * The relay instances changed (body {@link InstanceList}) → 204: the connector dials the
+   * instances it lacks and drains those no longer listed (§3.6). The hello carries the same body.
+   */
+  instances: 'instances',
 } as const;
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 
@@ -93,6 +98,63 @@ export interface ConnectorHello {
   version: string;
   hostname: string;
   capabilities: string[];
+}
+
+/** One relay instance of a fleet sharing a store (`relay.instance`). */
+export interface RelayInstance {
+  name: string;
+  /** How connectors reach this instance's tunnel port; absent: only through the URL they registered with. */
+  tunnelUrl?: string;
+}
+
+/**
+ * Body of the relay's `hello` and `instances` control streams (§3.6): the instance that sent
+ * it and every live instance of its fleet (itself included).
+ */
+export interface InstanceList {
+  instance: { name: string };
+  instances: RelayInstance[];
+}
+
+/** Most instances a list may name; beyond, the rest is ignored. */
+export const MAX_INSTANCES = 256;
+const MAX_INSTANCE_NAME = 200;
+
+/**
+ * Reads an {@link InstanceList} from a control body: undefined when the body is absent or not
+ * a list (an older relay sends none). Entries with a bad name are dropped, a `tunnelUrl` that
+ * is not an `https://` URL is dropped (the instance is then reached through the bootstrap URL
+ * only), a repeated name keeps its first entry.
+ */
+export function parseInstanceList(body: unknown): InstanceList | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { instance, instances } = body as { instance?: unknown; instances?: unknown };
+  const name = (instance as { name?: unknown } | undefined)?.name;
+  if (!validName(name) || !Array.isArray(instances)) return undefined;
+  const seen = new Set<string>();
+  const list: RelayInstance[] = [];
+  for (const entry of instances.slice(0, MAX_INSTANCES) as unknown[]) {
+    const { name: n, tunnelUrl } = (entry ?? {}) as { name?: unknown; tunnelUrl?: unknown };
+    if (!validName(n) || seen.has(n)) continue;
+    seen.add(n);
+    const url = typeof tunnelUrl === 'string' ? httpsOrigin(tunnelUrl) : undefined;
+    list.push(url ? { name: n, tunnelUrl: url } : { name: n });
+  }
+  return { instance: { name }, instances: list };
+}
+
+function validName(name: unknown): name is string {
+  return typeof name === 'string' && name.length > 0 && name.length <= MAX_INSTANCE_NAME;
+}
+
+/** `https://host:port` of an https URL (its path ignored), or undefined. */
+export function httpsOrigin(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'https:' && !u.username ? u.origin : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -100,9 +100,12 @@ export class TunnelSession extends EventEmitter<TunnelSessionEvents> {
     return this.#hello?.capabilities.includes(name) ?? false;
   }
 
-  /** Asks the connector who it is; resolves once the session can carry requests. */
-  async handshake(): Promise<ConnectorHello> {
-    const answer = await this.control(CONTROL.hello, undefined, this.#opts.helloTimeoutMs).catch(
+  /**
+   * Asks the connector who it is; resolves once the session can carry requests. `body` (the
+   * relay's instance list, §3.6) makes the hello a POST; an older connector ignores it.
+   */
+  async handshake(body?: unknown): Promise<ConnectorHello> {
+    const answer = await this.control(CONTROL.hello, body, this.#opts.helloTimeoutMs).catch(
       (err: TunnelError) => {
         throw new TunnelError('APPPROXY_TUNNEL_HANDSHAKE_FAILED', `hello: ${err.message}`, {
           cause: err,

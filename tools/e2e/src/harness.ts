@@ -50,6 +50,22 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A free port followed by `count - 1` free ones (the tunnel ports of relay workers). */
+export async function freePortRun(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (;;) {
+    const first = await freePort();
+    let ok = true;
+    for (let i = 1; i < count && ok; i++) ok = await bindable(first + i);
+    if (ok) return first;
+  }
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -202,6 +218,8 @@ export interface StackOptions {
   bins?: { relay: string; connector: string };
   /** Environment of every CLI process, over the tests' own. */
   env?: NodeJS.ProcessEnv;
+  /** `relay.workers`: worker i's tunnel port is `ports.tunnel + i` (all picked free). @default 1 */
+  workers?: number;
 }
 
 /** A relay (and optionally a registered, started connector) in a fresh temp directory. */
@@ -244,7 +262,11 @@ export class Stack {
   /** Picks the ports now (before `start`), e.g. to register redirect URIs at an IdP first. */
   async allocatePorts(): Promise<this['ports']> {
     if (this.ports.public === 0)
-      this.ports = { public: await freePort(), tunnel: await freePort(), admin: await freePort() };
+      this.ports = {
+        public: await freePort(),
+        tunnel: await freePortRun(this.#opts.workers ?? 1),
+        admin: await freePort(),
+      };
     return this.ports;
   }
 
@@ -295,7 +317,7 @@ ${a.extra ?? ''}`,
   certificates:
 ${pairs.map(certificateYaml).join('\n')}
   drainTimeout: 3s
-${this.#opts.relayExtra ?? ''}
+${this.#opts.workers ? `  workers: ${this.#opts.workers}\n` : ''}${this.#opts.relayExtra ?? ''}
 ${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvider}\n` : ''}connectorGroups:
 ${(this.#opts.groups ?? ['Default']).map((g) => `  - name: ${g}`).join('\n')}
 apps:

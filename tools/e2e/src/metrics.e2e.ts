@@ -98,7 +98,10 @@ describe('/metrics', () => {
     );
     const health = await fetch(`http://127.0.0.1:${connectorMetricsPort}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ tunnels: 2 });
+    // A relay without instances: one entry, named by the relay's address.
+    const body = (await health.json()) as { tunnels: number; instances: Record<string, number> };
+    expect(body.tunnels).toBe(2);
+    expect(Object.values(body.instances)).toEqual([2]);
   });
 
   it('a lost connector shows in the relay’s tunnel series', async () => {

@@ -30,6 +30,13 @@ export interface LoadOptions {
   maxRequests?: number;
   /** Pause between a worker's requests. @default 0 */
   pauseMs?: number;
+  /** Where to connect, e.g. a load balancer in front of the relay. @default the stack's public port */
+  port?: number;
+  /**
+   * Reuse connections. Off: every request opens a new one, so a load balancer places each
+   * request anew (and a request never meets a connection its server is closing). @default true
+   */
+  keepAlive?: boolean;
 }
 
 /**
@@ -39,7 +46,7 @@ export interface LoadOptions {
 export class LoadGenerator {
   readonly outcomes: Outcome[] = [];
   readonly #stack: Stack;
-  readonly #opts: Required<Omit<LoadOptions, 'next'>> & Pick<LoadOptions, 'next'>;
+  readonly #opts: Required<Omit<LoadOptions, 'next' | 'port'>> & Pick<LoadOptions, 'next' | 'port'>;
   readonly #agent: Agent;
   #stopping = false;
   #issued = 0;
@@ -47,8 +54,12 @@ export class LoadGenerator {
 
   constructor(stack: Stack, opts: LoadOptions) {
     this.#stack = stack;
-    this.#opts = { concurrency: 8, maxRequests: 100_000, pauseMs: 0, ...opts };
-    this.#agent = new Agent({ keepAlive: true, maxSockets: this.#opts.concurrency, ca: stack.ca });
+    this.#opts = { concurrency: 8, maxRequests: 100_000, pauseMs: 0, keepAlive: true, ...opts };
+    this.#agent = new Agent({
+      keepAlive: this.#opts.keepAlive,
+      maxSockets: this.#opts.concurrency,
+      ca: stack.ca,
+    });
   }
 
   start(): this {
@@ -97,14 +108,16 @@ export class LoadGenerator {
     return new Promise((resolve) => {
       const req = httpsRequest({
         host: '127.0.0.1',
-        port: this.#stack.ports.public,
-        servername: this.#opts.host,
+        port: this.#opts.port ?? this.#stack.ports.public,
+        // The Host may carry a port (an external URL on a load balancer's port); SNI never does.
+        servername: this.#opts.host.replace(/:\d+$/, ''),
         agent: this.#agent,
         method,
         path,
         headers: {
           host: this.#opts.host,
           accept: 'application/json',
+          ...(!this.#opts.keepAlive && { connection: 'close' }),
           ...(body && { 'content-length': String(body.length) }),
         },
         timeout: 60_000,
