@@ -189,7 +189,7 @@ ${metrics ? `  adminListen: 127.0.0.1:${ports.admin}\n` : ''}  stateDir: ${join(
   # Every bench client is 127.0.0.1: the per-client cap (256 by default) would refuse the
   # idle-WebSocket phase's thousands of sockets.
   limits: { maxConnections: 50000, maxConnectionsPerClient: 50000 }
-${workers > 1 ? `  workers: ${workers}\n` : ''}apps:
+${workers > 1 ? `  workers: ${workers}\n  instance: { tunnelUrl: 'https://127.0.0.1:${ports.tunnel}' }\n` : ''}apps:
   - name: Bench
     internalUrl: ${origin}/
     externalUrl: https://127.0.0.1/

@@ -317,6 +317,15 @@ export class Relay {
    */
   async stop(): Promise<void> {
     this.#ready = false;
+    // Behind a load balancer: /readyz says 503 while everything is still served, so new
+    // clients are sent elsewhere before this relay stops accepting any.
+    const delay = this.#config.relay.shutdownDelayMs;
+    if (delay > 0) {
+      this.#log.info('relay not ready; serving on for the shutdown delay', {
+        shutdownDelayMs: delay,
+      });
+      await sleep(delay);
+    }
     this.#acme?.stop();
     const timeout = this.#config.relay.drainTimeoutMs;
     const deadline = Date.now() + timeout;

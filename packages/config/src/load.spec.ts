@@ -93,6 +93,7 @@ describe('parseConfig: the DESIGN.md example', () => {
         pingTimeoutMs: 1_500,
         drainTimeoutMs: 30_000,
         workers: 1,
+        shutdownDelayMs: 0,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
         limits: {
@@ -201,6 +202,7 @@ apps:
       pingTimeoutMs: 1_500,
       drainTimeoutMs: 30_000,
       workers: 1,
+      shutdownDelayMs: 0,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
       limits: {
@@ -1454,6 +1456,7 @@ describe('relay.workers', () => {
   listen: 443
   tunnelListen: 8443
   certificates: [{ cert: tls/site.pem, key: tls/site-key.pem }]
+  instance: { tunnelUrl: 'https://relay1.example.com:8443' }
   workers: ${workers}
 `;
 
@@ -1465,6 +1468,57 @@ describe('relay.workers', () => {
   it.each(['0', '65', '1.5', 'many', '"2"'])('refuses %s by its path', (workers) => {
     expect(summary(configError(relayWith(workers)).issues)).toStrictEqual([
       'relay.workers: must be a number of processes from 1 to 64, or auto',
+    ]);
+  });
+
+  it('needs the tunnel URL of worker 0 when there are several', () => {
+    const yaml = relayWith('2').replace(/ {2}instance: .*\n/, '');
+    expect(summary(configError(yaml).issues)).toStrictEqual([
+      'relay.workers: more than 1 needs relay.instance.tunnelUrl: how connectors reach worker 0’s tunnel port (worker i is reached on that port + i)',
+    ]);
+    expect(parse(relayWith('1').replace(/ {2}instance: .*\n/, '')).relay.workers).toBe(1);
+  });
+});
+
+describe('relay.instance and relay.shutdownDelay', () => {
+  const relayWith = (more: string) => `relay:
+  listen: 443
+  tunnelListen: 8443
+  certificates: [{ cert: tls/site.pem, key: tls/site-key.pem }]
+${more}
+`;
+
+  it('takes a name and the https origin of the tunnel port', () => {
+    const { relay } = parse(
+      relayWith(`  instance: { name: edge-1, tunnelUrl: 'https://Relay1.example.com:8443/' }
+  shutdownDelay: 2s`),
+    );
+    expect(relay.instance).toStrictEqual({
+      name: 'edge-1',
+      tunnelUrl: 'https://relay1.example.com:8443',
+    });
+    expect(relay.shutdownDelayMs).toBe(2000);
+  });
+
+  it.each([
+    [
+      'http://relay1.example.com:8443',
+      'relay.instance.tunnelUrl: must be https://host[:port] with nothing after it',
+    ],
+    [
+      'https://relay1.example.com:8443/tunnel',
+      'relay.instance.tunnelUrl: must be https://host[:port] with nothing after it',
+    ],
+    ['not a url', 'relay.instance.tunnelUrl: must be https://host[:port] with nothing after it'],
+  ])('refuses tunnelUrl %s by its path', (url, message) => {
+    expect(
+      summary(configError(relayWith(`  instance: { tunnelUrl: '${url}' }`)).issues),
+    ).toStrictEqual([message]);
+  });
+
+  it('refuses a name that is not a plain token', () => {
+    expect(summary(configError(relayWith('  instance: { name: "a b" }')).issues)).toStrictEqual([
+      'relay.instance.name: must be 1–64 of A–Z a–z 0–9 . _ -',
     ]);
   });
 });

@@ -286,6 +286,14 @@ export interface AcmeConfig {
   caBundle?: string;
 }
 
+/** `relay.instance`. */
+export interface RelayInstanceConfig {
+  /** Unique among the instances sharing the store. @default the host name */
+  name?: string;
+  /** `https://host:port` of this instance's tunnel listener, as connectors reach it. */
+  tunnelUrl?: string;
+}
+
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
 /** One entry of `relay.certificates`: a PEM pair or a PKCS#12 file. */
 export type CertificateSource =
@@ -320,6 +328,17 @@ export interface RelayConfig {
      * a relay instance sharing the public listeners. Restart-only. @default 1
      */
     workers: number;
+    /**
+     * This relay among the instances that share `relay.store` (and the workers of one host):
+     * its name and how connectors reach its tunnel port. Unset: named after the host, reached
+     * through the URL connectors registered with.
+     */
+    instance?: RelayInstanceConfig;
+    /**
+     * From `shutdownDelay`: after SIGTERM, `/readyz` answers 503 this long while everything
+     * is still served, so a load balancer moves new clients away before the drain. @default 0
+     */
+    shutdownDelayMs: number;
     /** From `connectorCertValidity`: lifetime of connector certificates (renewed at ⅔). @default 90 days */
     connectorCertValidityMs: number;
     /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
@@ -390,6 +409,29 @@ function bool(defaultValue: boolean, description: string) {
     .meta({ description })
     .transform((v) => v === true || v === 'true')
     .prefault(defaultValue);
+}
+
+/** `relay.instance.tunnelUrl`: an https origin (`https://host:port`), nothing after it. */
+function tunnelOrigin(v: string, ctx: z.RefinementCtx): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (
+    !url ||
+    url.protocol !== 'https:' ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash ||
+    url.pathname !== '/'
+  ) {
+    ctx.addIssue({ code: 'custom', message: 'must be https://host[:port] with nothing after it' });
+    return z.NEVER;
+  }
+  return url.origin;
 }
 
 function fromCheck(check: (v: string) => UrlCheck) {
@@ -753,6 +795,36 @@ const relaySection = z
         examples: [1, 4, 'auto'],
       })
       .transform((w) => (w === 'auto' ? Math.min(MAX_WORKERS, availableParallelism()) : w)),
+    instance: z
+      .strictObject({
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 of A–Z a–z 0–9 . _ -' })
+          .optional()
+          .meta({
+            description: 'Unique among the instances sharing the store. Default: the host name.',
+          }),
+        tunnelUrl: z
+          .string()
+          .meta({
+            description:
+              'https://host:port of this instance’s tunnel listener as connectors reach it (not a load balancer). With workers, worker i is reached on its port + i.',
+            examples: ['https://relay1.example.com:8443'],
+          })
+          .transform(tunnelOrigin)
+          .optional(),
+      })
+      .optional()
+      .meta({
+        description:
+          'This relay among the instances sharing relay.store: connectors keep tunnels to every live instance.',
+      }),
+    shutdownDelay: duration({
+      default: '0s',
+      min: 0,
+      description:
+        'After SIGTERM, /readyz answers 503 this long while everything is still served (a load balancer moves new clients away), then the drain starts. Behind a load balancer: at least its health-check interval × fall count.',
+    }),
     connectorCertValidity: duration({
       default: '90d',
       min: 1000,
@@ -846,12 +918,20 @@ const relaySection = z
         message:
           'challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
       });
+    if (r.workers > 1 && !r.instance?.tunnelUrl)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workers'],
+        message:
+          'more than 1 needs relay.instance.tunnelUrl: how connectors reach worker 0’s tunnel port (worker i is reached on that port + i)',
+      });
   })
   .transform(
     ({
       pingInterval,
       pingTimeout,
       drainTimeout,
+      shutdownDelay,
       connectorCertValidity,
       inactiveConnectorRetention,
       redirectHttp,
@@ -866,6 +946,7 @@ const relaySection = z
       pingIntervalMs: pingInterval,
       pingTimeoutMs: pingTimeout ?? 3 * pingInterval,
       drainTimeoutMs: drainTimeout,
+      shutdownDelayMs: shutdownDelay,
       connectorCertValidityMs: connectorCertValidity,
       inactiveConnectorRetentionMs: inactiveConnectorRetention,
     }),

@@ -317,7 +317,7 @@ ${a.extra ?? ''}`,
   certificates:
 ${pairs.map(certificateYaml).join('\n')}
   drainTimeout: 3s
-${this.#opts.workers ? `  workers: ${this.#opts.workers}\n` : ''}${this.#opts.relayExtra ?? ''}
+${this.#opts.workers ? `  workers: ${this.#opts.workers}\n  instance: { tunnelUrl: 'https://127.0.0.1:${this.ports.tunnel}' }\n` : ''}${this.#opts.relayExtra ?? ''}
 ${this.#opts.identityProvider ? `identityProvider:\n${this.#opts.identityProvider}\n` : ''}connectorGroups:
 ${(this.#opts.groups ?? ['Default']).map((g) => `  - name: ${g}`).join('\n')}
 apps:
