@@ -10,17 +10,19 @@ export const MATERIAL = {
 
 /**
  * The relay's state store as its configuration says: PostgreSQL (`relay.store.postgres`,
- * sealed with `relay.storeKey`) or SQLite in `relay.stateDir`.
+ * sealed with `relay.storeKey`) or SQLite in `relay.stateDir`; it speaks for
+ * `opts.instance`, else `relay.instance.name`, else the host name.
  */
 export function openRelayStore(
-  relay: Pick<RelayConfig['relay'], 'stateDir' | 'store' | 'storeKey'>,
+  relay: Pick<RelayConfig['relay'], 'stateDir' | 'store' | 'storeKey' | 'instance'>,
   opts: { instance?: string } = {},
 ): Promise<StateStore> {
+  const instance = opts.instance ?? relay.instance?.name;
   return openStateStore({
     stateDir: relay.stateDir,
     ...(relay.store?.postgres && { postgres: relay.store.postgres }),
     ...(relay.storeKey !== undefined && { storeKey: relay.storeKey }),
-    ...(opts.instance !== undefined && { instance: opts.instance }),
+    ...(instance !== undefined && { instance }),
   });
 }
 

@@ -88,11 +88,12 @@ export class Relay {
 
   async start(): Promise<RelayAddresses> {
     const { relay } = this.#config;
-    // Each worker is an instance of its own (as workerInstance names them).
-    const store = await openRelayStore(
-      relay,
-      this.worker ? { instance: `${hostname()}-${this.worker.index}` } : {},
-    );
+    // relay.instance.name (default: the host name); each worker is an instance of its own,
+    // named as workerInstance names them.
+    const instance = relay.instance?.name ?? hostname();
+    const store = await openRelayStore(relay, {
+      instance: this.worker ? `${instance}-${this.worker.index}` : instance,
+    });
     this.#store = store;
     const ca = await loadConnectorCa(store, relay.stateDir);
     this.#sharedSecret = await sharedSessionSecret(store);

@@ -6,7 +6,6 @@
  */
 import { startSampleApp } from '@appproxy/sample-app';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +40,7 @@ beforeAll(async () => {
     ],
     relayExtra: `  store: { postgres: { url: '\${APPPROXY_TEST_PG_URL}' } }
   storeKey: \${APPPROXY_TEST_STORE_KEY}
+  instance: { name: edge-1 }
 `,
     env,
   });
@@ -106,7 +106,8 @@ describe.skipIf(!havePostgres)('relay on a PostgreSQL store', () => {
     expect(all.find((c) => c.id === id)).toMatchObject({
       state: 'active',
       tunnels: 2,
-      instances: [expect.objectContaining({ name: hostname(), tunnels: 2 })],
+      // Attached to this instance, by its relay.instance.name.
+      instances: [expect.objectContaining({ name: 'edge-1', tunnels: 2 })],
     });
     const second = join(stack!.dir, 'second');
     await stack!.registerConnector(second);
