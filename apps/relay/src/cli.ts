@@ -2,14 +2,13 @@ import {
   ConfigError,
   StateStoreError,
   loadConfig,
-  openStateStore,
   parseDuration,
   type RelayConfig,
 } from '@appproxy/config';
-import { ConnectorCA } from '@appproxy/pki';
 import { createLogger, parseLogFormat, type Logger } from '@appproxy/telemetry';
 import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
 import { connectorState } from './connector-registry.js';
+import { loadConnectorCa, openRelayStore } from './relay-store.js';
 import { Command, CommanderError } from 'commander';
 import { checkConfig, formatProblem, type ConfigProblem } from './config-check.js';
 import { ListenError, Relay } from './relay.js';
@@ -191,15 +190,15 @@ export function buildProgram(): Command {
         throw new CliError(`--ttl: not a duration: ${opts.ttl}`, 2);
       }
       // The store first: it creates stateDir, or says why it cannot.
-      const store = openStateStore(config.relay.stateDir);
+      const store = await openRelayStore(config.relay);
       try {
-        const ca = await ConnectorCA.loadOrCreate(config.relay.stateDir);
-        const created = store.createRegistrationToken({ group: opts.group, ttlMs });
+        const ca = await loadConnectorCa(store, config.relay.stateDir);
+        const created = await store.createRegistrationToken({ group: opts.group, ttlMs });
         process.stdout.write(
           `${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`,
         );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -213,12 +212,12 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
       const config = await readConfig(opts.config);
-      const store = openStateStore(config.relay.stateDir);
+      const store = await openRelayStore(config.relay);
       try {
         const now = Date.now();
         // What every connector of this version has; Kerberos is a connector's own setting.
         const known: string[] = [CAPABILITY.websocket, CAPABILITY.backendTls];
-        const rows = store.listConnectors().map((c) => {
+        const rows = (await store.listConnectors()).map((c) => {
           const state = connectorState(c, now);
           const live = state === 'active';
           return {
@@ -230,6 +229,13 @@ export function buildProgram(): Command {
             lastSeen: c.lastSeenAt?.toISOString() ?? null,
             tunnels: live ? c.tunnels : 0,
             inFlight: live ? c.inFlight : 0,
+            // The relay instances it has tunnels to (seen within the active window).
+            instances: (c.instances ?? []).map((i) => ({
+              name: i.name,
+              tunnels: i.tunnels,
+              inFlight: i.inFlight,
+              seenAt: i.seenAt.toISOString(),
+            })),
             capabilities: c.capabilities,
             kerberos: c.capabilities.includes(CAPABILITY.kerberos),
             // Known only once it connected and said what it can do.
@@ -252,6 +258,7 @@ export function buildProgram(): Command {
           'LAST SEEN',
           'TUNNELS',
           'IN-FLIGHT',
+          'INSTANCES',
           'KERBEROS',
           'LACKS',
         ];
@@ -266,6 +273,10 @@ export function buildProgram(): Command {
             r.lastSeen ?? '-',
             String(r.tunnels),
             String(r.inFlight),
+            r.instances
+              .filter((i) => i.tunnels > 0)
+              .map((i) => `${i.name}(${i.tunnels})`)
+              .join(',') || '-',
             r.kerberos ? 'yes' : '-',
             r.missingCapabilities.join(',') || '-',
           ]),
@@ -279,7 +290,7 @@ export function buildProgram(): Command {
               .trimEnd()}\n`,
           );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 
@@ -292,12 +303,12 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .action(async (id: string, opts: { config: string }) => {
       const config = await readConfig(opts.config);
-      const store = openStateStore(config.relay.stateDir);
+      const store = await openRelayStore(config.relay);
       try {
-        if (!store.revokeConnector(id)) throw new CliError(`no connector with id ${id}`, 2);
+        if (!(await store.revokeConnector(id))) throw new CliError(`no connector with id ${id}`, 2);
         process.stdout.write(`connector ${id} deleted; its certificate is revoked\n`);
       } finally {
-        store.close();
+        await store.close();
       }
     });
 

@@ -1,4 +1,4 @@
-import type { ConnectorRecord, StateStore } from '@appproxy/config';
+import type { ConnectorRecord, ConnectorSeen, StateStore } from '@appproxy/config';
 import type { ConnectorCA } from '@appproxy/pki';
 import { ConnectorGroups } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
@@ -9,8 +9,6 @@ import { renewCertificate } from './renewal.js';
 /** Connectors seen within this long are `active`; the relay notes them every STATUS_INTERVAL. */
 export const ACTIVE_WINDOW_MS = 15_000;
 const STATUS_INTERVAL_MS = 5_000;
-/** How often the store is checked for revocations made by another process (the CLI). */
-const SYNC_INTERVAL_MS = 250;
 
 export interface ConnectorRegistryOptions {
   store: StateStore;
@@ -72,7 +70,15 @@ export class ConnectorRegistry {
   readonly #timers: NodeJS.Timeout[] = [];
   /** Connector id → when its certificate was last renewed (or tried). */
   readonly #renewedAt = new Map<string, number>();
-  #dataVersion = -1;
+  /**
+   * What the store says about every connector, so `authorize` needs no query for the
+   * tunnels of known connectors: filled at start, refreshed when the store changes.
+   */
+  #records = new Map<string, ConnectorRecord>();
+  #unwatch: (() => void) | undefined;
+  /** One refresh at a time; a change during one asks for another after it. */
+  #refreshing: Promise<void> | undefined;
+  #refreshAgain = false;
 
   constructor(opts: ConnectorRegistryOptions) {
     this.#o = opts;
@@ -80,47 +86,115 @@ export class ConnectorRegistry {
     metrics.registry.onCollect(() => this.#collectMetrics());
   }
 
-  /** For the tunnel listener: a reason to refuse this certificate, or undefined. */
-  authorize = (peer: PeerIdentity): { reason: string; revoked: boolean } | undefined => {
-    const record = this.#o.store.getConnector(peer.commonName);
+  /**
+   * For the tunnel listener: a reason to refuse this certificate, or undefined. The cached
+   * record answers when it accepts; otherwise (unknown here, a renewed certificate) the
+   * store is asked, so a connector registered or renewed at another instance a moment ago
+   * is accepted.
+   */
+  authorize = (
+    peer: PeerIdentity,
+  ):
+    | { reason: string; revoked: boolean }
+    | undefined
+    | Promise<{ reason: string; revoked: boolean } | undefined> => {
+    const cached = this.#verdict(this.#records.get(peer.commonName), peer);
+    if (!cached) return undefined;
+    return this.#o.store.getConnector(peer.commonName).then((record) => {
+      if (record) this.#records.set(record.id, record);
+      return this.#verdict(record, peer);
+    });
+  };
+
+  #verdict(record: ConnectorRecord | undefined, peer: PeerIdentity) {
     const reason = certificateRefusal(record, peer, this.#o.groups());
     if (!reason) return undefined;
     // Deleted or unknown: only a new registration helps. A replaced certificate is not
     // final (a renewal may be under way) and a missing group can be configured again.
     return { reason, revoked: !record || record.revokedAt !== undefined };
-  };
+  }
 
-  start(): void {
+  /** Fills the cache and starts the timers and the store watch. */
+  async start(): Promise<void> {
+    await this.#refresh();
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
       t.unref();
       this.#timers.push(t);
     };
-    every(STATUS_INTERVAL_MS, () => this.#recordStatus());
+    every(STATUS_INTERVAL_MS, () => void this.#recordStatus());
     // Renewal checks: often enough to act early in a third of the shortest lifetime.
     every(Math.min(60_000, Math.max(250, this.#o.certValidityMs / 20)), () => {
       for (const session of this.groups.tunnels()) this.#maybeRenew(session);
     });
-    every(SYNC_INTERVAL_MS, () => this.#syncRevocations());
+    // A revocation by the CLI or another instance closes the tunnels here at once.
+    this.#unwatch = this.#o.store.watch(() => void this.#syncRevocations());
     // Removal is coarse: every hour, or every tenth of a short retention (tests).
-    every(Math.min(3_600_000, Math.max(1000, this.#o.inactiveRetentionMs / 10)), () =>
-      this.#prune(),
+    every(
+      Math.min(3_600_000, Math.max(1000, this.#o.inactiveRetentionMs / 10)),
+      () => void this.#prune(),
     );
-    this.#prune();
+    void this.#prune();
   }
 
   /** Stops the timers and notes every connected connector as having no tunnel here any more. */
-  stop(): void {
+  async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
+    this.#unwatch?.();
     const at = new Date();
-    for (const c of this.groups.connectors())
-      this.#o.store.recordConnectorSeen(c.connectorId, { at, tunnels: 0, inFlight: 0 });
+    await Promise.all(
+      this.groups
+        .connectors()
+        .map((c) => this.#seen(c.connectorId, { at, tunnels: 0, inFlight: 0 })),
+    );
+  }
+
+  /**
+   * Notes a connector in the store, and in the cache at once (states in metrics); a failure
+   * is logged, never thrown at the caller.
+   */
+  #seen(connectorId: string, seen: ConnectorSeen): Promise<void> {
+    const cached = this.#records.get(connectorId);
+    if (cached)
+      this.#records.set(connectorId, {
+        ...cached,
+        lastSeenAt: seen.at,
+        ...(seen.hostname !== undefined && { hostname: seen.hostname }),
+        ...(seen.version !== undefined && { version: seen.version }),
+        ...(seen.capabilities !== undefined && { capabilities: seen.capabilities }),
+      });
+    return this.#o.store
+      .recordConnectorSeen(connectorId, seen)
+      .catch((err: unknown) =>
+        this.#o.log.warn('state store write failed', { connectorId, error: err }),
+      );
+  }
+
+  /** Reads every record into the cache (one at a time; a change meanwhile reads again). */
+  #refresh(): Promise<void> {
+    if (this.#refreshing) {
+      this.#refreshAgain = true;
+      return this.#refreshing;
+    }
+    const run = async (): Promise<void> => {
+      try {
+        do {
+          this.#refreshAgain = false;
+          const records = await this.#o.store.listConnectors();
+          this.#records = new Map(records.map((r) => [r.id, r]));
+        } while (this.#refreshAgain);
+      } finally {
+        this.#refreshing = undefined;
+      }
+    };
+    this.#refreshing = run();
+    return this.#refreshing;
   }
 
   /** A tunnel finished its hello: it joins its connector's group. */
   add(session: TunnelSession): void {
-    const { store, log, metrics } = this.#o;
-    const record = store.getConnector(session.connectorId);
+    const { log, metrics } = this.#o;
+    const record = this.#records.get(session.connectorId);
     if (!record) return session.destroy('connector record vanished');
     const group = record.group;
     this.groups.add(group, session);
@@ -128,7 +202,7 @@ export class ConnectorRegistry {
     metrics.tunnelsOpen.labels(group).inc();
     session.once('closed', (reason) => this.#removed(session, group, reason));
     const connector = this.#summary(session.connectorId);
-    store.recordConnectorSeen(session.connectorId, {
+    void this.#seen(session.connectorId, {
       at: new Date(),
       hostname: session.hello?.hostname,
       version: session.hello?.version,
@@ -150,12 +224,12 @@ export class ConnectorRegistry {
   }
 
   #removed(session: TunnelSession, group: string, reason: TunnelError | undefined): void {
-    const { store, log, metrics } = this.#o;
+    const { log, metrics } = this.#o;
     this.groups.remove(session);
     metrics.tunnelsOpen.labels(group).dec();
     metrics.tunnelDisconnects.labels(group, DISCONNECT_REASON[reason?.code ?? ''] ?? 'error').inc();
     const connector = this.#summary(session.connectorId);
-    store.recordConnectorSeen(session.connectorId, {
+    void this.#seen(session.connectorId, {
       at: new Date(),
       tunnels: connector?.tunnels ?? 0,
       inFlight: connector?.inFlight ?? 0,
@@ -174,27 +248,33 @@ export class ConnectorRegistry {
     return this.groups.connectors().find((c) => c.connectorId === connectorId);
   }
 
-  /** Every STATUS_INTERVAL: last seen, tunnels and in-flight of connected connectors. */
-  #recordStatus(): void {
+  /**
+   * Every STATUS_INTERVAL: last seen, tunnels and in-flight of connected connectors; then the
+   * cache is read again (states and counts for metrics; other instances' attachments).
+   */
+  async #recordStatus(): Promise<void> {
     const at = new Date();
-    for (const c of this.groups.connectors()) {
-      this.#o.store.recordConnectorSeen(c.connectorId, {
-        at,
-        tunnels: c.tunnels,
-        inFlight: c.inFlight,
-      });
-    }
+    await Promise.all(
+      this.groups
+        .connectors()
+        .map((c) => this.#seen(c.connectorId, { at, tunnels: c.tunnels, inFlight: c.inFlight })),
+    );
+    await this.#refresh().catch((err: unknown) =>
+      this.#o.log.warn('state store read failed', { error: err }),
+    );
   }
 
-  /** Closes the tunnels of connectors that another process revoked (or deleted). */
-  #syncRevocations(): void {
-    const { store, log, groups } = this.#o;
-    const version = store.dataVersion();
-    if (version === this.#dataVersion) return;
-    this.#dataVersion = version;
+  /** Closes the tunnels of connectors that another process or instance revoked (or deleted). */
+  async #syncRevocations(): Promise<void> {
+    const { log, groups } = this.#o;
+    try {
+      await this.#refresh();
+    } catch (err) {
+      return log.warn('state store read failed', { error: err });
+    }
     for (const session of this.groups.tunnels()) {
       const refusal = certificateRefusal(
-        store.getConnector(session.connectorId),
+        this.#records.get(session.connectorId),
         session.peer,
         groups(),
       );
@@ -208,11 +288,17 @@ export class ConnectorRegistry {
     }
   }
 
-  #prune(): void {
+  async #prune(): Promise<void> {
     const { store, log, inactiveRetentionMs } = this.#o;
-    const removed = store.pruneConnectors(new Date(Date.now() - inactiveRetentionMs));
+    let removed: string[];
+    try {
+      removed = await store.pruneConnectors(new Date(Date.now() - inactiveRetentionMs));
+    } catch (err) {
+      return log.warn('state store write failed', { error: err });
+    }
     for (const id of removed) {
       this.#renewedAt.delete(id);
+      this.#records.delete(id);
       log.info('connector removed', {
         connectorId: id,
         reason: `inactive or revoked for ${Math.round(inactiveRetentionMs / 1000)} s`,
@@ -239,13 +325,13 @@ export class ConnectorRegistry {
   }
 
   #collectMetrics(): void {
-    const { metrics, store } = this.#o;
+    const { metrics } = this.#o;
     metrics.connectors.reset();
     for (const group of this.#o.groups())
       for (const state of ['active', 'inactive', 'revoked'] as const)
         metrics.connectors.labels(group, state).set(0);
     const now = Date.now();
-    for (const c of store.listConnectors())
+    for (const c of this.#records.values())
       metrics.connectors.labels(c.group, connectorState(c, now)).inc();
   }
 }

@@ -73,7 +73,7 @@ export function registrationHandler(deps: {
         const remote = req.socket.remoteAddress;
         try {
           // Checked, not spent: a refused CSR or a failure below leaves the token usable.
-          const { group } = deps.store.checkRegistrationToken(body.tokenId, body.secret);
+          const { group } = await deps.store.checkRegistrationToken(body.tokenId, body.secret);
           if (!deps.knownGroups().has(group)) {
             return refuse(
               res,
@@ -88,7 +88,7 @@ export function registrationHandler(deps: {
             validityMs: deps.certValidityMs,
           });
           // Spent and recorded together; a token raced away in between leaves no connector.
-          deps.store.redeemRegistrationToken(body.tokenId, body.secret, {
+          await deps.store.redeemRegistrationToken(body.tokenId, body.secret, {
             connector: {
               id: connectorId,
               group,

@@ -1,5 +1,5 @@
-import { openStateStore, type RelayConfig, type StateStore } from '@appproxy/config';
-import { ConnectorCA, describeCertificate } from '@appproxy/pki';
+import type { RelayConfig, StateStore } from '@appproxy/config';
+import { describeCertificate, type ConnectorCA } from '@appproxy/pki';
 import { parseRequestHost } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { TunnelListener } from '@appproxy/tunnel';
@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConnectorRegistry } from './connector-registry.js';
 import { renderError } from './error-pages.js';
@@ -20,6 +21,7 @@ import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates } from './acme.js';
+import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
 
 export interface RelayAddresses {
   public: string;
@@ -67,6 +69,8 @@ export class Relay {
   /** What request handling reads from the configuration now; replaced whole by `reload`. */
   #edge: Edge | undefined;
   #acme: AcmeCertificates | undefined;
+  /** The session secret shared through a PostgreSQL store, when none is configured. */
+  #sharedSecret: { id: string; secret: string } | undefined;
   /** Set when this relay is one of `relay.workers`. */
   readonly worker: RelayWorker | undefined;
   #tunnelPort: number | undefined;
@@ -84,13 +88,19 @@ export class Relay {
 
   async start(): Promise<RelayAddresses> {
     const { relay } = this.#config;
-    const store = openStateStore(relay.stateDir);
+    // relay.instance.name (default: the host name); each worker is an instance of its own,
+    // named as workerInstance names them.
+    const instance = relay.instance?.name ?? hostname();
+    const store = await openRelayStore(relay, {
+      instance: this.worker ? `${instance}-${this.worker.index}` : instance,
+    });
     this.#store = store;
-    const ca = await ConnectorCA.loadOrCreate(relay.stateDir);
+    const ca = await loadConnectorCa(store, relay.stateDir);
+    this.#sharedSecret = await sharedSessionSecret(store);
     const tunnelCert = await this.#tunnelCertificate(ca);
     // Built first: a configuration that cannot serve (a bad certificate, an SSO template)
     // stops the start here, before any listener opens.
-    const edge = new Edge(this.#config, this.#log);
+    const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
     this.#edge = edge;
     // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
     const acme = new AcmeCertificates(
@@ -249,7 +259,7 @@ export class Relay {
       this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
-    connectors.start();
+    await connectors.start();
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
     this.#ready = true;
     this.#log.info(this.worker ? 'relay worker listening' : 'relay listening', {
@@ -276,13 +286,19 @@ export class Relay {
   reload(config: RelayConfig): { needRestart: string[] } {
     const previous = this.#edge;
     if (!previous) throw new Error('the relay is not started');
-    const edge = new Edge(config, this.#log, previous);
+    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous);
     this.#edge = edge;
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
     if (edge.signIn.rp && edge.signIn.rp !== previous.signIn.rp) this.#providerCheck(edge.signIn);
     this.#acme?.configure(config, (host) => edge.certificates.covers(host));
     return { needRestart: restartOnly(previous.config, config) };
+  }
+
+  /** `config` with the store's session secret when it configures none (PostgreSQL only). */
+  #withSharedSecret(config: RelayConfig): RelayConfig {
+    if (!this.#sharedSecret || config.relay.sessionSecrets) return config;
+    return { ...config, relay: { ...config.relay, sessionSecrets: [this.#sharedSecret] } };
   }
 
   /** Discovery and keys of the identity provider now, logged when they fail. */
@@ -318,14 +334,14 @@ export class Relay {
     for (const session of this.#clientSessions) session.close();
     const redirectClosed = closeServer(this.#redirect, 0);
     await Promise.race([this.#proxy?.drain(), sleep(timeout)]);
-    this.#connectors?.stop();
+    await this.#connectors?.stop();
     await Promise.all([
       this.#tunnel?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) }),
       publicClosed,
       redirectClosed,
     ]);
     await closeServer(this.#admin, 0);
-    this.#store?.close();
+    await this.#store?.close();
   }
 
   #onAdmin(url: string, res: import('node:http').ServerResponse): void {

@@ -32,7 +32,7 @@ export async function renewCertificate(
       commonName: connectorId,
       validityMs: deps.certValidityMs,
     });
-    store.renewConnectorCertificate(
+    await store.renewConnectorCertificate(
       connectorId,
       { serial: issued.serialNumber, fingerprint: issued.fingerprint, notAfter: issued.notAfter },
       { fingerprint: session.peer.fingerprint, notAfter: session.peer.validTo },

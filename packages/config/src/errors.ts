@@ -87,11 +87,19 @@ export class TokenError extends Error {
 }
 
 /** Stable codes of a state database that cannot be used. */
-export type StateStoreErrorCode = 'APPPROXY_STATE_INCOMPATIBLE' | 'APPPROXY_STATE_DIR_UNUSABLE';
+export type StateStoreErrorCode =
+  | 'APPPROXY_STATE_INCOMPATIBLE'
+  | 'APPPROXY_STATE_DIR_UNUSABLE'
+  | 'APPPROXY_STORE_UNAVAILABLE'
+  | 'APPPROXY_STORE_KEY_WRONG'
+  | 'APPPROXY_STORE_KEY_MISSING';
 
 /**
- * The state cannot be used: written by a newer relay (`APPPROXY_STATE_INCOMPATIBLE`), or its
- * directory cannot be created or written (`APPPROXY_STATE_DIR_UNUSABLE`).
+ * The state cannot be used: written by a newer relay (`APPPROXY_STATE_INCOMPATIBLE`), its
+ * directory cannot be created or written (`APPPROXY_STATE_DIR_UNUSABLE`), the PostgreSQL
+ * store cannot be reached (`APPPROXY_STORE_UNAVAILABLE`, never with the password), or
+ * `relay.storeKey` is missing or not the key the store's materials were sealed with
+ * (`APPPROXY_STORE_KEY_MISSING`, `APPPROXY_STORE_KEY_WRONG`).
  */
 export class StateStoreError extends Error {
   readonly code: StateStoreErrorCode;

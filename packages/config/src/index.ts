@@ -48,10 +48,17 @@ export {
 } from './schema.js';
 export { ensureStateDir, stateDirProblem } from './state-dir.js';
 export {
-  STATE_DB_FILE,
-  openStateStore,
+  ATTACHMENT_WINDOW_MS,
+  STORE_KEY_MIN_LENGTH,
+  type ConnectorAttachment,
   type ConnectorRecord,
   type ConnectorSeen,
   type CreatedRegistrationToken,
+  type InstanceHeartbeat,
+  type InstanceRecord,
   type StateStore,
+  type StateStoreOptions,
 } from './state-store.js';
+export { openStateStore } from './open-store.js';
+export { STATE_DB_FILE } from './sqlite-store.js';
+export { describePostgresUrl } from './postgres-store.js';

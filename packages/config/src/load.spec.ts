@@ -438,6 +438,45 @@ apps: []
   });
 });
 
+describe('parseConfig: relay.store and relay.storeKey', () => {
+  const KEY = 'k'.repeat(40);
+  it('takes a PostgreSQL URL and the key from ${ENV}', () => {
+    const config = parse(
+      `${RELAY}  store: { postgres: { url: 'postgres://appproxy:\${PGPASSWORD}@db.internal:5432/appproxy' } }
+  storeKey: \${APPPROXY_STORE_KEY}
+apps: []
+`,
+      { PGPASSWORD: 'pw', APPPROXY_STORE_KEY: KEY },
+    );
+    expect(config.relay.store).toStrictEqual({
+      postgres: { url: 'postgres://appproxy:pw@db.internal:5432/appproxy' },
+    });
+    expect(config.relay.storeKey).toBe(KEY);
+    expect(parse(`${RELAY}apps: []\n`).relay.store).toBeUndefined();
+  });
+
+  it('refuses a store without its key, a short key and a URL that is not postgres://', () => {
+    expect(
+      summary(
+        issuesOf(`${RELAY}  store: { postgres: { url: 'postgres://db.internal/appproxy' } }
+apps: []
+`),
+      ),
+    ).toStrictEqual(['relay.storeKey: is required']);
+    expect(
+      summary(
+        issuesOf(`${RELAY}  store: { postgres: { url: 'mysql://db/appproxy' } }
+  storeKey: short
+apps: []
+`),
+      ),
+    ).toStrictEqual([
+      'relay.store.postgres.url: must be a postgres:// URL (the password via ${ENV})',
+      'relay.storeKey: must be at least 32 characters (use ${ENV})',
+    ]);
+  });
+});
+
 describe('parseConfig: apps[].sso and relay.stripRequestHeaders', () => {
   const IDP = `identityProvider: { issuer: https://idp.example.com, clientId: c }
 `;

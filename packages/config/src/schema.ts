@@ -348,6 +348,10 @@ export interface RelayConfig {
      * serving the same apps needs the same list. Unset: one is generated in `stateDir`.
      */
     sessionSecrets?: { id: string; secret: string }[];
+    /** A state store shared by several relay instances. Unset: SQLite in `stateDir`. */
+    store?: { postgres: { url: string } };
+    /** Seals the materials (CA key, secrets) in a PostgreSQL store; required with it. ≥ 32 chars. */
+    storeKey?: string;
     /** Public listener limits. @default see {@link RelayLimits} */
     limits: RelayLimits;
     /**
@@ -843,6 +847,30 @@ const relaySection = z
         description:
           'Secrets sealing session cookies ({ id, secret ≥ 32 chars }); the first seals. Same list on every relay. Unset: generated in stateDir.',
       }),
+    store: z
+      .strictObject({
+        postgres: z
+          .strictObject({
+            url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, {
+              error: 'must be a postgres:// URL (the password via ${ENV})',
+            }),
+          })
+          .meta({ description: 'PostgreSQL shared by every relay instance.' }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Where several relay instances share their state (connectors, tokens, CA, session secret). Unset: SQLite in stateDir.',
+        examples: [{ postgres: { url: 'postgres://appproxy:${PGPASSWORD}@db.internal/appproxy' } }],
+      }),
+    storeKey: z
+      .string()
+      .min(32, { error: 'must be at least 32 characters (use ${ENV})' })
+      .optional()
+      .meta({
+        description:
+          'Seals the materials in the PostgreSQL store (AES-256-GCM); required with store.postgres, the same on every instance. Use ${ENV}.',
+      }),
     inactiveConnectorRetention: duration({
       default: '10d',
       min: 1000,
@@ -876,6 +904,13 @@ const relaySection = z
   })
   .meta({ description: 'The public edge: listeners, certificates, state.' })
   .superRefine((r, ctx) => {
+    if (r.store?.postgres && r.storeKey === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storeKey'],
+        // Reported as "is required" (the loader's word for an absent value).
+        message: 'is required with relay.store.postgres',
+      });
     if (r.acme?.challenge === 'http-01' && !r.redirectHttp)
       ctx.addIssue({
         code: 'custom',

@@ -3,36 +3,52 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+// The PostgreSQL fixture lives with the other system fixtures; it imports nothing of ours.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import {
+  postgresAvailable,
+  startPostgres,
+  type PostgresServer,
+} from '../../../tools/e2e/src/postgres.js';
 import {
   STATE_DB_FILE,
+  StateStoreError,
   TokenError,
   openStateStore,
   type ConnectorRecord,
   type StateStore,
+  type StateStoreOptions,
 } from './index.js';
+
+const STORE_KEY = 'test-store-key-0123456789abcdefghijklmnop';
 
 let root: string;
 let stateDir: string;
 const opened: StateStore[] = [];
-const open = (dir = stateDir) => {
-  const store = openStateStore(dir);
-  opened.push(store);
-  return store;
-};
+
+const havePostgres = postgresAvailable();
+let server: PostgresServer | undefined;
+beforeAll(async () => {
+  if (havePostgres) server = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+});
 
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'appproxy-state-'));
   stateDir = join(root, 'var/relay');
 });
-afterEach(() => {
-  for (const store of opened.splice(0)) store.close();
+afterEach(async () => {
+  for (const store of opened.splice(0)) await store.close();
   rmSync(root, { recursive: true, force: true });
 });
 
-function tokenError(fn: () => unknown): TokenError {
+async function tokenError(fn: () => Promise<unknown>): Promise<TokenError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     if (err instanceof TokenError) return err;
     throw err;
@@ -40,28 +56,533 @@ function tokenError(fn: () => unknown): TokenError {
   throw new Error('expected a TokenError');
 }
 
-describe('openStateStore', () => {
-  it('creates the directory (0700) and a WAL database (0600) with the current schema', () => {
-    open();
+async function storeError(fn: () => Promise<unknown>): Promise<StateStoreError> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof StateStoreError) return err;
+    throw err;
+  }
+  throw new Error('expected a StateStoreError');
+}
+
+const connector = (over: Partial<ConnectorRecord> = {}): ConnectorRecord => ({
+  id: '3f1c2a9e-8d4b-4c1f-9e2a-1b2c3d4e5f60',
+  group: 'Default',
+  certSerial: '01ab',
+  certFingerprint: 'aa'.repeat(32),
+  certNotAfter: new Date('2031-01-01T00:00:00Z'),
+  createdAt: new Date('2030-01-01T00:00:00Z'),
+  capabilities: [],
+  tunnels: 0,
+  inFlight: 0,
+  instances: [],
+  ...over,
+});
+
+/** Resolves once a session of `url`'s database is LISTENing (bounded: 10 s). */
+async function listening(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'`,
+      );
+      if (rows[0]!.n > 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('no LISTEN session within 10 s');
+  } finally {
+    await client.end();
+  }
+}
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** Options of a store on this test's state (every call: the same state, another connection). */
+  options: () => Promise<StateStoreOptions>;
+}
+
+let database: string | undefined;
+const backends: Backend[] = [
+  { name: 'sqlite', options: async () => ({ stateDir, instance: 'relay-a' }) },
+  {
+    name: 'postgres',
+    options: async () => {
+      database ??= await server!.createDatabase();
+      return { stateDir, postgres: { url: database }, storeKey: STORE_KEY, instance: 'relay-a' };
+    },
+  },
+];
+beforeEach(() => {
+  database = undefined;
+});
+
+describe.each(backends)('$name store', (backend) => {
+  const skip = backend.name === 'postgres' && !havePostgres;
+  const open = async (over: Partial<StateStoreOptions> = {}) => {
+    const store = await openStateStore({ ...(await backend.options()), ...over });
+    opened.push(store);
+    return store;
+  };
+
+  describe.skipIf(skip)('openStateStore', () => {
+    it('says which backend it is and which instance it speaks for', async () => {
+      const store = await open();
+      expect(store.kind).toBe(backend.name);
+      expect(store.instance).toBe('relay-a');
+    });
+
+    it('reopens an existing store without migrating again', async () => {
+      const first = await open();
+      const { id, secret } = await first.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 60_000,
+      });
+      await first.close();
+      expect(await (await open()).redeemRegistrationToken(id, secret)).toStrictEqual({
+        group: 'Default',
+      });
+    });
+
+    it('close is idempotent', async () => {
+      const store = await open();
+      await store.close();
+      await expect(store.close()).resolves.toBeUndefined();
+    });
+  });
+
+  describe.skipIf(skip)('registration tokens', () => {
+    it('have an 8-character base32 id and a 32-byte base64url secret', async () => {
+      const now = new Date('2030-01-01T00:00:00Z');
+      const t = await (
+        await open()
+      ).createRegistrationToken({ group: 'Default', ttlMs: 3_600_000, now });
+      expect(t.id).toMatch(/^[a-z2-7]{8}$/);
+      expect(t.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(Buffer.from(t.secret, 'base64url')).toHaveLength(32);
+      expect(t.expiresAt).toStrictEqual(new Date('2030-01-01T01:00:00Z'));
+    });
+
+    it('check does not spend; redeem with a connector records both or neither', async () => {
+      const store = await open();
+      const { id, secret } = await store.createRegistrationToken({
+        group: 'Berlin',
+        ttlMs: 60_000,
+      });
+      expect(await store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
+      expect(await store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
+      expect((await tokenError(() => store.checkRegistrationToken(id, 'wrong'))).code).toBe(
+        'APPPROXY_TOKEN_INVALID',
+      );
+      const c = connector({ id: 'c-1', group: 'ignored: the token says' });
+      expect(await store.redeemRegistrationToken(id, secret, { connector: c })).toStrictEqual({
+        group: 'Berlin',
+      });
+      expect((await store.getConnector('c-1'))?.group).toBe('Berlin');
+      // Spent: a second redeem records nothing.
+      expect(
+        (
+          await tokenError(() =>
+            store.redeemRegistrationToken(id, secret, { connector: { ...c, id: 'c-2' } }),
+          )
+        ).code,
+      ).toBe('APPPROXY_TOKEN_USED');
+      expect((await tokenError(() => store.checkRegistrationToken(id, secret))).code).toBe(
+        'APPPROXY_TOKEN_USED',
+      );
+      expect(await store.getConnector('c-2')).toBeUndefined();
+    });
+
+    it('redeem once: the second time is APPPROXY_TOKEN_USED', async () => {
+      const store = await open();
+      const { id, secret } = await store.createRegistrationToken({
+        group: 'Berlin',
+        ttlMs: 60_000,
+      });
+      expect(await store.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
+      expect((await tokenError(() => store.redeemRegistrationToken(id, secret))).code).toBe(
+        'APPPROXY_TOKEN_USED',
+      );
+    });
+
+    it('redeem once even when many race for it', async () => {
+      const stores = [await open(), await open(), await open()];
+      const { id, secret } = await stores[0]!.createRegistrationToken({
+        group: 'Berlin',
+        ttlMs: 60_000,
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 9 }, (_, i) =>
+          stores[i % 3]!.redeemRegistrationToken(id, secret, {
+            connector: connector({ id: `racer-${i}` }),
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results)
+        if (r.status === 'rejected')
+          expect(r.reason).toMatchObject({ code: 'APPPROXY_TOKEN_USED' });
+      expect(await stores[1]!.listConnectors()).toHaveLength(1);
+    });
+
+    it('expire: APPPROXY_TOKEN_EXPIRED at the expiry instant, fine just before', async () => {
+      const store = await open();
+      const now = new Date('2030-01-01T00:00:00Z');
+      const a = await store.createRegistrationToken({ group: 'Default', ttlMs: 1_000, now });
+      const b = await store.createRegistrationToken({ group: 'Default', ttlMs: 1_000, now });
+      expect(
+        await store.redeemRegistrationToken(a.id, a.secret, { now: new Date(now.getTime() + 999) }),
+      ).toStrictEqual({ group: 'Default' });
+      const err = await tokenError(() =>
+        store.redeemRegistrationToken(b.id, b.secret, { now: new Date(now.getTime() + 1_000) }),
+      );
+      expect(err.code).toBe('APPPROXY_TOKEN_EXPIRED');
+      // An expired token stays unspent: still EXPIRED, never USED.
+      expect(
+        (
+          await tokenError(() =>
+            store.redeemRegistrationToken(b.id, b.secret, { now: new Date(now.getTime() + 5_000) }),
+          )
+        ).code,
+      ).toBe('APPPROXY_TOKEN_EXPIRED');
+    });
+
+    it('a wrong secret or an unknown id is APPPROXY_TOKEN_INVALID, and spends nothing', async () => {
+      const store = await open();
+      const { id, secret } = await store.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 60_000,
+      });
+      const wrong = `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+      for (const [tid, s] of [
+        [id, wrong],
+        [id, ''],
+        ['aaaaaaaa', secret],
+        ["x' OR 1=1 --", secret],
+      ] as const)
+        expect((await tokenError(() => store.redeemRegistrationToken(tid, s))).code).toBe(
+          'APPPROXY_TOKEN_INVALID',
+        );
+      expect(await store.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
+      // Once used, a wrong secret still says INVALID: the state is only told to the holder.
+      expect((await tokenError(() => store.redeemRegistrationToken(id, wrong))).code).toBe(
+        'APPPROXY_TOKEN_INVALID',
+      );
+    });
+
+    it('error messages never contain the secret', async () => {
+      const store = await open();
+      const { id, secret } = await store.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 60_000,
+      });
+      await store.redeemRegistrationToken(id, secret);
+      expect(
+        (await tokenError(() => store.redeemRegistrationToken(id, secret))).message,
+      ).not.toContain(secret);
+    });
+
+    it('refuse nonsense options', async () => {
+      const store = await open();
+      await expect(store.createRegistrationToken({ group: 'Default', ttlMs: 0 })).rejects.toThrow(
+        RangeError,
+      );
+      await expect(
+        store.createRegistrationToken({ group: 'Default', ttlMs: Number.NaN }),
+      ).rejects.toThrow(RangeError);
+      await expect(store.createRegistrationToken({ group: '', ttlMs: 1_000 })).rejects.toThrow(
+        TypeError,
+      );
+    });
+  });
+
+  describe.skipIf(skip)('connectors', () => {
+    it('upsert, get and list round-trip every field', async () => {
+      const store = await open();
+      const full = connector({
+        lastSeenAt: new Date('2030-01-02T00:00:00Z'),
+        hostname: 'conn-01.corp.local',
+        version: '0.1.0',
+        capabilities: ['ws', 'kcd'],
+        revokedAt: new Date('2030-01-03T00:00:00Z'),
+        previousCert: { fingerprint: 'cc'.repeat(32), notAfter: new Date('2030-06-01T00:00:00Z') },
+      });
+      const minimal = connector({ id: 'second', createdAt: new Date('2030-01-05T00:00:00Z') });
+      await store.upsertConnector(minimal);
+      await store.upsertConnector(full);
+      expect(await store.getConnector(full.id)).toStrictEqual(full);
+      expect(await store.getConnector('second')).toStrictEqual(minimal);
+      expect(await store.getConnector('nope')).toBeUndefined();
+      expect(await store.listConnectors()).toStrictEqual([full, minimal]);
+    });
+
+    it('upsert replaces the record with the same id (e.g. a new certificate)', async () => {
+      const store = await open();
+      await store.upsertConnector(connector({ hostname: 'old' }));
+      const renewed = connector({
+        certSerial: '02cd',
+        certFingerprint: 'bb'.repeat(32),
+        certNotAfter: new Date('2032-01-01T00:00:00Z'),
+      });
+      await store.upsertConnector(renewed);
+      expect(await store.listConnectors()).toStrictEqual([renewed]);
+    });
+
+    it('recordConnectorSeen updates what it is given and keeps the rest', async () => {
+      const store = await open();
+      const id = connector().id;
+      await store.upsertConnector(
+        connector({ hostname: 'conn-01', version: '0.1.0', capabilities: ['ws'] }),
+      );
+      const at = new Date('2030-02-01T12:00:00Z');
+      await store.recordConnectorSeen(id, { at, version: '0.2.0' });
+      expect(await store.getConnector(id)).toMatchObject({
+        lastSeenAt: at,
+        hostname: 'conn-01',
+        version: '0.2.0',
+        capabilities: ['ws'],
+      });
+      const later = new Date('2030-02-01T12:05:00Z');
+      await store.recordConnectorSeen(id, {
+        at: later,
+        hostname: 'conn-01b',
+        capabilities: ['ws', 'h2c'],
+      });
+      expect(await store.getConnector(id)).toMatchObject({
+        lastSeenAt: later,
+        hostname: 'conn-01b',
+        version: '0.2.0',
+        capabilities: ['ws', 'h2c'],
+      });
+      await expect(store.recordConnectorSeen('unknown', { at })).resolves.toBeUndefined();
+      expect(await store.getConnector('unknown')).toBeUndefined();
+      await store.recordConnectorSeen(id, { at, tunnels: 3, inFlight: 12 });
+      expect(await store.getConnector(id)).toMatchObject({ tunnels: 3, inFlight: 12 });
+      await store.recordConnectorSeen(id, { at, tunnels: 0 });
+      expect(await store.getConnector(id)).toMatchObject({ tunnels: 0, inFlight: 12 });
+    });
+
+    it('keeps tunnels per instance; the record sums those seen within the window', async () => {
+      const store = await open();
+      const id = connector().id;
+      await store.upsertConnector(connector());
+      const now = Date.now();
+      await store.recordConnectorSeen(id, { at: new Date(now), tunnels: 2, inFlight: 5 });
+      await store.recordConnectorSeen(id, {
+        at: new Date(now - 1000),
+        instance: 'relay-b',
+        tunnels: 3,
+        inFlight: 1,
+      });
+      // Seen a minute ago: that instance is gone; it counts no more.
+      await store.recordConnectorSeen(id, {
+        at: new Date(now - 60_000),
+        instance: 'relay-c',
+        tunnels: 9,
+        inFlight: 9,
+      });
+      const record = await store.getConnector(id);
+      expect(record).toMatchObject({ tunnels: 5, inFlight: 6 });
+      expect(record?.instances).toStrictEqual([
+        { name: 'relay-a', tunnels: 2, inFlight: 5, seenAt: new Date(now) },
+        { name: 'relay-b', tunnels: 3, inFlight: 1, seenAt: new Date(now - 1000) },
+      ]);
+      expect((await store.listConnectors())[0]).toStrictEqual(record);
+      // An upsert (a re-registration, a renewal) leaves the attachments alone.
+      await store.upsertConnector(connector({ hostname: 'x' }));
+      expect(await store.getConnector(id)).toMatchObject({ tunnels: 5, inFlight: 6 });
+      expect(await store.removeInstance('relay-b')).toBe(false); // never heartbeated
+      expect(await store.getConnector(id)).toMatchObject({ tunnels: 2, inFlight: 5 });
+    });
+
+    it('revokeConnector marks it once and keeps the first time', async () => {
+      const store = await open();
+      await store.upsertConnector(connector());
+      const first = new Date('2030-04-01T00:00:00Z');
+      expect(await store.revokeConnector(connector().id, first)).toBe(true);
+      expect(await store.revokeConnector(connector().id, new Date('2030-05-01T00:00:00Z'))).toBe(
+        true,
+      );
+      expect((await store.getConnector(connector().id))?.revokedAt).toStrictEqual(first);
+      expect(await store.revokeConnector('unknown')).toBe(false);
+    });
+
+    it('renewConnectorCertificate keeps the certificate it replaces as the previous one', async () => {
+      const store = await open();
+      await store.upsertConnector(connector());
+      const next = {
+        serial: '03ef',
+        fingerprint: 'dd'.repeat(32),
+        notAfter: new Date('2033-01-01'),
+      };
+      await store.renewConnectorCertificate(connector().id, next, {
+        fingerprint: 'aa'.repeat(32),
+        notAfter: new Date('2031-01-01T00:00:00Z'),
+      });
+      expect(await store.getConnector(connector().id)).toMatchObject({
+        certSerial: '03ef',
+        certFingerprint: 'dd'.repeat(32),
+        certNotAfter: new Date('2033-01-01'),
+        previousCert: { fingerprint: 'aa'.repeat(32), notAfter: new Date('2031-01-01T00:00:00Z') },
+      });
+    });
+
+    it('pruneConnectors removes connectors unseen or revoked before the cut-off, and only those', async () => {
+      const store = await open();
+      const cut = new Date('2030-06-01T00:00:00Z');
+      for (const c of [
+        connector({ id: 'seen-recently', lastSeenAt: new Date('2030-06-02') }),
+        connector({ id: 'seen-long-ago', lastSeenAt: new Date('2030-05-01') }),
+        connector({ id: 'never-seen-old', createdAt: new Date('2030-05-01') }),
+        connector({ id: 'never-seen-new', createdAt: new Date('2030-06-02') }),
+        connector({
+          id: 'revoked-old',
+          lastSeenAt: new Date('2030-06-05'),
+          revokedAt: new Date('2030-05-20'),
+        }),
+        connector({ id: 'revoked-new', revokedAt: new Date('2030-06-03') }),
+      ])
+        await store.upsertConnector(c);
+      expect((await store.pruneConnectors(cut)).sort()).toStrictEqual([
+        'never-seen-old',
+        'revoked-old',
+        'seen-long-ago',
+      ]);
+      expect((await store.listConnectors()).map((c) => c.id).sort()).toStrictEqual([
+        'never-seen-new',
+        'revoked-new',
+        'seen-recently',
+      ]);
+    });
+  });
+
+  describe.skipIf(skip)('instances', () => {
+    it('heartbeats list the live ones; remove forgets one and its attachments', async () => {
+      const store = await open();
+      const startedAt = new Date('2030-01-01T00:00:00Z');
+      await store.heartbeatInstance(
+        { name: 'relay-a', tunnelUrl: 'wss://a.example:8443', version: '1.0.0', startedAt },
+        new Date('2030-01-01T00:01:00Z'),
+      );
+      await store.heartbeatInstance(
+        { name: 'relay-b', version: '1.0.0', startedAt },
+        new Date('2030-01-01T00:00:10Z'),
+      );
+      expect(
+        await store.listInstances({ liveSince: new Date('2030-01-01T00:00:30Z') }),
+      ).toStrictEqual([
+        {
+          name: 'relay-a',
+          tunnelUrl: 'wss://a.example:8443',
+          version: '1.0.0',
+          startedAt,
+          heartbeatAt: new Date('2030-01-01T00:01:00Z'),
+        },
+      ]);
+      expect(
+        (await store.listInstances({ liveSince: new Date(0) })).map((i) => i.name),
+      ).toStrictEqual(['relay-a', 'relay-b']);
+      await store.upsertConnector(connector());
+      await store.recordConnectorSeen(connector().id, {
+        at: new Date(),
+        instance: 'relay-b',
+        tunnels: 2,
+      });
+      expect(await store.removeInstance('relay-b')).toBe(true);
+      expect(await store.removeInstance('relay-b')).toBe(false);
+      expect(await store.getConnector(connector().id)).toMatchObject({ tunnels: 0, instances: [] });
+      expect(
+        (await store.listInstances({ liveSince: new Date(0) })).map((i) => i.name),
+      ).toStrictEqual(['relay-a']);
+    });
+  });
+
+  describe.skipIf(skip)('materials', () => {
+    it('first writer wins; put replaces', async () => {
+      const a = await open();
+      const b = await open();
+      expect(await a.getMaterial('connector-ca')).toBeUndefined();
+      expect(await a.putMaterialIfAbsent('connector-ca', 'first')).toBe('first');
+      expect(await b.putMaterialIfAbsent('connector-ca', 'second')).toBe('first');
+      expect(await b.getMaterial('connector-ca')).toBe('first');
+      await b.putMaterial('acme/account', 'key-1');
+      await a.putMaterial('acme/account', 'key-2');
+      expect(await b.getMaterial('acme/account')).toBe('key-2');
+    });
+  });
+
+  describe.skipIf(skip)('two stores on one state (relay and CLI, or two instances)', () => {
+    it('see each other’s writes', async () => {
+      const relay = await open();
+      const cli = await open({ instance: 'relay-b' });
+      const { id, secret } = await cli.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+      expect(await relay.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
+      expect((await tokenError(() => cli.redeemRegistrationToken(id, secret))).code).toBe(
+        'APPPROXY_TOKEN_USED',
+      );
+      await relay.upsertConnector(connector());
+      expect(await cli.listConnectors()).toStrictEqual([connector()]);
+      await cli.recordConnectorSeen(connector().id, { at: new Date('2030-03-01T00:00:00Z') });
+      expect((await relay.getConnector(connector().id))?.lastSeenAt).toStrictEqual(
+        new Date('2030-03-01T00:00:00Z'),
+      );
+    });
+
+    it('watch tells of a revocation by the other within a second, and stops when asked', async () => {
+      const relay = await open();
+      const cli = await open({ instance: 'relay-b' });
+      await relay.upsertConnector(connector());
+      let changes = 0;
+      let told: () => void = () => {};
+      const stop = relay.watch(() => {
+        changes++;
+        told();
+      });
+      // PostgreSQL: LISTEN is on its own connection; wait until the server has it.
+      if (backend.name === 'postgres') {
+        await listening(database!);
+        // Once listening it tells "something may have changed" (what happened before).
+        await expect.poll(() => changes).toBe(1);
+      }
+      const seen = new Promise<void>((resolve) => (told = resolve));
+      const revokedAt = Date.now();
+      await cli.revokeConnector(connector().id);
+      await seen;
+      expect(Date.now() - revokedAt).toBeLessThan(1000);
+      expect((await relay.getConnector(connector().id))?.revokedAt).toBeInstanceOf(Date);
+      stop();
+      const after = changes;
+      await cli.upsertConnector(connector({ id: 'another' }));
+      await new Promise((r) => setTimeout(r, 600));
+      expect(changes).toBe(after);
+    });
+  });
+});
+
+describe('sqlite only', () => {
+  const open = async (dir = stateDir) => {
+    const store = await openStateStore(dir);
+    opened.push(store);
+    return store;
+  };
+
+  it('creates the directory (0700) and a WAL database (0600) with the current schema', async () => {
+    await open();
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
     expect(statSync(join(stateDir, STATE_DB_FILE)).mode & 0o777).toBe(0o600);
     const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
     try {
       expect(raw.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 2 });
+      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 3 });
     } finally {
       raw.close();
     }
   });
 
-  it('reopens an existing database without migrating again', () => {
-    const first = open();
-    const { id, secret } = first.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
-    first.close();
-    expect(open().redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
-  });
-
-  it('upgrades a database of schema 1 and keeps its connectors', () => {
+  it('upgrades a database of schema 1 and keeps its connectors', async () => {
     mkdirSync(stateDir, { recursive: true });
     const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
     raw.exec(`CREATE TABLE registration_tokens (id TEXT PRIMARY KEY, secret_sha256 BLOB NOT NULL,
@@ -75,7 +596,7 @@ describe('openStateStore', () => {
         VALUES ('old', 'Default', '01', 'ee', 1900000000000, 1800000000000);
       PRAGMA user_version = 1;`);
     raw.close();
-    expect(open().getConnector('old')).toStrictEqual({
+    expect(await (await open()).getConnector('old')).toStrictEqual({
       id: 'old',
       group: 'Default',
       certSerial: '01',
@@ -85,138 +606,27 @@ describe('openStateStore', () => {
       capabilities: [],
       tunnels: 0,
       inFlight: 0,
+      instances: [],
     });
   });
 
-  it('refuses a database written by a newer version', () => {
-    open().close();
+  it('refuses a database written by a newer version', async () => {
+    await (await open()).close();
     const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
     raw.exec('PRAGMA user_version = 99');
     raw.close();
-    expect(() => openStateStore(stateDir)).toThrow(
-      expect.objectContaining({ code: 'APPPROXY_STATE_INCOMPATIBLE' }),
+    expect((await storeError(() => openStateStore(stateDir))).code).toBe(
+      'APPPROXY_STATE_INCOMPATIBLE',
     );
   });
 
-  it('close is idempotent', () => {
-    const store = open();
-    store.close();
-    expect(() => store.close()).not.toThrow();
-  });
-});
-
-describe('registration tokens', () => {
-  it('have an 8-character base32 id and a 32-byte base64url secret', () => {
-    const now = new Date('2030-01-01T00:00:00Z');
-    const t = open().createRegistrationToken({ group: 'Default', ttlMs: 3_600_000, now });
-    expect(t.id).toMatch(/^[a-z2-7]{8}$/);
-    expect(t.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(Buffer.from(t.secret, 'base64url')).toHaveLength(32);
-    expect(t.expiresAt).toStrictEqual(new Date('2030-01-01T01:00:00Z'));
-  });
-
-  it('check does not spend; redeem with a connector records both or neither', () => {
-    const store = open();
-    const { id, secret } = store.createRegistrationToken({ group: 'Berlin', ttlMs: 60_000 });
-    expect(store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
-    expect(store.checkRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
-    expect(tokenError(() => store.checkRegistrationToken(id, 'wrong')).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-    const connector = {
-      id: 'c-1',
-      group: 'ignored: the token says',
-      certSerial: '01',
-      certFingerprint: 'ab',
-      certNotAfter: new Date('2031-01-01T00:00:00Z'),
-      createdAt: new Date('2030-01-01T00:00:00Z'),
-      capabilities: [],
-      tunnels: 0,
-      inFlight: 0,
-    };
-    expect(store.redeemRegistrationToken(id, secret, { connector })).toStrictEqual({
-      group: 'Berlin',
-    });
-    expect(store.getConnector('c-1')?.group).toBe('Berlin');
-    // Spent: a second redeem records nothing.
-    expect(
-      tokenError(() =>
-        store.redeemRegistrationToken(id, secret, { connector: { ...connector, id: 'c-2' } }),
-      ).code,
-    ).toBe('APPPROXY_TOKEN_USED');
-    expect(tokenError(() => store.checkRegistrationToken(id, secret)).code).toBe(
-      'APPPROXY_TOKEN_USED',
-    );
-    expect(store.getConnector('c-2')).toBeUndefined();
-  });
-
-  it('redeem once: the second time is APPPROXY_TOKEN_USED', () => {
-    const store = open();
-    const { id, secret } = store.createRegistrationToken({ group: 'Berlin', ttlMs: 60_000 });
-    expect(store.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Berlin' });
-    expect(tokenError(() => store.redeemRegistrationToken(id, secret)).code).toBe(
-      'APPPROXY_TOKEN_USED',
-    );
-  });
-
-  it('expire: APPPROXY_TOKEN_EXPIRED at the expiry instant, fine just before', () => {
-    const store = open();
-    const now = new Date('2030-01-01T00:00:00Z');
-    const a = store.createRegistrationToken({ group: 'Default', ttlMs: 1_000, now });
-    const b = store.createRegistrationToken({ group: 'Default', ttlMs: 1_000, now });
-    expect(
-      store.redeemRegistrationToken(a.id, a.secret, { now: new Date(now.getTime() + 999) }),
-    ).toStrictEqual({ group: 'Default' });
-    const err = tokenError(() =>
-      store.redeemRegistrationToken(b.id, b.secret, { now: new Date(now.getTime() + 1_000) }),
-    );
-    expect(err.code).toBe('APPPROXY_TOKEN_EXPIRED');
-    // An expired token stays unspent: still EXPIRED, never USED.
-    expect(
-      tokenError(() =>
-        store.redeemRegistrationToken(b.id, b.secret, { now: new Date(now.getTime() + 5_000) }),
-      ).code,
-    ).toBe('APPPROXY_TOKEN_EXPIRED');
-  });
-
-  it('a wrong secret or an unknown id is APPPROXY_TOKEN_INVALID, and spends nothing', () => {
-    const store = open();
-    const { id, secret } = store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
-    const wrong = `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
-    expect(tokenError(() => store.redeemRegistrationToken(id, wrong)).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-    expect(tokenError(() => store.redeemRegistrationToken(id, '')).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-    expect(tokenError(() => store.redeemRegistrationToken('aaaaaaaa', secret)).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-    expect(tokenError(() => store.redeemRegistrationToken("x' OR 1=1 --", secret)).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-    expect(store.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
-    // Once used, a wrong secret still says INVALID: the state is only told to the holder.
-    expect(tokenError(() => store.redeemRegistrationToken(id, wrong)).code).toBe(
-      'APPPROXY_TOKEN_INVALID',
-    );
-  });
-
-  it('error messages never contain the secret', () => {
-    const store = open();
-    const { id, secret } = store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
-    store.redeemRegistrationToken(id, secret);
-    expect(tokenError(() => store.redeemRegistrationToken(id, secret)).message).not.toContain(
-      secret,
-    );
-  });
-
-  it('are stored hashed: no file of the state directory contains a secret', () => {
-    const store = open();
-    const secrets = Array.from(
-      { length: 5 },
-      () => store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 }).secret,
-    );
+  it('tokens are stored hashed: no file of the state directory contains a secret', async () => {
+    const store = await open();
+    const secrets: string[] = [];
+    for (let i = 0; i < 5; i++)
+      secrets.push(
+        (await store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 })).secret,
+      );
     const files = readdirSync(stateDir);
     expect(files).toContain(STATE_DB_FILE);
     const bytes = Buffer.concat(files.map((f) => readFileSync(join(stateDir, f))));
@@ -228,181 +638,23 @@ describe('registration tokens', () => {
     expect(bytes.includes(Buffer.from('Default'))).toBe(true);
   });
 
-  it('refuse nonsense options', () => {
-    const store = open();
-    expect(() => store.createRegistrationToken({ group: 'Default', ttlMs: 0 })).toThrow(RangeError);
-    expect(() => store.createRegistrationToken({ group: 'Default', ttlMs: Number.NaN })).toThrow(
-      RangeError,
-    );
-    expect(() => store.createRegistrationToken({ group: '', ttlMs: 1_000 })).toThrow(TypeError);
-  });
-});
-
-const connector = (over: Partial<ConnectorRecord> = {}): ConnectorRecord => ({
-  id: '3f1c2a9e-8d4b-4c1f-9e2a-1b2c3d4e5f60',
-  group: 'Default',
-  certSerial: '01ab',
-  certFingerprint: 'aa'.repeat(32),
-  certNotAfter: new Date('2031-01-01T00:00:00Z'),
-  createdAt: new Date('2030-01-01T00:00:00Z'),
-  capabilities: [],
-  tunnels: 0,
-  inFlight: 0,
-  ...over,
-});
-
-describe('connectors', () => {
-  it('upsert, get and list round-trip every field', () => {
-    const store = open();
-    const full = connector({
-      lastSeenAt: new Date('2030-01-02T00:00:00Z'),
-      hostname: 'conn-01.corp.local',
-      version: '0.1.0',
-      capabilities: ['ws', 'kcd'],
-      revokedAt: new Date('2030-01-03T00:00:00Z'),
-      previousCert: { fingerprint: 'cc'.repeat(32), notAfter: new Date('2030-06-01T00:00:00Z') },
-      tunnels: 2,
-      inFlight: 7,
-    });
-    const minimal = connector({ id: 'second', createdAt: new Date('2030-01-05T00:00:00Z') });
-    store.upsertConnector(minimal);
-    store.upsertConnector(full);
-    expect(store.getConnector(full.id)).toStrictEqual(full);
-    expect(store.getConnector('second')).toStrictEqual(minimal);
-    expect(store.getConnector('nope')).toBeUndefined();
-    expect(store.listConnectors()).toStrictEqual([full, minimal]);
-  });
-
-  it('upsert replaces the record with the same id (e.g. a new certificate)', () => {
-    const store = open();
-    store.upsertConnector(connector({ hostname: 'old' }));
-    const renewed = connector({
-      certSerial: '02cd',
-      certFingerprint: 'bb'.repeat(32),
-      certNotAfter: new Date('2032-01-01T00:00:00Z'),
-    });
-    store.upsertConnector(renewed);
-    expect(store.listConnectors()).toStrictEqual([renewed]);
-  });
-
-  it('recordConnectorSeen updates what it is given and keeps the rest', () => {
-    const store = open();
-    store.upsertConnector(
-      connector({ hostname: 'conn-01', version: '0.1.0', capabilities: ['ws'] }),
-    );
-    const at = new Date('2030-02-01T12:00:00Z');
-    store.recordConnectorSeen(connector().id, { at, version: '0.2.0' });
-    expect(store.getConnector(connector().id)).toMatchObject({
-      lastSeenAt: at,
-      hostname: 'conn-01',
-      version: '0.2.0',
-      capabilities: ['ws'],
-    });
-    const later = new Date('2030-02-01T12:05:00Z');
-    store.recordConnectorSeen(connector().id, {
-      at: later,
-      hostname: 'conn-01b',
-      capabilities: ['ws', 'h2c'],
-    });
-    expect(store.getConnector(connector().id)).toMatchObject({
-      lastSeenAt: later,
-      hostname: 'conn-01b',
-      version: '0.2.0',
-      capabilities: ['ws', 'h2c'],
-    });
-    expect(() => store.recordConnectorSeen('unknown', { at })).not.toThrow();
-    expect(store.getConnector('unknown')).toBeUndefined();
-    store.recordConnectorSeen(connector().id, { at, tunnels: 3, inFlight: 12 });
-    expect(store.getConnector(connector().id)).toMatchObject({ tunnels: 3, inFlight: 12 });
-    store.recordConnectorSeen(connector().id, { at, tunnels: 0 });
-    expect(store.getConnector(connector().id)).toMatchObject({ tunnels: 0, inFlight: 12 });
-  });
-
-  it('revokeConnector marks it once and keeps the first time', () => {
-    const store = open();
-    store.upsertConnector(connector());
-    const first = new Date('2030-04-01T00:00:00Z');
-    expect(store.revokeConnector(connector().id, first)).toBe(true);
-    expect(store.revokeConnector(connector().id, new Date('2030-05-01T00:00:00Z'))).toBe(true);
-    expect(store.getConnector(connector().id)?.revokedAt).toStrictEqual(first);
-    expect(store.revokeConnector('unknown')).toBe(false);
-  });
-
-  it('renewConnectorCertificate keeps the certificate it replaces as the previous one', () => {
-    const store = open();
-    store.upsertConnector(connector());
-    const next = { serial: '03ef', fingerprint: 'dd'.repeat(32), notAfter: new Date('2033-01-01') };
-    store.renewConnectorCertificate(connector().id, next, {
-      fingerprint: 'aa'.repeat(32),
-      notAfter: new Date('2031-01-01T00:00:00Z'),
-    });
-    expect(store.getConnector(connector().id)).toMatchObject({
-      certSerial: '03ef',
-      certFingerprint: 'dd'.repeat(32),
-      certNotAfter: new Date('2033-01-01'),
-      previousCert: { fingerprint: 'aa'.repeat(32), notAfter: new Date('2031-01-01T00:00:00Z') },
-    });
-  });
-
-  it('pruneConnectors removes connectors unseen or revoked before the cut-off, and only those', () => {
-    const store = open();
-    const cut = new Date('2030-06-01T00:00:00Z');
-    store.upsertConnector(connector({ id: 'seen-recently', lastSeenAt: new Date('2030-06-02') }));
-    store.upsertConnector(connector({ id: 'seen-long-ago', lastSeenAt: new Date('2030-05-01') }));
-    store.upsertConnector(connector({ id: 'never-seen-old', createdAt: new Date('2030-05-01') }));
-    store.upsertConnector(connector({ id: 'never-seen-new', createdAt: new Date('2030-06-02') }));
-    store.upsertConnector(
-      connector({
-        id: 'revoked-old',
-        lastSeenAt: new Date('2030-06-05'),
-        revokedAt: new Date('2030-05-20'),
-      }),
-    );
-    store.upsertConnector(connector({ id: 'revoked-new', revokedAt: new Date('2030-06-03') }));
-    expect(store.pruneConnectors(cut).sort()).toStrictEqual([
-      'never-seen-old',
-      'revoked-old',
-      'seen-long-ago',
-    ]);
-    expect(
-      store
-        .listConnectors()
-        .map((c) => c.id)
-        .sort(),
-    ).toStrictEqual(['never-seen-new', 'revoked-new', 'seen-recently']);
-  });
-});
-
-describe('two stores on one directory (relay and CLI)', () => {
-  it('see each other’s writes', () => {
-    const relay = open();
-    const cli = open();
-    const { id, secret } = cli.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
-    expect(relay.redeemRegistrationToken(id, secret)).toStrictEqual({ group: 'Default' });
-    expect(tokenError(() => cli.redeemRegistrationToken(id, secret)).code).toBe(
-      'APPPROXY_TOKEN_USED',
-    );
-    relay.upsertConnector(connector());
-    expect(cli.listConnectors()).toStrictEqual([connector()]);
-    cli.recordConnectorSeen(connector().id, { at: new Date('2030-03-01T00:00:00Z') });
-    expect(relay.getConnector(connector().id)?.lastSeenAt).toStrictEqual(
-      new Date('2030-03-01T00:00:00Z'),
-    );
-  });
-
-  it('dataVersion changes when the other one commits, not on its own writes', () => {
-    const relay = open();
-    const cli = open();
-    relay.upsertConnector(connector());
-    const before = relay.dataVersion();
-    relay.recordConnectorSeen(connector().id, { at: new Date() });
-    expect(relay.dataVersion()).toBe(before);
-    cli.revokeConnector(connector().id);
-    expect(relay.dataVersion()).not.toBe(before);
+  it('watch does not report its own writes, only the other connection’s', async () => {
+    const relay = await open();
+    const cli = await open();
+    await relay.upsertConnector(connector());
+    let changes = 0;
+    const stop = relay.watch(() => changes++);
+    await relay.recordConnectorSeen(connector().id, { at: new Date() });
+    await new Promise((r) => setTimeout(r, 600));
+    expect(changes).toBe(0);
+    await cli.revokeConnector(connector().id);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(changes).toBe(1);
+    stop();
   });
 
   it('waits for a writer that holds the lock instead of failing with SQLITE_BUSY', async () => {
-    const store = open();
+    const store = await open();
     // Another thread holds the write lock for 300 ms, as a concurrent CLI would.
     const worker = new Worker(
       `const { DatabaseSync } = require('node:sqlite');
@@ -420,11 +672,119 @@ describe('two stores on one directory (relay and CLI)', () => {
     );
     await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
     const started = Date.now();
-    const token = store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+    const token = await store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
-    expect(store.redeemRegistrationToken(token.id, token.secret)).toStrictEqual({
+    expect(await store.redeemRegistrationToken(token.id, token.secret)).toStrictEqual({
       group: 'Default',
     });
     await exited;
+  });
+});
+
+describe.skipIf(!havePostgres)('postgres only', () => {
+  const options = async (over: Partial<StateStoreOptions> = {}): Promise<StateStoreOptions> => ({
+    stateDir,
+    postgres: { url: (database ??= await server!.createDatabase()) },
+    storeKey: STORE_KEY,
+    ...over,
+  });
+  const open = async (over: Partial<StateStoreOptions> = {}) => {
+    const store = await openStateStore(await options(over));
+    opened.push(store);
+    return store;
+  };
+  const raw = async <T extends pg.QueryResultRow>(sql: string): Promise<T[]> => {
+    const client = new pg.Client({ connectionString: database });
+    await client.connect();
+    try {
+      return (await client.query<T>(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  it('migrates an empty database once when several instances open it at the same time', async () => {
+    database = await server!.createDatabase();
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
+    expect(stores).toHaveLength(4);
+    expect(await raw('SELECT version FROM appproxy_schema')).toStrictEqual([{ version: 1 }]);
+    const t = await stores[0]!.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+    expect(await stores[3]!.redeemRegistrationToken(t.id, t.secret)).toStrictEqual({
+      group: 'Default',
+    });
+  });
+
+  it('refuses a schema written by a newer version', async () => {
+    await open();
+    await raw('UPDATE appproxy_schema SET version = 99');
+    expect((await storeError(async () => openStateStore(await options()))).code).toBe(
+      'APPPROXY_STATE_INCOMPATIBLE',
+    );
+  });
+
+  it('a token created at one instance is redeemed at another, once', async () => {
+    const a = await open({ instance: 'a' });
+    const b = await open({ instance: 'b' });
+    const t = await a.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+    expect(await b.redeemRegistrationToken(t.id, t.secret)).toStrictEqual({ group: 'Default' });
+    expect((await tokenError(() => a.redeemRegistrationToken(t.id, t.secret))).code).toBe(
+      'APPPROXY_TOKEN_USED',
+    );
+    // Stored hashed here too.
+    const rows = await raw<{ secret_sha256: Buffer }>(
+      'SELECT secret_sha256 FROM registration_tokens',
+    );
+    expect(rows[0]!.secret_sha256.includes(Buffer.from(t.secret))).toBe(false);
+  });
+
+  it('materials are sealed: the raw row holds no PEM text', async () => {
+    const store = await open();
+    const pem =
+      '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----\n';
+    await store.putMaterialIfAbsent('connector-ca', pem);
+    const rows = await raw<{ value: Buffer }>(
+      `SELECT value FROM materials WHERE name = 'connector-ca'`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.value.includes(Buffer.from('BEGIN'))).toBe(false);
+    expect(rows[0]!.value.includes(Buffer.from('MIGHAgEAMBMG'))).toBe(false);
+    expect(await store.getMaterial('connector-ca')).toBe(pem);
+  });
+
+  it('a wrong storeKey is refused at open, naming relay.storeKey and not the key', async () => {
+    await (await open()).putMaterial('session-secret', 'abc');
+    const wrongKey = 'another-store-key-0123456789abcdefghijklmn';
+    const err = await storeError(async () => openStateStore(await options({ storeKey: wrongKey })));
+    expect(err.code).toBe('APPPROXY_STORE_KEY_WRONG');
+    expect(err.message).toContain('relay.storeKey');
+    expect(err.message).not.toContain(wrongKey);
+  });
+
+  it('no storeKey, or a short one: APPPROXY_STORE_KEY_MISSING', async () => {
+    const { storeKey: _, ...noKey } = await options();
+    expect((await storeError(() => openStateStore(noKey))).code).toBe('APPPROXY_STORE_KEY_MISSING');
+    expect(
+      (await storeError(async () => openStateStore(await options({ storeKey: 'short' })))).code,
+    ).toBe('APPPROXY_STORE_KEY_MISSING');
+  });
+
+  it('an unreachable server or a wrong password: APPPROXY_STORE_UNAVAILABLE, no password in the message', async () => {
+    const badPassword = 'n0t-the-Passw0rd-xyzzy';
+    const url = new URL(server!.url);
+    url.password = badPassword;
+    const err = await storeError(async () =>
+      openStateStore(await options({ postgres: { url: url.toString() } })),
+    );
+    expect(err.code).toBe('APPPROXY_STORE_UNAVAILABLE');
+    expect(err.message).toContain(`127.0.0.1:${server!.port}`);
+    expect(err.message).not.toContain(badPassword);
+    expect(JSON.stringify(err)).not.toContain(badPassword);
+    const closed = new URL(server!.url);
+    closed.port = '1';
+    const down = await storeError(async () =>
+      openStateStore(await options({ postgres: { url: closed.toString() } })),
+    );
+    expect(down.code).toBe('APPPROXY_STORE_UNAVAILABLE');
+    expect(down.message).not.toContain(server!.password);
   });
 });

@@ -1,9 +1,13 @@
-import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { chmodSync } from 'node:fs';
-import { join } from 'node:path';
-import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  hkdfSync,
+  randomBytes,
+  randomInt,
+  timingSafeEqual,
+} from 'node:crypto';
 import { StateStoreError, TokenError } from './errors.js';
-import { ensureStateDir } from './state-dir.js';
 
 /** A registered connector, as the relay remembers it. */
 export interface ConnectorRecord {
@@ -26,15 +30,32 @@ export interface ConnectorRecord {
    * not have its new one yet, or still drains tunnels opened with the old one.
    */
   previousCert?: { fingerprint: string; notAfter: Date };
-  /** Tunnels open at `lastSeenAt` (0 once it disconnected). */
+  /** Tunnels open: the sum over {@link instances}. Ignored by `upsertConnector`. */
   tunnels: number;
-  /** Requests in flight through it at `lastSeenAt`. */
+  /** Requests in flight through it: the sum over {@link instances}. Ignored by `upsertConnector`. */
   inFlight: number;
+  /**
+   * The relay instances that saw it within {@link ATTACHMENT_WINDOW_MS} (one row per
+   * instance, by name). Ignored by `upsertConnector`; `recordConnectorSeen` writes them.
+   * @default []
+   */
+  instances?: ConnectorAttachment[];
+}
+
+/** What one relay instance last noted about its tunnels from one connector. */
+export interface ConnectorAttachment {
+  /** The instance's name (`relay.instance.name`, else the host name). */
+  name: string;
+  tunnels: number;
+  inFlight: number;
+  seenAt: Date;
 }
 
 /** What the relay notes each time it sees a connector. */
 export interface ConnectorSeen {
   at: Date;
+  /** The instance that saw it. @default the store's `instance` */
+  instance?: string;
   hostname?: string;
   version?: string;
   capabilities?: string[];
@@ -49,8 +70,26 @@ export interface CreatedRegistrationToken {
   expiresAt: Date;
 }
 
-/** The relay's durable state: registration tokens and connectors. */
+/** What a relay instance says about itself in its heartbeat. */
+export interface InstanceHeartbeat {
+  name: string;
+  /** How connectors reach this instance's tunnel port (`relay.instance.tunnelUrl`). */
+  tunnelUrl?: string;
+  version: string;
+  startedAt: Date;
+}
+
+/** A relay instance as the store knows it. */
+export interface InstanceRecord extends InstanceHeartbeat {
+  heartbeatAt: Date;
+}
+
+/** The relay's durable state: registration tokens, connectors, instances and materials. */
 export interface StateStore {
+  /** `sqlite` (embedded, in stateDir) or `postgres` (shared by several relay instances). */
+  readonly kind: 'sqlite' | 'postgres';
+  /** The instance name `recordConnectorSeen` uses when it is not told one. */
+  readonly instance: string;
   /**
    * A one-time registration token for a connector of `group`, valid for `ttlMs`.
    * Only SHA-256 of the secret is stored.
@@ -59,9 +98,10 @@ export interface StateStore {
     group: string;
     ttlMs: number;
     now?: Date;
-  }): CreatedRegistrationToken;
+  }): Promise<CreatedRegistrationToken>;
   /**
-   * Spends a token (once, even across processes) and says which group the connector joins.
+   * Spends a token (once, even across processes and instances) and says which group the
+   * connector joins.
    * @throws {TokenError} `APPPROXY_TOKEN_INVALID` (unknown id or wrong secret),
    * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`.
    */
@@ -76,22 +116,29 @@ export interface StateStore {
        */
       connector?: ConnectorRecord;
     },
-  ): { group: string };
+  ): Promise<{ group: string }>;
   /**
    * What `redeemRegistrationToken` would say, without spending the token: check it before
    * costly or fallible work (validating the CSR, signing), then redeem.
    * @throws {TokenError} as `redeemRegistrationToken`
    */
-  checkRegistrationToken(id: string, secret: string, opts?: { now?: Date }): { group: string };
-  /** Inserts or replaces the connector with this id. */
-  upsertConnector(c: ConnectorRecord): void;
-  getConnector(id: string): ConnectorRecord | undefined;
+  checkRegistrationToken(
+    id: string,
+    secret: string,
+    opts?: { now?: Date },
+  ): Promise<{ group: string }>;
+  /** Inserts or replaces the connector with this id (its attachments stay). */
+  upsertConnector(c: ConnectorRecord): Promise<void>;
+  getConnector(id: string): Promise<ConnectorRecord | undefined>;
   /** Every connector, oldest first. */
-  listConnectors(): ConnectorRecord[];
-  /** Notes a tunnel from the connector; fields left out keep their value. Unknown ids are ignored. */
-  recordConnectorSeen(id: string, seen: ConnectorSeen): void;
+  listConnectors(): Promise<ConnectorRecord[]>;
+  /**
+   * Notes a tunnel from the connector; fields left out keep their value. `tunnels` and
+   * `inFlight` are kept per instance (`seen.instance`). Unknown ids are ignored.
+   */
+  recordConnectorSeen(id: string, seen: ConnectorSeen): Promise<void>;
   /** Marks the connector revoked: its certificates are refused from now on. False for unknown ids. */
-  revokeConnector(id: string, at?: Date): boolean;
+  revokeConnector(id: string, at?: Date): Promise<boolean>;
   /**
    * Records a renewed certificate. The certificate the connector presented when it asked
    * (`replacing`) stays accepted as the previous one until it expires.
@@ -100,72 +147,112 @@ export interface StateStore {
     id: string,
     cert: { serial: string; fingerprint: string; notAfter: Date },
     replacing: { fingerprint: string; notAfter: Date },
-  ): void;
+  ): Promise<void>;
   /**
    * Removes connectors not seen since `before` (never seen: registered before it) and those
-   * revoked before it. Returns their ids.
+   * revoked before it, and attachments not seen since `before`. Returns the connectors' ids.
    */
-  pruneConnectors(before: Date): string[];
+  pruneConnectors(before: Date): Promise<string[]>;
   /**
-   * Changes whenever another connection (another process, e.g. the CLI) commits: cheap to
-   * poll, so the relay notices a revocation at once without re-reading everything.
+   * Calls `onChange` (without arguments, possibly more than once per change) after a write
+   * that matters to tunnels — a revocation, a new or replaced connector, a renewal, an
+   * instance that came or went — made by another connection: another process (the CLI) or
+   * another relay instance. SQLite polls `data_version` every 250 ms; PostgreSQL uses
+   * LISTEN/NOTIFY, with a poll every 5 s in case a notification was lost, and calls
+   * `onChange` once each time it (re)starts listening. Returns the function that stops
+   * watching.
    */
-  dataVersion(): number;
+  watch(onChange: () => void): () => void;
+  /** A material (the connector CA, session secrets, ACME keys) by name, or undefined. */
+  getMaterial(name: string): Promise<string | undefined>;
+  /** Stores `value` unless `name` exists; returns the stored value (the first writer wins). */
+  putMaterialIfAbsent(name: string, value: string): Promise<string>;
+  /** Stores or replaces a material. */
+  putMaterial(name: string, value: string): Promise<void>;
+  /**
+   * Notes that an instance is alive at `at` (inserting it the first time). Call it every few
+   * seconds; `listInstances` tells the live ones.
+   */
+  heartbeatInstance(instance: InstanceHeartbeat, at?: Date): Promise<void>;
+  /** Instances whose last heartbeat is at or after `liveSince`, by name. */
+  listInstances(opts: { liveSince: Date }): Promise<InstanceRecord[]>;
+  /** Forgets an instance and its attachments (e.g. on shutdown). False for unknown names. */
+  removeInstance(name: string): Promise<boolean>;
   /** Closes the database; the store cannot be used afterwards. Idempotent. */
-  close(): void;
+  close(): Promise<void>;
 }
 
-/** File name of the database inside the state directory. */
-export const STATE_DB_FILE = 'state.db';
+/** How to open the state store. */
+export interface StateStoreOptions {
+  /** `relay.stateDir`: the SQLite database lives here (and the CA files with SQLite). */
+  stateDir: string;
+  /** `relay.store.postgres`: a shared PostgreSQL database instead of SQLite. */
+  postgres?: { url: string };
+  /**
+   * `relay.storeKey`: seals every material (AES-256-GCM, key by HKDF-SHA256). Required with
+   * PostgreSQL; with SQLite, materials are sealed too when it is given.
+   */
+  storeKey?: string;
+  /** The name of this relay instance. @default os.hostname() */
+  instance?: string;
+}
+
+// ---- shared by both implementations ----
 
 /** Used or expired tokens are deleted this long after expiry (until then they say EXPIRED/USED). */
-const TOKEN_RETENTION_MS = 7 * 24 * 3600 * 1000;
-
+export const TOKEN_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /**
- * Forward-only schema migrations; `PRAGMA user_version` counts those applied. Append, never
- * edit: a relay may open a database written by an older one.
+ * Attachments seen within this long count in `tunnels`, `inFlight` and `instances`: the relay
+ * notes its connectors every 5 s, so three missed notes mean the instance is gone.
  */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE registration_tokens (
-     id TEXT PRIMARY KEY,
-     secret_sha256 BLOB NOT NULL,
-     connector_group TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     expires_at INTEGER NOT NULL,
-     used_at INTEGER
-   ) STRICT;
-   CREATE TABLE connectors (
-     id TEXT PRIMARY KEY,
-     connector_group TEXT NOT NULL,
-     cert_serial TEXT NOT NULL,
-     cert_fingerprint TEXT NOT NULL,
-     cert_not_after INTEGER NOT NULL,
-     created_at INTEGER NOT NULL,
-     last_seen_at INTEGER,
-     hostname TEXT,
-     version TEXT,
-     capabilities TEXT NOT NULL DEFAULT '[]',
-     revoked_at INTEGER
-   ) STRICT;`,
-  `ALTER TABLE connectors ADD COLUMN prev_cert_fingerprint TEXT;
-   ALTER TABLE connectors ADD COLUMN prev_cert_not_after INTEGER;
-   ALTER TABLE connectors ADD COLUMN open_tunnels INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE connectors ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;`,
-];
+export const ATTACHMENT_WINDOW_MS = 15_000;
+/** Shortest `relay.storeKey`. */
+export const STORE_KEY_MIN_LENGTH = 32;
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const TOKEN_ID = /^[a-z2-7]{8}$/;
 
-const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+export const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
-interface TokenRow {
+/** 8 base32 characters: 40 random bits (callers retry on the rare clash). */
+export const newTokenId = () => Array.from({ length: 8 }, () => BASE32[randomInt(32)]).join('');
+
+/** A token's new secret and expiry, after checking the options. */
+export function newTokenParts(group: string, ttlMs: number, now: Date) {
+  if (typeof group !== 'string' || group === '')
+    throw new TypeError('group must be a non-empty string');
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+    throw new RangeError('ttlMs must be a positive number of milliseconds');
+  return {
+    secret: randomBytes(32).toString('base64url'),
+    expiresAt: new Date(now.getTime() + ttlMs),
+  };
+}
+
+/** Whether `id` can be a token id at all (anything else is not even looked up). */
+export const plausibleTokenId = (id: unknown): id is string =>
+  typeof id === 'string' && TOKEN_ID.test(id);
+
+export interface TokenRow {
   secret_sha256: Uint8Array;
   connector_group: string;
   expires_at: number;
   used_at: number | null;
 }
 
-interface ConnectorRow {
+/** Checks a presented secret against the stored row; throws the token's error. */
+export function validateToken(row: TokenRow | undefined, secret: string, now: Date): TokenRow {
+  const presented = sha256(typeof secret === 'string' ? secret : '');
+  // Compare even for unknown ids, so timing does not tell which ids exist.
+  const stored = row ? Buffer.from(row.secret_sha256) : Buffer.alloc(presented.length);
+  const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
+  if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
+  if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
+  if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
+  return row;
+}
+
+export interface ConnectorRow {
   id: string;
   connector_group: string;
   cert_serial: string;
@@ -179,276 +266,66 @@ interface ConnectorRow {
   revoked_at: number | null;
   prev_cert_fingerprint: string | null;
   prev_cert_not_after: number | null;
-  open_tunnels: number;
+}
+
+export interface AttachmentRow {
+  connector_id: string;
+  instance: string;
+  tunnels: number;
   in_flight: number;
+  seen_at: number;
 }
 
-/**
- * `node:sqlite`, loaded on first use rather than at import: a static import fails on a Node
- * without it (< 22.5) before the CLI can say which Node it needs, even for `--version`.
- */
-function loadSqlite(): typeof import('node:sqlite') {
-  // Not createRequire(import.meta.url): the release bundles are CommonJS (no import.meta).
-  return process.getBuiltinModule('node:sqlite');
+/** The values of a connector row, in the column order of {@link CONNECTOR_COLUMNS}. */
+export const CONNECTOR_COLUMNS = [
+  'id',
+  'connector_group',
+  'cert_serial',
+  'cert_fingerprint',
+  'cert_not_after',
+  'created_at',
+  'last_seen_at',
+  'hostname',
+  'version',
+  'capabilities',
+  'revoked_at',
+  'prev_cert_fingerprint',
+  'prev_cert_not_after',
+] as const;
+
+export function connectorValues(c: ConnectorRecord): Array<string | number | null> {
+  return [
+    c.id,
+    c.group,
+    c.certSerial,
+    c.certFingerprint,
+    c.certNotAfter.getTime(),
+    c.createdAt.getTime(),
+    c.lastSeenAt?.getTime() ?? null,
+    c.hostname ?? null,
+    c.version ?? null,
+    JSON.stringify(c.capabilities ?? []),
+    c.revokedAt?.getTime() ?? null,
+    c.previousCert?.fingerprint ?? null,
+    c.previousCert?.notAfter.getTime() ?? null,
+  ];
 }
 
-/**
- * Opens (creating if needed) the relay's state in `<stateDir>/state.db`: embedded SQLite via
- * `node:sqlite`, WAL mode, a 5 s busy timeout so the running relay and the `token create`
- * CLI can use it at the same time. The directory is created with mode 0700 and the database
- * file is made 0600.
- *
- * @example
- * import { openStateStore } from '@appproxy/config';
- *
- * const store = openStateStore('./var/relay');
- * try {
- *   const { id, secret, expiresAt } = store.createRegistrationToken({ group: 'Default', ttlMs: 3_600_000 });
- *   const { group } = store.redeemRegistrationToken(id, secret); // 'Default'; a second redeem throws APPPROXY_TOKEN_USED
- * } finally {
- *   store.close();
- * }
- */
-export function openStateStore(stateDir: string): StateStore {
-  ensureStateDir(stateDir);
-  const file = join(stateDir, STATE_DB_FILE);
-  const db = new (loadSqlite().DatabaseSync)(file);
-  try {
-    // busy_timeout first: switching to WAL and migrating need locks another process may hold.
-    db.exec('PRAGMA busy_timeout = 5000');
-    db.exec('PRAGMA journal_mode = WAL');
-    db.exec('PRAGMA synchronous = NORMAL');
-    migrate(db);
-    chmodSync(file, 0o600);
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-  return new SqliteStateStore(db);
-}
-
-class SqliteStateStore implements StateStore {
-  readonly #db: DatabaseSync;
-  readonly #sql: Record<
-    | 'insertToken'
-    | 'findToken'
-    | 'spendToken'
-    | 'pruneTokens'
-    | 'upsert'
-    | 'getConnector'
-    | 'listConnectors'
-    | 'seen'
-    | 'revoke'
-    | 'renew'
-    | 'prunable'
-    | 'deleteConnector'
-    | 'dataVersion',
-    StatementSync
-  >;
-  #closed = false;
-
-  constructor(db: DatabaseSync) {
-    this.#db = db;
-    this.#sql = {
-      insertToken: db.prepare(
-        `INSERT INTO registration_tokens (id, secret_sha256, connector_group, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-      ),
-      findToken: db.prepare(
-        'SELECT secret_sha256, connector_group, expires_at, used_at FROM registration_tokens WHERE id = ?',
-      ),
-      // The WHERE makes redemption single-use even when two processes race for it.
-      spendToken: db.prepare(
-        'UPDATE registration_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
-      ),
-      pruneTokens: db.prepare('DELETE FROM registration_tokens WHERE expires_at < ?'),
-      upsert: db.prepare(
-        `INSERT INTO connectors (id, connector_group, cert_serial, cert_fingerprint, cert_not_after, created_at,
-                                 last_seen_at, hostname, version, capabilities, revoked_at,
-                                 prev_cert_fingerprint, prev_cert_not_after, open_tunnels, in_flight)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-           connector_group = excluded.connector_group, cert_serial = excluded.cert_serial,
-           cert_fingerprint = excluded.cert_fingerprint, cert_not_after = excluded.cert_not_after,
-           created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, hostname = excluded.hostname,
-           version = excluded.version, capabilities = excluded.capabilities, revoked_at = excluded.revoked_at,
-           prev_cert_fingerprint = excluded.prev_cert_fingerprint,
-           prev_cert_not_after = excluded.prev_cert_not_after,
-           open_tunnels = excluded.open_tunnels, in_flight = excluded.in_flight`,
-      ),
-      getConnector: db.prepare('SELECT * FROM connectors WHERE id = ?'),
-      listConnectors: db.prepare('SELECT * FROM connectors ORDER BY created_at, id'),
-      seen: db.prepare(
-        `UPDATE connectors SET last_seen_at = ?, hostname = COALESCE(?, hostname), version = COALESCE(?, version),
-           capabilities = COALESCE(?, capabilities), open_tunnels = COALESCE(?, open_tunnels),
-           in_flight = COALESCE(?, in_flight) WHERE id = ?`,
-      ),
-      revoke: db.prepare('UPDATE connectors SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?'),
-      renew: db.prepare(
-        `UPDATE connectors SET prev_cert_fingerprint = ?, prev_cert_not_after = ?,
-           cert_serial = ?, cert_fingerprint = ?, cert_not_after = ? WHERE id = ?`,
-      ),
-      prunable: db.prepare(
-        `SELECT id FROM connectors
-         WHERE (revoked_at IS NOT NULL AND revoked_at < ?)
-            OR (revoked_at IS NULL AND COALESCE(last_seen_at, created_at) < ?)`,
-      ),
-      deleteConnector: db.prepare('DELETE FROM connectors WHERE id = ?'),
-      dataVersion: db.prepare('PRAGMA data_version'),
-    };
-  }
-
-  createRegistrationToken({
-    group,
-    ttlMs,
-    now = new Date(),
-  }: {
-    group: string;
-    ttlMs: number;
-    now?: Date;
-  }): CreatedRegistrationToken {
-    if (typeof group !== 'string' || group === '')
-      throw new TypeError('group must be a non-empty string');
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0)
-      throw new RangeError('ttlMs must be a positive number of milliseconds');
-    const secret = randomBytes(32).toString('base64url');
-    const expiresAt = new Date(now.getTime() + ttlMs);
-    this.#sql.pruneTokens.run(now.getTime() - TOKEN_RETENTION_MS);
-    // 40 random bits: a clash is unlikely but possible; ids must stay unique.
-    for (;;) {
-      const id = Array.from({ length: 8 }, () => BASE32[randomInt(32)]).join('');
-      const { changes } = this.#sql.insertToken.run(
-        id,
-        sha256(secret),
-        group,
-        now.getTime(),
-        expiresAt.getTime(),
-      );
-      if (Number(changes) === 1) return { id, secret, expiresAt };
-    }
-  }
-
-  checkRegistrationToken(
-    id: string,
-    secret: string,
-    { now = new Date() }: { now?: Date } = {},
-  ): { group: string } {
-    return { group: this.#validToken(id, secret, now).connector_group };
-  }
-
-  redeemRegistrationToken(
-    id: string,
-    secret: string,
-    { now = new Date(), connector }: { now?: Date; connector?: ConnectorRecord } = {},
-  ): { group: string } {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const row = this.#validToken(id, secret, now);
-      const { changes } = this.#sql.spendToken.run(now.getTime(), id, now.getTime());
-      if (Number(changes) !== 1) throw new TokenError('APPPROXY_TOKEN_USED');
-      if (connector) this.upsertConnector({ ...connector, group: row.connector_group });
-      this.#db.exec('COMMIT');
-      return { group: row.connector_group };
-    } catch (err) {
-      this.#db.exec('ROLLBACK');
-      throw err;
-    }
-  }
-
-  #validToken(id: string, secret: string, now: Date): TokenRow {
-    const row =
-      typeof id === 'string' && TOKEN_ID.test(id)
-        ? (this.#sql.findToken.get(id) as TokenRow | undefined)
-        : undefined;
-    const presented = sha256(typeof secret === 'string' ? secret : '');
-    // Compare even for unknown ids, so timing does not tell which ids exist.
-    const stored = row ? Buffer.from(row.secret_sha256) : Buffer.alloc(presented.length);
-    const matches = timingSafeEqual(stored, presented);
-    if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
-    if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
-    if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
-    return row;
-  }
-
-  upsertConnector(c: ConnectorRecord): void {
-    this.#sql.upsert.run(
-      c.id,
-      c.group,
-      c.certSerial,
-      c.certFingerprint,
-      c.certNotAfter.getTime(),
-      c.createdAt.getTime(),
-      c.lastSeenAt?.getTime() ?? null,
-      c.hostname ?? null,
-      c.version ?? null,
-      JSON.stringify(c.capabilities ?? []),
-      c.revokedAt?.getTime() ?? null,
-      c.previousCert?.fingerprint ?? null,
-      c.previousCert?.notAfter.getTime() ?? null,
-      c.tunnels ?? 0,
-      c.inFlight ?? 0,
-    );
-  }
-
-  getConnector(id: string): ConnectorRecord | undefined {
-    const row = this.#sql.getConnector.get(id) as ConnectorRow | undefined;
-    return row && toRecord(row);
-  }
-
-  listConnectors(): ConnectorRecord[] {
-    return (this.#sql.listConnectors.all() as unknown as ConnectorRow[]).map(toRecord);
-  }
-
-  recordConnectorSeen(id: string, seen: ConnectorSeen): void {
-    this.#sql.seen.run(
-      seen.at.getTime(),
-      seen.hostname ?? null,
-      seen.version ?? null,
-      seen.capabilities ? JSON.stringify(seen.capabilities) : null,
-      seen.tunnels ?? null,
-      seen.inFlight ?? null,
-      id,
-    );
-  }
-
-  revokeConnector(id: string, at = new Date()): boolean {
-    return Number(this.#sql.revoke.run(at.getTime(), id).changes) === 1;
-  }
-
-  renewConnectorCertificate(
-    id: string,
-    cert: { serial: string; fingerprint: string; notAfter: Date },
-    replacing: { fingerprint: string; notAfter: Date },
-  ): void {
-    this.#sql.renew.run(
-      replacing.fingerprint,
-      replacing.notAfter.getTime(),
-      cert.serial,
-      cert.fingerprint,
-      cert.notAfter.getTime(),
-      id,
-    );
-  }
-
-  pruneConnectors(before: Date): string[] {
-    const t = before.getTime();
-    const ids = (this.#sql.prunable.all(t, t) as Array<{ id: string }>).map((r) => r.id);
-    for (const id of ids) this.#sql.deleteConnector.run(id);
-    return ids;
-  }
-
-  dataVersion(): number {
-    return (this.#sql.dataVersion.get() as { data_version: number }).data_version;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#db.close();
-  }
-}
-
-function toRecord(r: ConnectorRow): ConnectorRecord {
+/** A record from its row and its attachments (those seen within the window count). */
+export function toRecord(
+  r: ConnectorRow,
+  attachments: readonly AttachmentRow[],
+  now = Date.now(),
+): ConnectorRecord {
+  const instances = attachments
+    .filter((a) => a.seen_at > now - ATTACHMENT_WINDOW_MS)
+    .map((a) => ({
+      name: a.instance,
+      tunnels: a.tunnels,
+      inFlight: a.in_flight,
+      seenAt: new Date(a.seen_at),
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return {
     id: r.id,
     group: r.connector_group,
@@ -468,33 +345,95 @@ function toRecord(r: ConnectorRow): ConnectorRecord {
           notAfter: new Date(r.prev_cert_not_after),
         },
       }),
-    tunnels: r.open_tunnels,
-    inFlight: r.in_flight,
+    tunnels: instances.reduce((n, a) => n + a.tunnels, 0),
+    inFlight: instances.reduce((n, a) => n + a.inFlight, 0),
+    instances,
   };
 }
 
-function migrate(db: DatabaseSync): void {
-  const version = () =>
-    (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (version() > MIGRATIONS.length) {
-    throw new StateStoreError(
-      'APPPROXY_STATE_INCOMPATIBLE',
-      `${STATE_DB_FILE} was written by a newer AppProxy (schema ${version()}, this one knows ${MIGRATIONS.length})`,
+/** Groups attachment rows by connector id. */
+export function byConnector(rows: readonly AttachmentRow[]): Map<string, AttachmentRow[]> {
+  const m = new Map<string, AttachmentRow[]>();
+  for (const r of rows) {
+    const list = m.get(r.connector_id);
+    if (list) list.push(r);
+    else m.set(r.connector_id, [r]);
+  }
+  return m;
+}
+
+export interface InstanceRow {
+  name: string;
+  tunnel_url: string | null;
+  version: string;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+export const toInstance = (r: InstanceRow): InstanceRecord => ({
+  name: r.name,
+  ...(r.tunnel_url !== null && { tunnelUrl: r.tunnel_url }),
+  version: r.version,
+  startedAt: new Date(r.started_at),
+  heartbeatAt: new Date(r.heartbeat_at),
+});
+
+const SEAL_VERSION = 1;
+const KEY_CHECK = 'appproxy store key check';
+
+/**
+ * Seals materials with a key derived from `relay.storeKey`: AES-256-GCM, a random 96-bit IV
+ * per value, the material's name as associated data (a value moved to another name does
+ * not open). Layout: version (1) | IV (12) | tag (16) | ciphertext.
+ */
+export class MaterialSealer {
+  readonly #key: Buffer;
+
+  constructor(storeKey: string) {
+    if (typeof storeKey !== 'string' || storeKey.length < STORE_KEY_MIN_LENGTH)
+      throw new StateStoreError(
+        'APPPROXY_STORE_KEY_MISSING',
+        `relay.storeKey must be at least ${STORE_KEY_MIN_LENGTH} characters`,
+      );
+    this.#key = Buffer.from(
+      hkdfSync('sha256', storeKey, 'appproxy-state-store', 'materials v1', 32),
     );
   }
-  while (version() < MIGRATIONS.length) {
-    // IMMEDIATE takes the write lock now, so two processes never run the same migration.
-    db.exec('BEGIN IMMEDIATE');
+
+  seal(name: string, value: string): Buffer {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv).setAAD(Buffer.from(name));
+    const body = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
+    return Buffer.concat([Buffer.of(SEAL_VERSION), iv, cipher.getAuthTag(), body]);
+  }
+
+  /** @throws {StateStoreError} `APPPROXY_STORE_KEY_WRONG` when the key does not open it */
+  open(name: string, sealed: Uint8Array): string {
+    const b = Buffer.from(sealed);
     try {
-      const current = version();
-      if (current < MIGRATIONS.length) {
-        db.exec(MIGRATIONS[current]!);
-        db.exec(`PRAGMA user_version = ${current + 1}`);
-      }
-      db.exec('COMMIT');
-    } catch (err) {
-      db.exec('ROLLBACK');
-      throw err;
+      if (b[0] !== SEAL_VERSION) throw new Error('unknown seal version');
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, b.subarray(1, 13))
+        .setAAD(Buffer.from(name))
+        .setAuthTag(b.subarray(13, 29));
+      return Buffer.concat([decipher.update(b.subarray(29)), decipher.final()]).toString('utf8');
+    } catch {
+      throw wrongKey();
     }
   }
+
+  /** A sealed known text: stored once, opened at every start to tell a wrong key early. */
+  keyCheck(): Buffer {
+    return this.seal('key-check', KEY_CHECK);
+  }
+
+  /** @throws {StateStoreError} `APPPROXY_STORE_KEY_WRONG` */
+  verifyKeyCheck(sealed: Uint8Array): void {
+    if (this.open('key-check', sealed) !== KEY_CHECK) throw wrongKey();
+  }
 }
+
+const wrongKey = () =>
+  new StateStoreError(
+    'APPPROXY_STORE_KEY_WRONG',
+    'relay.storeKey is not the key the store was sealed with (materials cannot be opened)',
+  );

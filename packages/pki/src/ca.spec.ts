@@ -338,3 +338,35 @@ describe('ConnectorCA.loadOrCreate', () => {
     }
   });
 });
+
+describe('ConnectorCA.create and fromPem', () => {
+  it('creates a CA in memory that fromPem rebuilds, signing the same way', async () => {
+    const dir = await tempDir();
+    const { ca, certPem, keyPem } = await ConnectorCA.create({ commonName: 'Fleet CA' });
+    expect(new X509Certificate(certPem).ca).toBe(true);
+    expect(new X509Certificate(certPem).subject).toBe('CN=Fleet CA');
+    expect(keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    // Nothing written anywhere.
+    expect(existsSync(join(dir, 'connector-ca.pem'))).toBe(false);
+    const again = await ConnectorCA.fromPem(certPem, keyPem);
+    expect(again.fingerprint).toBe(ca.fingerprint);
+    const { csrPem } = await createKeyAndCsr({ commonName: 'c' });
+    const issued = await again.issueFromCsr(csrPem, { commonName: 'conn-1' });
+    expect(ca.verify(issued.certPem)).toMatchObject({ ok: true, commonName: 'conn-1' });
+  });
+
+  it('refuses a key that is not the certificate’s, naming the source', async () => {
+    const a = await ConnectorCA.create();
+    const b = await ConnectorCA.create();
+    await expect(
+      ConnectorCA.fromPem(a.certPem, b.keyPem, 'connector-ca in the store'),
+    ).rejects.toMatchObject({
+      code: 'APPPROXY_PKI_CA_CORRUPT',
+      message:
+        'connector-ca in the store key is not the key of connector-ca in the store certificate',
+    });
+    await expect(ConnectorCA.fromPem('nope', a.keyPem)).rejects.toMatchObject({
+      code: 'APPPROXY_PKI_CA_CORRUPT',
+    });
+  });
+});

@@ -1,8 +1,14 @@
 import { X509Certificate } from 'node:crypto';
 import { describeParsed } from './describe.js';
 import { PkiError, type CertificateCheckCode } from './errors.js';
-import { loadOrCreateCa } from './internal/ca-files.js';
-import { DAY_MS, signLeaf, signServerCertificate, type Issuer } from './internal/issue.js';
+import { loadOrCreateCa, parseCa } from './internal/ca-files.js';
+import {
+  DAY_MS,
+  createCaCertificate,
+  signLeaf,
+  signServerCertificate,
+  type Issuer,
+} from './internal/issue.js';
 import { connectorName, hostSans, serverCommonName, subjectName } from './internal/names.js';
 import { isAcceptablePublicKey, x509 } from './internal/x509.js';
 
@@ -67,6 +73,46 @@ export class ConnectorCA {
     const loaded = await loadOrCreateCa(dir, 'connector-ca', {
       commonName: subjectName(opts?.commonName ?? 'AppProxy Connector CA'),
       validityMs: CA_VALIDITY_MS,
+    });
+    return new ConnectorCA(loaded.certPem, loaded);
+  }
+
+  /**
+   * A new CA in memory (nothing written): the CA and its PEMs, for a caller that keeps them
+   * elsewhere (the relay's PostgreSQL store, sealed). Same key and lifetime as `loadOrCreate`.
+   *
+   * @param opts.commonName @default 'AppProxy Connector CA'
+   * @example
+   * const { certPem, keyPem } = await ConnectorCA.create();
+   * const stored = JSON.parse(await store.putMaterialIfAbsent('connector-ca', JSON.stringify({ certPem, keyPem })));
+   * const ca = await ConnectorCA.fromPem(stored.certPem, stored.keyPem);
+   */
+  static async create(opts?: {
+    commonName?: string;
+  }): Promise<{ ca: ConnectorCA; certPem: string; keyPem: string }> {
+    const { certPem, keyPem } = await createCaCertificate(
+      subjectName(opts?.commonName ?? 'AppProxy Connector CA'),
+      CA_VALIDITY_MS,
+    );
+    return { ca: await ConnectorCA.fromPem(certPem, keyPem), certPem, keyPem };
+  }
+
+  /**
+   * The CA of these PEMs. Throws `PkiError` `APPPROXY_PKI_CA_CORRUPT` as `loadOrCreate`
+   * does (not a CA certificate, an unusable key, a key that is not the certificate's).
+   *
+   * @param source how errors name where the PEMs came from @default 'the connector CA'
+   * @example
+   * const ca = await ConnectorCA.fromPem(certPem, keyPem, 'connector-ca in the state store');
+   */
+  static async fromPem(
+    certPem: string,
+    keyPem: string,
+    source = 'the connector CA',
+  ): Promise<ConnectorCA> {
+    const loaded = await parseCa(certPem, keyPem, {
+      cert: `${source} certificate`,
+      key: `${source} key`,
     });
     return new ConnectorCA(loaded.certPem, loaded);
   }

@@ -32,6 +32,7 @@ describe('logger', () => {
         'set-cookie': ['a=s3cr3t2'],
       },
       clientSecret: 'hunter2',
+      storeKey: 'sealing-key-of-the-state-store-xyzzy',
       token: 'ap1.abcd1234.c2VjcmV0.QUJD',
       note: 'used token ap1.abcd1234.c2VjcmV0.QUJD and Bearer zzz.yyy',
       proxy: 'http://user:pa55@proxy:3128',
@@ -49,6 +50,7 @@ describe('logger', () => {
       'pa55',
       'MIIB',
       'q.w.e',
+      'xyzzy',
     ]) {
       expect(out).not.toContain(s);
     }

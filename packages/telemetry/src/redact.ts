@@ -16,6 +16,8 @@ const SECRET_KEYS = new Set([
   'key',
   'keypem',
   'csr',
+  // relay.storeKey: seals the materials of a PostgreSQL state store.
+  'storekey',
 ]);
 
 const SECRET_PATTERNS: Array<[RegExp, string]> = [

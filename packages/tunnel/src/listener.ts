@@ -21,6 +21,9 @@ import {
 } from './protocol.js';
 import { TunnelSession } from './session.js';
 
+/** What `authorize` says: undefined to accept, else why not. */
+export type TunnelVerdict = string | { reason: string; revoked: boolean } | undefined;
+
 export interface TunnelListenerOptions {
   host: string;
   port: number;
@@ -31,9 +34,10 @@ export interface TunnelListenerOptions {
   ca: string;
   /**
    * Returns a reason to refuse a verified peer, or undefined. `revoked: true` tells the
-   * connector that retrying cannot help (deleted or unknown): it stops and says so.
+   * connector that retrying cannot help (deleted or unknown): it stops and says so. May
+   * answer with a Promise (a lookup in a shared store); a rejected one refuses the tunnel.
    */
-  authorize?: (peer: PeerIdentity) => string | { reason: string; revoked: boolean } | undefined;
+  authorize?: (peer: PeerIdentity) => TunnelVerdict | Promise<TunnelVerdict>;
   /** Handles registration requests (HTTP/1.1 over TLS, no client certificate needed). */
   onRegistration?: (req: IncomingMessage, res: ServerResponse) => void;
   /** PING a quiet tunnel this often. @default 500 */
@@ -208,6 +212,25 @@ export class TunnelListener extends EventEmitter<TunnelListenerEvents> {
       return;
     }
     const verdict = this.#opts.authorize?.(peer);
+    if (verdict instanceof Promise) {
+      verdict.then(
+        (v) => this.#authorized(socket, peer, remoteAddress, v),
+        (err: Error) =>
+          this.#authorized(socket, peer, remoteAddress, {
+            reason: `authorization failed: ${err.message}`,
+            revoked: false,
+          }),
+      );
+    } else this.#authorized(socket, peer, remoteAddress, verdict);
+  }
+
+  #authorized(
+    socket: TLSSocket,
+    peer: PeerIdentity,
+    remoteAddress: string,
+    verdict: TunnelVerdict,
+  ): void {
+    if (socket.destroyed || this.#closing) return void socket.destroy();
     const refusal = typeof verdict === 'string' ? { reason: verdict, revoked: false } : verdict;
     if (refusal) {
       this.#refuse(

@@ -244,6 +244,28 @@ describe('tunnel', () => {
     expect(r.reason).toContain('revoked');
   });
 
+  it('waits for an authorize() that answers with a Promise: accepts, refuses or fails closed', async () => {
+    const later = <T>(v: T) => new Promise<T>((r) => setTimeout(() => r(v), 50));
+    const ok = await startListener({ authorize: () => later(undefined) });
+    const accepted = once(ok.listener, 'session');
+    startDialer(ok.relayUrl);
+    const [session] = await accepted;
+    expect(session.connectorId).toBe('conn-1');
+    const revoked = await startListener({
+      authorize: () => later({ reason: 'connector deleted (certificate revoked)', revoked: true }),
+    });
+    const [gone] = await once(startDialer(revoked.relayUrl), 'connectFailed');
+    expect((gone.error as TunnelError).code).toBe('APPPROXY_TUNNEL_REVOKED');
+    const broken = await startListener({
+      authorize: () => Promise.reject(new Error('store unavailable')),
+    });
+    const refused = once(broken.listener, 'refused');
+    startDialer(broken.relayUrl);
+    const [r] = await refused;
+    expect(r.code).toBe('APPPROXY_TUNNEL_UNAUTHORIZED');
+    expect(r.reason).toContain('authorization failed: store unavailable');
+  });
+
   it('tells the connector it is revoked (GOAWAY debug data), or only refused', async () => {
     const revoked = await startListener({
       authorize: () => ({ reason: 'connector deleted (certificate revoked)', revoked: true }),

@@ -1,5 +1,6 @@
 import { startSampleApp } from '@appproxy/sample-app';
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -201,6 +202,10 @@ describe('connector groups', () => {
       kerberos: false,
       missingCapabilities: ['websocket'],
     });
+    // One relay: its tunnels are all at the instance named after this host.
+    expect(byId.get(ids.a3)?.instances).toStrictEqual([
+      expect.objectContaining({ name: hostname(), tunnels: 2 }),
+    ]);
     expect(byId.get(ids.b1)).toMatchObject({
       group: 'Berlin',
       missingCapabilities: [],
@@ -214,9 +219,11 @@ describe('connector groups', () => {
     }
     const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
     expect(table.stdout.split('\n')[0]).toMatch(
-      /^ID\s+GROUP\s+HOST\s+VERSION\s+STATE\s+LAST SEEN\s+TUNNELS\s+IN-FLIGHT\s+KERBEROS\s+LACKS$/,
+      /^ID\s+GROUP\s+HOST\s+VERSION\s+STATE\s+LAST SEEN\s+TUNNELS\s+IN-FLIGHT\s+INSTANCES\s+KERBEROS\s+LACKS$/,
     );
-    expect(table.stdout).toMatch(new RegExp(`^${ids.a3}\\s.*\\swebsocket$`, 'm'));
+    expect(table.stdout).toMatch(
+      new RegExp(`^${ids.a3}\\s.*\\s${hostname()}\\(2\\)\\s.*\\swebsocket$`, 'm'),
+    );
   });
 
   it('a group whose only connector cannot upgrade answers 502 UPGRADE_UNSUPPORTED', async () => {

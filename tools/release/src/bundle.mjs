@@ -35,7 +35,8 @@ export async function bundleCli({ root, app, outfile }) {
     target: 'node22',
     // Resolves @appproxy/* to packages/*/src through tsconfig paths.
     tsconfig: join(root, 'apps', app, 'tsconfig.json'),
-    external: ['node:*'],
+    // pg's optional native binding (pg-native) is never used: the pure JavaScript client is.
+    external: ['node:*', 'pg-native'],
     banner: { js: '#!/usr/bin/env node' },
     legalComments: 'eof',
     metafile: true,

@@ -55,8 +55,6 @@ async function createCaFiles(
 }
 
 async function loadCa(certPath: string, keyPath: string): Promise<LoadedCa> {
-  const corrupt = (message: string, cause?: unknown) =>
-    new PkiError('APPPROXY_PKI_CA_CORRUPT', message, { cause });
   let certText: string;
   let keyText: string;
   try {
@@ -65,27 +63,43 @@ async function loadCa(certPath: string, keyPath: string): Promise<LoadedCa> {
       readFile(keyPath, 'utf8'),
     ]);
   } catch (err) {
-    throw corrupt(`cannot read the CA: ${(err as Error).message}`, err);
+    throw new PkiError('APPPROXY_PKI_CA_CORRUPT', `cannot read the CA: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
+  return parseCa(certText, keyText, { cert: certPath, key: keyPath });
+}
+
+/**
+ * A CA from its certificate and key PEMs (files or a store); `names` say where each came
+ * from in error messages.
+ */
+export async function parseCa(
+  certText: string,
+  keyText: string,
+  names: { cert: string; key: string },
+): Promise<LoadedCa> {
+  const corrupt = (message: string, cause?: unknown) =>
+    new PkiError('APPPROXY_PKI_CA_CORRUPT', message, { cause });
   let nodeCert: X509Certificate;
   let cert: x509.X509Certificate;
   try {
     nodeCert = new X509Certificate(certText);
     cert = new x509.X509Certificate(nodeCert.raw);
   } catch (err) {
-    throw corrupt(`${certPath} is not a PEM certificate`, err);
+    throw corrupt(`${names.cert} is not a PEM certificate`, err);
   }
   // A leaf here would sign certificates that every TLS stack rejects; say so at startup.
-  if (!nodeCert.ca) throw corrupt(`${certPath} is not a CA certificate (CA:FALSE)`);
+  if (!nodeCert.ca) throw corrupt(`${names.cert} is not a CA certificate (CA:FALSE)`);
   let signer: Awaited<ReturnType<typeof importCaKey>>;
   try {
     signer = await importCaKey(keyText);
   } catch (err) {
-    throw corrupt(`${keyPath} is not a usable private key: ${(err as Error).message}`, err);
+    throw corrupt(`${names.key} is not a usable private key: ${(err as Error).message}`, err);
   }
   const certKey = nodeCert.publicKey.export({ type: 'spki', format: 'der' });
   if (!certKey.equals(signer.publicKeyDer)) {
-    throw corrupt(`${keyPath} is not the key of ${certPath}`);
+    throw corrupt(`${names.key} is not the key of ${names.cert}`);
   }
   return { cert, signer, certPem: certToPem(cert) };
 }

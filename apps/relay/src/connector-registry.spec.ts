@@ -1,0 +1,136 @@
+import type { ConnectorRecord, StateStore, StateStoreOptions } from '@appproxy/config';
+import type { ConnectorCA } from '@appproxy/pki';
+import { createLogger } from '@appproxy/telemetry';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+// The PostgreSQL fixture lives with the other system fixtures; it imports nothing of ours.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import {
+  postgresAvailable,
+  startPostgres,
+  type PostgresServer,
+} from '../../../tools/e2e/src/postgres.js';
+import { ConnectorRegistry } from './connector-registry.js';
+import { RelayMetrics } from './metrics.js';
+import { openRelayStore } from './relay-store.js';
+
+const havePostgres = postgresAvailable();
+let server: PostgresServer | undefined;
+const root = mkdtempSync(join(tmpdir(), 'appproxy-registry-'));
+const cleanups: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  if (havePostgres) server = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const record = (id: string): ConnectorRecord => ({
+  id,
+  group: 'Default',
+  certSerial: '01',
+  certFingerprint: `${id}-fp`,
+  certNotAfter: new Date(Date.now() + 86_400_000),
+  createdAt: new Date(),
+  capabilities: [],
+  tunnels: 0,
+  inFlight: 0,
+});
+const peer = (id: string) => ({
+  commonName: id,
+  fingerprint: `${id}-fp`,
+  serialNumber: '01',
+  validTo: new Date(Date.now() + 86_400_000),
+});
+
+let n = 0;
+const backends: Array<{ name: string; skip: boolean; options: () => Promise<StateStoreOptions> }> =
+  [
+    {
+      name: 'sqlite',
+      skip: false,
+      options: async () => ({ stateDir: join(root, `sqlite-${++n}`) }),
+    },
+    {
+      name: 'postgres',
+      skip: !havePostgres,
+      options: async () => ({
+        stateDir: join(root, `pg-${++n}`),
+        store: { postgres: { url: await server!.createDatabase() } },
+        storeKey: 'registry-spec-key-0123456789abcdefghijklm',
+      }),
+    },
+  ];
+
+describe.each(backends)('ConnectorRegistry on $name', ({ skip, options }) => {
+  /** A registry (instance A) and another connection to the same state (instance B, or the CLI). */
+  async function setUp() {
+    const o = await options();
+    const relay = o as Parameters<typeof openRelayStore>[0];
+    const a: StateStore = await openRelayStore(relay, { instance: 'a' });
+    const b: StateStore = await openRelayStore(relay, { instance: 'b' });
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    await a.upsertConnector(record('known'));
+    const metrics = new RelayMetrics();
+    const registry = new ConnectorRegistry({
+      store: a,
+      ca: {} as ConnectorCA,
+      log: createLogger({ name: 'test', write: () => {}, format: 'json' }),
+      metrics,
+      groups: () => new Set(['Default']),
+      certValidityMs: 86_400_000,
+      inactiveRetentionMs: 86_400_000,
+    });
+    await registry.start();
+    cleanups.push(() => registry.stop());
+    return { registry, b, metrics };
+  }
+
+  it.skipIf(skip)('answers known connectors from its cache, without a Promise', async () => {
+    const { registry } = await setUp();
+    expect(registry.authorize(peer('known'))).toBeUndefined();
+  });
+
+  it.skipIf(skip)(
+    'accepts a connector registered elsewhere a moment ago, by asking the store',
+    async () => {
+      const { registry, b } = await setUp();
+      await b.upsertConnector(record('fresh'));
+      const verdict = registry.authorize(peer('fresh'));
+      expect(verdict).toBeInstanceOf(Promise);
+      expect(await verdict).toBeUndefined();
+      // Cached now.
+      expect(registry.authorize(peer('fresh'))).toBeUndefined();
+      expect(await registry.authorize(peer('never-registered'))).toStrictEqual({
+        reason: 'unknown connector (deleted or never registered)',
+        revoked: true,
+      });
+    },
+  );
+
+  it.skipIf(skip)('learns of a revocation elsewhere through the store’s watch', async () => {
+    const { registry, b, metrics } = await setUp();
+    const revoked = () =>
+      /appproxy_connectors\{group="Default",state="revoked"\} 1\b/.test(metrics.registry.render());
+    expect(revoked()).toBe(false);
+    await b.revokeConnector('known');
+    // The cache (which metrics read) follows within a second: watch, not the 5 s refresh.
+    const started = Date.now();
+    await expect.poll(revoked, { timeout: 3_000, interval: 20 }).toBe(true);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await registry.authorize(peer('known'))).toStrictEqual({
+      reason: 'connector deleted (certificate revoked)',
+      revoked: true,
+    });
+  });
+});
