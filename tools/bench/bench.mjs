@@ -710,21 +710,20 @@ AllowTcpForwarding yes
       idleWs = await idleWebSockets(ws.base, [ws.relay.pid], count);
       await ws.stop();
     }
-    const { base, config, relay, connector, workerConnectors, idleConnectorMiB } =
-      await startAppProxy({
-        work,
-        name: 'measured',
-        workers: WORKERS,
-        certs,
-        origin,
-        appYaml,
-        relayYaml,
-        relayArgs: profileArgs('relay'),
-        connectorArgs: profileArgs('connector'),
-        connectorCliArgs: APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v)).flatMap(
-          (v) => v.connectorCliArgs?.() ?? [],
-        ),
-      });
+    const { base, config, relay, connector, idleConnectorMiB } = await startAppProxy({
+      work,
+      name: 'measured',
+      workers: WORKERS,
+      certs,
+      origin,
+      appYaml,
+      relayYaml,
+      relayArgs: profileArgs('relay'),
+      connectorArgs: profileArgs('connector'),
+      connectorCliArgs: APPPROXY_VARIANTS.filter((v) => v.wired && variantWanted(v)).flatMap(
+        (v) => v.connectorCliArgs?.() ?? [],
+      ),
+    });
     paths.push({
       key: 'appproxy',
       name: 'AppProxy (relay → tunnel → connector)',
@@ -733,7 +732,6 @@ AllowTcpForwarding yes
       procs: [
         { name: 'relay', pid: relay.pid },
         { name: 'connector', pid: connector.pid },
-        ...workerConnectors.map((c, i) => ({ name: `connector ${i + 1}`, pid: c.pid })),
       ],
       relayPid: relay.pid,
       idleConnectorMiB,
@@ -762,7 +760,6 @@ AllowTcpForwarding yes
         procs: [
           { name: 'relay', pid: relay.pid },
           { name: 'connector', pid: connector.pid },
-          ...workerConnectors.map((c, i) => ({ name: `connector ${i + 1}`, pid: c.pid })),
         ],
         variant: v.key,
       });

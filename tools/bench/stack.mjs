@@ -57,6 +57,15 @@ export function which(cmd) {
 }
 
 /** Spawns a process and resolves when `ready(line)` is true for a stdout/stderr line. */
+/** A `ready` test for the connector: a tunnel up to each of `instances` relay instances. */
+function tunnelsToEvery(instances) {
+  const reached = new Set();
+  return jsonLine((l) => {
+    if (l.msg === 'tunnel connected') reached.add(l.instance ?? l.relay);
+    return reached.size >= instances;
+  });
+}
+
 export function start(name, cmd, args, ready, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
@@ -234,40 +243,14 @@ ${appYaml}${relayYaml}`,
       ...(metrics ? ['--metrics-listen', `127.0.0.1:${ports.connectorMetrics}`] : []),
       ...connectorCliArgs,
     ],
-    jsonLine((l) => l.msg === 'tunnel connected'),
+    // Ready once it has a tunnel to every worker (each is a relay instance of its own).
+    tunnelsToEvery(workers),
   );
-  // TODO(lead): until connectors keep tunnels to every relay instance, each further worker
-  // gets a connector of its own (registered at its tunnel port); then drop these.
-  const workerConnectors = [];
-  for (let i = 1; i < workers; i++) {
-    const more = join(dir, `connector-${i}`);
-    const moreToken = execFileSync(node, [relayBin, 'token', 'create', '--config', config], {
-      encoding: 'utf8',
-    }).trim();
-    execFileSync(node, [
-      connectorBin,
-      'register',
-      '--relay',
-      `https://127.0.0.1:${ports.tunnel + i}`,
-      '--token',
-      moreToken,
-      '--state-dir',
-      more,
-    ]);
-    workerConnectors.push(
-      await start(
-        `connector-${i}`,
-        node,
-        [...connectorArgs, connectorBin, 'start', '--state-dir', more, ...connectorCliArgs],
-        jsonLine((l) => l.msg === 'tunnel connected'),
-      ),
-    );
-  }
   await new Promise((r) => setTimeout(r, 500));
   const idleConnectorMiB = Math.round(procStatusKiB(connector.pid) / 1024);
   const stop = () =>
     Promise.all(
-      [connector, ...workerConnectors, relay].map(
+      [connector, relay].map(
         (c) =>
           new Promise((resolve) => {
             if (c.exitCode !== null || c.signalCode !== null) return resolve();
@@ -281,7 +264,6 @@ ${appYaml}${relayYaml}`,
     config,
     relay,
     connector,
-    workerConnectors,
     idleConnectorMiB,
     stop,
     ...(metrics && {

@@ -137,6 +137,51 @@ export class ConnectorRegistry {
     void this.#prune();
   }
 
+  /**
+   * Waits (at most `timeoutMs`) until every connector that has tunnels to another instance of
+   * the fleet now (per the store; not revoked, of a configured group) has one here too: an
+   * instance that joins or restarts takes public traffic only once it reaches the connectors
+   * its siblings reach. Resolves with the ids still missing at the deadline (logged).
+   */
+  async awaitFleetConnectors(self: string, timeoutMs: number): Promise<string[]> {
+    let records: ConnectorRecord[];
+    try {
+      records = await this.#o.store.listConnectors();
+    } catch {
+      return [];
+    }
+    const groups = this.#o.groups();
+    const expected = records
+      .filter(
+        (r) =>
+          !r.revokedAt &&
+          groups.has(r.group) &&
+          (r.instances ?? []).some((i) => i.name !== self && i.tunnels > 0),
+      )
+      .map((r) => r.id);
+    const missing = () => {
+      const here = new Set(
+        this.groups
+          .connectors()
+          .filter((c) => c.accepting > 0)
+          .map((c) => c.connectorId),
+      );
+      return expected.filter((id) => !here.has(id));
+    };
+    if (missing().length === 0) return [];
+    this.#o.log.info('waiting for the fleet’s connectors before serving', {
+      connectors: expected.length,
+      timeoutMs,
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (missing().length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const left = missing();
+    if (left.length > 0)
+      this.#o.log.warn('serving without every connector of the fleet', { missing: left });
+    return left;
+  }
+
   /** Stops the timers and notes every connected connector as having no tunnel here any more. */
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);

@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConnectorRegistry } from './connector-registry.js';
+import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.js';
+import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
 import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
@@ -45,6 +47,9 @@ export interface RelayWorker {
   redirectPort?: number;
 }
 
+/** How long a starting instance waits for the fleet's connectors before serving anyway. */
+const FLEET_WARMUP_MS = 10_000;
+
 /** Reissue the tunnel certificate when it expires within this window. */
 const RENEW_WINDOW_MS = 30 * 24 * 3600 * 1000;
 
@@ -74,6 +79,8 @@ export class Relay {
   /** Set when this relay is one of `relay.workers`. */
   readonly worker: RelayWorker | undefined;
   #tunnelPort: number | undefined;
+  /** This instance among those sharing the store: heartbeat, the live list for connectors. */
+  #instances: InstanceDirectory | undefined;
 
   constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
@@ -88,11 +95,8 @@ export class Relay {
 
   async start(): Promise<RelayAddresses> {
     const { relay } = this.#config;
-    // relay.instance.name (default: the host name); each worker is an instance of its own,
-    // named as workerInstance names them.
-    const instance = relay.instance?.name ?? hostname();
     const store = await openRelayStore(relay, {
-      instance: this.worker ? `${instance}-${this.worker.index}` : instance,
+      instance: instanceName(relay.instance?.name ?? hostname(), this.worker),
     });
     this.#store = store;
     const ca = await loadConnectorCa(store, relay.stateDir);
@@ -135,6 +139,8 @@ export class Relay {
       pingIntervalMs: relay.pingIntervalMs,
       pingTimeoutMs: relay.pingTimeoutMs,
       authorize: connectors.authorize,
+      // This instance and every live one of the fleet, in each tunnel's hello (§3.6).
+      instances: () => this.#instances?.list(),
       onRegistration: registrationHandler({
         ca,
         store,
@@ -214,10 +220,36 @@ export class Relay {
     // backend timeout; idle and header timeouts are relay.limits' (PublicConnections).
     this.#public.setTimeout(0);
 
+    // The registry's cache is filled before the first tunnel can arrive.
+    await connectors.start();
     const tunnelAt = await this.#tunnel
       .listen()
       .catch((err: Error) => Promise.reject(listenError('tunnelListen', tunnelListen, err)));
     this.#tunnelPort = tunnelAt.port;
+    this.#instances = new InstanceDirectory({
+      store,
+      self: {
+        name: store.instance,
+        version: RELAY_VERSION,
+        ...(relay.instance?.tunnelUrl && {
+          tunnelUrl: instanceTunnelUrl(
+            relay.instance.tunnelUrl,
+            worker,
+            relay.tunnelListen.port === 0 ? this.#tunnelPort : undefined,
+          ),
+        }),
+      },
+      log: this.#log,
+      onChange: (list) => {
+        this.#edge?.throttle.setShare(list.instances.length);
+        void this.#tunnel?.announceInstances(list);
+      },
+    });
+    await this.#instances.start();
+    this.#edge?.throttle.setShare(this.#instances.liveCount);
+    // Joining a fleet (or a worker restarting): public traffic only once the connectors the
+    // other instances reach have tunnels here too, or FLEET_WARMUP_MS passed.
+    await connectors.awaitFleetConnectors(store.instance, FLEET_WARMUP_MS);
     const addresses: RelayAddresses = {
       tunnel: fmt(tunnelAt),
       public: fmt(
@@ -259,7 +291,6 @@ export class Relay {
       this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
-    await connectors.start();
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
     this.#ready = true;
     this.#log.info(this.worker ? 'relay worker listening' : 'relay listening', {
@@ -369,7 +400,12 @@ export class Relay {
 
   /** The tunnel listener's server certificate (signed by the connector CA), kept in stateDir. */
   async #tunnelCertificate(ca: ConnectorCA): Promise<{ cert: string; key: string }> {
-    const { stateDir, tunnelHosts } = this.#config.relay;
+    const { stateDir, instance } = this.#config.relay;
+    // The certificate names the host connectors dial (relay.instance.tunnelUrl) too.
+    const tunnelHosts = [...this.#config.relay.tunnelHosts];
+    const advertised =
+      instance?.tunnelUrl && new URL(instance.tunnelUrl).hostname.replace(/^\[|\]$/g, '');
+    if (advertised && !tunnelHosts.includes(advertised)) tunnelHosts.push(advertised);
     const certPath = join(stateDir, 'tunnel.pem');
     const keyPath = join(stateDir, 'tunnel-key.pem');
     const hostsPath = join(stateDir, 'tunnel-hosts.json');

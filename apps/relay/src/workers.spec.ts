@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  RestartBackoff,
-  sharedStdoutSink,
-  workerFromEnv,
-  workerInstance,
-  WORKER_ENV,
-} from './workers.js';
+import { RestartBackoff, sharedStdoutSink, workerFromEnv, WORKER_ENV } from './workers.js';
 
 describe('RestartBackoff', () => {
   it('1 s, doubling up to 30 s while the worker keeps dying at once', () => {
@@ -31,26 +25,6 @@ describe('workerFromEnv', () => {
     expect(
       workerFromEnv({ [WORKER_ENV]: '{"index":1,"count":2,"listenPort":8443}' }),
     ).toStrictEqual({ index: 1, count: 2, listenPort: 8443 });
-  });
-});
-
-describe('workerInstance', () => {
-  const edge = { name: 'edge1', tunnelUrl: 'https://relay.example.com:8443' };
-  it('worker i is instance <name>-<i> on the tunnel port + i', () => {
-    expect(workerInstance(edge, { index: 0 })).toStrictEqual({
-      name: 'edge1-0',
-      tunnelUrl: 'https://relay.example.com:8443',
-    });
-    expect(workerInstance(edge, { index: 2 })).toStrictEqual({
-      name: 'edge1-2',
-      tunnelUrl: 'https://relay.example.com:8445',
-    });
-    expect(
-      workerInstance({ name: 'e', tunnelUrl: 'https://r.example/' }, { index: 1 }),
-    ).toStrictEqual({ name: 'e-1', tunnelUrl: 'https://r.example:444' });
-  });
-  it('a relay of one process is the instance as configured', () => {
-    expect(workerInstance(edge, undefined)).toBe(edge);
   });
 });
 

@@ -76,26 +76,6 @@ export function sharedStdoutSink(
   };
 }
 
-/**
- * The relay instance a worker is (hook for `relay.instance`): `<name>-<index>`, and the
- * tunnel URL with the port of its own tunnel listener (the URL's port + index). A relay of
- * one process is the instance as configured.
- *
- * @example
- * workerInstance({ name: 'edge1', tunnelUrl: 'https://relay.example.com:8443' }, { index: 2, count: 4 });
- * // { name: 'edge1-2', tunnelUrl: 'https://relay.example.com:8445' }
- */
-export function workerInstance(
-  instance: { name: string; tunnelUrl: string },
-  worker: Pick<RelayWorker, 'index'> | undefined,
-): { name: string; tunnelUrl: string } {
-  if (!worker) return instance;
-  const url = new URL(instance.tunnelUrl);
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  url.port = String(port + worker.index);
-  return { name: `${instance.name}-${worker.index}`, tunnelUrl: url.href.replace(/\/$/, '') };
-}
-
 /** To the primary, when this process is a worker; nothing otherwise. */
 export function tellPrimary(message: FromWorker): void {
   if (workerFromEnv() && process.send && process.connected) process.send(message);

@@ -1,25 +1,17 @@
 import { startSampleApp } from '@appproxy/sample-app';
+import { once } from 'node:events';
+import WebSocket from 'ws';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CONNECTOR_BIN,
-  LoggedProcess,
-  RELAY_BIN,
-  Stack,
-  connectorId,
-  request,
-  runCli,
-} from './harness.js';
+import { RELAY_BIN, Stack, connectorId, request, runCli } from './harness.js';
 
 // relay.workers: 2 — a primary and two relay processes sharing the public port. Each worker
-// is a relay instance with its own tunnel port; until connectors follow the instance list,
-// the test gives each worker a connector of its own (registered at that worker's port).
+// is a relay instance with its own tunnel port; the one connector keeps tunnels to both, so
+// whichever worker accepts a request reaches it.
 
 type SampleApp = Awaited<ReturnType<typeof startSampleApp>>;
 let sample: SampleApp;
 let stack: Stack;
-let second: LoggedProcess | undefined;
 const APP = 'workers.apps.localhost';
 const MAINT = 'maint.apps.localhost';
 
@@ -80,35 +72,13 @@ beforeAll(async () => {
       },
     ],
   }).start();
-  // A second connector, registered at and connected to worker 1.
-  const dir = join(stack.dir, 'connector-1');
-  const token = await stack.createToken();
-  const url = `https://127.0.0.1:${stack.ports.tunnel + 1}`;
-  const reg = await runCli(CONNECTOR_BIN, [
-    'register',
-    '--relay',
-    url,
-    '--token',
-    token,
-    '--state-dir',
-    dir,
-  ]);
-  expect(reg.code, reg.stderr).toBe(0);
-  second = new LoggedProcess(CONNECTOR_BIN, [
-    'start',
-    '--state-dir',
-    dir,
-    '--tunnels',
-    '2',
-    '--drain-timeout',
-    '3s',
-  ]);
-  const id = connectorId(dir);
+  // One connector, registered at worker 0: the hello names both workers (instances), and it
+  // keeps tunnels to each.
+  const id = connectorId(stack.connectorState);
   await relay().waitFor(() => connectedToWorker1(id) >= 2, 20_000, 'worker 1 tunnels');
 }, 60_000);
 
 afterAll(async () => {
-  await second?.stop('SIGKILL');
   await stack?.stop();
   await sample?.close();
 });
@@ -126,6 +96,30 @@ describe('relay.workers: 2', () => {
     expect(await metric('appproxy_requests_total{app="Sample",status="200"}')).toBe(40);
     expect(await metric('appproxy_relay_workers{state="ready"}')).toBe(2);
     expect((await admin('/readyz')).status).toBe(200);
+  });
+
+  it('WebSockets through either worker reach the connector', async () => {
+    const upgradedBy = () => {
+      const by = [0, 0];
+      for (const l of relay().lines) if (l.msg === 'upgraded') by[l.worker as number]! += 1;
+      return by;
+    };
+    // Fresh connections spread over both workers (SO_REUSEPORT hashes the client's port).
+    for (let i = 0; i < 16; i++) {
+      const ws = new WebSocket(`wss://127.0.0.1:${stack.ports.public}/ws`, {
+        ca: stack.ca,
+        servername: APP,
+        headers: { host: APP },
+      });
+      await once(ws, 'open');
+      ws.send(`hello ${i}`);
+      const [echo] = (await once(ws, 'message')) as [Buffer];
+      expect(echo.toString()).toContain(`hello ${i}`);
+      ws.close();
+      await once(ws, 'close');
+    }
+    await until(() => upgradedBy()[0]! + upgradedBy()[1]! >= 16, 'upgraded lines');
+    expect(upgradedBy().every((n) => n > 0)).toBe(true);
   });
 
   it('SIGHUP reaches every worker; the primary logs one line', async () => {
@@ -150,13 +144,16 @@ describe('relay.workers: 2', () => {
     // Requests in flight on the killed worker fail with it; counted are the ones sent
     // (on new connections) once its death is seen.
     let counting = false;
-    // The maintenance page needs no connector: every worker answers it alone.
+    // Through the connector, on new connections: whichever worker accepts one reaches it.
     const load = (async () => {
       while (!done) {
         const counted = counting;
-        const res = await request(stack, MAINT, '/').catch((e: Error) => ({ status: e.message }));
-        if (res.status === 503) served += 1;
-        else if (counted) failures.push(String(res.status));
+        const res = await request(stack, APP, '/echo', {
+          headers: { accept: 'application/json' },
+        }).catch((e: Error) => ({ status: e.message }));
+        if (res.status === 200) served += 1;
+        else if (counted)
+          failures.push(`${res.status} ${'body' in res ? String(res.body).slice(0, 200) : ''}`);
       }
     })();
     await until(() => served > 5, 'load before the kill');
@@ -186,8 +183,8 @@ describe('relay.workers: 2', () => {
     expect(restarted.pid).not.toBe(pid1);
     expect(alive(restarted.pid as number)).toBe(true);
     expect(await metric('appproxy_relay_worker_restarts_total')).toBe(1);
-    // Through a connector on either worker, once worker 1's connector is back on it.
-    const id = connectorId(join(stack.dir, 'connector-1'));
+    // The connector's tunnels to the new worker 1 are back, and requests on either worker pass.
+    const id = connectorId(stack.connectorState);
     await relay().waitFor(() => connectedToWorker1(id) >= 4, 20_000, 'worker 1 tunnels again');
     for (let i = 0; i < 20; i++) expect((await request(stack, APP, '/echo')).status).toBe(200);
   });
