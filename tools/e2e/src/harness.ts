@@ -470,7 +470,8 @@ export function request(
     const req = httpsRequest({
       host: '127.0.0.1',
       port: stack.ports.public,
-      servername: host,
+      // A Host with a port (an external URL on another port) never puts the port in SNI.
+      servername: host.replace(/:\d+$/, ''),
       ca: stack.ca,
       method: opts.method ?? 'GET',
       path,
