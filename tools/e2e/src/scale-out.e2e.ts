@@ -16,6 +16,7 @@ import {
   Stack,
   connectorId,
   freePort,
+  json,
   request,
   runCli,
   type LoggedProcess,
@@ -25,6 +26,7 @@ import { LoadGenerator, type Outcome } from './traffic.js';
 
 const HOST = 'fleet.apps.localhost';
 const OPEN = 'open.apps.localhost';
+const LIMITED = 'limited.apps.localhost';
 const STORE_KEY = 'e2e-fleet-store-key-0123456789abcdefghij';
 const runnable = Boolean(HAPROXY_BIN) && postgresAvailable();
 
@@ -113,6 +115,13 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
             name: 'Open',
             internalUrl: `http://127.0.0.1:${sample.port}/`,
             externalUrl: `https://${OPEN}:${lbPort}/`,
+          },
+          {
+            name: 'Limited',
+            internalUrl: `http://127.0.0.1:${sample.port}/`,
+            externalUrl: `https://${LIMITED}:${lbPort}/`,
+            // A burst of 4 for the fleet; refilled so slowly that none comes back in the test.
+            extra: '    limits: { requestsPerSecond: 0.05, burst: 4 }\n',
           },
         ],
         identityProvider: [
@@ -218,6 +227,23 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
       maxRequests: 20,
     });
     expect(failedOf(await load.run())).toStrictEqual([]);
+  });
+
+  it('rate limits count for the fleet: each of the two instances takes half', async () => {
+    const admitted = async (n: Name) => {
+      let ok = 0;
+      for (let i = 0; i < 6; i++) {
+        const res = await request(relays[n], `${LIMITED}:${lbPort}`, '/echo', {
+          headers: { accept: 'application/json' },
+        });
+        if (res.status === 200) ok += 1;
+        else expect(json(res)).toMatchObject({ error: { code: 'THROTTLED' } });
+      }
+      return ok;
+    };
+    // Burst 4 for the fleet: 2 at A and 2 at B (one instance alone would admit all 4).
+    expect(await admitted('a')).toBe(2);
+    expect(await admitted('b')).toBe(2);
   });
 
   it('SIGTERM on B: /readyz 503 first, the balancer moves away, no request fails', async () => {
