@@ -1,14 +1,22 @@
-import type { RelayConfig } from '@appproxy/config';
+import { openStateStore, type RelayConfig, type StateStore } from '@appproxy/config';
 import { createDevCertificates } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AcmeCertificates, renewalTime } from './acme.js';
+import { AcmeCertificates, fleetLeader, renewalTime } from './acme.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-acme-'));
 const cleanups: Array<() => unknown> = [];
@@ -206,5 +214,160 @@ describe('AcmeCertificates of relay workers', () => {
     await until(() => follower.context('alpn.test') !== undefined, 'the challenge certificate');
     rmSync(join(shared, 'acme/challenges/tls-alpn-01.alpn.test'));
     await until(() => follower.context('alpn.test') === undefined, 'the challenge gone');
+  });
+});
+
+describe('fleetLeader', () => {
+  it('is the live instance whose name sorts first, whatever the order of the list', () => {
+    expect(fleetLeader(['relay-b', 'relay-a-1', 'relay-a-0'])).toBe('relay-a-0');
+    expect(fleetLeader(['relay-a-0', 'relay-b'])).toBe(fleetLeader(['relay-b', 'relay-a-0']));
+    expect(fleetLeader([])).toBeUndefined();
+  });
+});
+
+describe('AcmeCertificates sharing a store (PostgreSQL)', () => {
+  // Two connections to one SQLite state stand for two instances on one PostgreSQL store:
+  // the same material calls, and `watch` tells of the other connection's writes.
+  const stateDir = join(dir, 'shared-store');
+  const stores: StateStore[] = [];
+  afterAll(async () => {
+    for (const s of stores) await s.close();
+  });
+  const open = async () => {
+    const s = await openStateStore(stateDir);
+    stores.push(s);
+    return s;
+  };
+  const until = async (check: () => boolean, what: string) => {
+    for (let i = 0; !check(); i++) {
+      if (i > 100) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const instance = (store: StateStore, leading: { now: boolean }) => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({
+      name: 'test',
+      write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+      format: 'json',
+    });
+    // Its own stateDir: nothing may be read from or written to files.
+    const acme = new AcmeCertificates(join(stateDir, `files-${stores.length}`), log, 'leader', {
+      store,
+      isLeader: () => leading.now,
+    });
+    cleanups.push(() => acme.stop());
+    return { acme, lines };
+  };
+  const answer = (acme: AcmeCertificates, token: string) =>
+    new Promise<{ status: number; body?: string }>((resolve) => {
+      let status = 0;
+      const res = {
+        writeHead(s: number) {
+          status = s;
+          return res;
+        },
+        end(body?: string) {
+          resolve({ status, ...(body !== undefined && { body }) });
+          return res;
+        },
+      };
+      const handled = acme.answerHttp01(
+        { url: `/.well-known/acme-challenge/${token}` } as never,
+        res as never,
+      );
+      expect(handled).toBe(true);
+    });
+  const requested = (lines: Array<Record<string, unknown>>) =>
+    lines.filter((l) => l.msg === 'acme certificate requested').map((l) => l.host);
+
+  it('one instance orders; the other serves certificates and challenges from the store', async () => {
+    const storeA = await open();
+    const storeB = await open();
+    const leaderSays = { now: true };
+    const followerSays = { now: false };
+    const a = instance(storeA, leaderSays);
+    const b = instance(storeB, followerSays);
+    const certs = await createDevCertificates({ dir: join(dir, 'dev4'), hosts: ['s.test'] });
+    const pair = JSON.stringify({
+      cert: readFileSync(certs.certPath, 'utf8'),
+      key: readFileSync(certs.keyPath, 'utf8'),
+    });
+    await storeA.putMaterial('acme/cert/s.test', pair);
+
+    for (const { acme } of [a, b]) {
+      acme.configure(config(['s.test', 'new.test']), () => false);
+      acme.fleetChanged();
+      await acme.loaded();
+    }
+    // Both serve the stored certificate; only the leader orders, and only what is missing.
+    expect(a.acme.context('s.test')).toBeDefined();
+    expect(b.acme.context('s.test')).toBeDefined();
+    await until(() => requested(a.lines).length > 0, 'the leader ordering');
+    expect(requested(a.lines)).toStrictEqual(['new.test']);
+    expect(requested(b.lines)).toStrictEqual([]);
+    expect(existsSync(join(stateDir, 'files-2'))).toBe(false);
+
+    // A pending HTTP-01 challenge stored by the leader is answered by the other instance.
+    expect(await answer(b.acme, 'tok_1')).toStrictEqual({ status: 404 });
+    await storeA.putMaterial('acme/http-01/tok_1', 'tok_1.thumbprint');
+    await expect
+      .poll(() => answer(b.acme, 'tok_1'), { timeout: 5000 })
+      .toStrictEqual({ status: 200, body: 'tok_1.thumbprint' });
+    await storeA.deleteMaterial('acme/http-01/tok_1');
+    await expect
+      .poll(() => answer(b.acme, 'tok_1'), { timeout: 5000 })
+      .toStrictEqual({
+        status: 404,
+      });
+
+    // A renewal stored by the leader is served by the other from its next handshake on.
+    const before = b.acme.context('s.test');
+    const renewed = await createDevCertificates({ dir: join(dir, 'dev5'), hosts: ['s.test'] });
+    await storeA.putMaterial(
+      'acme/cert/s.test',
+      JSON.stringify({
+        cert: readFileSync(renewed.certPath, 'utf8'),
+        key: readFileSync(renewed.keyPath, 'utf8'),
+      }),
+    );
+    await until(() => b.acme.context('s.test') !== before, 'the renewed certificate');
+
+    // The leader leaves: the other takes over ordering, from what the store holds.
+    leaderSays.now = false;
+    a.acme.fleetChanged();
+    followerSays.now = true;
+    b.acme.fleetChanged();
+    expect(b.lines.find((l) => l.msg === 'acme ordering here')).toBeDefined();
+    await until(() => requested(b.lines).length > 0, 'the new leader ordering');
+    expect(requested(b.lines)).toStrictEqual(['new.test']);
+  });
+
+  it('TLS-ALPN-01: the challenge certificate another instance stored is read on demand', async () => {
+    const store = await open();
+    const { acme } = instance(store, { now: false });
+    const alpnConfig = config(['alpn.test']);
+    alpnConfig.relay.acme!.challenge = 'tls-alpn-01';
+    acme.configure(alpnConfig, () => false);
+    await acme.loaded();
+    expect(acme.sharedChallenge('elsewhere.test')).toBeUndefined();
+    await acme.sharedChallenge('alpn.test');
+    expect(acme.context('alpn.test')).toBeUndefined();
+    const certs = await createDevCertificates({ dir: join(dir, 'dev6'), hosts: ['alpn.test'] });
+    await (
+      await open()
+    ).putMaterial(
+      'acme/tls-alpn-01/alpn.test',
+      JSON.stringify({
+        cert: readFileSync(certs.certPath, 'utf8'),
+        key: readFileSync(certs.keyPath, 'utf8'),
+      }),
+    );
+    await expect
+      .poll(async () => {
+        await acme.sharedChallenge('alpn.test');
+        return acme.context('alpn.test');
+      })
+      .toBeDefined();
   });
 });

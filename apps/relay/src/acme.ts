@@ -1,4 +1,4 @@
-import type { AcmeConfig, RelayConfig } from '@appproxy/config';
+import type { AcmeConfig, RelayConfig, StateStore } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import * as acme from 'acme-client';
 import { X509Certificate } from 'node:crypto';
@@ -38,10 +38,39 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export type AcmeRole = 'alone' | 'leader' | 'follower';
 /** Followers re-read the files this often as well, should a change event be missed. */
 const FOLLOW_POLL_MS = 60_000;
+/** Shared store: how long a follower keeps a challenge (or its absence) read from the store. */
+const CHALLENGE_CACHE_MS = 1_000;
+
+/**
+ * Relay instances sharing a PostgreSQL store: the ACME material lives there (sealed), as
+ * materials `acme/account-key`, `acme/cert/<host>` (JSON `{cert, key}`), and pending
+ * challenges `acme/http-01/<token>` and `acme/tls-alpn-01/<host>` (JSON `{cert, key}`), so any
+ * instance answers a validation. One instance orders: {@link isLeader} (the live instance
+ * whose name sorts first, {@link fleetLeader}); the others serve what the store holds.
+ */
+export interface AcmeShared {
+  store: Pick<
+    StateStore,
+    'getMaterial' | 'putMaterial' | 'putMaterialIfAbsent' | 'deleteMaterial' | 'watch'
+  >;
+  /** Whether this instance orders and renews now; asked again on {@link AcmeCertificates.fleetChanged}. */
+  isLeader: () => boolean;
+}
+
+/** The instance that orders: of the live instances, the one whose name sorts first. */
+export function fleetLeader(names: readonly string[]): string | undefined {
+  return [...names].sort()[0];
+}
 
 interface HostState {
   /** The certificate file's mtime when a follower loaded it. */
   loadedMtimeMs?: number;
+  /** Shared store: the material loaded (to notice another instance's renewal). */
+  loadedText?: string;
+  /** Shared store: when the certificate loaded is due for renewal. */
+  renewAt?: Date;
+  /** Shared store: settles once the stored certificate was read. */
+  loaded?: Promise<void>;
   context?: SecureContext;
   notAfter?: Date;
   timer?: NodeJS.Timeout;
@@ -73,11 +102,54 @@ export class AcmeCertificates {
   readonly #role: AcmeRole;
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
+  readonly #shared: AcmeShared | undefined;
+  /** Shared store: whether this instance orders (the fleet's leader) now. */
+  #leading = false;
+  #unwatch: (() => void) | undefined;
+  /** Shared store, a follower: challenges read from the store, briefly cached. */
+  readonly #asked = new Map<string, { at: number; value: Promise<string | undefined> }>();
+  readonly #alpnShared = new Map<string, SecureContext | undefined>();
 
-  constructor(stateDir: string, log: Logger, role: AcmeRole = 'alone') {
+  /**
+   * @param role the workers of one host sharing `stateDir` (ignored with `shared`)
+   * @param shared a PostgreSQL store shared by several instances: the material lives there
+   */
+  constructor(stateDir: string, log: Logger, role: AcmeRole = 'alone', shared?: AcmeShared) {
     this.#dir = join(stateDir, 'acme');
     this.#log = log;
     this.#role = role;
+    this.#shared = shared;
+  }
+
+  /** Shared store: settles once the stored certificates of the hosts configured are read. */
+  async loaded(): Promise<void> {
+    await Promise.all([...this.#hosts.values()].map((s) => s.loaded));
+  }
+
+  /**
+   * Shared store: the live instances changed; this instance starts ordering when it became
+   * the leader (from the certificates in the store) and stops when it no longer is.
+   */
+  fleetChanged(): void {
+    const shared = this.#shared;
+    if (!shared || this.#stopped) return;
+    const leading = shared.isLeader();
+    if (leading === this.#leading) return;
+    this.#leading = leading;
+    if (!this.#settings) return;
+    this.#log.info(leading ? 'acme ordering here' : 'acme ordering left to another instance', {
+      hosts: [...this.#hosts.keys()],
+    });
+    for (const [host, state] of this.#hosts) {
+      if (!leading) clearTimeout(state.timer);
+      else void state.loaded?.then(() => this.#scheduleShared(host, state));
+    }
+  }
+
+  /** Shared store, the leader: the next order, from the certificate loaded (if any). */
+  #scheduleShared(host: string, state: HostState): void {
+    if (this.#stopped || !this.#leading || this.#hosts.get(host) !== state) return;
+    this.#schedule(host, state, state.renewAt ? state.renewAt.getTime() - Date.now() : 0);
   }
 
   get #challengeDir(): string {
@@ -107,7 +179,58 @@ export class AcmeCertificates {
       }
     for (const host of [...this.#hosts.keys()]) if (!wanted.has(host)) this.#drop(host);
     for (const host of wanted) if (!this.#hosts.has(host)) this.#add(host);
+    if (this.#shared) {
+      if (settings && !this.#unwatch && !this.#stopped) this.#followShared();
+      return;
+    }
     if (this.#role === 'follower' && settings && !this.#watcher && !this.#stopped) this.#follow();
+  }
+
+  /** Shared store: certificates re-read on the store's change events and a slow poll. */
+  #followShared(): void {
+    const sync = () => {
+      this.#asked.clear();
+      this.#alpnShared.clear();
+      if (!this.#stopped) void this.#syncShared();
+    };
+    this.#unwatch = this.#shared!.store.watch(sync);
+    this.#poll = setInterval(sync, FOLLOW_POLL_MS);
+    this.#poll.unref();
+  }
+
+  /** Shared store: certificates another instance stored (issued or renewed) are loaded. */
+  async #syncShared(): Promise<void> {
+    for (const [host, state] of this.#hosts) {
+      const text = await this.#shared!.store.getMaterial(`acme/cert/${host}`).catch(
+        () => undefined,
+      );
+      if (text === undefined || text === state.loadedText || this.#hosts.get(host) !== state)
+        continue;
+      if (this.#useShared(host, state, text) && this.#leading) this.#scheduleShared(host, state);
+    }
+  }
+
+  /** Shared store: serves the stored `{cert, key}` if it is valid for `host`. */
+  #useShared(host: string, state: HostState, text: string): boolean {
+    try {
+      const { cert, key } = JSON.parse(text) as { cert: string; key: string };
+      const x509 = new X509Certificate(cert);
+      const notAfter = new Date(x509.validTo);
+      if (notAfter.getTime() <= Date.now() || !x509.checkHost(host)) return false;
+      state.context = createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+      state.notAfter = notAfter;
+      state.loadedText = text;
+      state.renewAt = renewalTime(x509);
+      this.#log.info('acme certificate loaded', {
+        host,
+        notAfter: notAfter.toISOString(),
+        renewAt: state.renewAt.toISOString(),
+      });
+      return true;
+    } catch (err) {
+      this.#log.warn('acme certificate not loaded', { host, error: err });
+      return false;
+    }
   }
 
   /** A follower: what the leader writes is read again when the files change. */
@@ -167,8 +290,17 @@ export class AcmeCertificates {
     }
   }
 
-  /** The leader: a pending challenge in the files, for the followers. */
-  #share(name: string, content: string | undefined): void {
+  /** The leader: a pending challenge in the files (or the shared store), for the followers. */
+  async #share(name: string, content: string | undefined): Promise<void> {
+    if (this.#shared) {
+      // Stored before the CA is told to validate: any instance may be asked.
+      const material = `acme/${name.replace('.', '/')}`;
+      if (content !== undefined) return this.#shared.store.putMaterial(material, content);
+      await this.#shared.store.deleteMaterial(material).catch((err: unknown) => {
+        this.#log.warn('acme challenge not removed from the store', { error: err });
+      });
+      return;
+    }
     if (this.#role !== 'leader') return;
     const path = join(this.#challengeDir, name);
     try {
@@ -184,6 +316,7 @@ export class AcmeCertificates {
   stop(): void {
     this.#stopped = true;
     this.#watcher?.close();
+    this.#unwatch?.();
     clearInterval(this.#poll);
     for (const state of this.#hosts.values()) clearTimeout(state.timer);
   }
@@ -194,7 +327,39 @@ export class AcmeCertificates {
    */
   context(servername: string): SecureContext | undefined {
     const name = servername.toLowerCase();
-    return this.#alpn.get(name) ?? this.#hosts.get(name)?.context;
+    return this.#alpn.get(name) ?? this.#alpnShared.get(name) ?? this.#hosts.get(name)?.context;
+  }
+
+  /**
+   * Shared store, an instance that does not order: a TLS-ALPN-01 challenge certificate the
+   * leader stored for `servername` is read (cached briefly) before {@link context} answers.
+   * Undefined when nothing needs reading (call {@link context} at once).
+   */
+  sharedChallenge(servername: string): Promise<void> | undefined {
+    const name = servername.toLowerCase();
+    if (!this.#shared || this.#leading || !this.#settings || !this.#hosts.has(name)) return;
+    if (this.#settings.challenge !== 'tls-alpn-01') return;
+    return this.#ask(`tls-alpn-01/${name}`).then((text) => {
+      try {
+        const pair =
+          text === undefined ? undefined : (JSON.parse(text) as { cert: string; key: string });
+        if (pair) this.#alpnShared.set(name, createSecureContext(pair));
+        else this.#alpnShared.delete(name);
+      } catch {
+        this.#alpnShared.delete(name);
+      }
+    });
+  }
+
+  /** Shared store: a challenge material, read at most once per {@link CHALLENGE_CACHE_MS}. */
+  #ask(name: string): Promise<string | undefined> {
+    const now = Date.now();
+    const cached = this.#asked.get(name);
+    if (cached && now - cached.at < CHALLENGE_CACHE_MS) return cached.value;
+    if (this.#asked.size > 1000) this.#asked.clear();
+    const value = this.#shared!.store.getMaterial(`acme/${name}`).catch(() => undefined);
+    this.#asked.set(name, { at: now, value });
+    return value;
   }
 
   /**
@@ -205,19 +370,13 @@ export class AcmeCertificates {
     const path = (req.url ?? '').split('?')[0]!;
     if (!this.#settings || !path.startsWith(CHALLENGE_PATH)) return false;
     const token = path.slice(CHALLENGE_PATH.length);
-    // A follower may be asked before the change event of the leader's file arrived.
-    const answer = this.#tokens.get(token) ?? this.#sharedToken(token);
-    if (answer === undefined) {
-      res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 0 }).end();
-    } else {
-      res
-        .writeHead(200, {
-          'content-type': 'text/plain',
-          'content-length': Buffer.byteLength(answer),
-          'cache-control': 'no-store',
-        })
-        .end(answer);
+    if (this.#shared && !this.#tokens.has(token) && /^[A-Za-z0-9_-]{1,256}$/.test(token)) {
+      // Another instance ordered: the key authorization is in the store.
+      void this.#ask(`http-01/${token}`).then((answer) => respondHttp01(res, answer));
+      return true;
     }
+    // A follower may be asked before the change event of the leader's file arrived.
+    respondHttp01(res, this.#tokens.get(token) ?? this.#sharedToken(token));
     return true;
   }
 
@@ -238,6 +397,20 @@ export class AcmeCertificates {
   #add(host: string): void {
     const state: HostState = { failures: 0 };
     this.#hosts.set(host, state);
+    if (this.#shared) {
+      // Shared store: served from the store; the leader also orders when it holds none.
+      state.loaded = this.#shared.store
+        .getMaterial(`acme/cert/${host}`)
+        .then((text) => {
+          if (text !== undefined && this.#hosts.get(host) === state)
+            this.#useShared(host, state, text);
+        })
+        .catch((err: unknown) =>
+          this.#log.warn('acme certificate not loaded', { host, error: err }),
+        )
+        .then(() => this.#scheduleShared(host, state));
+      return;
+    }
     // A follower orders nothing: it takes the leader's files (#sync).
     if (this.#role === 'follower') return void (this.#watcher && this.#sync());
     const stored = this.#load(host);
@@ -271,6 +444,7 @@ export class AcmeCertificates {
   /** One order for `host`; on failure, retried with backoff (the old certificate serves on). */
   async #order(host: string, state: HostState): Promise<void> {
     if (this.#stopped || this.#hosts.get(host) !== state || !this.#settings) return;
+    if (this.#shared && !this.#leading) return;
     const settings = this.#settings;
     const renewing = state.context !== undefined;
     this.#log.info(renewing ? 'acme certificate renewing' : 'acme certificate requested', {
@@ -291,7 +465,7 @@ export class AcmeCertificates {
         challengeCreateFn: async (authz, challenge, keyAuthorization) => {
           if (challenge.type === 'http-01') {
             this.#tokens.set(challenge.token, keyAuthorization);
-            this.#share(`http-01.${challenge.token}`, keyAuthorization);
+            await this.#share(`http-01.${challenge.token}`, keyAuthorization);
           }
           // acme-client's types know http-01 and dns-01 only; it does order tls-alpn-01.
           else if ((challenge.type as string) === 'tls-alpn-01') {
@@ -301,7 +475,7 @@ export class AcmeCertificates {
             );
             const name = authz.identifier.value.toLowerCase();
             this.#alpn.set(name, createSecureContext({ key: alpnKey, cert: alpnCert }));
-            this.#share(
+            await this.#share(
               `tls-alpn-01.${name}`,
               JSON.stringify({ key: alpnKey.toString(), cert: alpnCert.toString() }),
             );
@@ -310,18 +484,24 @@ export class AcmeCertificates {
         challengeRemoveFn: async (authz, challenge) => {
           this.#tokens.delete(challenge.token);
           this.#alpn.delete(authz.identifier.value.toLowerCase());
-          this.#share(`http-01.${challenge.token}`, undefined);
-          this.#share(`tls-alpn-01.${authz.identifier.value.toLowerCase()}`, undefined);
+          if (challenge.type === 'http-01')
+            await this.#share(`http-01.${challenge.token}`, undefined);
+          else await this.#share(`tls-alpn-01.${authz.identifier.value.toLowerCase()}`, undefined);
         },
       });
       if (this.#hosts.get(host) !== state) return;
       const keyPem = key.toString();
       const x509 = new X509Certificate(cert);
-      this.#store(host, cert, keyPem);
+      if (this.#shared) {
+        const text = JSON.stringify({ cert, key: keyPem });
+        await this.#shared.store.putMaterial(`acme/cert/${host}`, text);
+        state.loadedText = text;
+      } else this.#store(host, cert, keyPem);
       state.context = createSecureContext({ cert, key: keyPem, minVersion: 'TLSv1.2' });
       state.notAfter = new Date(x509.validTo);
       state.failures = 0;
       const renewAt = renewalTime(x509);
+      state.renewAt = renewAt;
       this.#schedule(host, state, renewAt.getTime() - Date.now());
       this.#log.info(renewing ? 'acme certificate renewed' : 'acme certificate issued', {
         host,
@@ -348,13 +528,24 @@ export class AcmeCertificates {
   async #account(): Promise<acme.Client> {
     if (this.#client) return this.#client;
     const settings = this.#settings!;
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     const keyPath = join(this.#dir, 'account-key.pem');
     let accountKey: string;
-    if (existsSync(keyPath)) accountKey = readFileSync(keyPath, 'utf8');
-    else {
-      accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
-      writeAtomically(keyPath, accountKey);
+    if (this.#shared) {
+      // One account for the fleet: the first instance's key wins.
+      const store = this.#shared.store;
+      accountKey =
+        (await store.getMaterial('acme/account-key')) ??
+        (await store.putMaterialIfAbsent(
+          'acme/account-key',
+          (await acme.crypto.createPrivateEcdsaKey()).toString(),
+        ));
+    } else {
+      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      if (existsSync(keyPath)) accountKey = readFileSync(keyPath, 'utf8');
+      else {
+        accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
+        writeAtomically(keyPath, accountKey);
+      }
     }
     // acme-client speaks HTTP through its one axios instance; the relay has one ACME CA.
     acme.axios.defaults.httpsAgent = settings.caBundle
@@ -422,6 +613,21 @@ export function renewalTime(cert: X509Certificate): Date {
   const from = new Date(cert.validFrom).getTime();
   const to = new Date(cert.validTo).getTime();
   return new Date(from + ((to - from) * 2) / 3);
+}
+
+/** The answer to an HTTP-01 validation: the key authorization, or 404. */
+function respondHttp01(res: ServerResponse, answer: string | undefined): void {
+  if (answer === undefined) {
+    res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 0 }).end();
+  } else {
+    res
+      .writeHead(200, {
+        'content-type': 'text/plain',
+        'content-length': Buffer.byteLength(answer),
+        'cache-control': 'no-store',
+      })
+      .end(answer);
+  }
 }
 
 /** 0600, via a temporary file and rename: a crash never leaves half a key. */

@@ -22,7 +22,7 @@ import { RelayProxy } from './proxy.js';
 import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
-import { ACME_TLS_ALPN, AcmeCertificates } from './acme.js';
+import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
 
 export interface RelayAddresses {
@@ -107,10 +107,22 @@ export class Relay {
     const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
     this.#edge = edge;
     // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
+    // PostgreSQL: the material is in the store; the fleet's first live instance orders.
     const acme = new AcmeCertificates(
       relay.stateDir,
       this.#log,
       !this.worker ? 'alone' : this.worker.index === 0 ? 'leader' : 'follower',
+      store.kind === 'postgres'
+        ? {
+            store,
+            isLeader: () => {
+              const list = this.#instances?.list();
+              return (
+                !!list && fleetLeader(list.instances.map((i) => i.name)) === list.instance.name
+              );
+            },
+          }
+        : undefined,
     );
     this.#acme = acme;
     // The registry and registration read the group names of the edge serving now.
@@ -182,7 +194,11 @@ export class Relay {
           const { certificates } = this.#edge!;
           // Configured certificates first; ACME ones for the hosts they do not cover.
           if (certificates.covers(servername)) return certificates.select(servername, cb);
-          cb(null, acme.context(servername) ?? certificates.find(servername));
+          const pick = () => cb(null, acme.context(servername) ?? certificates.find(servername));
+          // PostgreSQL: a TLS-ALPN-01 challenge another instance stored is read first.
+          const reading = acme.sharedChallenge(servername);
+          if (reading) void reading.then(pick);
+          else pick();
         },
         allowHTTP1: true,
         minVersion: 'TLSv1.2',
@@ -242,6 +258,7 @@ export class Relay {
       log: this.#log,
       onChange: (list) => {
         this.#edge?.throttle.setShare(list.instances.length);
+        this.#acme?.fleetChanged();
         void this.#tunnel?.announceInstances(list);
       },
     });
@@ -292,6 +309,7 @@ export class Relay {
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
+    acme.fleetChanged();
     this.#ready = true;
     this.#log.info(this.worker ? 'relay worker listening' : 'relay listening', {
       ...addresses,

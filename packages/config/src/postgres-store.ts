@@ -514,10 +514,12 @@ class PostgresStateStore implements StateStore {
   }
 
   async putMaterialIfAbsent(name: string, value: string): Promise<string> {
-    await this.#query(
+    const { rowCount } = await this.#query(
       `INSERT INTO materials (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
       [name, this.#sealer.seal(name, value), Date.now()],
     );
+    // Written materials are told to watchers: the other instances reload (ACME certificates).
+    if (rowCount === 1) await this.#notify();
     return (await this.getMaterial(name))!;
   }
 
@@ -527,6 +529,13 @@ class PostgresStateStore implements StateStore {
        ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
       [name, this.#sealer.seal(name, value), Date.now()],
     );
+    await this.#notify();
+  }
+
+  async deleteMaterial(name: string): Promise<boolean> {
+    const { rowCount } = await this.#query('DELETE FROM materials WHERE name = $1', [name]);
+    if (rowCount === 1) await this.#notify();
+    return rowCount === 1;
   }
 
   async heartbeatInstance(i: InstanceHeartbeat, at = new Date()): Promise<void> {

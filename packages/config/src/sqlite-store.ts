@@ -145,6 +145,7 @@ type StatementName =
   | 'getMaterial'
   | 'insertMaterial'
   | 'putMaterial'
+  | 'deleteMaterial'
   | 'heartbeat'
   | 'listInstances'
   | 'removeInstance'
@@ -223,6 +224,7 @@ class SqliteStateStore implements StateStore {
          ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, value = excluded.value,
            updated_at = excluded.updated_at`,
       ),
+      deleteMaterial: db.prepare('DELETE FROM materials WHERE name = ?'),
       heartbeat: db.prepare(
         `INSERT INTO instances (name, tunnel_url, version, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET tunnel_url = excluded.tunnel_url, version = excluded.version,
@@ -408,6 +410,10 @@ class SqliteStateStore implements StateStore {
 
   async putMaterial(name: string, value: string): Promise<void> {
     this.#sql.putMaterial.run(...this.#stored(name, value));
+  }
+
+  async deleteMaterial(name: string): Promise<boolean> {
+    return this.#sql.deleteMaterial.run(name).changes === 1;
   }
 
   async heartbeatInstance(i: InstanceHeartbeat, at = new Date()): Promise<void> {

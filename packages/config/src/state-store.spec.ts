@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  onTestFinished,
+} from 'vitest';
 // The PostgreSQL fixture lives with the other system fixtures; it imports nothing of ours.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import {
@@ -511,6 +520,27 @@ describe.each(backends)('$name store', (backend) => {
       await b.putMaterial('acme/account', 'key-1');
       await a.putMaterial('acme/account', 'key-2');
       expect(await b.getMaterial('acme/account')).toBe('key-2');
+      expect(await a.deleteMaterial('acme/account')).toBe(true);
+      expect(await b.getMaterial('acme/account')).toBeUndefined();
+      expect(await b.deleteMaterial('acme/account')).toBe(false);
+    });
+
+    it('watch tells of a material written or removed by the other (ACME certificates)', async () => {
+      const a = await open();
+      const b = await open({ instance: 'relay-b' });
+      let changes = 0;
+      const stop = a.watch(() => changes++);
+      onTestFinished(stop);
+      if (backend.name === 'postgres') {
+        await listening(database!);
+        await expect.poll(() => changes).toBe(1);
+      }
+      const before = changes;
+      await b.putMaterial('acme/cert/a.test', 'pem');
+      await expect.poll(() => changes).toBeGreaterThan(before);
+      const written = changes;
+      await b.deleteMaterial('acme/cert/a.test');
+      await expect.poll(() => changes).toBeGreaterThan(written);
     });
   });
 

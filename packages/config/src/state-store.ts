@@ -169,6 +169,8 @@ export interface StateStore {
   putMaterialIfAbsent(name: string, value: string): Promise<string>;
   /** Stores or replaces a material. */
   putMaterial(name: string, value: string): Promise<void>;
+  /** Removes a material; false if there was none. */
+  deleteMaterial(name: string): Promise<boolean>;
   /**
    * Notes that an instance is alive at `at` (inserting it the first time). Call it every few
    * seconds; `listInstances` tells the live ones.
