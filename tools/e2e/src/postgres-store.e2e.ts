@@ -96,14 +96,22 @@ describe.skipIf(!havePostgres)('relay on a PostgreSQL store', () => {
     expect(created.code).toBe(0);
     // The token pins the CA the relay serves: the one in the store.
     const id = connectorId(stack!.connectorState);
-    const listed = await runCli(
-      RELAY_BIN,
-      ['connectors', 'list', '--json', '--config', otherConfig],
-      env,
-    );
-    expect(listed.code).toBe(0);
-    const all = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
-    expect(all.find((c) => c.id === id)).toMatchObject({
+    // The relay notes each tunnel in the store as it connects: the second note may land a
+    // moment after the harness saw both tunnels in the log.
+    let row: Record<string, unknown> | undefined;
+    for (const end = Date.now() + 10_000; Date.now() < end;) {
+      const listed = await runCli(
+        RELAY_BIN,
+        ['connectors', 'list', '--json', '--config', otherConfig],
+        env,
+      );
+      expect(listed.code).toBe(0);
+      const all = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+      row = all.find((c) => c.id === id);
+      if (row?.tunnels === 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(row).toMatchObject({
       state: 'active',
       tunnels: 2,
       // Attached to this instance, by its relay.instance.name.
