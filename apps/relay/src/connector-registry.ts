@@ -144,14 +144,9 @@ export class ConnectorRegistry {
    * its siblings reach. Resolves with the ids still missing at the deadline (logged).
    */
   async awaitFleetConnectors(self: string, timeoutMs: number): Promise<string[]> {
-    let records: ConnectorRecord[];
-    try {
-      records = await this.#o.store.listConnectors();
-    } catch {
-      return [];
-    }
+    // The cache `start` filled a moment ago says who is attached where.
     const groups = this.#o.groups();
-    const expected = records
+    const expected = [...this.#records.values()]
       .filter(
         (r) =>
           !r.revokedAt &&
