@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONNECTOR_BIN, LoggedProcess, freePort } from './harness.js';
+import { CONNECTOR_BIN, LoggedProcess, freePort, until } from './harness.js';
 
 const dirs: string[] = [];
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -19,14 +19,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('connector CLI with a relay fleet', () => {
   it('dials every listed instance, persists the list, dials it at the next start', async () => {

@@ -9,10 +9,13 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort, missingTool } from './wait.js';
+
+export { freePort, until } from './wait.js';
 
 const execFileP = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '../../..');
@@ -36,18 +39,10 @@ export function systemTool(name: string, debianPackage = name): string | undefin
     const file = join(dir, name);
     if (dir && existsSync(file)) return file;
   }
-  const message = `${name} is not installed (apt-get install -y ${debianPackage}): tests that need it are SKIPPED`;
-  if (process.env.APPPROXY_REQUIRE_ALL === '1') throw new Error(message);
-  console.warn(`\n!!! ${message} !!!\n`);
+  missingTool(
+    `${name} is not installed (apt-get install -y ${debianPackage}): tests that need it are SKIPPED`,
+  );
   return undefined;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 /** A free port followed by `count - 1` free ones (the tunnel ports of relay workers). */

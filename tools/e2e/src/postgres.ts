@@ -4,10 +4,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort, missingTool } from './wait.js';
 
 /** A running PostgreSQL; `stop` ends it (bounded) and removes its directory. */
 export interface PostgresServer {
@@ -48,17 +48,7 @@ export function postgresAvailable(): boolean {
   if (postgresBinDir()) return true;
   const message =
     'postgresql not installed (apt-get install -y postgresql): tests that need it are SKIPPED';
-  if (process.env.APPPROXY_REQUIRE_ALL === '1') throw new Error(message);
-  console.warn(`\n!!! ${message} !!!\n`);
-  return false;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  return missingTool(message);
 }
 
 /** uid/gid to run the server as: the `postgres` user when we are root, else ourselves. */

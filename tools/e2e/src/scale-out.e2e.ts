@@ -19,6 +19,7 @@ import {
   json,
   request,
   runCli,
+  until,
   type LoggedProcess,
 } from './harness.js';
 import { postgresAvailable, startPostgres } from './postgres.js';
@@ -49,19 +50,6 @@ const relay = (n: Name) => relays[n].relay!;
 const tunnelsAt = (n: Name) =>
   relay(n).count((l) => l.msg === 'connector connected' && l.connectorId === id) -
   relay(n).count((l) => l.msg === 'connector disconnected' && l.connectorId === id);
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Starts instance `n` (again) with its file as written, waiting until it listens. */
-async function startInstance(n: Name): Promise<void> {
-  await relays[n].startRelay();
-}
 
 /** A load through HAProxy, one new connection per request (each is placed anew). */
 function loadThroughBalancer(): LoadGenerator {
@@ -148,7 +136,7 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
     relays.b.ca = relays.a.ca;
     // Both at once: the first to get the store's advisory lock migrates it and makes the CA;
     // the other finds both there.
-    await Promise.all([startInstance('a'), startInstance('b')]);
+    await Promise.all([relays.a.startRelay(), relays.b.startRelay()]);
     haproxy = await startHaproxy(
       (['a', 'b'] as const).map((n) => ({
         name: n,
@@ -265,7 +253,7 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
       'the connector told B is gone',
     );
     // Back: listed again, dialled again, healthy again.
-    await startInstance('b');
+    await relays.b.startRelay();
     await until(() => tunnelsAt('b') >= 2, 'tunnels to B again');
     await haproxy.waitFor('b', 'UP');
   });
@@ -293,7 +281,7 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
     );
     // … and are made again when A returns.
     const before = relay('b').count((l) => l.msg === 'connector connected');
-    await startInstance('a');
+    await relays.a.startRelay();
     await until(() => tunnelsAt('a') >= 2, 'tunnels to A again');
     await haproxy.waitFor('a', 'UP');
     expect(relay('b').count((l) => l.msg === 'connector connected')).toBe(before);

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import WebSocket from 'ws';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELAY_BIN, Stack, connectorId, request, runCli } from './harness.js';
+import { RELAY_BIN, Stack, connectorId, request, runCli, until } from './harness.js';
 
 // relay.workers: 2 — a primary and two relay processes sharing the public port. Each worker
 // is a relay instance with its own tunnel port; the one connector keeps tunnels to both, so
@@ -44,14 +44,6 @@ async function metric(series: string): Promise<number> {
   const text = await (await admin('/metrics')).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : Number.NaN;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {
