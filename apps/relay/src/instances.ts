@@ -30,7 +30,8 @@ export class InstanceDirectory {
   #live: RelayInstance[];
   #timer: NodeJS.Timeout | undefined;
   #failing = false;
-  #tick: Promise<void> = Promise.resolve();
+  /** The refresh running now, if any: a slow store skips ticks rather than queueing them. */
+  #tick: Promise<void> | undefined;
 
   constructor(opts: InstanceDirectoryOptions) {
     this.#o = opts;
@@ -56,7 +57,7 @@ export class InstanceDirectory {
   async start(): Promise<void> {
     await this.refresh();
     this.#timer = setInterval(() => {
-      this.#tick = this.#tick.then(() => this.refresh());
+      this.#tick ??= this.refresh().finally(() => (this.#tick = undefined));
     }, this.#o.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS);
     this.#timer.unref();
   }
