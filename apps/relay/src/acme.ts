@@ -321,6 +321,14 @@ export class AcmeCertificates {
     for (const state of this.#hosts.values()) clearTimeout(state.timer);
   }
 
+  /** The certificates obtained and served now, by host, with their expiry. */
+  expiries(): Array<{ name: string; notAfter: Date }> {
+    const out: Array<{ name: string; notAfter: Date }> = [];
+    for (const [name, state] of this.#hosts)
+      if (state.context && state.notAfter) out.push({ name, notAfter: state.notAfter });
+    return out;
+  }
+
   /**
    * The context for a TLS handshake naming `servername`: the TLS-ALPN-01 challenge
    * certificate while a challenge for it is pending, else its ACME certificate, if any.

@@ -100,7 +100,22 @@ export class RelayMetrics {
     'HTTP/2 client connections the relay closed, by reason (headers_timeout, idle, too_many_resets).',
     ['reason'],
   );
+  readonly certificateExpiry = this.registry.gauge(
+    'appproxy_certificate_expiry_timestamp_seconds',
+    'When each certificate of the public listener expires (Unix seconds), by certificate name and source (configured, acme).',
+    ['certificate', 'source'],
+  );
   constructor() {
     registerProcessMetrics(this.registry);
   }
 }
+
+/**
+ * How the workers primary merges its workers' series (`mergeMetrics`): every worker
+ * counts the same connectors from the shared store and serves the same certificates, so those
+ * families are not summed.
+ */
+export const WORKER_METRICS_COMBINE = {
+  appproxy_connectors: 'max',
+  appproxy_certificate_expiry_timestamp_seconds: 'min',
+} as const;

@@ -125,6 +125,16 @@ export class Relay {
         : undefined,
     );
     this.#acme = acme;
+    // Certificate expiry at scrape time: the configuration serving now, and ACME's.
+    this.metrics.registry.onCollect(() => {
+      const gauge = this.metrics.certificateExpiry;
+      gauge.reset();
+      for (const [source, list] of [
+        ['configured', this.#edge!.certificates.expiries()],
+        ['acme', acme.expiries()],
+      ] as const)
+        for (const c of list) gauge.labels(c.name, source).set(c.notAfter.getTime() / 1000);
+    });
     // The registry and registration read the group names of the edge serving now.
     const groups = () => this.#edge!.groups;
     const connectors = new ConnectorRegistry({

@@ -7,6 +7,13 @@ import { openPfx } from './pfx.js';
 interface Entry {
   names: string[];
   context: SecureContext;
+  notAfter: Date;
+}
+
+/** A certificate the public listener serves: its first name and when it expires. */
+export interface CertificateExpiry {
+  name: string;
+  notAfter: Date;
 }
 
 /**
@@ -26,20 +33,28 @@ export class SniCertificates {
           options: opened.options,
           names: sanNames(opened.certificate),
           context: opened.context,
+          notAfter: new Date(opened.certificate.validTo),
         };
       }
       const options = {
         cert: readFileSync(source.cert, 'utf8'),
         key: readFileSync(source.key, 'utf8'),
       };
+      const x509 = new X509Certificate(options.cert);
       return {
         options,
-        names: sanNames(new X509Certificate(options.cert)),
+        names: sanNames(x509),
         context: createSecureContext({ ...options, minVersion: 'TLSv1.2' }),
+        notAfter: new Date(x509.validTo),
       };
     });
     this.defaults = loaded[0]!.options;
-    this.#entries = loaded.map(({ names, context }) => ({ names, context }));
+    this.#entries = loaded.map(({ names, context, notAfter }) => ({ names, context, notAfter }));
+  }
+
+  /** Each configured certificate, named by its first SAN (or CN), with its expiry. */
+  expiries(): CertificateExpiry[] {
+    return this.#entries.map((e) => ({ name: e.names[0] ?? '', notAfter: e.notAfter }));
   }
 
   /** For `SNICallback`. */

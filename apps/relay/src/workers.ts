@@ -11,6 +11,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isSea } from 'node:sea';
 import { listenError, type RelayWorker } from './relay.js';
+import { WORKER_METRICS_COMBINE } from './metrics.js';
 
 /**
  * `relay.workers`: a primary process forks N relay processes (workers), each a relay
@@ -321,7 +322,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
     if (path === '/metrics') {
       const texts = await Promise.all(slots.map((s) => scrape(s)));
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      return void res.end(mergeMetrics([...texts, metrics.render()]));
+      return void res.end(mergeMetrics([...texts, metrics.render()], WORKER_METRICS_COMBINE));
     }
     json(404, { error: { code: 'NOT_FOUND' } });
   };

@@ -1,4 +1,5 @@
 import { startSampleApp } from '@appproxy/sample-app';
+import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, freePort, request } from './harness.js';
 
@@ -82,6 +83,27 @@ describe('/metrics', () => {
     expect(value('appproxy_connectors{group="Default",state="inactive"}')).toBe(0);
     expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 2 ** 20);
     expect(text).toContain('# TYPE appproxy_request_duration_seconds histogram');
+  });
+
+  it('the relay exports when the certificate it serves expires', async () => {
+    const served = await new Promise<string>((resolve, reject) => {
+      const socket = connect(
+        { host: '127.0.0.1', port: stack.ports.public, servername: HOST, ca: stack.ca },
+        () => {
+          resolve(socket.getPeerCertificate().valid_to);
+          socket.destroy();
+        },
+      );
+      socket.once('error', reject);
+    });
+    const { text } = await scrape(`http://127.0.0.1:${stack.ports.admin}/metrics`);
+    const series = [
+      ...text.matchAll(
+        /^appproxy_certificate_expiry_timestamp_seconds\{certificate="([^"]+)",source="configured"\} (\S+)$/gm,
+      ),
+    ];
+    expect(series.length).toBe(1);
+    expect(Number(series[0]![2])).toBe(new Date(served).getTime() / 1000);
   });
 
   it('the connector serves its own counters on --metrics-listen', async () => {
