@@ -791,15 +791,18 @@ export class RelayProxy {
             user: who,
           });
           this.#deps.metrics.errors.labels(app.name, missing.code).inc();
-          this.#deps.audit?.record({
-            type: 'access.refused',
-            user: who,
-            app: app.name,
-            ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
-            code: missing.code,
-            correlationId,
-            detail: { claim: missing.claim },
-          });
+          this.#deps.audit?.recordCoalesced(
+            `access.refused\u0001${missing.code}\u0001${who}\u0001${app.name}`,
+            {
+              type: 'access.refused',
+              user: who,
+              app: app.name,
+              ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
+              code: missing.code,
+              correlationId,
+              detail: { claim: missing.claim },
+            },
+          );
           return on.page(
             renderError(missing.code, {
               app: app.name,

@@ -231,15 +231,19 @@ export class SignIn {
         reason: decision.reason,
         user: who,
       });
-      this.#audit?.record({
-        type: 'access.refused',
-        user: who,
-        app: app.name,
-        ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
-        code: decision.code,
-        correlationId,
-        ...(decision.reason && { detail: { reason: decision.reason } }),
-      });
+      // Coalesced: a refused page pulls its assets, and a script may poll it.
+      this.#audit?.recordCoalesced(
+        `access.refused\u0001${decision.code}\u0001${who}\u0001${app.name}`,
+        {
+          type: 'access.refused',
+          user: who,
+          app: app.name,
+          ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+          code: decision.code,
+          correlationId,
+          ...(decision.reason && { detail: { reason: decision.reason } }),
+        },
+      );
       const page = renderError(decision.code, {
         app: app.name,
         correlationId,
@@ -283,14 +287,18 @@ export class SignIn {
       const sealed = request.cookies[app.sessionCookieName];
       const user = sealed === undefined ? undefined : await this.#user(app, sealed, true);
       const answer = await app.handle(request);
-      if (answer && !answer.error)
-        audit.record({ type: 'signout', ...base, ...(user !== undefined && { user }) });
+      // Only a session ended: anyone can open the sign-out URL without one.
+      if (answer && !answer.error && user !== undefined)
+        audit.record({ type: 'signout', ...base, user });
       return answer;
     }
     const answer = await app.handle(request);
     if (!answer) return answer;
     if (answer.error) {
-      audit.record({
+      // Anyone can call the callback with a bad state: at most one event per client, app
+      // and reason a minute (the rest counted in `detail.repeated`).
+      const key = `signin.failed\u0001${answer.error.code}\u0001${req.clientIp ?? '-'}\u0001${appName}`;
+      audit.recordCoalesced(key, {
         type: 'signin.failed',
         ...base,
         code: PAGE_FOR[answer.error.code],

@@ -173,6 +173,47 @@ describe('audit', () => {
     expect(auditLines('access.refused').filter((l) => l.code === 'THROTTLED')).toHaveLength(1);
   });
 
+  it('callbacks with a bad state: one signin.failed per client and app a minute', async () => {
+    const host = `${WIKI}:${stack.ports.public}`;
+    for (let i = 0; i < 5; i++) {
+      const res = await request(stack, host, `/.appproxy/callback?code=x&state=forged${i}`, {
+        headers: { accept: 'application/json' },
+      });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+    }
+    const events = await auditUntil(
+      (e) => e.length > 0,
+      'signin.failed',
+      '--type',
+      'signin.failed',
+    );
+    expect(events).toStrictEqual([
+      expect.objectContaining({
+        app: 'Wiki',
+        clientAddress: '127.0.0.1',
+        code: 'SIGN_IN_FAILED',
+        detail: { reason: expect.stringMatching(/^APPPROXY_PREAUTH_/) },
+      }),
+    ]);
+    expect(auditLines('signin.failed')).toHaveLength(1);
+  });
+
+  it('a reload by SIGHUP is admin.config.reloaded by signal:SIGHUP', async () => {
+    await stack.signalReload();
+    const events = await auditUntil(
+      (e) => e.length > 0,
+      'admin.config.reloaded',
+      '--type',
+      'admin.config',
+    );
+    expect(events).toStrictEqual([
+      expect.objectContaining({
+        actor: 'signal:SIGHUP',
+        detail: expect.objectContaining({ ok: true, apps: 2 }),
+      }),
+    ]);
+  });
+
   it('connectors delete: admin.connector.deleted by cli, then revoked and disconnected', async () => {
     const id = connectorId(stack.connectorState);
     const res = await cli('connectors', 'delete', id);
