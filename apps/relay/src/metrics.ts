@@ -105,6 +105,16 @@ export class RelayMetrics {
     'When each certificate of the public listener expires (Unix seconds), by certificate name and source (configured, acme).',
     ['certificate', 'source'],
   );
+  readonly auditEvents = this.registry.counter(
+    'appproxy_audit_events_total',
+    'Audit events recorded (each also a log line), by type.',
+    ['type'],
+  );
+  readonly auditDropped = this.registry.counter(
+    'appproxy_audit_events_dropped_total',
+    'Audit events logged but not stored, by reason (queue_full, store_failed, stopped).',
+    ['reason'],
+  );
   constructor() {
     registerProcessMetrics(this.registry);
   }
