@@ -3,7 +3,6 @@ import { describeCertificate, type ConnectorCA } from '@appproxy/pki';
 import { parseRequestHost } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { TunnelListener } from '@appproxy/tunnel';
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -15,7 +14,7 @@ import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.
 import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
-import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
+import { METRICS_CONTENT_TYPE, createTracer, newTraceId, type Tracer } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
@@ -81,6 +80,7 @@ export class Relay {
   #tunnelPort: number | undefined;
   /** This instance among those sharing the store: heartbeat, the live list for connectors. */
   #instances: InstanceDirectory | undefined;
+  #tracer: Tracer | undefined;
 
   constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
@@ -176,12 +176,22 @@ export class Relay {
     const connections = new PublicConnections(relay.limits, this.#log, this.metrics, (address) =>
       this.#edge!.trustedProxies.has(address),
     );
+    // telemetry.otlp: the OpenTelemetry SDK is loaded only then (restart-only setting).
+    this.#tracer = await createTracer({
+      ...(this.#config.telemetry?.otlp && { otlp: this.#config.telemetry.otlp }),
+      serviceName: 'appproxy-relay',
+      instanceId: store.instance,
+      version: RELAY_VERSION,
+      log: this.#log,
+    });
     const proxy = new RelayProxy({
       edge: () => this.#edge!,
       connections,
       groups: connectors.groups,
       metrics: this.metrics,
       log: this.#log,
+      tracer: this.#tracer,
+      instance: store.instance,
     });
     this.#proxy = proxy;
     const limited = connections.serverOptions();
@@ -281,7 +291,7 @@ export class Relay {
         const host = parseRequestHost(req.headers.host ?? '')?.hostname;
         if (host === undefined) {
           const page = renderError('BAD_REQUEST_HOST', {
-            correlationId: randomUUID(),
+            correlationId: newTraceId(),
             accept: req.headers.accept,
           });
           return void res.writeHead(page.status, page.headers).end(page.body);
@@ -391,6 +401,8 @@ export class Relay {
     ]);
     await closeServer(this.#admin, 0);
     await this.#store?.close();
+    // The spans of the last requests are exported before the process ends.
+    await this.#tracer?.shutdown();
   }
 
   #onAdmin(url: string, res: import('node:http').ServerResponse): void {
