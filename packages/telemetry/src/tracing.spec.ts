@@ -30,13 +30,25 @@ interface OtlpSpan {
   status?: { code?: number; message?: string };
 }
 
+interface OtlpBody {
+  resourceSpans: {
+    resource: { attributes: OtlpSpan['attributes'] };
+    scopeSpans: { spans: OtlpSpan[] }[];
+  }[];
+}
+interface Received {
+  path: string;
+  headers: Record<string, unknown>;
+  body: OtlpBody;
+}
+
 /** A local OTLP/HTTP JSON receiver that records what it was sent. */
 async function receiver(): Promise<{
   url: string;
-  requests: { path: string; headers: Record<string, unknown>; body: any }[];
+  requests: Received[];
   server: Server;
 }> {
-  const requests: { path: string; headers: Record<string, unknown>; body: any }[] = [];
+  const requests: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -44,7 +56,7 @@ async function receiver(): Promise<{
       requests.push({
         path: req.url ?? '',
         headers: req.headers,
-        body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpBody,
       });
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -110,16 +122,11 @@ describe('createTracer', () => {
     expect(otlp.requests[0]!.headers['content-type']).toMatch(/application\/json/);
     const resourceSpans = otlp.requests.flatMap((r) => r.body.resourceSpans);
     const attrs = Object.fromEntries(
-      resourceSpans[0].resource.attributes.map((a: OtlpSpan['attributes'][0]) => [
-        a.key,
-        a.value.stringValue,
-      ]),
+      resourceSpans[0]!.resource.attributes.map((a) => [a.key, a.value.stringValue]),
     );
     expect(attrs['service.name']).toBe('appproxy-connector');
     expect(attrs['service.instance.id']).toBe('c-1');
-    const spans: OtlpSpan[] = resourceSpans.flatMap((rs: any) =>
-      rs.scopeSpans.flatMap((ss: any) => ss.spans),
-    );
+    const spans = resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
     expect(spans.map((s) => s.name).sort()).toEqual(['backend.request', 'connector.request']);
     const byName = Object.fromEntries(spans.map((s) => [s.name, s]));
     const srv = byName['connector.request']!;

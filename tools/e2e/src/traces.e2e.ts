@@ -35,7 +35,11 @@ async function otlpReceiver(): Promise<{ url: string; spans: Span[]; server: Ser
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
         resourceSpans: {
           resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-          scopeSpans: { spans: any[] }[];
+          scopeSpans: {
+            spans: (Omit<Span, 'service' | 'attributes'> & {
+              attributes?: { key: string; value: Record<string, unknown> }[];
+            })[];
+          }[];
         }[];
       };
       for (const rs of body.resourceSpans) {
@@ -52,10 +56,7 @@ async function otlpReceiver(): Promise<{ url: string; spans: Span[]; server: Ser
               kind: s.kind,
               status: s.status ?? {},
               attributes: Object.fromEntries(
-                (s.attributes ?? []).map((a: { key: string; value: Record<string, unknown> }) => [
-                  a.key,
-                  Object.values(a.value)[0],
-                ]),
+                (s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
               ),
             });
       }
