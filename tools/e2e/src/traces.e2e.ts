@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, json, request } from './harness.js';
+import { Stack, devIdpFor, json, request } from './harness.js';
 import { freePort, until } from './wait.js';
 
 interface Span {
@@ -103,6 +103,7 @@ registerHooks({
 
 const TRACED = 'traced.apps.localhost';
 const DEAD = 'dead.apps.localhost';
+const PRIVATE = 'private.apps.localhost';
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_SPAN = 'b7ad6b7169203331';
 
@@ -110,6 +111,7 @@ let otlp: Awaited<ReturnType<typeof otlpReceiver>>;
 let backend: Awaited<ReturnType<typeof recordingBackend>>;
 let traced: Stack;
 let plain: Stack;
+let idp: Awaited<ReturnType<typeof devIdpFor>>;
 
 beforeAll(async () => {
   otlp = await otlpReceiver();
@@ -124,11 +126,20 @@ beforeAll(async () => {
     { name: 'Dead', internalUrl: `http://127.0.0.1:${deadPort}/`, externalUrl: `https://${DEAD}/` },
   ];
   traced = new Stack({
-    apps,
+    apps: [
+      ...apps,
+      {
+        name: 'Private',
+        internalUrl: `http://127.0.0.1:${backend.port}/`,
+        externalUrl: `https://${PRIVATE}:{port}/`,
+        preAuthentication: 'oidc',
+      },
+    ],
     topExtra: `telemetry:\n  otlp:\n    endpoint: ${otlp.url}\n    timeout: 5s\n`,
     connectorArgs: ['--otlp-endpoint', otlp.url],
   });
   traced.configure({ env: otelLoadProbe(traced.dir) });
+  idp = await devIdpFor(traced, [PRIVATE]);
   await traced.start();
   plain = new Stack({ apps });
   plain.configure({ env: otelLoadProbe(plain.dir) });
@@ -138,6 +149,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await traced?.stop();
   await plain?.stop();
+  await idp?.close();
   await close(backend?.server);
   await close(otlp?.server);
 });
@@ -239,6 +251,33 @@ describe('traces with telemetry.otlp and --otlp-endpoint', () => {
     expect(seen[0]).toMatch(new RegExp(`^00-${id}-[0-9a-f]{16}-01$`));
     const spans = await spansOf(id, ['relay.request']);
     expect(spans.get('relay.request')!.parentSpanId).toBe('');
+  });
+
+  it('sign-in: the gate and the callback are relay.signin spans under relay.request', async () => {
+    const host = `${PRIVATE}:${traced.ports.public}`;
+    const anonymous = await request(traced, host, '/', { headers: { accept: 'text/html' } });
+    // The sign-in page (or the redirect to the provider): the gate answered, nothing forwarded.
+    expect(anonymous.status).toBeGreaterThanOrEqual(300);
+    expect(anonymous.status).toBeLessThan(500);
+    const gateTrace = String(anonymous.headers['x-appproxy-correlation-id']);
+    const gate = await spansOf(gateTrace, ['relay.request', 'relay.signin']);
+    expect(gate.get('relay.signin')!.parentSpanId).toBe(gate.get('relay.request')!.spanId);
+    expect(gate.get('relay.signin')!.attributes['appproxy.signin.step']).toBe('gate');
+    expect(gate.has('tunnel')).toBe(false);
+    expect(gate.get('relay.request')!.attributes['http.response.status_code']).toBe(
+      anonymous.status,
+    );
+
+    // A callback that belongs to no sign-in of this browser.
+    const callback = await request(traced, host, '/.appproxy/callback?code=x&state=y', {
+      headers: { accept: 'application/json' },
+    });
+    expect(callback.status).toBe(400);
+    const { error } = json(callback) as { error: { code: string; correlationId: string } };
+    expect(error.code).toBe('SIGN_IN_FAILED');
+    const spans = await spansOf(error.correlationId, ['relay.request', 'relay.signin']);
+    expect(spans.get('relay.signin')!.attributes['appproxy.signin.step']).toBe('callback');
+    expect(spans.get('relay.request')!.attributes['http.response.status_code']).toBe(400);
   });
 
   it('the SDK is loaded by both processes', () => {
