@@ -464,7 +464,7 @@ export class Relay {
 
 /**
  * `relay.*` settings a reload cannot apply: listeners, state, the tunnel and limits are
- * bound when the relay starts.
+ * bound when the relay starts; `telemetry` too.
  */
 function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
   const live = new Set([
@@ -483,6 +483,9 @@ function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
     const b = (after.relay as Record<string, unknown>)[key];
     if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(`relay.${key}`);
   }
+  // The tracer (and its exporter) is made once at start.
+  if (JSON.stringify(before.telemetry) !== JSON.stringify(after.telemetry))
+    changed.push('telemetry');
   return changed;
 }
 
