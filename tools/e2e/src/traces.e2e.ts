@@ -236,6 +236,9 @@ describe('traces with telemetry.otlp and --otlp-endpoint', () => {
     expect(backendSpan.attributes['appproxy.error.code']).toBe(error.code);
     // The same id in both processes' logs.
     await traced.relay!.waitFor((l) => l.msg === 'request' && l.requestId === error.correlationId);
+    await traced.connector!.waitFor(
+      (l) => l.msg === 'backend request failed' && l.requestId === error.correlationId,
+    );
   });
 
   it('an invalid traceparent (uppercase hex) starts a new trace', async () => {
