@@ -36,6 +36,18 @@ describe('connector CLI exit codes', () => {
     expect(String(spy.mock.calls.at(-1)![0])).toMatch(message);
   });
 
+  it.each([
+    [['--otlp-endpoint', 'ftp://collector'], {}, /--otlp-endpoint must be an http\(s\) URL/],
+    [[], { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, /OTEL_EXPORTER_OTLP_ENDPOINT must be/],
+    [['--otlp-header', 'x=1'], {}, /--otlp-header and --otlp-timeout need --otlp-endpoint/],
+    [['--otlp-endpoint', 'http://c:4318', '--otlp-timeout', 'soon'], {}, /--otlp-timeout/],
+  ])('OTLP settings %j %j that cannot work exit 2, named', async (args, env, message) => {
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+    expect(await main(['start', '--state-dir', '/nonexistent', ...args])).toBe(2);
+    expect(String(spy.mock.calls.at(-1)![0])).toMatch(message);
+  });
+
   it('refuses an unknown APPPROXY_LOG_LEVEL with exit 2', async () => {
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     vi.stubEnv('APPPROXY_LOG_LEVEL', 'trace');

@@ -1,5 +1,5 @@
 import { KerberosDelegator, SsoError } from '@appproxy/sso';
-import { METRICS_CONTENT_TYPE, createLogger } from '@appproxy/telemetry';
+import { METRICS_CONTENT_TYPE, createLogger, createTracer } from '@appproxy/telemetry';
 import {
   CAPABILITY,
   CONTROL,
@@ -21,6 +21,7 @@ import { CertificateRenewal } from './renewal.js';
 import { checkWritable, instancesFile, isRegistered, loadState, saveState } from './state.js';
 import { CONNECTOR_VERSION, CONNECTOR_VERSION_LINE } from './version.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
+import { otlpSettings } from './tracing.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -172,6 +173,16 @@ export function buildProgram(): Command {
       'serve Prometheus /metrics (and /healthz) here, e.g. 127.0.0.1:9091',
       listenAddress,
     )
+    .option(
+      '--otlp-endpoint <url>',
+      'export spans over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT)',
+    )
+    .option(
+      '--otlp-header <name=value>',
+      'a header for the collector (an API key); repeatable',
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option('--otlp-timeout <duration>', 'per span export request (default: 10s)', milliseconds)
     .action(
       async (opts: {
         stateDir: string;
@@ -185,9 +196,14 @@ export function buildProgram(): Command {
         kerberosKeytab?: string;
         kerberosPrincipal?: string;
         kerberosKdc?: string[];
+        otlpEndpoint?: string;
+        otlpHeader?: string[];
+        otlpTimeout?: number;
       }) => {
         // Flags first: a usage mistake is told before anything is read or started.
         const kerberos = kerberosDelegator(opts);
+        const otlp = otlpSettings(opts);
+        if (otlp && 'error' in otlp) throw new CliError(otlp.error, 2);
         const stateDir = resolve(opts.stateDir);
         const state = loadState(stateDir);
         const log = createLogger({ name: 'connector' }).child({ connectorId: state.connectorId });
@@ -195,9 +211,18 @@ export function buildProgram(): Command {
           opts.outboundProxy ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
         const metrics = new ConnectorMetrics();
         if (kerberos) metrics.watchKerberos(kerberos.delegator.stats);
+        // The OpenTelemetry SDK is loaded only with an endpoint.
+        const tracer = await createTracer({
+          ...(otlp && { otlp }),
+          serviceName: 'appproxy-connector',
+          instanceId: state.connectorId,
+          version: CONNECTOR_VERSION,
+          log,
+        });
         const forwarder = new BackendForwarder({
           log,
           metrics,
+          tracer,
           ...(kerberos && { kerberos: kerberos.delegator }),
         });
         const renewal = new CertificateRenewal({
@@ -333,6 +358,7 @@ export function buildProgram(): Command {
               .then(() => forwarder.close())
               .then(() => kerberos?.delegator.close())
               .then(() => metricsServer?.close())
+              .then(() => tracer.shutdown())
               .then(() => done(), done);
           };
           process.once('SIGTERM', () => stop('SIGTERM'));

@@ -1,4 +1,4 @@
-import type { Logger } from '@appproxy/telemetry';
+import { ID_ONLY_TRACER, type Logger, type Tracer } from '@appproxy/telemetry';
 import {
   FORWARD_BUFFER_BYTES,
   TunnelError,
@@ -21,6 +21,7 @@ import { respondError } from './respond.js';
 import { Agent, proxyAgent } from './undici.js';
 import { forwardRpc, RPC_TUNNEL_PROTOCOL } from './rpc-over-http.js';
 import { forwardUpgrade, type UpgradeContext } from './upgrade.js';
+import { StreamTrace } from './tracing.js';
 
 const NO_BODY_STATUS = new Set([204, 205, 304]);
 
@@ -36,6 +37,8 @@ export interface ForwarderOptions {
    * request of a `sso.mode: kerberos` app is answered `SSO_NOT_CONFIGURED`.
    */
   kerberos?: TicketSource;
+  /** Spans of each request (`--otlp-endpoint`). @default ids only, nothing exported */
+  tracer?: Tracer;
 }
 
 /**
@@ -70,6 +73,7 @@ export class BackendForwarder {
   readonly #metrics: ConnectorMetrics;
   readonly #connections: number;
   readonly #kerberos: TicketSource | undefined;
+  readonly #tracer: Tracer;
   /** Pools by backend TLS validation, keep-alive, freshness and forward proxy. */
   readonly #dispatchers = new Map<string, Dispatcher>();
   /** Requests with an affinity id: one dedicated connection per id, never the pools. */
@@ -82,6 +86,7 @@ export class BackendForwarder {
     this.#metrics = opts.metrics;
     this.#connections = opts.connections ?? 256;
     this.#kerberos = opts.kerberos;
+    this.#tracer = opts.tracer ?? ID_ONLY_TRACER;
     this.#pinned = new PinnedConnections({
       gauge: opts.metrics.pinnedConnections.labels(),
       log: opts.log,
@@ -158,6 +163,11 @@ export class BackendForwarder {
     const authority = String(headers[':authority'] ?? target.host);
     const path = String(headers[':path'] ?? '/');
     const method = String(headers[':method']);
+    const trace = new StreamTrace(this.#tracer, stream, headers, {
+      app,
+      method,
+      url: `${target.origin}${path.split('?', 1)[0]}`,
+    });
     if (!path.startsWith('/'))
       return respondError(
         stream,
@@ -219,7 +229,11 @@ export class BackendForwarder {
       delegated((authorization) => {
         const ctx: UpgradeContext = {
           stream,
-          headers: authorization ? { ...headers, authorization } : headers,
+          headers: {
+            ...headers,
+            ...(authorization && { authorization }),
+            traceparent: trace.traceparent,
+          },
           target,
           protocol: rpc ? '' : (meta.upgrade ?? String(headers[':protocol'] ?? 'websocket')),
           authority,
@@ -251,6 +265,7 @@ export class BackendForwarder {
     stream.once('close', exchange.onStreamClose);
     const outHeaders = endToEndHeaders(headers);
     outHeaders.host = authority;
+    outHeaders.traceparent = trace.traceparent;
     // undici destroys a body stream once it has sent it, which would close the tunnel
     // stream before the response; so undici reads a PassThrough. A request body reset by the
     // relay (client gone mid-upload) fails the backend request instead of looking complete.
@@ -299,6 +314,7 @@ export class BackendForwarder {
     if (!body && IDEMPOTENT.has(method))
       exchange.retry = () => {
         series.backendRetries.inc();
+        trace.retried();
         logger().info('backend connection closed before the response; retrying on a new one', {
           target: target.origin,
           method,

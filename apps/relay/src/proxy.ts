@@ -2,7 +2,7 @@ import type { PublishedAppConfig } from '@appproxy/config';
 import { getCookie, stripCookies } from '@appproxy/cookies';
 import { isRelayCookie, signedInAs, type Identity } from '@appproxy/preauth';
 import { parseRequestHost, type ConnectorGroups, type RouteMatch } from '@appproxy/routing';
-import type { Logger } from '@appproxy/telemetry';
+import { ID_ONLY_TRACER, newTraceId, type Logger, type Tracer } from '@appproxy/telemetry';
 import {
   CAPABILITY,
   encodeRequestMeta,
@@ -12,7 +12,7 @@ import {
   type RequestMetaInit,
   type TunnelSession,
 } from '@appproxy/tunnel';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   IncomingMessage,
   STATUS_CODES,
@@ -39,6 +39,7 @@ import type { Edge } from './edge.js';
 import { PORTAL, type GateRequest } from './sign-in.js';
 import type { Throttled } from './throttle.js';
 import type { AuditSink } from './audit.js';
+import { RequestTrace } from './tracing.js';
 import {
   RPC_CONTENT_LENGTH,
   RPC_METHODS,
@@ -62,6 +63,10 @@ export interface ProxyDeps {
   connections?: Pick<PublicConnections, 'tunnelStream'>;
   /** Refusals of signed-in users and THROTTLED (coalesced per user or client and app). */
   audit?: AuditSink;
+  /** Spans of each request (docs/tracing.md). @default ids only, nothing exported */
+  tracer?: Tracer;
+  /** This relay instance's name, on its spans. */
+  instance?: string;
 }
 
 const RESERVED_PREFIX = '/.appproxy/';
@@ -142,14 +147,15 @@ export class RelayProxy {
     // Http2ServerResponse mirrors ServerResponse for everything used here.
     const res = anyRes as ServerResponse;
     const { metrics } = this.#deps;
-    const correlationId = randomUUID();
+    // Read now: an HTTP/2 request's socket is unbound (undefined) once its stream closes.
+    const client = req.socket?.remoteAddress;
+    const trace = this.#trace(req, client);
+    const correlationId = trace.correlationId;
     const edge = this.#deps.edge();
     const started = process.hrtime.bigint();
     const log = this.#deps.log.child({ requestId: correlationId });
     const host = requestHost(req);
     const target = req.url ?? '/';
-    // Read now: an HTTP/2 request's socket is unbound (undefined) once its stream closes.
-    const client = req.socket?.remoteAddress;
     const untrack = this.#track();
     if (this.#draining && req.httpVersionMajor === 1) res.shouldKeepAlive = false;
     let appName: string | undefined;
@@ -158,6 +164,8 @@ export class RelayProxy {
     let forwarding = false;
     let bytesOut = 0;
     let closed = false;
+    /** The relay's error code, when the response is its page. */
+    let errorCode: RelayErrorCode | undefined;
     /** An HTTP/2 stream reset with HTTP_1_1_REQUIRED (NTLM/Negotiate): not a client abort. */
     let http11Required = false;
     res.on('close', () => {
@@ -176,6 +184,7 @@ export class RelayProxy {
         metrics.duration.labels(appName).observe(durationMs / 1000);
         metrics.bytesOut.labels(appName).inc(bytesOut);
       }
+      trace.end({ status, app: appName, connector, code: errorCode });
       log.info('request', {
         app: appName,
         method: req.method,
@@ -191,6 +200,7 @@ export class RelayProxy {
       });
     });
     const fail = (code: RelayErrorCode, detail?: string) => {
+      errorCode = code;
       if (detail) log.warn('request failed', { code, app: appName, detail });
       metrics.errors.labels(appName ?? '-', code).inc();
       if (res.headersSent) {
@@ -236,13 +246,19 @@ export class RelayProxy {
         headers: req.headers,
         clientIp: firstAddress(this.#forwarded(edge, req, host)),
       };
+      const step = trace.signIn(target.split('?', 1)[0]!.slice(RESERVED_PREFIX.length));
       edge.signIn.handleReserved(edge.apps.onHost(host), gateReq, correlationId).then(
         (answer) => {
+          step.end();
           if (!answer) return fail('RESERVED_PATH');
           appName = answer.app;
           send(answer.page);
         },
-        (err: unknown) => fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+        (err: unknown) => {
+          step.fail('INTERNAL_ERROR');
+          step.end();
+          fail('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`);
+        },
       );
       return;
     }
@@ -280,6 +296,7 @@ export class RelayProxy {
       if (body) res.once('close', () => metrics.bytesIn.labels(app.name).inc(body.received));
       req.on('error', (err) => log.debug('request body not fully sent', { error: err }));
       const { connections } = this.#deps;
+      trace.tunnel(routed.headers, app.name);
       const dispatch = new Dispatch(
         this.#deps.groups,
         {
@@ -298,6 +315,7 @@ export class RelayProxy {
         {
           onAttempt: (tunnel) => {
             connector = tunnel.connectorId;
+            trace.attempt(tunnel);
             if (pin) pin.connectorId = tunnel.connectorId;
           },
           onRetry: (tunnel, detail) => {
@@ -351,6 +369,7 @@ export class RelayProxy {
       });
     };
     this.#admit(edge, req, host, target, correlationId, {
+      trace,
       gone: () => closed,
       app: (name) => {
         appName = name;
@@ -417,15 +436,20 @@ export class RelayProxy {
   /** `upgrade` handler of the public server (HTTP/1.1 `Upgrade`, e.g. WebSocket). */
   handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const { metrics } = this.#deps;
-    const correlationId = randomUUID();
+    const trace = this.#trace(req, req.socket?.remoteAddress);
+    const correlationId = trace.correlationId;
     const edge = this.#deps.edge();
     const log = this.#deps.log.child({ requestId: correlationId });
     const untrack = this.#track();
     socket.on('error', () => {});
-    socket.once('close', untrack);
+    let appName: string | undefined;
+    let outcome: { status: number; code?: RelayErrorCode; connector?: string } = { status: 499 };
+    socket.once('close', () => {
+      untrack();
+      trace.end({ ...outcome, app: appName });
+    });
     const host = requestHost(req);
     const target = req.url ?? '/';
-    let appName: string | undefined;
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('upgrade failed', { code, app: appName, detail, path: target.split('?')[0] });
       metrics.errors.labels(appName ?? '-', code).inc();
@@ -434,6 +458,7 @@ export class RelayProxy {
         host,
         appName,
       );
+      outcome = { status: page.status, code };
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const protocol = String(req.headers.upgrade ?? '')
@@ -444,6 +469,7 @@ export class RelayProxy {
     if (isReserved(target)) return fail('RESERVED_PATH');
     const proceed = (routed: Routed): void => {
       const { match } = routed;
+      trace.tunnel(routed.headers, match.app.name);
       const dispatch = new Dispatch(
         this.#deps.groups,
         {
@@ -466,8 +492,10 @@ export class RelayProxy {
         },
         {
           onError: fail,
+          onAttempt: (tunnel) => trace.attempt(tunnel),
           onResponse: (resHeaders, stream, tunnel) => {
             const status = Number(resHeaders[':status']);
+            outcome = { status: status === 200 ? 101 : status, connector: tunnel.connectorId };
             const out = endToEndHeaders(resHeaders);
             edge.links.response(out, match.app, header(req.headers.origin));
             for (const line of routed.setCookie) appendHeader(out, 'set-cookie', line);
@@ -495,6 +523,7 @@ export class RelayProxy {
       dispatch.start();
     };
     this.#admit(edge, req, host, target, correlationId, {
+      trace,
       gone: () => socket.destroyed,
       app: (name) => {
         appName = name;
@@ -521,6 +550,7 @@ export class RelayProxy {
       refuse: fail,
       page: (built) => {
         const { status, headers, body } = edge.pages.finish(built, host, appName);
+        outcome = { status };
         writeRawResponse(socket, status, headers, body);
       },
       forward: proceed,
@@ -552,14 +582,19 @@ export class RelayProxy {
     }
     req.headers = headers;
     const { metrics } = this.#deps;
-    const correlationId = randomUUID();
+    const trace = this.#trace(req, socket.remoteAddress);
+    const correlationId = trace.correlationId;
     const edge = this.#deps.edge();
     const log = this.#deps.log.child({ requestId: correlationId });
     const untrack = this.#track();
     socket.on('error', () => {});
-    socket.once('close', untrack);
-    const host = requestHost(req);
     let appName: string | undefined;
+    let outcome: { status: number; code?: RelayErrorCode; connector?: string } = { status: 499 };
+    socket.once('close', () => {
+      untrack();
+      trace.end({ ...outcome, app: appName });
+    });
+    const host = requestHost(req);
     const fail = (code: RelayErrorCode, detail?: string) => {
       log.warn('RPC over HTTP failed', { code, app: appName, detail, method: head.method });
       metrics.errors.labels(appName ?? '-', code).inc();
@@ -568,6 +603,7 @@ export class RelayProxy {
         correlationId,
         accept: header(req.headers.accept),
       });
+      outcome = { status: page.status, code };
       writeRawResponse(socket, page.status, page.headers, page.body);
     };
     const refused = refuseEarly(req, host);
@@ -580,6 +616,7 @@ export class RelayProxy {
       const length = routed.headers['content-length'];
       routed.headers['content-length'] = undefined;
       if (length !== undefined) routed.headers[RPC_CONTENT_LENGTH] = length;
+      trace.tunnel(routed.headers, match.app.name);
       const dispatch = new Dispatch(
         this.#deps.groups,
         {
@@ -604,8 +641,10 @@ export class RelayProxy {
         },
         {
           onError: fail,
+          onAttempt: (tunnel) => trace.attempt(tunnel),
           onResponse: (resHeaders, stream, tunnel) => {
             const status = Number(resHeaders[':status']);
+            outcome = { status, connector: tunnel.connectorId };
             stream.once('close', () => socket.destroy());
             if (status !== 200) {
               writeHead(socket, status, { ...endToEndHeaders(resHeaders), connection: 'close' });
@@ -632,12 +671,16 @@ export class RelayProxy {
       dispatch.start();
     };
     this.#admit(edge, req, host, head.target, correlationId, {
+      trace,
       gone: () => socket.destroyed,
       app: (name) => {
         appName = name;
       },
       refuse: fail,
-      page: ({ status, headers: h, body }) => writeRawResponse(socket, status, h, body),
+      page: ({ status, headers: h, body }) => {
+        outcome = { status };
+        writeRawResponse(socket, status, h, body);
+      },
       forward: proceed,
     });
   };
@@ -649,7 +692,8 @@ export class RelayProxy {
     detail: string,
   ): void => {
     socket.on('error', () => {});
-    const correlationId = randomUUID();
+    // Nothing of the request was read: a trace of its own.
+    const correlationId = newTraceId();
     this.#deps.log.warn('RPC over HTTP request head refused', {
       requestId: correlationId,
       code,
@@ -685,7 +729,8 @@ export class RelayProxy {
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'REQUEST_TIMEOUT'
           : 'MALFORMED_REQUEST';
-    const correlationId = randomUUID();
+    // The head did not parse, so no traceparent: a trace of its own.
+    const correlationId = newTraceId();
     this.#deps.log.warn('request refused by the HTTP parser', {
       requestId: correlationId,
       code,
@@ -720,6 +765,7 @@ export class RelayProxy {
     target: string,
     correlationId: string,
     on: {
+      trace: RequestTrace;
       gone: () => boolean;
       app: (name: string) => void;
       check?: (routed: Routed) => { code: RelayErrorCode; detail: string } | undefined;
@@ -767,8 +813,10 @@ export class RelayProxy {
         throttle.perUser(app) && throttle.admitUser(app, routed.gate.clientIp ?? '-');
       return overUser ? throttled(overUser) : on.forward(routed);
     }
+    const step = on.trace.signIn('gate');
     edge.signIn.gate(app, routed.gate, correlationId).then(
       (outcome) => {
+        step.end();
         if (on.gone()) return;
         if (!outcome.forward) return on.page(outcome.page);
         // Per user: the signed-in user, so that users behind one NAT do not share a bucket.
@@ -818,8 +866,21 @@ export class RelayProxy {
         }
         on.forward(routed, who);
       },
-      (err: unknown) => on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`),
+      (err: unknown) => {
+        step.fail('INTERNAL_ERROR');
+        step.end();
+        on.refuse('INTERNAL_ERROR', `sign-in: ${(err as Error).message}`);
+      },
     );
+  }
+
+  /** The request's trace: the client's `traceparent` continued, or a new trace. */
+  #trace(req: AnyRequest, client: string | undefined): RequestTrace {
+    return new RequestTrace(this.#deps.tracer ?? ID_ONLY_TRACER, req.headers, {
+      method: req.method,
+      client,
+      instance: this.#deps.instance,
+    });
   }
 
   /**

@@ -3,7 +3,6 @@ import { describeCertificate, type ConnectorCA } from '@appproxy/pki';
 import { parseRequestHost } from '@appproxy/routing';
 import type { Logger } from '@appproxy/telemetry';
 import { TunnelListener } from '@appproxy/tunnel';
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
@@ -15,7 +14,7 @@ import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.
 import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
-import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
+import { METRICS_CONTENT_TYPE, createTracer, newTraceId, type Tracer } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
@@ -85,6 +84,7 @@ export class Relay {
   #audit: AuditLog | undefined;
   /** What the relay's components record into: the AuditLog once started. */
   readonly #auditSink: AuditSink = forwardingSink(() => this.#audit);
+  #tracer: Tracer | undefined;
 
   constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
@@ -212,6 +212,14 @@ export class Relay {
     const connections = new PublicConnections(relay.limits, this.#log, this.metrics, (address) =>
       this.#edge!.trustedProxies.has(address),
     );
+    // telemetry.otlp: the OpenTelemetry SDK is loaded only then (restart-only setting).
+    this.#tracer = await createTracer({
+      ...(this.#config.telemetry?.otlp && { otlp: this.#config.telemetry.otlp }),
+      serviceName: 'appproxy-relay',
+      instanceId: store.instance,
+      version: RELAY_VERSION,
+      log: this.#log,
+    });
     const proxy = new RelayProxy({
       edge: () => this.#edge!,
       connections,
@@ -219,6 +227,8 @@ export class Relay {
       metrics: this.metrics,
       log: this.#log,
       audit: this.#auditSink,
+      tracer: this.#tracer,
+      instance: store.instance,
     });
     this.#proxy = proxy;
     const limited = connections.serverOptions();
@@ -318,7 +328,7 @@ export class Relay {
         const host = parseRequestHost(req.headers.host ?? '')?.hostname;
         if (host === undefined) {
           const page = renderError('BAD_REQUEST_HOST', {
-            correlationId: randomUUID(),
+            correlationId: newTraceId(),
             accept: req.headers.accept,
           });
           return void res.writeHead(page.status, page.headers).end(page.body);
@@ -430,6 +440,8 @@ export class Relay {
     // After the tunnels closed: their disconnections are in the last batch.
     await this.#audit?.stop();
     await this.#store?.close();
+    // The spans of the last requests are exported before the process ends.
+    await this.#tracer?.shutdown();
   }
 
   #onAdmin(url: string, res: import('node:http').ServerResponse): void {
@@ -491,7 +503,7 @@ export class Relay {
 
 /**
  * `relay.*` settings a reload cannot apply: listeners, state, the tunnel and limits are
- * bound when the relay starts.
+ * bound when the relay starts; `telemetry` too.
  */
 function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
   const live = new Set([
@@ -510,6 +522,9 @@ function restartOnly(before: RelayConfig, after: RelayConfig): string[] {
     const b = (after.relay as Record<string, unknown>)[key];
     if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(`relay.${key}`);
   }
+  // The tracer (and its exporter) is made once at start.
+  if (JSON.stringify(before.telemetry) !== JSON.stringify(after.telemetry))
+    changed.push('telemetry');
   return changed;
 }
 

@@ -42,6 +42,7 @@ export {
   type PublishedAppConfig,
   type AcmeConfig,
   type PortalConfig,
+  type TelemetryConfig,
   type BackendTlsConfig,
   type RelayConfig,
   type RelayLimits,

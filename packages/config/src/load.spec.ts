@@ -1529,3 +1529,50 @@ ${more}
     ]);
   });
 });
+
+describe('parseConfig: telemetry.otlp (issue 15 part 5)', () => {
+  it('absent or without otlp: no telemetry; an endpoint with headers and timeout', () => {
+    expect(parse(RELAY).telemetry).toBeUndefined();
+    expect(parse(`${RELAY}telemetry: {}\n`).telemetry).toBeUndefined();
+    expect(
+      parse(`${RELAY}telemetry: { otlp: { endpoint: 'http://127.0.0.1:4318' } }\n`).telemetry,
+    ).toStrictEqual({
+      otlp: { endpoint: 'http://127.0.0.1:4318/', timeoutMs: 10_000 },
+    });
+    expect(
+      parse(
+        `${RELAY}telemetry:\n  otlp:\n    endpoint: https://otlp.example.com/v1/traces\n    headers: { x-api-key: "\${OTLP_KEY}" }\n    timeout: 3s\n`,
+        { OTLP_KEY: 'k1' },
+      ).telemetry,
+    ).toStrictEqual({
+      otlp: {
+        endpoint: 'https://otlp.example.com/v1/traces',
+        headers: { 'x-api-key': 'k1' },
+        timeoutMs: 3000,
+      },
+    });
+  });
+
+  it('refuses a bad endpoint, header name, timeout and unknown keys, by path', () => {
+    expect(
+      summary(
+        issuesOf(
+          `${RELAY}telemetry:\n  otlp:\n    endpoint: ftp://c:21\n    headers: { 'bad name': x }\n    timeout: 0s\n    protocol: grpc\n`,
+        ),
+      ).sort(),
+    ).toStrictEqual(
+      [
+        'telemetry.otlp.endpoint: must be an http(s) URL such as http://collector:4318 (no credentials)',
+        'telemetry.otlp.headers["bad name"]: must be a header name',
+        'telemetry.otlp.protocol: unknown key',
+        'telemetry.otlp.timeout: must be longer than 0',
+      ].sort(),
+    );
+    expect(
+      summary(issuesOf(`${RELAY}telemetry: { otlp: { endpoint: 'http://u:p@c:4318' } }\n`)),
+    ).toStrictEqual([
+      'telemetry.otlp.endpoint: must be an http(s) URL such as http://collector:4318 (no credentials)',
+    ]);
+    expect(summary(issuesOf(`${RELAY}telemetry: { otlp: {} }\n`))).toHaveLength(1);
+  });
+});

@@ -294,6 +294,18 @@ export interface RelayInstanceConfig {
   tunnelUrl?: string;
 }
 
+/** `telemetry`: span export over OTLP/HTTP (docs/tracing.md). */
+export interface TelemetryConfig {
+  otlp?: {
+    /** The collector's base URL (spans go to `/v1/traces`) or its full traces URL. */
+    endpoint: string;
+    /** Extra request headers (an API key). */
+    headers?: Record<string, string>;
+    /** From `timeout`: per export request. @default 10000 */
+    timeoutMs: number;
+  };
+}
+
 /** `appproxy.yaml`, resolved: every default applied, every path absolute. */
 /** One entry of `relay.certificates`: a PEM pair or a PKCS#12 file. */
 export type CertificateSource =
@@ -377,6 +389,8 @@ export interface RelayConfig {
   identityProvider?: IdentityProviderConfig;
   /** The My Apps portal (oidc). Absent: none. */
   portal?: PortalConfig;
+  /** Traces, metrics and logs beyond the defaults. Absent: no span export. */
+  telemetry?: TelemetryConfig;
   /** @default [{ name: 'Default' }] */
   connectorGroups: { name: string }[];
   /** May be empty: the relay runs and answers `APP_NOT_FOUND`. */
@@ -1526,6 +1540,73 @@ function resolveSso(
 
 const connectorGroup = z.strictObject({ name: text() });
 
+/** `telemetry.otlp.endpoint`: an http(s) URL without credentials or fragment. */
+function otlpEndpoint(v: string, ctx: z.RefinementCtx): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.hash) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be an http(s) URL such as http://collector:4318 (no credentials)',
+    });
+    return z.NEVER;
+  }
+  return url.href;
+}
+
+const telemetrySection = z
+  .strictObject({
+    otlp: z
+      .strictObject({
+        endpoint: z
+          .string()
+          .meta({
+            description:
+              'OTLP/HTTP collector: its base URL (spans are posted to /v1/traces) or the full traces URL.',
+            examples: ['http://127.0.0.1:4318', 'https://otlp.example.com/v1/traces'],
+          })
+          .transform(otlpEndpoint),
+        headers: z
+          .record(z.string(), z.string())
+          .superRefine((headers, ctx) => {
+            for (const name of Object.keys(headers))
+              if (!HEADER_NAME.test(name))
+                ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name' });
+          })
+          .optional()
+          .meta({
+            description: 'Extra request headers, e.g. an API key (use ${ENV_VAR}).',
+          }),
+        timeout: duration({
+          default: '10s',
+          min: 1,
+          max: 300_000,
+          description: 'Per export request.',
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Export spans (W3C trace context) over OTLP/HTTP JSON with the OpenTelemetry SDK; unset: no export.',
+      }),
+  })
+  .meta({ description: 'Traces (docs/tracing.md).' })
+  .transform(({ otlp }): TelemetryConfig =>
+    otlp
+      ? {
+          otlp: {
+            endpoint: otlp.endpoint,
+            ...(otlp.headers && { headers: otlp.headers }),
+            timeoutMs: otlp.timeout,
+          },
+        }
+      : {},
+  );
+
 /**
  * The zod schema of `appproxy.yaml` after `${VAR}` substitution, producing the resolved shape
  * except for paths, which {@link parseConfig} makes absolute. Cross-entry rules (unique names,
@@ -1556,12 +1637,14 @@ export const relayConfigSchema = z
       })
       .optional()
       .meta({ description: 'My Apps: a page listing the apps the signed-in user may use.' }),
+    telemetry: telemetrySection.optional(),
   })
   .meta({ title: 'appproxy.yaml', description: 'AppProxy relay configuration.' })
-  .transform(({ identityProvider, portal, ...rest }): RelayConfig => ({
+  .transform(({ identityProvider, portal, telemetry, ...rest }): RelayConfig => ({
     ...rest,
     ...(identityProvider && { identityProvider }),
     ...(portal && { portal }),
+    ...(telemetry?.otlp && { telemetry }),
   }));
 
 /**

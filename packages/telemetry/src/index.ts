@@ -27,3 +27,25 @@ export {
   type HistogramChild,
   type MetricsCombine,
 } from './metrics.js';
+export {
+  TRACEPARENT,
+  TRACESTATE,
+  formatTraceparent,
+  newSpanId,
+  newTraceId,
+  parseTraceparent,
+  parseTracestate,
+  type TraceParent,
+} from './trace-context.js';
+export {
+  ID_ONLY_TRACER,
+  createTracer,
+  tracesUrl,
+  type OtlpSettings,
+  type SpanAttributes,
+  type SpanKind,
+  type SpanOptions,
+  type TraceSpan,
+  type Tracer,
+  type TracerOptions,
+} from './tracing.js';

@@ -8,8 +8,8 @@ const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const dir = mkdtempSync(join(tmpdir(), 'telemetry-readme-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('has the two examples', () => {
-  expect(blocks).toHaveLength(2);
+it('has the three examples', () => {
+  expect(blocks).toHaveLength(3);
 });
 
 it('the logger example redacts what it says', async () => {
@@ -39,4 +39,14 @@ it('the metrics example runs', async () => {
   expect(text).toContain('appproxy_requests_total{app="Expenses",status="200"} 1');
   expect(text).toContain('appproxy_request_duration_seconds_count{app="Expenses"} 1');
   expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
+});
+
+it('the traces example continues the parent’s trace', async () => {
+  const file = join(dir, 'traces.ts');
+  writeFileSync(file, `${blocks[2]!}\nexport { parent, upstream };\n`);
+  const { parent, upstream } = (await import(file)) as {
+    parent: { traceId: string };
+    upstream: { traceparent: string };
+  };
+  expect(upstream.traceparent).toMatch(new RegExp(`^00-${parent.traceId}-[0-9a-f]{16}-01$`));
 });

@@ -202,12 +202,13 @@ describe('hot reload (SIGHUP)', () => {
       certificates: [],
       apps: [{ ...appA }],
       relayExtra: '  pingInterval: 750ms\n',
+      topExtra: 'telemetry: { otlp: { endpoint: "http://127.0.0.1:9" } }\n',
     });
     const answer = await stack.reload();
     expect(answer).toMatchObject({
       msg: 'configuration reloaded',
       removed: ['B', 'Shop'],
-      needRestart: ['relay.pingIntervalMs', 'relay.pingTimeoutMs'],
+      needRestart: ['relay.pingIntervalMs', 'relay.pingTimeoutMs', 'telemetry'],
     });
     expect(json(await get(A, '/echo')).method).toBe('GET');
     expect((await get(B, '/echo')).status).toBe(404);

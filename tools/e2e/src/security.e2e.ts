@@ -240,7 +240,7 @@ describe('Host header', () => {
     );
     expect(res.status).toBe(400);
     expect(res.code).toBe('BAD_REQUEST_HOST');
-    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.correlationId).toMatch(/^[0-9a-f]{32}$/);
     await settle();
     expect(backend.since(mark)).toEqual([]);
   });
@@ -340,7 +340,7 @@ describe('TRACE and duplicate Host', () => {
     );
     expect(res.status).toBe(405);
     expect(res.code).toBe('METHOD_NOT_ALLOWED');
-    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.correlationId).toMatch(/^[0-9a-f]{32}$/);
     expect(res.text).not.toContain('a=b');
     // As an upgrade too (Node hands `Upgrade` requests of any method to the upgrade handler).
     const upgrade = await raw(
@@ -430,7 +430,7 @@ describe('Upgrade', () => {
     );
     expect(res.status).toBe(400);
     expect(res.code).toBe('UPGRADE_REFUSED');
-    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.correlationId).toMatch(/^[0-9a-f]{32}$/);
     await settle();
     expect(backend.since(mark)).toEqual([]);
   });
@@ -507,7 +507,7 @@ describe('response headers only the relay may set', () => {
       expect(res.headers['x-app']).toBe('kept');
       expect(res.headers['x-appproxy-error']).toBeUndefined();
       expect(res.headers['appproxy-identity']).toBeUndefined();
-      expect(res.headers['x-appproxy-correlation-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers['x-appproxy-correlation-id']).toMatch(/^[0-9a-f]{32}$/);
     },
   );
 
@@ -555,7 +555,7 @@ describe('dot segments with path parameters', () => {
     const res = await get(path);
     expect(res.status).toBe(400);
     expect(res.code).toBe('BAD_REQUEST_PATH');
-    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.correlationId).toMatch(/^[0-9a-f]{32}$/);
     await settle();
     expect(backend.since(mark)).toEqual([]);
   });
@@ -662,7 +662,7 @@ describe('request smuggling corpus (HTTP/1.1, raw bytes over TLS)', () => {
     const res = await raw(bytes);
     expect(res.status).toBe(400);
     expect(res.code).toBe('MALFORMED_REQUEST');
-    expect(res.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.correlationId).toMatch(/^[0-9a-f]{32}$/);
     await stack.relay!.waitFor(
       (l) => l.requestId === res.correlationId && l.code === 'MALFORMED_REQUEST',
       5000,
