@@ -61,7 +61,7 @@ describe('configJsonSchema', () => {
       ]),
     );
     // Maps whose keys are the user's (header names) are the only open objects.
-    const maps = new Set(['$.apps[].sso.headers']);
+    const maps = new Set(['$.apps[].sso.headers', '$.telemetry.otlp.headers']);
     for (const [path, node] of all)
       expect([path, node.additionalProperties]).toStrictEqual([
         path,

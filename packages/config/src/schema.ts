@@ -1571,7 +1571,7 @@ const telemetrySection = z
           })
           .transform(otlpEndpoint),
         headers: z
-          .record(z.string(), z.string())
+          .record(z.string(), z.string().min(1, 'must not be empty'))
           .superRefine((headers, ctx) => {
             for (const name of Object.keys(headers))
               if (!HEADER_NAME.test(name))
