@@ -1,4 +1,4 @@
-import { openStateStore, parseConfig, type StateStore } from '@appproxy/config';
+import { openStateStore, parseConfig, type NewAuditEvent, type StateStore } from '@appproxy/config';
 import { RelyingParty } from '@appproxy/preauth';
 import { createLogger } from '@appproxy/telemetry';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,13 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminSessionCookie } from './__fixtures__/admin-session.js';
-import {
-  MAX_BODY_BYTES,
-  createAdminServer,
-  type AdminHost,
-  type AdminRoute,
-  type AuditRecord,
-} from './server.js';
+import { MAX_BODY_BYTES, createAdminServer, type AdminHost, type AdminRoute } from './server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-admin-'));
 const config = parseConfig(
@@ -35,8 +29,8 @@ const rp = new RelyingParty({
   clientId: 'x',
   sessionSecrets: [{ id: 'k1', secret: 'a-session-secret-of-at-least-32-characters' }],
 });
-const TOKEN = 'apx_abcd2345_0123456789abcdefghijklmnopqrstuvwxyzABCDEF';
-const audited: AuditRecord[] = [];
+let TOKEN = '';
+const audited: NewAuditEvent[] = [];
 const logLines: string[] = [];
 let store: StateStore;
 let server: Server;
@@ -89,16 +83,12 @@ const echo: AdminRoute[] = [
 ];
 
 beforeAll(async () => {
-  const opened = await openStateStore({ stateDir: join(dir, 'state'), instance: 'a' });
-  // The admin-token check of the store (interface §1): only TOKEN, named ops, is known.
-  store = Object.assign(opened, {
-    verifyAdminToken: async (t: string) =>
-      t === TOKEN ? { id: 'abcd2345', name: 'ops', createdAt: new Date() } : undefined,
-  });
+  store = await openStateStore({ stateDir: join(dir, 'state'), instance: 'a' });
+  ({ token: TOKEN } = await store.createAdminToken({ name: 'ops' }));
   const host: AdminHost = {
     config: () => config,
     store,
-    audit: { record: (e) => audited.push(e) },
+    audit: { record: (e) => audited.push(e), recordCoalesced: (_k, e) => audited.push(e) },
     log: createLogger({ name: 'test', level: 'debug', write: (l) => logLines.push(l) }),
     health: () => ({ ready, body: { status: ready ? 'ready' : 'not ready' } }),
     metrics: () => 'appproxy_up 1\n',
@@ -158,7 +148,7 @@ function call(
   });
 }
 
-const bearer = { authorization: `Bearer ${TOKEN}` };
+const bearer = () => ({ authorization: `Bearer ${TOKEN}` });
 const errorOf = (a: Answer) =>
   a.json().error as { code: string; message: string; correlationId: string };
 
@@ -188,35 +178,35 @@ describe('admin server: open paths', () => {
 
 describe('admin server: router', () => {
   it('answers 404 NOT_FOUND and 405 METHOD_NOT_ALLOWED with Allow, as JSON', async () => {
-    const missing = await call('GET', '/api/v1/nothing', { headers: bearer });
+    const missing = await call('GET', '/api/v1/nothing', { headers: bearer() });
     expect(missing.status).toBe(404);
     expect(errorOf(missing).code).toBe('NOT_FOUND');
     expect(errorOf(missing).correlationId).toBe(missing.headers['x-appproxy-correlation-id']);
     expect((await call('GET', '/elsewhere')).status).toBe(404);
-    const wrong = await call('PUT', '/api/v1/echo/x', { headers: bearer });
+    const wrong = await call('PUT', '/api/v1/echo/x', { headers: bearer() });
     expect(wrong.status).toBe(405);
     expect(errorOf(wrong).code).toBe('METHOD_NOT_ALLOWED');
     expect(wrong.headers.allow).toBe('GET, DELETE');
   });
 
   it('passes decoded path parameters and the query; 204 has no body', async () => {
-    const r = await call('GET', '/api/v1/echo/Wiki%20App?q=1', { headers: bearer });
+    const r = await call('GET', '/api/v1/echo/Wiki%20App?q=1', { headers: bearer() });
     expect(r.json()).toStrictEqual({
       actor: 'token:ops',
       name: 'Wiki App',
       q: '1',
       ctxActor: 'token:ops',
     });
-    const gone = await call('DELETE', '/api/v1/echo/x', { headers: bearer });
+    const gone = await call('DELETE', '/api/v1/echo/x', { headers: bearer() });
     expect(gone.status).toBe(204);
     expect(gone.text).toBe('');
   });
 
   it('answers a coded error with its status and code, anything else as 500 without detail', async () => {
-    const refused = await call('GET', '/api/v1/refused', { headers: bearer });
+    const refused = await call('GET', '/api/v1/refused', { headers: bearer() });
     expect(refused.status).toBe(404);
     expect(errorOf(refused)).toMatchObject({ code: 'NOT_FOUND', message: 'no such thing' });
-    const boom = await call('GET', '/api/v1/boom', { headers: bearer });
+    const boom = await call('GET', '/api/v1/boom', { headers: bearer() });
     expect(boom.status).toBe(500);
     expect(errorOf(boom).code).toBe('INTERNAL_ERROR');
     expect(boom.text).not.toContain('secret detail');
@@ -224,25 +214,25 @@ describe('admin server: router', () => {
 });
 
 describe('admin server: JSON bodies', () => {
-  const json = { ...bearer, 'content-type': 'application/json' };
+  const json = () => ({ ...bearer(), 'content-type': 'application/json' });
 
   it('takes a JSON body up to 64 KiB', async () => {
-    const r = await call('POST', '/api/v1/echo', { headers: json, body: '{"group":"Default"}' });
+    const r = await call('POST', '/api/v1/echo', { headers: json(), body: '{"group":"Default"}' });
     expect(r.status).toBe(201);
     expect(r.json()).toStrictEqual({ got: { group: 'Default' }, actor: 'token:ops' });
     const big = JSON.stringify({ pad: 'x'.repeat(MAX_BODY_BYTES - 20) });
-    expect((await call('POST', '/api/v1/echo', { headers: json, body: big })).status).toBe(201);
+    expect((await call('POST', '/api/v1/echo', { headers: json(), body: big })).status).toBe(201);
   });
 
   it('refuses a bigger body with 413 BODY_TOO_LARGE, by Content-Length or as it streams', async () => {
     const declared = await call('POST', '/api/v1/echo', {
-      headers: json,
+      headers: json(),
       body: Buffer.alloc(MAX_BODY_BYTES + 1, 0x20),
     });
     expect(declared.status).toBe(413);
     expect(errorOf(declared).code).toBe('BODY_TOO_LARGE');
     const streamed = await call('POST', '/api/v1/echo', {
-      headers: { ...json, 'transfer-encoding': 'chunked' },
+      headers: { ...json(), 'transfer-encoding': 'chunked' },
       chunks: [Buffer.alloc(40_000, 0x20), Buffer.alloc(40_000, 0x20)],
     });
     expect(streamed.status).toBe(413);
@@ -250,11 +240,11 @@ describe('admin server: JSON bodies', () => {
   });
 
   it('refuses malformed JSON (400 INVALID_JSON) and other media types (415)', async () => {
-    const bad = await call('POST', '/api/v1/echo', { headers: json, body: '{"group":' });
+    const bad = await call('POST', '/api/v1/echo', { headers: json(), body: '{"group":' });
     expect(bad.status).toBe(400);
     expect(errorOf(bad).code).toBe('INVALID_JSON');
     const form = await call('POST', '/api/v1/echo', {
-      headers: { ...bearer, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { ...bearer(), 'content-type': 'application/x-www-form-urlencoded' },
       body: 'group=Default',
     });
     expect(form.status).toBe(415);
@@ -268,6 +258,28 @@ describe('admin server: admin tokens', () => {
     expect(r.status).toBe(401);
     expect(errorOf(r).code).toBe('UNAUTHENTICATED');
     expect(r.headers['www-authenticate']).toBe('Bearer realm="appproxy-admin"');
+  });
+
+  it('answers an expired or revoked token 401 UNAUTHENTICATED invalid_token', async () => {
+    const expired = await store.createAdminToken({
+      name: 'old',
+      ttlMs: 1000,
+      now: new Date(Date.now() - 60_000),
+    });
+    const revoked = await store.createAdminToken({ name: 'gone' });
+    const ok = await call('GET', '/api/v1/echo/x', {
+      headers: { authorization: `Bearer ${revoked.token}` },
+    });
+    expect(ok.json().actor).toBe('token:gone');
+    expect(await store.revokeAdminToken('gone')).toBe(true);
+    for (const token of [expired.token, revoked.token]) {
+      const r = await call('GET', '/api/v1/echo/x', {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(r.status).toBe(401);
+      expect(errorOf(r).code).toBe('UNAUTHENTICATED');
+      expect(r.headers['www-authenticate']).toContain('error="invalid_token"');
+    }
   });
 
   it.each([
@@ -370,7 +382,7 @@ describe('admin server: admin sessions', () => {
 
   it('prefers the bearer token over the cookie', async () => {
     const cookie = await adminSessionCookie(rp, config, bob);
-    const r = await call('GET', '/api/v1/echo/x', { headers: { cookie, ...bearer } });
+    const r = await call('GET', '/api/v1/echo/x', { headers: { cookie, ...bearer() } });
     expect(r.json().actor).toBe('token:ops');
   });
 });

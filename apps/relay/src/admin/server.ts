@@ -9,7 +9,9 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import type { AuditSink } from '../audit.js';
 import { renderError } from '../error-pages.js';
+import type { AdminContext } from './operations.js';
 import { openApiDocument } from './openapi.js';
 import { AdminSignIn, type AdminSession } from './session.js';
 
@@ -18,33 +20,6 @@ import { AdminSignIn, type AdminSession } from './session.js';
  * `/api/v1/openapi.json` open; the `/api/v1` routes for admin tokens (`Authorization: Bearer
  * apx_…`) and admins' OIDC sessions (`relay.admins`); the console under `/console/`.
  */
-
-/** Something that records audit events (adm-audit's `AuditLog`). */
-export interface AuditSink {
-  record(e: AuditRecord): void;
-}
-/** An audit event as written (interface §1 `NewAuditEvent`). */
-export interface AuditRecord {
-  type: string;
-  actor?: string;
-  user?: string;
-  app?: string;
-  clientAddress?: string;
-  code?: string;
-  connector?: string;
-  group?: string;
-  correlationId?: string;
-  detail?: Record<string, string | number | boolean | null>;
-}
-
-/** What the admin operations get (adm-audit's `AdminContext`). */
-export interface AdminContext {
-  config: RelayConfig;
-  store: StateStore;
-  audit: AuditSink;
-  /** `token:ops`, `user:alice`. */
-  actor: string;
-}
 
 export interface AdminRequest {
   params: Record<string, string>;
@@ -381,11 +356,7 @@ async function authenticate(
     const token = m?.[1];
     if (token === undefined || !ADMIN_TOKEN.test(token))
       return { kind: 'invalid-token', setCookie: [] };
-    // adm-audit's store (interface §1); until it is there, no token is known.
-    const store = host.store as StateStore & {
-      verifyAdminToken?(t: string): Promise<{ name: string } | undefined>;
-    };
-    const record = await store.verifyAdminToken?.(token);
+    const record = await host.store.verifyAdminToken(token);
     if (!record) return { kind: 'invalid-token', setCookie: [] };
     return { kind: 'token', actor: `token:${record.name}`, setCookie: [] };
   }

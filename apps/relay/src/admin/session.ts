@@ -11,7 +11,7 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderError } from '../error-pages.js';
 import { PAGE_FOR, serializeCookies, toPreauthRequest, type GateRequest } from '../sign-in.js';
-import type { AuditSink } from './server.js';
+import type { AuditSink } from '../audit.js';
 
 /** An admin signed in to the console with the relay's identity provider. */
 export interface AdminSession {
