@@ -140,7 +140,9 @@ export function buildProgram(): Command {
       // The primary checks the file once; its workers take it as checked.
       if (!worker) await refuseBrokenConfig(config, primaryLog);
       if (!worker && config.relay.workers > 1) {
-        const code = await runPrimary(config, primaryLog);
+        const code = await runPrimary(config, primaryLog, {
+          rereadConfig: () => loadConfig(opts.config),
+        });
         if (code !== 0) throw new CliError('', code);
         return;
       }

@@ -25,6 +25,7 @@ import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
+import { AdminError } from './admin/operations.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
@@ -446,7 +447,14 @@ export class Relay {
       },
       metrics: () => this.metrics.registry.render(),
       testApp: (name, o) => {
-        if (!relay.testApp) return Promise.reject(diagnosticsUnavailable());
+        if (!relay.testApp)
+          return Promise.reject(
+            new AdminError(
+              'DIAGNOSTICS_UNAVAILABLE',
+              'app tests are not available in this relay',
+              503,
+            ),
+          );
         return relay.testApp(name, o);
       },
       relyingParty: () => this.#edge?.signIn.rp,
@@ -485,14 +493,6 @@ export class Relay {
     });
     return { cert: issued.certPem, key: issued.keyPem };
   }
-}
-
-/** 503 DIAGNOSTICS_UNAVAILABLE: this relay cannot test apps. */
-export function diagnosticsUnavailable(): Error & { code: string; status: number } {
-  return Object.assign(new Error('app tests are not available in this relay'), {
-    code: 'DIAGNOSTICS_UNAVAILABLE',
-    status: 503,
-  });
 }
 
 /**
