@@ -458,6 +458,7 @@ export class Relay {
         return relay.testApp(name, o);
       },
       relyingParty: () => this.#edge?.signIn.rp,
+      connectorRevoked: () => void this.#connectors?.syncRevocations(),
     };
   }
 
