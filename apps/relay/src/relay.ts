@@ -15,7 +15,6 @@ import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.
 import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
-import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
@@ -30,6 +29,8 @@ import {
   type AppTestOptions,
   type AppTestResult,
 } from './diagnostics.js';
+import { createAdminServer, type AdminHost } from './admin/server.js';
+import { adminExtensions } from './admin/extensions.js';
 
 export interface RelayAddresses {
   public: string;
@@ -311,7 +312,8 @@ export class Relay {
       );
     }
     if (relay.adminListen && !worker) {
-      this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
+      const host = this.#adminHost();
+      this.#admin = createAdminServer(host, adminExtensions(host));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
@@ -420,27 +422,34 @@ export class Relay {
     await this.#store?.close();
   }
 
-  #onAdmin(url: string, res: import('node:http').ServerResponse): void {
-    const path = url.split('?')[0];
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
+  /** The admin server's view of this relay. */
+  #adminHost(): AdminHost {
+    const log = this.#log;
+    const relay = this as Relay & { testApp?: AdminHost['testApp'] };
+    return {
+      config: () => this.config,
+      store: this.#store!,
+      // Until the audit log is wired: the event as a log line.
+      audit: { record: (e) => log.info('audit', { ...e, audit: e.type, type: 'audit' }) },
+      log,
+      health: () => {
+        const connectors = this.#connectors?.groups.connectors() ?? [];
+        return {
+          ready: this.#ready,
+          body: {
+            status: this.#ready ? 'ready' : 'not ready',
+            tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
+            connectors: connectors.filter((c) => c.accepting > 0).length,
+          },
+        };
+      },
+      metrics: () => this.metrics.registry.render(),
+      testApp: (name, o) => {
+        if (!relay.testApp) return Promise.reject(diagnosticsUnavailable());
+        return relay.testApp(name, o);
+      },
+      relyingParty: () => this.#edge?.signIn.rp,
     };
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const connectors = this.#connectors?.groups.connectors() ?? [];
-      const body = {
-        status: this.#ready ? 'ready' : 'not ready',
-        tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
-        connectors: connectors.filter((c) => c.accepting > 0).length,
-      };
-      return json(this.#ready ? 200 : 503, body);
-    }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      return void res.end(this.metrics.registry.render());
-    }
-    json(404, { error: { code: 'NOT_FOUND' } });
   }
 
   /** The tunnel listener's server certificate (signed by the connector CA), kept in stateDir. */
@@ -475,6 +484,14 @@ export class Relay {
     });
     return { cert: issued.certPem, key: issued.keyPem };
   }
+}
+
+/** 503 DIAGNOSTICS_UNAVAILABLE: this relay cannot test apps. */
+export function diagnosticsUnavailable(): Error & { code: string; status: number } {
+  return Object.assign(new Error('app tests are not available in this relay'), {
+    code: 'DIAGNOSTICS_UNAVAILABLE',
+    status: 503,
+  });
 }
 
 /**
