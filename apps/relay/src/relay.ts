@@ -23,14 +23,10 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
-import {
-  testApp,
-  type AppTestDeps,
-  type AppTestOptions,
-  type AppTestResult,
-} from './diagnostics.js';
+import { testApp, type AppTestOptions, type AppTestResult } from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
+import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
   public: string;
@@ -88,11 +84,23 @@ export class Relay {
   #tunnelPort: number | undefined;
   /** This instance among those sharing the store: heartbeat, the live list for connectors. */
   #instances: InstanceDirectory | undefined;
+  #audit: AuditLog | undefined;
+  /** What the relay's components record into: the AuditLog once started. */
+  readonly #auditSink: AuditSink = forwardingSink(() => this.#audit);
 
   constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
     this.#log = log;
     this.worker = opts.worker;
+  }
+
+  /**
+   * The audit log (`relay.audit`): a log line per event, stored in the state store.
+   * @throws before `start` opened the store
+   */
+  get audit(): AuditLog {
+    if (!this.#audit) throw new Error('the relay is not started');
+    return this.#audit;
   }
 
   /** The port the tunnel listener bound (once started): each worker has its own. */
@@ -106,12 +114,23 @@ export class Relay {
       instance: instanceName(relay.instance?.name ?? hostname(), this.worker),
     });
     this.#store = store;
+    this.#audit = new AuditLog({
+      store,
+      log: this.#log,
+      retentionMs: relay.audit.retentionMs,
+      metrics: this.metrics,
+    });
     const ca = await loadConnectorCa(store, relay.stateDir);
     this.#sharedSecret = await sharedSessionSecret(store);
     const tunnelCert = await this.#tunnelCertificate(ca);
     // Built first: a configuration that cannot serve (a bad certificate, an SSO template)
     // stops the start here, before any listener opens.
-    const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
+    const edge = new Edge(
+      this.#withSharedSecret(this.#config),
+      this.#log,
+      undefined,
+      this.#auditSink,
+    );
     this.#edge = edge;
     // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
     // PostgreSQL: the material is in the store; the fleet's first live instance orders.
@@ -142,6 +161,7 @@ export class Relay {
       groups,
       certValidityMs: relay.connectorCertValidityMs,
       inactiveRetentionMs: relay.inactiveConnectorRetentionMs,
+      audit: this.#auditSink,
     });
     this.#connectors = connectors;
 
@@ -166,6 +186,7 @@ export class Relay {
         log: this.#log,
         knownGroups: groups,
         certValidityMs: relay.connectorCertValidityMs,
+        audit: this.#auditSink,
       }),
     });
     this.#tunnel.on('session', (session) => connectors.add(session));
@@ -189,6 +210,7 @@ export class Relay {
       groups: connectors.groups,
       metrics: this.metrics,
       log: this.#log,
+      audit: this.#auditSink,
     });
     this.#proxy = proxy;
     const limited = connections.serverOptions();
@@ -334,14 +356,13 @@ export class Relay {
   testApp(name: string, o: AppTestOptions = {}): Promise<AppTestResult> {
     if (!this.#edge || !this.#connectors || !this.#store)
       return Promise.reject(new Error('the relay is not started'));
-    const audit = (this as { audit?: AppTestDeps['audit'] }).audit;
     return testApp(
       {
         edge: this.#edge,
         groups: this.#connectors.groups,
         store: this.#store,
         log: this.#log,
-        ...(audit && { audit }),
+        audit: this.#auditSink,
       },
       name,
       o,
@@ -364,7 +385,7 @@ export class Relay {
   reload(config: RelayConfig): { needRestart: string[] } {
     const previous = this.#edge;
     if (!previous) throw new Error('the relay is not started');
-    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous);
+    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous, this.#auditSink);
     this.#edge = edge;
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
@@ -419,6 +440,8 @@ export class Relay {
       redirectClosed,
     ]);
     await closeServer(this.#admin, 0);
+    // After the tunnels closed: their disconnections are in the last batch.
+    await this.#audit?.stop();
     await this.#store?.close();
   }
 

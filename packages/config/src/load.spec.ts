@@ -96,6 +96,7 @@ describe('parseConfig: the DESIGN.md example', () => {
         shutdownDelayMs: 0,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
+        audit: { retentionMs: 90 * 86_400_000 },
         limits: {
           maxConnections: 10_000,
           maxConnectionsPerClient: 256,
@@ -205,6 +206,7 @@ apps:
       shutdownDelayMs: 0,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
+      audit: { retentionMs: 90 * 86_400_000 },
       limits: {
         maxConnections: 10_000,
         maxConnectionsPerClient: 256,
@@ -344,6 +346,7 @@ apps: []
   pingTimeout: 3s
   connectorCertValidity: 365d
   inactiveConnectorRetention: 2d
+  audit: { retention: 30d }
 apps:
   - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough, sticky: session }
   - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough, sticky: clientAddress,
@@ -354,6 +357,7 @@ apps:
     expect(config.relay.pingTimeoutMs).toBe(3_000);
     expect(config.relay.connectorCertValidityMs).toBe(365 * 86_400_000);
     expect(config.relay.inactiveConnectorRetentionMs).toBe(2 * 86_400_000);
+    expect(config.relay.audit).toStrictEqual({ retentionMs: 30 * 86_400_000 });
     expect(config.apps.map((a) => a.sticky)).toStrictEqual(['session', 'clientAddress', undefined]);
     expect(config.apps[1]!.backendProxy).toBe('http://u:p@proxy.corp:3128');
     expect(config.apps[0]).not.toHaveProperty('backendProxy');
@@ -762,6 +766,7 @@ apps:
   tunnelHosts: ["not a host"]
   connectorCertValidity: 20y
   inactiveConnectorRetention: 0s
+  audit: { retention: 30m, keep: forever }
 apps:
   - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
       sticky: cookie, backendProxy: 'https://proxy.corp:3128' }
@@ -778,6 +783,8 @@ apps:
       'relay.tunnelHosts[0]: must be a host name or IP address',
       'relay.connectorCertValidity: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
       'relay.inactiveConnectorRetention: must be at least 1000ms',
+      'relay.audit.retention: must be at least 1h',
+      'relay.audit.keep: unknown key',
       'apps[0].sticky: must be one of: none, session, clientAddress',
       'apps[0].backendProxy: must be an http:// proxy URL (http://host:port)',
       'apps[1].backendProxy: must be http://host:port with no path, query or fragment',

@@ -360,6 +360,11 @@ export interface RelayConfig {
     connectorCertValidityMs: number;
     /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
     inactiveConnectorRetentionMs: number;
+    /** `relay.audit`: audit events in the state store. */
+    audit: {
+      /** From `retention`: events older than this are pruned hourly. @default 90 days, at least 1 h */
+      retentionMs: number;
+    };
     /**
      * Secrets that seal session cookies; the first seals, all open (rotation). Every relay
      * serving the same apps needs the same list. Unset: one is generated in `stateDir`.
@@ -479,7 +484,10 @@ function durationMs(
   if (ms < min)
     ctx.addIssue({
       code: 'custom',
-      message: min === 1 ? 'must be longer than 0' : `must be at least ${min}ms`,
+      message:
+        min === 1
+          ? 'must be longer than 0'
+          : `must be at least ${min >= 60_000 ? humanDuration(min) : `${min}ms`}`,
     });
   else if (ms > max)
     ctx.addIssue({
@@ -920,6 +928,21 @@ const relaySection = z
       description: 'Connectors not seen (or revoked) for this long are removed.',
     }),
     limits: limitsSection,
+    audit: z
+      .strictObject({
+        retention: duration({
+          default: '90d',
+          min: 3_600_000,
+          max: 3650 * DAY_MS,
+          description: 'Audit events older than this are removed (hourly).',
+        }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'The audit log: sign-ins, refusals, connector and admin events, kept in the state store.',
+      })
+      .transform(({ retention }) => ({ retentionMs: retention })),
     stripRequestHeaders: z
       .array(
         z.string().regex(HEADER_PATTERN, {
