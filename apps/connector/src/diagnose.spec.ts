@@ -150,6 +150,13 @@ describe('diagnose: resolve, connect and the GET', () => {
     expect(c.http).toMatchObject({ ok: false });
   });
 
+  it('an unusable backendProxy fails the GET with a fix instead of throwing', async () => {
+    const port = await listen(answer(200));
+    const c = await run({ url: `http://127.0.0.1:${port}/`, backendProxy: 'not a proxy url' });
+    expect(c.http).toMatchObject({ ok: false });
+    expect(c.http!.fix).toMatch(/backendProxy/);
+  });
+
   it('a malformed control body is refused with a code', async () => {
     await expect(diagnoseControl({ app: 'x' }, ctx())).rejects.toMatchObject({
       code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED',
