@@ -159,7 +159,15 @@ export async function diagnose(
     }));
   else
     await guard('tls', () =>
-      checkTls(addresses[0] ?? host, port, name, client.tls, req.verifyTls, budget.next()),
+      checkTls(
+        // The address that took the connection (the first may have refused it).
+        (connected.data?.address as string | undefined) ?? host,
+        port,
+        name,
+        client.tls,
+        req.verifyTls,
+        budget.next(),
+      ),
     );
 
   let authorization: string | undefined;
