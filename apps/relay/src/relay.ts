@@ -23,9 +23,9 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
+import { testApp, type AppTestOptions, type AppTestResult } from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
-import { AdminError } from './admin/operations.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
@@ -349,6 +349,26 @@ export class Relay {
     return addresses;
   }
 
+  /**
+   * "Test application": the app's checks through each connector of its group with a tunnel
+   * here, or the one named (`diagnostics.ts`); audited as `admin.app.tested`.
+   */
+  testApp(name: string, o: AppTestOptions = {}): Promise<AppTestResult> {
+    if (!this.#edge || !this.#connectors || !this.#store)
+      return Promise.reject(new Error('the relay is not started'));
+    return testApp(
+      {
+        edge: this.#edge,
+        groups: this.#connectors.groups,
+        store: this.#store,
+        log: this.#log,
+        audit: this.#auditSink,
+      },
+      name,
+      o,
+    );
+  }
+
   /** The configuration serving now. */
   get config(): RelayConfig {
     return this.#edge?.config ?? this.#config;
@@ -428,7 +448,6 @@ export class Relay {
   /** The admin server's view of this relay. */
   #adminHost(): AdminHost {
     const log = this.#log;
-    const relay = this as Relay & { testApp?: AdminHost['testApp'] };
     return {
       config: () => this.config,
       store: this.#store!,
@@ -446,17 +465,7 @@ export class Relay {
         };
       },
       metrics: () => this.metrics.registry.render(),
-      testApp: (name, o) => {
-        if (!relay.testApp)
-          return Promise.reject(
-            new AdminError(
-              'DIAGNOSTICS_UNAVAILABLE',
-              'app tests are not available in this relay',
-              503,
-            ),
-          );
-        return relay.testApp(name, o);
-      },
+      testApp: (name, o) => this.testApp(name, o),
       relyingParty: () => this.#edge?.signIn.rp,
       connectorRevoked: () => void this.#connectors?.syncRevocations(),
     };

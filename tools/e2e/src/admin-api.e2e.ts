@@ -265,5 +265,22 @@ describe('admin API: workers', () => {
     expect(created.status).toBe(201);
     const ready = await api('/readyz', { on: workers });
     expect(ready.body.workers).toHaveLength(2);
+    // App tests need tunnels, which only the workers have: the primary forwards them.
+    const test = await api('/api/v1/apps/Wiki/tests', {
+      on: workers,
+      method: 'POST',
+      headers,
+      body: {},
+    });
+    expect(test.status).toBe(200);
+    expect(test.body).toMatchObject({ app: 'Wiki', ok: true, connectors: [{ id, ok: true }] });
+    const unknown = await api('/api/v1/apps/Nope/tests', {
+      on: workers,
+      method: 'POST',
+      headers,
+      body: {},
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('NOT_FOUND');
   }, 90_000);
 });

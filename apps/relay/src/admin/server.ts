@@ -55,7 +55,7 @@ export interface AdminHost {
   health(): { ready: boolean; body: object };
   metrics(): Promise<string> | string;
   /** "Test application" (adm-diag); the primary forwards it to a worker. */
-  testApp(name: string, o: { connector?: string; user?: string }): Promise<unknown>;
+  testApp(name: string, o: { connector?: string; user?: string; actor?: string }): Promise<unknown>;
   /** The relay's OIDC relying party (admins sign in with it), when a provider is configured. */
   relyingParty(): RelyingParty | undefined;
   /** A connector was deleted through this host's store: close its tunnels here now. */
