@@ -144,6 +144,12 @@ describe('the OpenAPI document', () => {
 });
 
 describe('/api/v1 routes', () => {
+  it('says the admin sign-in is off without relay.admins', async () => {
+    const res = await fetch(`${base}/console/signin?return=/console/`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as Json).error.message).toMatch(/relay\.admins/);
+  });
+
   it('lists apps with their settings (no secrets) and answers one app or 404', async () => {
     const apps = await api('GET', '/api/v1/apps');
     expect(apps.status).toBe(200);

@@ -383,6 +383,14 @@ describe('admin server: admin sessions', () => {
     expect(foreign.status).toBe(401);
   });
 
+  it('starts the sign-in at /console/signin with the relay’s provider (here unreachable: 502)', async () => {
+    const r = await call('GET', '/console/signin?return=%2Fconsole%2F', {
+      headers: { accept: 'application/json' },
+    });
+    expect(r.status).toBe(502);
+    expect(r.headers['x-appproxy-error']).toBe('IDENTITY_PROVIDER_UNAVAILABLE');
+  });
+
   it('prefers the bearer token over the cookie', async () => {
     const cookie = await adminSessionCookie(rp, config, bob);
     const r = await call('GET', '/api/v1/echo/x', { headers: { cookie, ...bearer() } });

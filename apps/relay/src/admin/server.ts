@@ -104,6 +104,9 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const API_PREFIX = '/api/v1';
 export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
 const CONSOLE_PATH = '/console/';
+const SIGN_IN_PATHS = new Set(
+  ['signin', 'callback', 'signout', 'signed-out'].map((p) => `${CONSOLE_PATH}${p}`),
+);
 
 /** `apx_<id>_<secret>` */
 const ADMIN_TOKEN = /^apx_[A-Za-z0-9]+_[A-Za-z0-9_-]+$/;
@@ -162,6 +165,12 @@ export function createAdminServer(
 
     const oidc = signIn();
     if (oidc && (await oidc.handle(req, res, correlationId))) return;
+    if (!oidc && SIGN_IN_PATHS.has(path))
+      return fail({
+        code: 'NOT_FOUND',
+        status: 404,
+        message: 'the admin sign-in is off: set relay.admins (with an identityProvider)',
+      });
 
     const isApi = path === API_PREFIX || path.startsWith(`${API_PREFIX}/`);
     if (!isApi && path !== '/console' && !path.startsWith(CONSOLE_PATH))
