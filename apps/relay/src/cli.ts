@@ -21,6 +21,7 @@ import {
   workerFromEnv,
 } from './workers.js';
 import { RELAY_VERSION_LINE } from './version.js';
+import { addAppsCommands } from './apps-test-cli.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
@@ -140,7 +141,9 @@ export function buildProgram(): Command {
       // The primary checks the file once; its workers take it as checked.
       if (!worker) await refuseBrokenConfig(config, primaryLog);
       if (!worker && config.relay.workers > 1) {
-        const code = await runPrimary(config, primaryLog);
+        const code = await runPrimary(config, primaryLog, {
+          rereadConfig: () => loadConfig(opts.config),
+        });
         if (code !== 0) throw new CliError('', code);
         return;
       }
@@ -454,6 +457,7 @@ export function buildProgram(): Command {
       if (!ok) throw new CliError('', 2);
     });
 
+  addAppsCommands(program, { readConfig, fail: (message, code) => new CliError(message, code) });
   return program;
 }
 

@@ -14,7 +14,7 @@ import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.
 import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
-import { METRICS_CONTENT_TYPE, createTracer, newTraceId, type Tracer } from '@appproxy/telemetry';
+import { createTracer, newTraceId, type Tracer } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
@@ -23,6 +23,9 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
+import { testApp, type AppTestOptions, type AppTestResult } from './diagnostics.js';
+import { createAdminServer, type AdminHost } from './admin/server.js';
+import { adminExtensions } from './admin/extensions.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
@@ -352,7 +355,8 @@ export class Relay {
       );
     }
     if (relay.adminListen && !worker) {
-      this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
+      const host = this.#adminHost();
+      this.#admin = createAdminServer(host, adminExtensions(host));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
@@ -364,6 +368,26 @@ export class Relay {
       caFingerprint: ca.fingerprint,
     });
     return addresses;
+  }
+
+  /**
+   * "Test application": the app's checks through each connector of its group with a tunnel
+   * here, or the one named (`diagnostics.ts`); audited as `admin.app.tested`.
+   */
+  testApp(name: string, o: AppTestOptions = {}): Promise<AppTestResult> {
+    if (!this.#edge || !this.#connectors || !this.#store)
+      return Promise.reject(new Error('the relay is not started'));
+    return testApp(
+      {
+        edge: this.#edge,
+        groups: this.#connectors.groups,
+        store: this.#store,
+        log: this.#log,
+        audit: this.#auditSink,
+      },
+      name,
+      o,
+    );
   }
 
   /** The configuration serving now. */
@@ -444,27 +468,30 @@ export class Relay {
     await this.#tracer?.shutdown();
   }
 
-  #onAdmin(url: string, res: import('node:http').ServerResponse): void {
-    const path = url.split('?')[0];
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
+  /** The admin server's view of this relay. */
+  #adminHost(): AdminHost {
+    const log = this.#log;
+    return {
+      config: () => this.config,
+      store: this.#store!,
+      audit: this.#auditSink,
+      log,
+      health: () => {
+        const connectors = this.#connectors?.groups.connectors() ?? [];
+        return {
+          ready: this.#ready,
+          body: {
+            status: this.#ready ? 'ready' : 'not ready',
+            tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
+            connectors: connectors.filter((c) => c.accepting > 0).length,
+          },
+        };
+      },
+      metrics: () => this.metrics.registry.render(),
+      testApp: (name, o) => this.testApp(name, o),
+      relyingParty: () => this.#edge?.signIn.rp,
+      connectorRevoked: () => void this.#connectors?.syncRevocations(),
     };
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const connectors = this.#connectors?.groups.connectors() ?? [];
-      const body = {
-        status: this.#ready ? 'ready' : 'not ready',
-        tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
-        connectors: connectors.filter((c) => c.accepting > 0).length,
-      };
-      return json(this.#ready ? 200 : 503, body);
-    }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      return void res.end(this.metrics.registry.render());
-    }
-    json(404, { error: { code: 'NOT_FOUND' } });
   }
 
   /** The tunnel listener's server certificate (signed by the connector CA), kept in stateDir. */

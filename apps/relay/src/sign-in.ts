@@ -50,7 +50,7 @@ export type GateOutcome =
   | { forward: false; page: RenderedError };
 
 /** Which relay error page a pre-authentication refusal gets. */
-const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
+export const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
   APPPROXY_PREAUTH_CONFIG_INVALID: 'INTERNAL_ERROR',
   APPPROXY_PREAUTH_DISCOVERY_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
   APPPROXY_PREAUTH_JWKS_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
@@ -105,7 +105,8 @@ export class SignIn {
     this.#audit = opts.audit;
     const idp = config.identityProvider;
     const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
-    if (!idp || (oidcApps.length === 0 && !config.portal)) return;
+    // relay.admins: the admin console signs in with the same relying party.
+    if (!idp || (oidcApps.length === 0 && !config.portal && !config.relay.admins)) return;
     const rpOptions = {
       issuer: idp.issuer,
       clientId: idp.clientId,
@@ -374,7 +375,7 @@ function acceptOf(req: GateRequest): string | undefined {
 }
 
 /** The request as preauth reads it: cookies by name, split relay cookies joined again. */
-function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
+export function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
   const rawCookies = parseCookieHeader(req.headers.cookie);
   const cookies: Record<string, string> = {};
   for (const { name, value } of rawCookies) if (!(name in cookies)) cookies[name] = value;

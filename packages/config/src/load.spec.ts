@@ -1576,3 +1576,30 @@ describe('parseConfig: telemetry.otlp (issue 15 part 5)', () => {
     expect(summary(issuesOf(`${RELAY}telemetry: { otlp: {} }\n`))).toHaveLength(1);
   });
 });
+
+describe('relay.admins and relay.adminUrl', () => {
+  const IDP = `identityProvider:
+  issuer: https://idp.example.com
+  clientId: x
+`;
+  const relay = (more: string) =>
+    RELAY.replace('relay:\n', `relay:\n  adminListen: 127.0.0.1:9090\n${more}`);
+
+  it('keeps the admins and the admin origin', () => {
+    const config = parse(
+      `${relay("  admins: { groups: ['AppProxy Admins'] }\n  adminUrl: https://admin.example.com:9443/\n")}${IDP}`,
+    );
+    expect(config.relay.admins).toStrictEqual({ users: [], groups: ['AppProxy Admins'] });
+    expect(config.relay.adminUrl).toBe('https://admin.example.com:9443');
+  });
+
+  it('refuses admins without a provider or admin listener, and an adminUrl with a path', () => {
+    const yaml = `${RELAY.replace('relay:\n', 'relay:\n  admins: { users: [alice] }\n  adminUrl: https://a.example.com/console\n')}`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.admins: the admin sign-in requires an identityProvider section',
+      'relay.adminUrl: must be an origin (scheme, host, port) without a path or query',
+    ]);
+    const noListener = `${RELAY.replace('relay:\n', 'relay:\n  admins: { users: [alice] }\n')}${IDP}`;
+    expect(summary(issuesOf(noListener))).toStrictEqual(['relay.admins: needs relay.adminListen']);
+  });
+});
