@@ -1,0 +1,310 @@
+import { DURATION_PATTERN, parseDuration } from '@appproxy/config';
+import type { Logger } from '@appproxy/telemetry';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { consoleAsset } from './assets.js';
+import {
+  renderApps,
+  renderAudit,
+  renderForbidden,
+  renderMessage,
+  renderOverview,
+  renderTokens,
+  type AuditFilters,
+  type ConsoleApp,
+  type ConsoleAuditEvent,
+  type ConsoleConnector,
+  type ConsoleGroup,
+  type ConsoleLastTest,
+  type ConsoleRegistrationToken,
+  type ConsoleViewer,
+} from './pages.js';
+
+/** The CSP of every console response: the console's own files only, no inline code. */
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+const SECURITY_HEADERS: OutgoingHttpHeaders = {
+  'content-security-policy': CONSOLE_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+/** What the console reads, for one signed-in admin (the admin operations underneath). */
+export interface ConsoleData {
+  groups(): Promise<ConsoleGroup[]>;
+  connectors(): Promise<ConsoleConnector[]>;
+  apps(): ConsoleApp[];
+  registrationTokens(): Promise<ConsoleRegistrationToken[]>;
+  audit(q: {
+    since?: Date;
+    user?: string;
+    app?: string;
+    type?: string;
+    limit?: number;
+  }): Promise<ConsoleAuditEvent[]>;
+}
+
+/** The admin session as the console needs it (adm-api's `AdminSession`, and whether it is an admin's). */
+export interface ConsoleSession {
+  user: string;
+  name?: string;
+  csrf: string;
+}
+
+export interface ConsoleOptions {
+  /** The data for a signed-in admin (`actor` is `user:<name>`). */
+  data(session: ConsoleSession): ConsoleData;
+  /** Whether the session's user is one of `relay.admins`. */
+  isAdmin(session: ConsoleSession): boolean;
+  /** Where a page that failed is logged (the person sees only the correlation id). */
+  log?: Pick<Logger, 'error'>;
+}
+
+/** How many audit events a page shows at most. */
+export const AUDIT_PAGE_LIMIT = 200;
+
+/**
+ * The admin console's request handler: `/console/…` pages and assets; answers true when it
+ * answered. Sign-in, callback and sign-out under `/console/` belong to the admin server's
+ * session code, so they are left alone (false).
+ */
+export function createConsoleHandler(
+  opts: ConsoleOptions,
+): (
+  req: IncomingMessage,
+  res: ServerResponse,
+  session: ConsoleSession | undefined,
+) => Promise<boolean> {
+  return async (req, res, session) => {
+    const url = new URL(req.url ?? '/', 'http://console.invalid');
+    const path = url.pathname;
+    if (path !== '/console' && !path.startsWith('/console/')) return false;
+    if (['/console/signin', '/console/callback', '/console/signout'].includes(path)) return false;
+    const correlationId = correlationIdOf(res);
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') {
+      send(res, method, 405, { allow: 'GET, HEAD' }, 'Method not allowed', correlationId);
+      return true;
+    }
+    if (path.startsWith('/console/assets/')) {
+      serveAsset(req, res, path);
+      return true;
+    }
+    if (path === '/console') {
+      redirect(res, '/console/');
+      return true;
+    }
+    if (!session) {
+      redirect(res, `/console/signin?return=${encodeURIComponent(path + url.search)}`);
+      return true;
+    }
+    if (!opts.isAdmin(session)) {
+      send(
+        res,
+        method,
+        403,
+        {},
+        renderForbidden({ user: session.user, correlationId, csrf: session.csrf }),
+        correlationId,
+      );
+      return true;
+    }
+    const viewer: ConsoleViewer = {
+      user: session.user,
+      csrf: session.csrf,
+      ...(session.name !== undefined && { name: session.name }),
+    };
+    const data = opts.data(session);
+    try {
+      const page = await renderPath(path, url.searchParams, viewer, data);
+      if (!page) {
+        const text = `There is no console page at ${path}.`;
+        const body = renderMessage({ title: 'Not found', text, correlationId, viewer });
+        send(res, method, 404, {}, body, correlationId);
+      } else send(res, method, page.status, {}, page.body, correlationId);
+    } catch (err) {
+      const status = statusOf(err);
+      const text =
+        status === 503
+          ? 'The state store cannot be reached right now; try again shortly.'
+          : 'The console failed to build this page.';
+      const body = renderMessage({ title: 'Console error', text, correlationId, viewer });
+      send(res, method, status, {}, body, correlationId);
+      if (status === 500)
+        opts.log?.error('console page failed', {
+          requestId: correlationId,
+          path,
+          err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+        });
+    }
+    return true;
+  };
+}
+
+async function renderPath(
+  path: string,
+  query: URLSearchParams,
+  viewer: ConsoleViewer,
+  data: ConsoleData,
+): Promise<{ status: number; body: string } | undefined> {
+  switch (path) {
+    case '/console/': {
+      const [groups, connectors] = await Promise.all([data.groups(), data.connectors()]);
+      return { status: 200, body: renderOverview(viewer, groups, connectors) };
+    }
+    case '/console/apps': {
+      const apps = data.apps();
+      const lastTests = new Map<string, ConsoleLastTest>();
+      // One query per app: its newest test, however many tests other apps had since.
+      await Promise.all(
+        apps.map(async (a) => {
+          const [last] = await data.audit({ type: 'admin.app.tested', app: a.name, limit: 1 });
+          if (last)
+            lastTests.set(a.name, {
+              ok: last.detail?.ok === true,
+              at: last.at,
+              ...(last.actor !== undefined && { actor: last.actor }),
+            });
+        }),
+      );
+      return { status: 200, body: renderApps(viewer, apps, lastTests) };
+    }
+    case '/console/tokens': {
+      const [groups, tokens] = await Promise.all([data.groups(), data.registrationTokens()]);
+      return {
+        status: 200,
+        body: renderTokens(
+          viewer,
+          groups.map((g) => g.name),
+          tokens,
+        ),
+      };
+    }
+    case '/console/audit':
+      return auditPage(query, viewer, data);
+    default:
+      return undefined;
+  }
+}
+
+async function auditPage(
+  query: URLSearchParams,
+  viewer: ConsoleViewer,
+  data: ConsoleData,
+): Promise<{ status: number; body: string }> {
+  const filters: AuditFilters = {
+    since: query.get('since')?.trim() ?? '',
+    user: query.get('user')?.trim() ?? '',
+    app: query.get('app')?.trim() ?? '',
+    type: query.get('type')?.trim() ?? '',
+  };
+  const since = parseSince(filters.since);
+  if (since === 'invalid')
+    return {
+      status: 400,
+      body: renderAudit(viewer, filters, [], {
+        error: 'Since: expected a duration such as 30m, 1h or 7d, or an ISO time.',
+      }),
+    };
+  try {
+    const events = await data.audit({
+      ...(since && { since }),
+      ...(filters.user && { user: filters.user }),
+      ...(filters.app && { app: filters.app }),
+      ...(filters.type && { type: filters.type }),
+      limit: AUDIT_PAGE_LIMIT,
+    });
+    return { status: 200, body: renderAudit(viewer, filters, events, { limit: AUDIT_PAGE_LIMIT }) };
+  } catch (err) {
+    if (statusOf(err) !== 400) throw err;
+    return {
+      status: 400,
+      body: renderAudit(viewer, filters, [], { error: (err as Error).message }),
+    };
+  }
+}
+
+/** `1h` → an hour ago; an ISO time as given; empty → undefined. */
+export function parseSince(text: string, now = Date.now()): Date | undefined | 'invalid' {
+  if (text === '') return undefined;
+  if (DURATION_PATTERN.test(text) && !/^\s*\d+\s*$/.test(text))
+    return new Date(now - parseDuration(text));
+  const t = Date.parse(text);
+  return /^\d{4}-\d{2}-\d{2}/.test(text) && Number.isFinite(t) ? new Date(t) : 'invalid';
+}
+
+function statusOf(err: unknown): number {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
+}
+
+function correlationIdOf(res: ServerResponse): string {
+  const set = res.getHeader('x-appproxy-correlation-id');
+  return typeof set === 'string' && set ? set : randomUUID();
+}
+
+function send(
+  res: ServerResponse,
+  method: string,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  body: string,
+  correlationId: string,
+): void {
+  const buf = Buffer.from(body, 'utf8');
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'cache-control': 'no-store',
+    'content-type': status === 405 ? 'text/plain; charset=utf-8' : 'text/html; charset=utf-8',
+    'content-length': buf.length,
+    'x-appproxy-correlation-id': correlationId,
+    ...headers,
+  });
+  res.end(method === 'HEAD' ? undefined : buf);
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(302, {
+    ...SECURITY_HEADERS,
+    'cache-control': 'no-store',
+    location,
+    'content-length': 0,
+  });
+  res.end();
+}
+
+function serveAsset(req: IncomingMessage, res: ServerResponse, path: string): void {
+  const asset = consoleAsset(path);
+  if (!asset) {
+    res.writeHead(404, {
+      ...SECURITY_HEADERS,
+      'cache-control': 'no-store',
+      'content-type': 'text/plain; charset=utf-8',
+    });
+    res.end('Not found');
+    return;
+  }
+  const headers: OutgoingHttpHeaders = {
+    ...SECURITY_HEADERS,
+    // The name carries the content's hash: a new build is a new URL.
+    'cache-control': 'public, max-age=31536000, immutable',
+    'content-type': asset.contentType,
+    etag: asset.etag,
+  };
+  if (req.headers['if-none-match'] === asset.etag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, 'content-length': asset.body.length });
+  res.end(req.method === 'HEAD' ? undefined : asset.body);
+}
