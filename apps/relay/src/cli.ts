@@ -3,12 +3,13 @@ import {
   StateStoreError,
   loadConfig,
   parseDuration,
+  type NewAuditEvent,
   type RelayConfig,
 } from '@appproxy/config';
 import { createLogger, parseLogFormat, type Logger } from '@appproxy/telemetry';
-import { CAPABILITY, formatRegistrationToken } from '@appproxy/tunnel';
-import { connectorState } from './connector-registry.js';
-import { loadConnectorCa, openRelayStore } from './relay-store.js';
+import * as ops from './admin/operations.js';
+import { AdminError, type AdminContext } from './admin/operations.js';
+import { openRelayStore } from './relay-store.js';
 import { Command, CommanderError } from 'commander';
 import { checkConfig, formatProblem, type ConfigProblem } from './config-check.js';
 import { ListenError, Relay } from './relay.js';
@@ -183,23 +184,12 @@ export function buildProgram(): Command {
       if (!config.connectorGroups.some((g) => g.name === opts.group)) {
         throw new CliError(`no connector group named "${opts.group}" in ${opts.config}`, 2);
       }
-      let ttlMs: number;
-      try {
-        ttlMs = parseDuration(opts.ttl);
-      } catch {
-        throw new CliError(`--ttl: not a duration: ${opts.ttl}`, 2);
-      }
+      const ttlMs = durationOption('--ttl', opts.ttl);
       // The store first: it creates stateDir, or says why it cannot.
-      const store = await openRelayStore(config.relay);
-      try {
-        const ca = await loadConnectorCa(store, config.relay.stateDir);
-        const created = await store.createRegistrationToken({ group: opts.group, ttlMs });
-        process.stdout.write(
-          `${formatRegistrationToken({ id: created.id, secret: created.secret, caFingerprint: ca.fingerprint })}\n`,
-        );
-      } finally {
-        await store.close();
-      }
+      await withAdmin(config, async (ctx) => {
+        const created = await ops.createRegistrationToken(ctx, { group: opts.group, ttlMs });
+        process.stdout.write(`${created.token}\n`);
+      });
     });
 
   const connectors = program.command('connectors').description('Registered connectors.');
@@ -212,44 +202,13 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
       const config = await readConfig(opts.config);
-      const store = await openRelayStore(config.relay);
-      try {
-        const now = Date.now();
-        // What every connector of this version has; Kerberos is a connector's own setting.
-        const known: string[] = [CAPABILITY.websocket, CAPABILITY.backendTls];
-        const rows = (await store.listConnectors()).map((c) => {
-          const state = connectorState(c, now);
-          const live = state === 'active';
-          return {
-            id: c.id,
-            group: c.group,
-            hostname: c.hostname ?? '',
-            version: c.version ?? '',
-            state,
-            lastSeen: c.lastSeenAt?.toISOString() ?? null,
-            tunnels: live ? c.tunnels : 0,
-            inFlight: live ? c.inFlight : 0,
-            // The relay instances it has tunnels to (seen within the active window).
-            instances: (c.instances ?? []).map((i) => ({
-              name: i.name,
-              tunnels: i.tunnels,
-              inFlight: i.inFlight,
-              seenAt: i.seenAt.toISOString(),
-            })),
-            capabilities: c.capabilities,
-            kerberos: c.capabilities.includes(CAPABILITY.kerberos),
-            // Known only once it connected and said what it can do.
-            missingCapabilities: c.lastSeenAt
-              ? known.filter((k) => !c.capabilities.includes(k))
-              : [],
-            certificateExpires: c.certNotAfter.toISOString(),
-          };
-        });
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-          return;
-        }
-        const header = [
+      const rows = await withAdmin(config, (ctx) => ops.listConnectors(ctx));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return;
+      }
+      printTable(
+        [
           'ID',
           'GROUP',
           'HOST',
@@ -261,37 +220,24 @@ export function buildProgram(): Command {
           'INSTANCES',
           'KERBEROS',
           'LACKS',
-        ];
-        const table = [
-          header,
-          ...rows.map((r) => [
-            r.id,
-            r.group,
-            r.hostname || '-',
-            r.version || '-',
-            r.state,
-            r.lastSeen ?? '-',
-            String(r.tunnels),
-            String(r.inFlight),
-            r.instances
-              .filter((i) => i.tunnels > 0)
-              .map((i) => `${i.name}(${i.tunnels})`)
-              .join(',') || '-',
-            r.kerberos ? 'yes' : '-',
-            r.missingCapabilities.join(',') || '-',
-          ]),
-        ];
-        const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-        for (const row of table)
-          process.stdout.write(
-            `${row
-              .map((cell, i) => cell.padEnd(widths[i]!))
-              .join('  ')
-              .trimEnd()}\n`,
-          );
-      } finally {
-        await store.close();
-      }
+        ],
+        rows.map((r) => [
+          r.id,
+          r.group,
+          r.hostname || '-',
+          r.version || '-',
+          r.state,
+          r.lastSeen ?? '-',
+          String(r.tunnels),
+          String(r.inFlight),
+          r.instances
+            .filter((i) => i.tunnels > 0)
+            .map((i) => `${i.name}(${i.tunnels})`)
+            .join(',') || '-',
+          r.kerberos ? 'yes' : '-',
+          r.missingCapabilities.join(',') || '-',
+        ]),
+      );
     });
 
   connectors
@@ -303,13 +249,8 @@ export function buildProgram(): Command {
     .requiredOption('--config <file>', 'path to appproxy.yaml')
     .action(async (id: string, opts: { config: string }) => {
       const config = await readConfig(opts.config);
-      const store = await openRelayStore(config.relay);
-      try {
-        if (!(await store.revokeConnector(id))) throw new CliError(`no connector with id ${id}`, 2);
-        process.stdout.write(`connector ${id} deleted; its certificate is revoked\n`);
-      } finally {
-        await store.close();
-      }
+      await withAdmin(config, (ctx) => ops.deleteConnector(ctx, id));
+      process.stdout.write(`connector ${id} deleted; its certificate is revoked\n`);
     });
 
   program
@@ -372,6 +313,53 @@ async function configErrors(config: RelayConfig, log: Logger): Promise<string[]>
   for (const p of problems)
     if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
   return problems.filter((p) => p.severity === 'error').map(formatProblem);
+}
+
+/** `--ttl 90d` in milliseconds; a usage error (exit 2) when it is not a duration. */
+function durationOption(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new CliError(`${flag}: not a duration: ${value}`, 2);
+  }
+}
+
+/**
+ * Runs admin operations as `cli` on the configured store; what they audit is stored before
+ * the store closes. An AdminError is a one-line CLI error: exit 1 when the store is
+ * unavailable, else 2.
+ */
+async function withAdmin<T>(
+  config: RelayConfig,
+  fn: (ctx: AdminContext) => Promise<T>,
+): Promise<T> {
+  const store = await openRelayStore(config.relay);
+  const audited: NewAuditEvent[] = [];
+  try {
+    return await fn({ config, store, actor: 'cli', audit: { record: (e) => audited.push(e) } });
+  } catch (err) {
+    if (err instanceof AdminError) throw new CliError(err.message, err.status === 503 ? 1 : 2);
+    throw err;
+  } finally {
+    if (audited.length > 0)
+      await store.appendAudit(audited).catch((err: Error) => {
+        process.stderr.write(`appproxy-relay: warning: audit events not stored: ${err.message}\n`);
+      });
+    await store.close();
+  }
+}
+
+/** Columns padded to their widest cell, two spaces apart. */
+function printTable(header: string[], rows: string[][]): void {
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table)
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */

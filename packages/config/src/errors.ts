@@ -55,12 +55,16 @@ export function formatIssue(sourceName: string, issue: ConfigIssue): string {
 
 /** Stable codes of a registration token that cannot be redeemed. */
 export type TokenErrorCode =
-  'APPPROXY_TOKEN_INVALID' | 'APPPROXY_TOKEN_EXPIRED' | 'APPPROXY_TOKEN_USED';
+  | 'APPPROXY_TOKEN_INVALID'
+  | 'APPPROXY_TOKEN_EXPIRED'
+  | 'APPPROXY_TOKEN_USED'
+  | 'APPPROXY_TOKEN_REVOKED';
 
 const TOKEN_MESSAGES: Record<TokenErrorCode, string> = {
   APPPROXY_TOKEN_INVALID: 'registration token is not valid',
   APPPROXY_TOKEN_EXPIRED: 'registration token has expired; create a new one',
   APPPROXY_TOKEN_USED: 'registration token has already been used; create a new one',
+  APPPROXY_TOKEN_REVOKED: 'registration token has been revoked; create a new one',
 };
 
 /**

@@ -49,7 +49,15 @@ export {
 export { ensureStateDir, stateDirProblem } from './state-dir.js';
 export {
   ATTACHMENT_WINDOW_MS,
+  AUDIT_QUERY_DEFAULT_LIMIT,
+  AUDIT_QUERY_MAX_LIMIT,
   STORE_KEY_MIN_LENGTH,
+  type AdminTokenRecord,
+  type AuditEvent,
+  type AuditQuery,
+  type AuditType,
+  type NewAuditEvent,
+  type RegistrationTokenRecord,
   type ConnectorAttachment,
   type ConnectorRecord,
   type ConnectorSeen,

@@ -1,8 +1,26 @@
 import pg from 'pg';
 import { StateStoreError, TokenError } from './errors.js';
 import {
+  ADMIN_TOKEN_COLUMNS,
+  ADMIN_TOKEN_USE_INTERVAL_MS,
+  AUDIT_COLUMNS,
   CONNECTOR_COLUMNS,
   TOKEN_RETENTION_MS,
+  adminTokenMatches,
+  auditSelect,
+  auditValues,
+  formatAdminToken,
+  newAdminTokenParts,
+  parseAdminToken,
+  toAdminToken,
+  toAuditEvent,
+  type AdminTokenRecord,
+  type AdminTokenRow,
+  type AuditEvent,
+  type AuditQuery,
+  type AuditRow,
+  type NewAuditEvent,
+  type RegistrationTokenRecord,
   byConnector,
   connectorValues,
   newTokenId,
@@ -91,6 +109,37 @@ const MIGRATIONS: readonly string[] = [
      value bytea NOT NULL
    );
    CREATE SEQUENCE state_changes;`,
+  // Audit events, admin tokens, revocable registration tokens.
+  `ALTER TABLE registration_tokens ADD COLUMN revoked_at bigint;
+   CREATE TABLE audit_events (
+     id text PRIMARY KEY,
+     at bigint NOT NULL,
+     type text NOT NULL,
+     instance text NOT NULL,
+     actor text,
+     user_name text,
+     app text,
+     client_address text,
+     code text,
+     connector text,
+     connector_group text,
+     correlation_id text,
+     detail text
+   );
+   CREATE INDEX audit_events_at ON audit_events (at);
+   CREATE INDEX audit_events_user ON audit_events (user_name, at);
+   CREATE INDEX audit_events_app ON audit_events (app, at);
+   CREATE INDEX audit_events_type ON audit_events (type, at);
+   CREATE TABLE admin_tokens (
+     id text PRIMARY KEY,
+     name text NOT NULL,
+     secret_sha256 bytea NOT NULL,
+     created_at bigint NOT NULL,
+     expires_at bigint,
+     last_used_at bigint,
+     created_by text,
+     revoked_at bigint
+   );`,
 ];
 
 /** A Postgres URL for messages: scheme, host, port and database, never user or password. */
@@ -217,10 +266,10 @@ const SQL = {
   insertToken: `INSERT INTO registration_tokens (id, secret_sha256, connector_group, created_at, expires_at)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
   findToken:
-    'SELECT secret_sha256, connector_group, expires_at, used_at FROM registration_tokens WHERE id = $1',
+    'SELECT secret_sha256, connector_group, expires_at, used_at, revoked_at FROM registration_tokens WHERE id = $1',
   // The WHERE makes redemption single-use even when two instances race for it.
   spendToken:
-    'UPDATE registration_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1',
+    'UPDATE registration_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1',
   pruneTokens: 'DELETE FROM registration_tokens WHERE expires_at < $1',
   upsert: `INSERT INTO connectors (${cols}) VALUES (${CONNECTOR_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
     ON CONFLICT (id) DO UPDATE SET ${CONNECTOR_COLUMNS.slice(1)
@@ -567,6 +616,130 @@ class PostgresStateStore implements StateStore {
     const { rowCount } = await this.#query('DELETE FROM instances WHERE name = $1', [name]);
     if (rowCount === 1) await this.#notify();
     return rowCount === 1;
+  }
+
+  async listRegistrationTokens(now = new Date()): Promise<RegistrationTokenRecord[]> {
+    const { rows } = await this.#query<{
+      id: string;
+      connector_group: string;
+      created_at: number;
+      expires_at: number;
+    }>(
+      `SELECT id, connector_group, created_at, expires_at FROM registration_tokens
+       WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 ORDER BY created_at, id`,
+      [now.getTime()],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      group: r.connector_group,
+      createdAt: new Date(r.created_at),
+      expiresAt: new Date(r.expires_at),
+    }));
+  }
+
+  async revokeRegistrationToken(id: string, at = new Date()): Promise<boolean> {
+    const { rowCount } = await this.#query(
+      `UPDATE registration_tokens SET revoked_at = $1
+       WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1`,
+      [at.getTime(), id],
+    );
+    return rowCount === 1;
+  }
+
+  async appendAudit(events: NewAuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const now = new Date();
+    const n = AUDIT_COLUMNS.length;
+    // One multi-row INSERT: one round trip per batch.
+    await this.#query(
+      `INSERT INTO audit_events (${AUDIT_COLUMNS.join(', ')}) VALUES ${events
+        .map((_, i) => `(${AUDIT_COLUMNS.map((_c, j) => `$${i * n + j + 1}`).join(', ')})`)
+        .join(', ')}`,
+      events.flatMap((e) => auditValues(e, this.instance, now)),
+    );
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const { text, values } = auditSelect(q, (i) => `$${i}`);
+    return (await this.#query<AuditRow>(text, values)).rows.map(toAuditEvent);
+  }
+
+  async pruneAudit(before: Date): Promise<number> {
+    const { rowCount } = await this.#query('DELETE FROM audit_events WHERE at < $1', [
+      before.getTime(),
+    ]);
+    return rowCount ?? 0;
+  }
+
+  async createAdminToken({
+    name,
+    ttlMs,
+    createdBy,
+    now = new Date(),
+  }: {
+    name: string;
+    ttlMs?: number;
+    createdBy?: string;
+    now?: Date;
+  }): Promise<{ token: string; record: AdminTokenRecord }> {
+    const { secret, expiresAt } = newAdminTokenParts(name, ttlMs, now);
+    await this.#query('DELETE FROM admin_tokens WHERE revoked_at < $1 OR expires_at < $1', [
+      now.getTime() - TOKEN_RETENTION_MS,
+    ]);
+    for (;;) {
+      const id = newTokenId();
+      const { rowCount } = await this.#query(
+        `INSERT INTO admin_tokens (id, name, secret_sha256, created_at, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+        [id, name, sha256(secret), now.getTime(), expiresAt?.getTime() ?? null, createdBy ?? null],
+      );
+      if (rowCount !== 1) continue;
+      const record: AdminTokenRecord = {
+        id,
+        name,
+        createdAt: now,
+        ...(expiresAt && { expiresAt }),
+        ...(createdBy !== undefined && { createdBy }),
+      };
+      return { token: formatAdminToken(id, secret), record };
+    }
+  }
+
+  async verifyAdminToken(token: string, now = new Date()): Promise<AdminTokenRecord | undefined> {
+    const parsed = parseAdminToken(token);
+    const row = parsed
+      ? (
+          await this.#query<AdminTokenRow>(
+            `SELECT ${ADMIN_TOKEN_COLUMNS} FROM admin_tokens WHERE id = $1`,
+            [parsed.id],
+          )
+        ).rows[0]
+      : undefined;
+    if (!adminTokenMatches(row, parsed?.secret ?? '', now)) return undefined;
+    const t = now.getTime();
+    const { rowCount } = await this.#query(
+      `UPDATE admin_tokens SET last_used_at = $1
+       WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)`,
+      [t, row.id, t - ADMIN_TOKEN_USE_INTERVAL_MS],
+    );
+    return toAdminToken(rowCount === 1 ? { ...row, last_used_at: t } : row);
+  }
+
+  async listAdminTokens(now = new Date()): Promise<AdminTokenRecord[]> {
+    const { rows } = await this.#query<AdminTokenRow>(
+      `SELECT ${ADMIN_TOKEN_COLUMNS} FROM admin_tokens
+       WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY created_at, id`,
+      [now.getTime()],
+    );
+    return rows.map(toAdminToken);
+  }
+
+  async revokeAdminToken(idOrName: string, at = new Date()): Promise<boolean> {
+    const { rowCount } = await this.#query(
+      'UPDATE admin_tokens SET revoked_at = $1 WHERE (id = $2 OR name = $2) AND revoked_at IS NULL',
+      [at.getTime(), idOrName],
+    );
+    return (rowCount ?? 0) > 0;
   }
 
   async close(): Promise<void> {

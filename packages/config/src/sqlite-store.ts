@@ -4,8 +4,26 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { StateStoreError, TokenError } from './errors.js';
 import { ensureStateDir } from './state-dir.js';
 import {
+  ADMIN_TOKEN_COLUMNS,
+  ADMIN_TOKEN_USE_INTERVAL_MS,
+  AUDIT_COLUMNS,
   CONNECTOR_COLUMNS,
   TOKEN_RETENTION_MS,
+  adminTokenMatches,
+  auditSelect,
+  auditValues,
+  formatAdminToken,
+  newAdminTokenParts,
+  parseAdminToken,
+  toAdminToken,
+  toAuditEvent,
+  type AdminTokenRecord,
+  type AdminTokenRow,
+  type AuditEvent,
+  type AuditQuery,
+  type AuditRow,
+  type NewAuditEvent,
+  type RegistrationTokenRecord,
   byConnector,
   connectorValues,
   newTokenId,
@@ -86,6 +104,37 @@ const MIGRATIONS: readonly string[] = [
      value BLOB NOT NULL,
      updated_at INTEGER NOT NULL
    ) STRICT;`,
+  // Audit events, admin tokens, revocable registration tokens.
+  `ALTER TABLE registration_tokens ADD COLUMN revoked_at INTEGER;
+   CREATE TABLE audit_events (
+     id TEXT PRIMARY KEY,
+     at INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     instance TEXT NOT NULL,
+     actor TEXT,
+     user_name TEXT,
+     app TEXT,
+     client_address TEXT,
+     code TEXT,
+     connector TEXT,
+     connector_group TEXT,
+     correlation_id TEXT,
+     detail TEXT
+   ) STRICT;
+   CREATE INDEX audit_events_at ON audit_events (at);
+   CREATE INDEX audit_events_user ON audit_events (user_name, at);
+   CREATE INDEX audit_events_app ON audit_events (app, at);
+   CREATE INDEX audit_events_type ON audit_events (type, at);
+   CREATE TABLE admin_tokens (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     secret_sha256 BLOB NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     last_used_at INTEGER,
+     created_by TEXT,
+     revoked_at INTEGER
+   ) STRICT;`,
 ];
 
 /**
@@ -128,6 +177,16 @@ type StatementName =
   | 'insertToken'
   | 'findToken'
   | 'spendToken'
+  | 'listTokens'
+  | 'revokeToken'
+  | 'insertAudit'
+  | 'pruneAudit'
+  | 'insertAdminToken'
+  | 'findAdminToken'
+  | 'useAdminToken'
+  | 'listAdminTokens'
+  | 'revokeAdminToken'
+  | 'pruneAdminTokens'
   | 'pruneTokens'
   | 'upsert'
   | 'getConnector'
@@ -171,11 +230,42 @@ class SqliteStateStore implements StateStore {
          VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
       ),
       findToken: db.prepare(
-        'SELECT secret_sha256, connector_group, expires_at, used_at FROM registration_tokens WHERE id = ?',
+        'SELECT secret_sha256, connector_group, expires_at, used_at, revoked_at FROM registration_tokens WHERE id = ?',
       ),
       // The WHERE makes redemption single-use even when two processes race for it.
       spendToken: db.prepare(
-        'UPDATE registration_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?',
+        'UPDATE registration_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?',
+      ),
+      listTokens: db.prepare(
+        `SELECT id, connector_group, created_at, expires_at FROM registration_tokens
+         WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id`,
+      ),
+      revokeToken: db.prepare(
+        `UPDATE registration_tokens SET revoked_at = ?
+         WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?`,
+      ),
+      insertAudit: db.prepare(
+        `INSERT INTO audit_events (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
+      ),
+      pruneAudit: db.prepare('DELETE FROM audit_events WHERE at < ?'),
+      insertAdminToken: db.prepare(
+        `INSERT INTO admin_tokens (id, name, secret_sha256, created_at, expires_at, created_by)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      ),
+      findAdminToken: db.prepare(`SELECT ${ADMIN_TOKEN_COLUMNS} FROM admin_tokens WHERE id = ?`),
+      useAdminToken: db.prepare(
+        `UPDATE admin_tokens SET last_used_at = ?
+         WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)`,
+      ),
+      listAdminTokens: db.prepare(
+        `SELECT ${ADMIN_TOKEN_COLUMNS} FROM admin_tokens
+         WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id`,
+      ),
+      revokeAdminToken: db.prepare(
+        'UPDATE admin_tokens SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL',
+      ),
+      pruneAdminTokens: db.prepare(
+        'DELETE FROM admin_tokens WHERE revoked_at < ? OR expires_at < ?',
       ),
       pruneTokens: db.prepare('DELETE FROM registration_tokens WHERE expires_at < ?'),
       upsert: db.prepare(
@@ -435,6 +525,104 @@ class SqliteStateStore implements StateStore {
   async removeInstance(name: string): Promise<boolean> {
     this.#sql.detachInstance.run(name);
     return Number(this.#sql.removeInstance.run(name).changes) === 1;
+  }
+
+  async listRegistrationTokens(now = new Date()): Promise<RegistrationTokenRecord[]> {
+    const rows = this.#sql.listTokens.all(now.getTime()) as Array<{
+      id: string;
+      connector_group: string;
+      created_at: number;
+      expires_at: number;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      group: r.connector_group,
+      createdAt: new Date(r.created_at),
+      expiresAt: new Date(r.expires_at),
+    }));
+  }
+
+  async revokeRegistrationToken(id: string, at = new Date()): Promise<boolean> {
+    return Number(this.#sql.revokeToken.run(at.getTime(), id, at.getTime()).changes) === 1;
+  }
+
+  async appendAudit(events: NewAuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const now = new Date();
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const e of events) this.#sql.insertAudit.run(...auditValues(e, this.instance, now));
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const { text, values } = auditSelect(q, () => '?');
+    return (this.#db.prepare(text).all(...values) as unknown as AuditRow[]).map(toAuditEvent);
+  }
+
+  async pruneAudit(before: Date): Promise<number> {
+    return Number(this.#sql.pruneAudit.run(before.getTime()).changes);
+  }
+
+  async createAdminToken({
+    name,
+    ttlMs,
+    createdBy,
+    now = new Date(),
+  }: {
+    name: string;
+    ttlMs?: number;
+    createdBy?: string;
+    now?: Date;
+  }): Promise<{ token: string; record: AdminTokenRecord }> {
+    const { secret, expiresAt } = newAdminTokenParts(name, ttlMs, now);
+    const old = now.getTime() - TOKEN_RETENTION_MS;
+    this.#sql.pruneAdminTokens.run(old, old);
+    for (;;) {
+      const id = newTokenId();
+      const { changes } = this.#sql.insertAdminToken.run(
+        id,
+        name,
+        sha256(secret),
+        now.getTime(),
+        expiresAt?.getTime() ?? null,
+        createdBy ?? null,
+      );
+      if (Number(changes) !== 1) continue;
+      const record: AdminTokenRecord = {
+        id,
+        name,
+        createdAt: now,
+        ...(expiresAt && { expiresAt }),
+        ...(createdBy !== undefined && { createdBy }),
+      };
+      return { token: formatAdminToken(id, secret), record };
+    }
+  }
+
+  async verifyAdminToken(token: string, now = new Date()): Promise<AdminTokenRecord | undefined> {
+    const parsed = parseAdminToken(token);
+    const row = parsed
+      ? (this.#sql.findAdminToken.get(parsed.id) as AdminTokenRow | undefined)
+      : undefined;
+    if (!adminTokenMatches(row, parsed?.secret ?? '', now)) return undefined;
+    const t = now.getTime();
+    const { changes } = this.#sql.useAdminToken.run(t, row.id, t - ADMIN_TOKEN_USE_INTERVAL_MS);
+    return toAdminToken(Number(changes) === 1 ? { ...row, last_used_at: t } : row);
+  }
+
+  async listAdminTokens(now = new Date()): Promise<AdminTokenRecord[]> {
+    return (this.#sql.listAdminTokens.all(now.getTime()) as unknown as AdminTokenRow[]).map(
+      toAdminToken,
+    );
+  }
+
+  async revokeAdminToken(idOrName: string, at = new Date()): Promise<boolean> {
+    return Number(this.#sql.revokeAdminToken.run(at.getTime(), idOrName, idOrName).changes) > 0;
   }
 
   async close(): Promise<void> {

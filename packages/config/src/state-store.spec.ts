@@ -509,6 +509,284 @@ describe.each(backends)('$name store', (backend) => {
     });
   });
 
+  describe.skipIf(skip)('registration tokens: list and revoke', () => {
+    it('list shows only redeemable tokens, oldest first, without secrets', async () => {
+      const store = await open();
+      const t0 = new Date('2030-01-01T00:00:00Z');
+      const a = await store.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 3_600_000,
+        now: t0,
+      });
+      const b = await store.createRegistrationToken({
+        group: 'Berlin',
+        ttlMs: 3_600_000,
+        now: new Date(t0.getTime() + 1000),
+      });
+      const short = await store.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 10_000,
+        now: t0,
+      });
+      const spent = await store.createRegistrationToken({
+        group: 'Default',
+        ttlMs: 3_600_000,
+        now: t0,
+      });
+      await store.redeemRegistrationToken(spent.id, spent.secret, { now: t0 });
+      const later = new Date(t0.getTime() + 60_000);
+      const list = await store.listRegistrationTokens(later);
+      expect(list).toStrictEqual([
+        { id: a.id, group: 'Default', createdAt: t0, expiresAt: a.expiresAt },
+        {
+          id: b.id,
+          group: 'Berlin',
+          createdAt: new Date(t0.getTime() + 1000),
+          expiresAt: b.expiresAt,
+        },
+      ]);
+      expect(JSON.stringify(list)).not.toContain(a.secret);
+      // The expired one is listed while it was still valid.
+      expect((await store.listRegistrationTokens(t0)).map((t) => t.id)).toContain(short.id);
+    });
+
+    it('a revoked token is refused with APPPROXY_TOKEN_REVOKED; revoke is true once', async () => {
+      const store = await open();
+      const t = await store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+      const spent = await store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
+      await store.redeemRegistrationToken(spent.id, spent.secret);
+      expect(await store.revokeRegistrationToken(t.id)).toBe(true);
+      expect(await store.revokeRegistrationToken(t.id)).toBe(false);
+      expect(await store.revokeRegistrationToken(spent.id)).toBe(false);
+      expect(await store.revokeRegistrationToken('zzzzzzzz')).toBe(false);
+      for (const fn of [
+        () => store.checkRegistrationToken(t.id, t.secret),
+        () => store.redeemRegistrationToken(t.id, t.secret, { connector: connector() }),
+      ])
+        expect((await tokenError(fn)).code).toBe('APPPROXY_TOKEN_REVOKED');
+      // The wrong secret for a revoked id still says only INVALID.
+      expect((await tokenError(() => store.checkRegistrationToken(t.id, 'x'))).code).toBe(
+        'APPPROXY_TOKEN_INVALID',
+      );
+      expect(await store.getConnector(connector().id)).toBeUndefined();
+      expect(await store.listRegistrationTokens()).toStrictEqual([]);
+    });
+  });
+
+  describe.skipIf(skip)('admin tokens', () => {
+    it('apx_<id>_<secret>: verify gives the record; a wrong secret or malformed token nothing', async () => {
+      const store = await open();
+      const now = new Date('2030-01-01T00:00:00Z');
+      const { token, record } = await store.createAdminToken({
+        name: 'ops',
+        ttlMs: 3_600_000,
+        createdBy: 'cli',
+        now,
+      });
+      expect(token).toMatch(/^apx_[a-z2-7]{8}_[A-Za-z0-9_-]{43}$/);
+      expect(record).toStrictEqual({
+        id: token.slice(4, 12),
+        name: 'ops',
+        createdAt: now,
+        expiresAt: new Date('2030-01-01T01:00:00Z'),
+        createdBy: 'cli',
+      });
+      const at = new Date('2030-01-01T00:10:00Z');
+      expect(await store.verifyAdminToken(token, at)).toStrictEqual({ ...record, lastUsedAt: at });
+      const wrong = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+      for (const bad of [
+        wrong,
+        token.slice(0, -1),
+        `apx_zzzzzzzz_${token.slice(13)}`,
+        '',
+        'apx_',
+        token.slice(4),
+      ])
+        expect(await store.verifyAdminToken(bad, at)).toBeUndefined();
+    });
+
+    it('expired and revoked tokens are refused and not listed; revoke by id or name', async () => {
+      const store = await open();
+      const t0 = new Date();
+      const a = await store.createAdminToken({ name: 'ops', now: t0 });
+      const b = await store.createAdminToken({ name: 'ci', ttlMs: 60_000, now: t0 });
+      const c = await store.createAdminToken({ name: 'backup', now: t0 });
+      expect(a.record.expiresAt).toBeUndefined();
+      // Same creation time: by id.
+      expect((await store.listAdminTokens(t0)).map((r) => r.id)).toStrictEqual(
+        [a, b, c].map((t) => t.record.id).sort(),
+      );
+      const after = new Date(t0.getTime() + 60_000);
+      expect(await store.verifyAdminToken(b.token, after)).toBeUndefined();
+      expect((await store.listAdminTokens(after)).map((r) => r.name).sort()).toStrictEqual([
+        'backup',
+        'ops',
+      ]);
+      expect(await store.revokeAdminToken('ops')).toBe(true);
+      expect(await store.revokeAdminToken(c.record.id)).toBe(true);
+      expect(await store.revokeAdminToken('ops')).toBe(false);
+      expect(await store.revokeAdminToken('nobody')).toBe(false);
+      expect(await store.verifyAdminToken(a.token)).toBeUndefined();
+      expect(await store.verifyAdminToken(c.token)).toBeUndefined();
+      expect(await store.listAdminTokens(after)).toStrictEqual([]);
+    });
+
+    it('lastUsedAt is written at most once a minute', async () => {
+      const store = await open();
+      const t0 = new Date('2030-01-01T00:00:00Z');
+      const { token } = await store.createAdminToken({ name: 'ops', now: t0 });
+      const at = (s: number) => new Date(t0.getTime() + s * 1000);
+      expect((await store.verifyAdminToken(token, at(1)))?.lastUsedAt).toStrictEqual(at(1));
+      expect((await store.verifyAdminToken(token, at(30)))?.lastUsedAt).toStrictEqual(at(1));
+      expect((await store.listAdminTokens(at(30)))[0]?.lastUsedAt).toStrictEqual(at(1));
+      expect((await store.verifyAdminToken(token, at(61)))?.lastUsedAt).toStrictEqual(at(61));
+      expect((await store.listAdminTokens(at(62)))[0]?.lastUsedAt).toStrictEqual(at(61));
+    });
+
+    it('refuse bad names and ttls', async () => {
+      const store = await open();
+      for (const name of ['', 'has space', '-lead', 'x'.repeat(65), 'a/b'])
+        await expect(store.createAdminToken({ name })).rejects.toThrow(TypeError);
+      await expect(store.createAdminToken({ name: 'ok', ttlMs: 0 })).rejects.toThrow(RangeError);
+    });
+  });
+
+  describe.skipIf(skip)('audit events', () => {
+    const t0 = new Date('2020-01-01T00:00:00Z');
+    const at = (min: number) => new Date(t0.getTime() + min * 60_000);
+
+    it('round-trip every field; the store fills in id and instance', async () => {
+      const store = await open();
+      await store.appendAudit([
+        {
+          at: at(0),
+          type: 'access.refused',
+          actor: 'user:alice',
+          user: 'alice',
+          app: 'Wiki',
+          clientAddress: '203.0.113.7',
+          code: 'NOT_ASSIGNED',
+          connector: 'c-1',
+          group: 'Default',
+          correlationId: 'abc123',
+          detail: { count: 3, ok: false, note: 'x', none: null },
+        },
+        { type: 'admin.config.reloaded', actor: 'cli' },
+      ]);
+      const [reload, refused] = await store.queryAudit({});
+      expect(refused).toStrictEqual({
+        id: expect.any(String),
+        at: at(0),
+        type: 'access.refused',
+        instance: 'relay-a',
+        actor: 'user:alice',
+        user: 'alice',
+        app: 'Wiki',
+        clientAddress: '203.0.113.7',
+        code: 'NOT_ASSIGNED',
+        connector: 'c-1',
+        group: 'Default',
+        correlationId: 'abc123',
+        detail: { count: 3, ok: false, note: 'x', none: null },
+      });
+      // `at` defaults to now.
+      expect(reload).toStrictEqual({
+        id: expect.any(String),
+        at: expect.any(Date),
+        type: 'admin.config.reloaded',
+        instance: 'relay-a',
+        actor: 'cli',
+      });
+      expect(Math.abs(reload!.at.getTime() - Date.now())).toBeLessThan(60_000);
+      expect(reload!.id > refused!.id).toBe(true);
+    });
+
+    it('newest first (ids keep the order of one writer within a millisecond), with a limit', async () => {
+      const store = await open();
+      await store.appendAudit(
+        Array.from({ length: 5 }, (_, i) => ({
+          at: at(0),
+          type: 'signin.succeeded' as const,
+          user: `u${i}`,
+        })),
+      );
+      await store.appendAudit([{ at: at(1), type: 'signout', user: 'late' }]);
+      expect((await store.queryAudit({})).map((e) => e.user)).toStrictEqual([
+        'late',
+        'u4',
+        'u3',
+        'u2',
+        'u1',
+        'u0',
+      ]);
+      expect((await store.queryAudit({ limit: 2 })).map((e) => e.user)).toStrictEqual([
+        'late',
+        'u4',
+      ]);
+    });
+
+    it('filter by time, user, app and type (exact, or a prefix at a dot)', async () => {
+      const store = await open();
+      await store.appendAudit([
+        { at: at(0), type: 'signin.succeeded', user: 'alice', app: 'Wiki' },
+        { at: at(1), type: 'signin.failed', user: 'bob', app: 'Wiki', code: 'SIGNIN_FAILED' },
+        { at: at(2), type: 'access.refused', user: 'alice', app: 'Crm', code: 'NOT_ASSIGNED' },
+        { at: at(3), type: 'admin.connector.deleted', actor: 'cli', connector: 'c-1' },
+        { at: at(4), type: 'signout', user: 'alice', app: 'Wiki' },
+      ]);
+      const types = async (q: Parameters<StateStore['queryAudit']>[0]) =>
+        (await store.queryAudit(q)).map((e) => e.type);
+      expect(await types({ since: at(1), until: at(3) })).toStrictEqual([
+        'access.refused',
+        'signin.failed',
+      ]);
+      expect(await types({ user: 'alice' })).toStrictEqual([
+        'signout',
+        'access.refused',
+        'signin.succeeded',
+      ]);
+      expect(await types({ app: 'Wiki', user: 'alice' })).toStrictEqual([
+        'signout',
+        'signin.succeeded',
+      ]);
+      expect(await types({ type: 'signin.' })).toStrictEqual(['signin.failed', 'signin.succeeded']);
+      expect(await types({ type: 'signin' })).toStrictEqual(['signin.failed', 'signin.succeeded']);
+      expect(await types({ type: 'signin.failed' })).toStrictEqual(['signin.failed']);
+      expect(await types({ type: 'sign' })).toStrictEqual([]);
+      expect(await types({ type: 'admin' })).toStrictEqual(['admin.connector.deleted']);
+      // Wildcards are plain characters.
+      expect(await types({ type: '%' })).toStrictEqual([]);
+      expect(await types({ user: '%' })).toStrictEqual([]);
+    });
+
+    it('limit defaults to 200 and is at most 1000', async () => {
+      const store = await open();
+      await store.appendAudit(
+        Array.from({ length: 1005 }, (_, i) => ({ at: at(i), type: 'signout' as const })),
+      );
+      expect(await store.queryAudit({})).toHaveLength(200);
+      expect(await store.queryAudit({ limit: 5000 })).toHaveLength(1000);
+      expect(await store.queryAudit({ limit: 0 })).toHaveLength(200);
+    });
+
+    it('prune removes events before the cut-off and says how many', async () => {
+      const store = await open();
+      await store.appendAudit([0, 1, 2, 3].map((m) => ({ at: at(m), type: 'signout' as const })));
+      expect(await store.pruneAudit(at(2))).toBe(2);
+      expect((await store.queryAudit({})).map((e) => e.at)).toStrictEqual([at(3), at(2)]);
+      expect(await store.pruneAudit(at(2))).toBe(0);
+    });
+
+    it('events written by one store are read by another (relay and CLI)', async () => {
+      const relay = await open();
+      const cli = await open({ instance: 'cli-host' });
+      await cli.appendAudit([{ type: 'admin.connector.deleted', actor: 'cli' }]);
+      expect((await relay.queryAudit({})).map((e) => [e.type, e.instance])).toStrictEqual([
+        ['admin.connector.deleted', 'cli-host'],
+      ]);
+    });
+  });
+
   describe.skipIf(skip)('materials', () => {
     it('first writer wins; put replaces', async () => {
       const a = await open();
@@ -606,7 +884,7 @@ describe('sqlite only', () => {
     const raw = new DatabaseSync(join(stateDir, STATE_DB_FILE));
     try {
       expect(raw.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 3 });
+      expect(raw.prepare('PRAGMA user_version').get()).toEqual({ user_version: 4 });
     } finally {
       raw.close();
     }
@@ -653,10 +931,14 @@ describe('sqlite only', () => {
   it('tokens are stored hashed: no file of the state directory contains a secret', async () => {
     const store = await open();
     const secrets: string[] = [];
-    for (let i = 0; i < 5; i++)
+    for (let i = 0; i < 5; i++) {
       secrets.push(
         (await store.createRegistrationToken({ group: 'Default', ttlMs: 60_000 })).secret,
       );
+      const { token } = await store.createAdminToken({ name: `ops${i}` });
+      await store.verifyAdminToken(token);
+      secrets.push(token.slice(13));
+    }
     const files = readdirSync(stateDir);
     expect(files).toContain(STATE_DB_FILE);
     const bytes = Buffer.concat(files.map((f) => readFileSync(join(stateDir, f))));
@@ -737,7 +1019,7 @@ describe.skipIf(!havePostgres)('postgres only', () => {
     database = await server!.createDatabase();
     const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
     expect(stores).toHaveLength(4);
-    expect(await raw('SELECT version FROM appproxy_schema')).toStrictEqual([{ version: 1 }]);
+    expect(await raw('SELECT version FROM appproxy_schema')).toStrictEqual([{ version: 2 }]);
     const t = await stores[0]!.createRegistrationToken({ group: 'Default', ttlMs: 60_000 });
     expect(await stores[3]!.redeemRegistrationToken(t.id, t.secret)).toStrictEqual({
       group: 'Default',
@@ -750,6 +1032,22 @@ describe.skipIf(!havePostgres)('postgres only', () => {
     expect((await storeError(async () => openStateStore(await options()))).code).toBe(
       'APPPROXY_STATE_INCOMPATIBLE',
     );
+  });
+
+  it('admin tokens are stored hashed: no row holds the secret', async () => {
+    const store = await open();
+    const { token } = await store.createAdminToken({ name: 'ops' });
+    expect(await store.verifyAdminToken(token)).toBeDefined();
+    const rows = await raw<Record<string, unknown>>('SELECT * FROM admin_tokens');
+    expect(rows).toHaveLength(1);
+    const text = JSON.stringify(rows, (_k, v: unknown) =>
+      v && typeof v === 'object' && 'type' in v && v.type === 'Buffer'
+        ? Buffer.from((v as unknown as { data: number[] }).data).toString('latin1')
+        : v,
+    );
+    expect(text).toContain('ops');
+    expect(text).not.toContain(token.slice(13));
+    expect(text).not.toContain(Buffer.from(token.slice(13), 'base64url').toString('latin1'));
   });
 
   it('a token created at one instance is redeemed at another, once', async () => {

@@ -103,7 +103,7 @@ export interface StateStore {
    * Spends a token (once, even across processes and instances) and says which group the
    * connector joins.
    * @throws {TokenError} `APPPROXY_TOKEN_INVALID` (unknown id or wrong secret),
-   * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`.
+   * `APPPROXY_TOKEN_EXPIRED`, `APPPROXY_TOKEN_USED`, `APPPROXY_TOKEN_REVOKED`.
    */
   redeemRegistrationToken(
     id: string,
@@ -180,8 +180,114 @@ export interface StateStore {
   listInstances(opts: { liveSince: Date }): Promise<InstanceRecord[]>;
   /** Forgets an instance and its attachments (e.g. on shutdown). False for unknown names. */
   removeInstance(name: string): Promise<boolean>;
+  /** Appends audit events (`id`, `at` unless given, and `instance` are filled in). */
+  appendAudit(events: NewAuditEvent[]): Promise<void>;
+  /** Audit events matching `q`, newest first (at most `q.limit`, default 200, max 1000). */
+  queryAudit(q: AuditQuery): Promise<AuditEvent[]>;
+  /** Removes audit events older than `before`; returns how many. */
+  pruneAudit(before: Date): Promise<number>;
+  /**
+   * A new admin token `apx_<id>_<secret>` (shown once; only SHA-256 of the secret is kept).
+   * @throws {TypeError} for a name that is not 1–64 of `A-Za-z0-9._-` or a non-positive ttl
+   */
+  createAdminToken(o: {
+    name: string;
+    ttlMs?: number;
+    createdBy?: string;
+    now?: Date;
+  }): Promise<{ token: string; record: AdminTokenRecord }>;
+  /**
+   * The token's record, or undefined for an unknown, malformed, expired or revoked token
+   * (compared in constant time). Notes `lastUsedAt`, at most once a minute.
+   */
+  verifyAdminToken(token: string, now?: Date): Promise<AdminTokenRecord | undefined>;
+  /** Admin tokens neither revoked nor expired, oldest first. */
+  listAdminTokens(now?: Date): Promise<AdminTokenRecord[]>;
+  /** Revokes the (not yet revoked) tokens with this id or name; false if there was none. */
+  revokeAdminToken(idOrName: string, at?: Date): Promise<boolean>;
+  /** Registration tokens neither redeemed, expired nor revoked, oldest first. */
+  listRegistrationTokens(now?: Date): Promise<RegistrationTokenRecord[]>;
+  /**
+   * Revokes a registration token that could still be redeemed (it is refused from now on
+   * with `APPPROXY_TOKEN_REVOKED`); false for unknown, redeemed, expired or revoked ones.
+   */
+  revokeRegistrationToken(id: string, at?: Date): Promise<boolean>;
   /** Closes the database; the store cannot be used afterwards. Idempotent. */
   close(): Promise<void>;
+}
+
+/** What an audit event is about. */
+export type AuditType =
+  | 'signin.succeeded'
+  | 'signin.failed'
+  | 'signout'
+  | 'access.refused'
+  | 'admin.registration-token.created'
+  | 'admin.registration-token.revoked'
+  | 'admin.admin-token.created'
+  | 'admin.admin-token.revoked'
+  | 'admin.connector.deleted'
+  | 'admin.config.reloaded'
+  | 'admin.app.tested'
+  | 'admin.signin.succeeded'
+  | 'admin.signin.refused'
+  | 'connector.registered'
+  | 'connector.connected'
+  | 'connector.disconnected'
+  | 'connector.revoked';
+
+/** One audit record. Never holds a secret. */
+export interface AuditEvent {
+  /** Assigned by the store; sorts by time. */
+  id: string;
+  at: Date;
+  type: AuditType;
+  /** `store.instance` of the writer. */
+  instance: string;
+  /** Who did it: `user:alice`, `token:ops`, `cli`, `connector:<id>`, `signal:SIGHUP`. */
+  actor?: string;
+  user?: string;
+  app?: string;
+  clientAddress?: string;
+  /** Reason code: NOT_ASSIGNED, POLICY_DENIED, THROTTLED, SIGNIN_FAILED… */
+  code?: string;
+  connector?: string;
+  group?: string;
+  correlationId?: string;
+  /** Small, no secrets. */
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, 'id' | 'at' | 'instance'> & { at?: Date };
+
+export interface AuditQuery {
+  since?: Date;
+  until?: Date;
+  user?: string;
+  app?: string;
+  /**
+   * A type, or a prefix of types: `signin` and `signin.` both match `signin.succeeded` and
+   * `signin.failed` (a prefix without the dot matches at a dot boundary only).
+   */
+  type?: AuditType | string;
+  /** @default 200, at most 1000 */
+  limit?: number;
+}
+
+export interface AdminTokenRecord {
+  id: string;
+  name: string;
+  createdAt: Date;
+  expiresAt?: Date;
+  lastUsedAt?: Date;
+  createdBy?: string;
+}
+
+export interface RegistrationTokenRecord {
+  id: string;
+  group: string;
+  createdAt: Date;
+  expiresAt: Date;
 }
 
 /** How to open the state store. */
@@ -240,6 +346,7 @@ export interface TokenRow {
   connector_group: string;
   expires_at: number;
   used_at: number | null;
+  revoked_at: number | null;
 }
 
 /** Checks a presented secret against the stored row; throws the token's error. */
@@ -249,6 +356,7 @@ export function validateToken(row: TokenRow | undefined, secret: string, now: Da
   const stored = row ? Buffer.from(row.secret_sha256) : Buffer.alloc(presented.length);
   const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
   if (!row || !matches) throw new TokenError('APPPROXY_TOKEN_INVALID');
+  if (row.revoked_at !== null) throw new TokenError('APPPROXY_TOKEN_REVOKED');
   if (row.used_at !== null) throw new TokenError('APPPROXY_TOKEN_USED');
   if (now.getTime() >= row.expires_at) throw new TokenError('APPPROXY_TOKEN_EXPIRED');
   return row;
@@ -439,3 +547,212 @@ const wrongKey = () =>
     'APPPROXY_STORE_KEY_WRONG',
     'relay.storeKey is not the key the store was sealed with (materials cannot be opened)',
   );
+
+// ---- audit events and admin tokens (shared by both implementations) ----
+
+export const AUDIT_QUERY_DEFAULT_LIMIT = 200;
+export const AUDIT_QUERY_MAX_LIMIT = 1000;
+/** `lastUsedAt` of an admin token is written at most this often. */
+export const ADMIN_TOKEN_USE_INTERVAL_MS = 60_000;
+const ADMIN_TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Admin tokens read `apx_<id>_<secret>`. */
+export const ADMIN_TOKEN_PREFIX = 'apx_';
+
+let auditSequence = 0;
+
+/**
+ * A sortable event id: the time (ms, base36, 9 characters), a per-process sequence (so events
+ * of one writer in one millisecond keep their order) and 40 random bits (unique across writers).
+ */
+export function newAuditId(at: Date): string {
+  auditSequence = (auditSequence + 1) % 36 ** 4;
+  return (
+    Math.max(0, at.getTime()).toString(36).padStart(9, '0') +
+    auditSequence.toString(36).padStart(4, '0') +
+    randomBytes(5).toString('hex')
+  );
+}
+
+export interface AuditRow {
+  id: string;
+  at: number;
+  type: string;
+  instance: string;
+  actor: string | null;
+  user_name: string | null;
+  app: string | null;
+  client_address: string | null;
+  code: string | null;
+  connector: string | null;
+  connector_group: string | null;
+  correlation_id: string | null;
+  detail: string | null;
+}
+
+/** The columns of an audit row, in the order of {@link auditValues}. */
+export const AUDIT_COLUMNS = [
+  'id',
+  'at',
+  'type',
+  'instance',
+  'actor',
+  'user_name',
+  'app',
+  'client_address',
+  'code',
+  'connector',
+  'connector_group',
+  'correlation_id',
+  'detail',
+] as const;
+
+export function auditValues(
+  e: NewAuditEvent,
+  instance: string,
+  now: Date,
+): Array<string | number | null> {
+  const at = e.at ?? now;
+  const s = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
+  return [
+    newAuditId(at),
+    at.getTime(),
+    e.type,
+    instance,
+    s(e.actor),
+    s(e.user),
+    s(e.app),
+    s(e.clientAddress),
+    s(e.code),
+    s(e.connector),
+    s(e.group),
+    s(e.correlationId),
+    e.detail && Object.keys(e.detail).length > 0 ? JSON.stringify(e.detail) : null,
+  ];
+}
+
+export function toAuditEvent(r: AuditRow): AuditEvent {
+  return {
+    id: r.id,
+    at: new Date(Number(r.at)),
+    type: r.type as AuditType,
+    instance: r.instance,
+    ...(r.actor !== null && { actor: r.actor }),
+    ...(r.user_name !== null && { user: r.user_name }),
+    ...(r.app !== null && { app: r.app }),
+    ...(r.client_address !== null && { clientAddress: r.client_address }),
+    ...(r.code !== null && { code: r.code }),
+    ...(r.connector !== null && { connector: r.connector }),
+    ...(r.connector_group !== null && { group: r.connector_group }),
+    ...(r.correlation_id !== null && { correlationId: r.correlation_id }),
+    ...(r.detail !== null && { detail: JSON.parse(r.detail) as AuditEvent['detail'] }),
+  };
+}
+
+/**
+ * The SELECT of an audit query, newest first; `p(n)` writes the n-th (1-based) placeholder
+ * (`?` for SQLite, `$n` for PostgreSQL).
+ */
+export function auditSelect(
+  q: AuditQuery,
+  p: (n: number) => string,
+): { text: string; values: Array<string | number> } {
+  const where: string[] = [];
+  const values: Array<string | number> = [];
+  const add = (sql: (ph: string) => string, v: string | number) => {
+    values.push(v);
+    where.push(sql(p(values.length)));
+  };
+  if (q.since) add((ph) => `at >= ${ph}`, q.since.getTime());
+  if (q.until) add((ph) => `at < ${ph}`, q.until.getTime());
+  if (q.user) add((ph) => `user_name = ${ph}`, q.user);
+  if (q.app) add((ph) => `app = ${ph}`, q.app);
+  if (q.type) {
+    // substr instead of LIKE: nothing in the value is a wildcard.
+    const t = q.type;
+    if (t.endsWith('.')) {
+      values.push(t);
+      where.push(`substr(type, 1, ${t.length}) = ${p(values.length)}`);
+    } else {
+      values.push(t, `${t}.`);
+      where.push(
+        `(type = ${p(values.length - 1)} OR substr(type, 1, ${t.length + 1}) = ${p(values.length)})`,
+      );
+    }
+  }
+  const limit = Math.min(
+    AUDIT_QUERY_MAX_LIMIT,
+    Math.max(1, Math.floor(q.limit ?? AUDIT_QUERY_DEFAULT_LIMIT) || AUDIT_QUERY_DEFAULT_LIMIT),
+  );
+  return {
+    text: `SELECT ${AUDIT_COLUMNS.join(', ')} FROM audit_events${
+      where.length ? ` WHERE ${where.join(' AND ')}` : ''
+    } ORDER BY at DESC, id DESC LIMIT ${limit}`,
+    values,
+  };
+}
+
+export interface AdminTokenRow {
+  id: string;
+  name: string;
+  secret_sha256: Uint8Array;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  created_by: string | null;
+  revoked_at: number | null;
+}
+
+/** A new admin token's secret and expiry, after checking the options. */
+export function newAdminTokenParts(name: string, ttlMs: number | undefined, now: Date) {
+  if (typeof name !== 'string' || !ADMIN_TOKEN_NAME.test(name))
+    throw new TypeError(
+      'name must be 1-64 characters of A-Z a-z 0-9 . _ - (a letter or digit first)',
+    );
+  if (ttlMs !== undefined && (!Number.isFinite(ttlMs) || ttlMs <= 0))
+    throw new RangeError('ttlMs must be a positive number of milliseconds');
+  return {
+    secret: randomBytes(32).toString('base64url'),
+    expiresAt: ttlMs === undefined ? undefined : new Date(now.getTime() + ttlMs),
+  };
+}
+
+export const formatAdminToken = (id: string, secret: string) =>
+  `${ADMIN_TOKEN_PREFIX}${id}_${secret}`;
+
+/** `apx_<id>_<secret>` split, or undefined when it cannot be an admin token. */
+export function parseAdminToken(token: unknown): { id: string; secret: string } | undefined {
+  if (typeof token !== 'string' || !token.startsWith(ADMIN_TOKEN_PREFIX)) return undefined;
+  const id = token.slice(ADMIN_TOKEN_PREFIX.length, ADMIN_TOKEN_PREFIX.length + 8);
+  const rest = token.slice(ADMIN_TOKEN_PREFIX.length + 8);
+  if (!plausibleTokenId(id) || !rest.startsWith('_') || rest.length < 2) return undefined;
+  return { id, secret: rest.slice(1) };
+}
+
+/** Whether the row is a usable token whose secret is `secret` (constant-time compare). */
+export function adminTokenMatches(
+  row: AdminTokenRow | undefined,
+  secret: string,
+  now: Date,
+): row is AdminTokenRow {
+  const presented = sha256(secret);
+  const stored = row ? Buffer.from(row.secret_sha256) : Buffer.alloc(presented.length);
+  const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
+  return (
+    !!row &&
+    matches &&
+    row.revoked_at === null &&
+    (row.expires_at === null || now.getTime() < row.expires_at)
+  );
+}
+
+export const toAdminToken = (r: AdminTokenRow): AdminTokenRecord => ({
+  id: r.id,
+  name: r.name,
+  createdAt: new Date(Number(r.created_at)),
+  ...(r.expires_at !== null && { expiresAt: new Date(Number(r.expires_at)) }),
+  ...(r.last_used_at !== null && { lastUsedAt: new Date(Number(r.last_used_at)) }),
+  ...(r.created_by !== null && { createdBy: r.created_by }),
+});
+
+export const ADMIN_TOKEN_COLUMNS =
+  'id, name, secret_sha256, created_at, expires_at, last_used_at, created_by, revoked_at';
