@@ -2,6 +2,14 @@ import { DURATION_PATTERN, parseDuration } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  listApps,
+  listConnectors,
+  listGroups,
+  listRegistrationTokens,
+  queryAudit,
+  type AdminContext,
+} from '../operations.js';
 import { consoleAsset } from './assets.js';
 import {
   renderApps,
@@ -51,6 +59,17 @@ export interface ConsoleData {
     type?: string;
     limit?: number;
   }): Promise<ConsoleAuditEvent[]>;
+}
+
+/** The console's data through the admin operations (the same the CLI and the API use). */
+export function consoleData(ctx: AdminContext): ConsoleData {
+  return {
+    groups: () => listGroups(ctx),
+    connectors: () => listConnectors(ctx),
+    apps: () => listApps(ctx),
+    registrationTokens: () => listRegistrationTokens(ctx),
+    audit: (q) => queryAudit(ctx, q),
+  };
 }
 
 /** The admin session as the console needs it (adm-api's `AdminSession`, and whether it is an admin's). */
