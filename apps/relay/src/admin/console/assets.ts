@@ -15,7 +15,7 @@ header.top .brand{font-weight:700;letter-spacing:.02em}
 header.top nav{display:flex;gap:1rem;flex:1}
 header.top nav a{color:#cfd8e8;text-decoration:none;padding:.2rem 0;border-bottom:2px solid transparent}
 header.top nav a[aria-current=page]{color:#fff;border-bottom-color:#7fb3ff}
-header.top form{display:flex;gap:.6rem;align-items:center;margin:0}
+header.top a.sign-out{color:#fff;border:1px solid #7f8ca3;border-radius:4px;padding:.2rem .7rem;text-decoration:none}
 header.top .who{color:#cfd8e8}
 main{max-width:78rem;margin:1.5rem auto;padding:0 1.5rem}
 h1{font-size:1.4rem;margin:0 0 1rem}
@@ -38,7 +38,6 @@ button{padding:.3rem .8rem;border:1px solid var(--accent);background:var(--accen
 button.secondary{background:#fff;color:var(--accent)}
 button.danger{background:#fff;color:var(--bad);border-color:var(--bad)}
 button:disabled{opacity:.6;cursor:progress}
-header.top button{background:transparent;border-color:#7f8ca3;color:#fff}
 input,select{padding:.3rem .5rem;border:1px solid var(--line);border-radius:4px;background:#fff}
 form.filters,form.inline{display:flex;gap:.75rem;align-items:flex-end;flex-wrap:wrap;margin:0 0 1rem;padding:.75rem;background:var(--bg);border-radius:6px}
 form.filters label,form.inline label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted);gap:.15rem}
@@ -51,7 +50,7 @@ tr.test-result>td{background:#fbfcfe}
 .live{color:var(--muted);font-size:.85rem}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:var(--bg);padding:1rem;border-radius:6px}
 dl.facts dt{font-weight:600}dl.facts dd{margin:0;font-family:ui-monospace,monospace}
-.refusal{max-width:40rem;margin:4rem auto;padding:0 1rem}
+.message{max-width:40rem;margin:4rem auto;padding:0 1rem}
 `;
 
 /**

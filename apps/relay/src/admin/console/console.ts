@@ -1,6 +1,5 @@
 import { DURATION_PATTERN, parseDuration } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   listApps,
@@ -14,7 +13,6 @@ import { consoleAsset } from './assets.js';
 import {
   renderApps,
   renderAudit,
-  renderForbidden,
   renderMessage,
   renderOverview,
   renderTokens,
@@ -72,18 +70,23 @@ export function consoleData(ctx: AdminContext): ConsoleData {
   };
 }
 
-/** The admin session as the console needs it (adm-api's `AdminSession`, and whether it is an admin's). */
+/** The admin session as the console needs it (the admin server's `AdminSession`). */
 export interface ConsoleSession {
   user: string;
   name?: string;
   csrf: string;
 }
 
+/** What the admin server hands the console with each request (its `ConsoleApi`). */
+export interface ConsoleRequestApi {
+  /** The operations' context, set for an admin's session (actor `user:<name>`). */
+  ctx: AdminContext | undefined;
+  correlationId: string;
+}
+
 export interface ConsoleOptions {
-  /** The data for a signed-in admin (`actor` is `user:<name>`). */
-  data(session: ConsoleSession): ConsoleData;
-  /** Whether the session's user is one of `relay.admins`. */
-  isAdmin(session: ConsoleSession): boolean;
+  /** The data for a signed-in admin. @default the admin operations over `api.ctx` */
+  data?(ctx: AdminContext): ConsoleData;
   /** Where a page that failed is logged (the person sees only the correlation id). */
   log?: Pick<Logger, 'error'>;
 }
@@ -97,18 +100,24 @@ export const AUDIT_PAGE_LIMIT = 200;
  * session code, so they are left alone (false).
  */
 export function createConsoleHandler(
-  opts: ConsoleOptions,
+  opts: ConsoleOptions = {},
 ): (
   req: IncomingMessage,
   res: ServerResponse,
   session: ConsoleSession | undefined,
+  api: ConsoleRequestApi,
 ) => Promise<boolean> {
-  return async (req, res, session) => {
+  return async (req, res, session, api) => {
     const url = new URL(req.url ?? '/', 'http://console.invalid');
     const path = url.pathname;
     if (path !== '/console' && !path.startsWith('/console/')) return false;
-    if (['/console/signin', '/console/callback', '/console/signout'].includes(path)) return false;
-    const correlationId = correlationIdOf(res);
+    if (
+      ['/console/signin', '/console/callback', '/console/signout', '/console/signed-out'].includes(
+        path,
+      )
+    )
+      return false;
+    const { correlationId } = api;
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
       send(res, method, 405, { allow: 'GET, HEAD' }, 'Method not allowed', correlationId);
@@ -122,19 +131,9 @@ export function createConsoleHandler(
       redirect(res, '/console/');
       return true;
     }
-    if (!session) {
+    // The admin server passes a session only for an admin (a non-admin gets its 403 page).
+    if (!session || !api.ctx) {
       redirect(res, `/console/signin?return=${encodeURIComponent(path + url.search)}`);
-      return true;
-    }
-    if (!opts.isAdmin(session)) {
-      send(
-        res,
-        method,
-        403,
-        {},
-        renderForbidden({ user: session.user, correlationId, csrf: session.csrf }),
-        correlationId,
-      );
       return true;
     }
     const viewer: ConsoleViewer = {
@@ -142,7 +141,7 @@ export function createConsoleHandler(
       csrf: session.csrf,
       ...(session.name !== undefined && { name: session.name }),
     };
-    const data = opts.data(session);
+    const data = (opts.data ?? consoleData)(api.ctx);
     try {
       const page = await renderPath(path, url.searchParams, viewer, data);
       if (!page) {
@@ -264,11 +263,6 @@ export function parseSince(text: string, now = Date.now()): Date | undefined | '
 function statusOf(err: unknown): number {
   const status = (err as { status?: unknown } | null)?.status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
-}
-
-function correlationIdOf(res: ServerResponse): string {
-  const set = res.getHeader('x-appproxy-correlation-id');
-  return typeof set === 'string' && set ? set : randomUUID();
 }
 
 function send(

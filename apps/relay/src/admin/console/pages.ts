@@ -131,21 +131,21 @@ const NAV: Array<[ConsolePage, string, string]> = [
 
 /** The frame of every console page: head (CSRF meta, the two assets), navigation, sign-out. */
 export function renderLayout(o: {
-  page: ConsolePage | 'refusal';
+  page: ConsolePage | 'message';
   title: string;
   viewer?: ConsoleViewer;
   main: string;
 }): string {
   const viewer = o.viewer;
   const nav =
-    o.page === 'refusal'
+    o.page === 'message'
       ? ''
       : `<nav>${NAV.map(
           ([page, href, label]) =>
             `<a href="${href}"${page === o.page ? ' aria-current="page"' : ''}>${label}</a>`,
         ).join('')}</nav>`;
   const who = viewer
-    ? `<form method="post" action="/console/signout" id="sign-out"><input type="hidden" name="csrf" value="${e(viewer.csrf)}"><span class="who">Signed in as <strong id="viewer">${e(viewer.name ? `${viewer.name} (${viewer.user})` : viewer.user)}</strong></span><button type="submit">Sign out</button></form>`
+    ? `<span class="who">Signed in as <strong id="viewer">${e(viewer.name ? `${viewer.name} (${viewer.user})` : viewer.user)}</strong></span><a class="sign-out" id="sign-out" href="/console/signout">Sign out</a>`
     : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -317,24 +317,6 @@ function detailText(detail: ConsoleAuditEvent['detail']): string {
     : '';
 }
 
-/** A signed-in user who is not an admin: who they are, the correlation id, a way out. */
-export function renderForbidden(o: {
-  user: string;
-  correlationId: string;
-  at?: string;
-  csrf?: string;
-}): string {
-  const at = o.at ?? new Date().toISOString();
-  return renderLayout({
-    page: 'refusal',
-    title: 'Not an administrator',
-    main: `<div class="refusal"><h1>Not an administrator</h1>
-<p>You are signed in, but your account is not one of this relay's administrators (<code>relay.admins</code>). Ask an administrator to add you, or sign in with another account.</p>
-${o.csrf !== undefined ? `<form method="post" action="/console/signout"><input type="hidden" name="csrf" value="${e(o.csrf)}"><button type="submit">Sign out and use another account</button></form>` : ''}
-<dl class="facts"><dt>Error code</dt><dd>NOT_AN_ADMIN</dd><dt>Signed in as</dt><dd id="signed-in-as">${e(o.user)}</dd><dt>Correlation id</dt><dd id="correlation-id">${e(o.correlationId)}</dd><dt>Time (UTC)</dt><dd>${e(at)}</dd></dl></div>`,
-  });
-}
-
 /** A page that only says something (not found, the store is down), with its correlation id. */
 export function renderMessage(o: {
   title: string;
@@ -343,10 +325,10 @@ export function renderMessage(o: {
   viewer?: ConsoleViewer;
 }): string {
   return renderLayout({
-    page: 'refusal',
+    page: 'message',
     title: o.title,
     ...(o.viewer && { viewer: o.viewer }),
-    main: `<div class="refusal"><h1>${e(o.title)}</h1><p>${e(o.text)}</p>
+    main: `<div class="message"><h1>${e(o.title)}</h1><p>${e(o.text)}</p>
 <p><a href="/console/">Back to the overview</a></p>
 <dl class="facts"><dt>Correlation id</dt><dd id="correlation-id">${e(o.correlationId)}</dd><dt>Time (UTC)</dt><dd>${e(new Date().toISOString())}</dd></dl></div>`,
   });
