@@ -48,15 +48,31 @@ async function readConfig(file: string): Promise<RelayConfig> {
  */
 const RELOAD_REFUSED = 'configuration reload refused; the running configuration keeps serving';
 
-/** Resolves true when the file was applied, false when it was refused. */
-async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<boolean> {
+/**
+ * Resolves true when the file was applied, false when it was refused; either is audited
+ * (`admin.config.reloaded`, detail `ok`) as `actor`.
+ */
+async function reloadFrom(
+  file: string,
+  relay: Relay,
+  log: Logger,
+  actor = 'signal:SIGHUP',
+): Promise<boolean> {
   log.info('configuration reload', { file });
+  const refused = (errors: number) =>
+    relay.audit.record({
+      type: 'admin.config.reloaded',
+      actor,
+      code: 'CONFIG_INVALID',
+      detail: { ok: false, file, errors },
+    });
   try {
     const config = await loadConfig(file);
     // What `start` refuses, a reload refuses too, with the same lines.
     const errors = await configErrors(config, log);
     if (errors.length > 0) {
       log.error(RELOAD_REFUSED, { file, errors });
+      refused(errors.length);
       return false;
     }
     const before = relay.config;
@@ -73,6 +89,18 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<bool
       log.warn('configuration reload: these settings apply after a restart', {
         settings: needRestart,
       });
+    relay.audit.record({
+      type: 'admin.config.reloaded',
+      actor,
+      detail: {
+        ok: true,
+        file,
+        apps: config.apps.length,
+        added: [...now].filter((n) => !was.has(n)).join(',') || null,
+        removed: [...was].filter((n) => !now.has(n)).join(',') || null,
+        needRestart: needRestart.join(',') || null,
+      },
+    });
     return true;
   } catch (err) {
     log.error(RELOAD_REFUSED, {
@@ -81,6 +109,7 @@ async function reloadFrom(file: string, relay: Relay, log: Logger): Promise<bool
         ? { errors: err.issues.map((i) => `${i.path}: ${i.message}`) }
         : { error: err }),
     });
+    refused(err instanceof ConfigError ? err.issues.length : 1);
     return false;
   }
 }

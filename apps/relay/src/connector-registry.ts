@@ -5,6 +5,7 @@ import type { Logger } from '@appproxy/telemetry';
 import type { PeerIdentity, TunnelError, TunnelSession } from '@appproxy/tunnel';
 import type { RelayMetrics } from './metrics.js';
 import { renewCertificate } from './renewal.js';
+import type { AuditSink } from './audit.js';
 
 /** Connectors seen within this long are `active`; the relay notes them every STATUS_INTERVAL. */
 export const ACTIVE_WINDOW_MS = 15_000;
@@ -21,6 +22,8 @@ export interface ConnectorRegistryOptions {
   certValidityMs: number;
   /** Connectors unseen (or revoked) this long are removed. */
   inactiveRetentionMs: number;
+  /** Connected (first tunnel here), disconnected (last tunnel gone), revoked. */
+  audit?: AuditSink;
 }
 
 /** `reason` label of appproxy_tunnel_disconnects_total. */
@@ -260,6 +263,18 @@ export class ConnectorRegistry {
       capabilities: session.hello?.capabilities,
       certificateExpires: session.peer.validTo.toISOString(),
     });
+    if (connector?.tunnels === 1)
+      this.#o.audit?.record({
+        type: 'connector.connected',
+        actor: `connector:${session.connectorId}`,
+        connector: session.connectorId,
+        group,
+        clientAddress: session.remoteAddress,
+        detail: {
+          hostname: session.hello?.hostname ?? null,
+          version: session.hello?.version ?? null,
+        },
+      });
     this.#maybeRenew(session);
   }
 
@@ -282,6 +297,14 @@ export class ConnectorRegistry {
       code: reason?.code,
       tunnelsLeft: connector?.tunnels ?? 0,
     });
+    if (!connector || connector.tunnels === 0)
+      this.#o.audit?.record({
+        type: 'connector.disconnected',
+        connector: session.connectorId,
+        group,
+        ...(reason?.code !== undefined && { code: reason.code }),
+        detail: { reason: DISCONNECT_REASON[reason?.code ?? ''] ?? 'error' },
+      });
   }
 
   #summary(connectorId: string) {
@@ -312,13 +335,21 @@ export class ConnectorRegistry {
     } catch (err) {
       return log.warn('state store read failed', { error: err });
     }
+    const revoked = new Set<string>();
     for (const session of this.groups.tunnels()) {
-      const refusal = certificateRefusal(
-        this.#records.get(session.connectorId),
-        session.peer,
-        groups(),
-      );
+      const record = this.#records.get(session.connectorId);
+      const refusal = certificateRefusal(record, session.peer, groups());
       if (!refusal) continue;
+      // Deleted (revoked or gone), not a group taken out of the configuration.
+      if ((!record || record.revokedAt) && !revoked.has(session.connectorId)) {
+        revoked.add(session.connectorId);
+        this.#o.audit?.record({
+          type: 'connector.revoked',
+          connector: session.connectorId,
+          ...(record && { group: record.group }),
+          detail: { reason: refusal },
+        });
+      }
       log.warn('connector tunnel closed', {
         connectorId: session.connectorId,
         tunnel: session.id,

@@ -7,6 +7,7 @@ import { backendTlsByApp } from './backend-tls.js';
 import { TrustedProxies } from './forwarded.js';
 import { LinkTranslation } from './link-translation.js';
 import { Portal } from './portal.js';
+import type { AuditSink } from './audit.js';
 import { SignIn } from './sign-in.js';
 import { SingleSignOn } from './single-sign-on.js';
 import { Throttle } from './throttle.js';
@@ -66,12 +67,14 @@ export class Edge {
     readonly config: RelayConfig,
     log: Logger,
     previous?: Edge,
+    audit?: AuditSink,
   ) {
     this.certificates = new SniCertificates(config.relay.certificates);
     this.sso = new SingleSignOn(config, log);
     this.signIn = new SignIn(config, log, {
       keepClaims: this.sso.claimPaths,
       ...(previous && { previous: previous.signIn }),
+      ...(audit && { audit }),
     });
     this.apps = new AppTable(config.apps);
     this.links = new LinkTranslation(config.apps);

@@ -128,6 +128,11 @@ export const RELAY_ERRORS = {
     title: 'Access denied by policy',
     hint: 'Your sign-in does not meet this application’s conditions. Sign in again, or ask your administrator.',
   },
+  NOT_AN_ADMIN: {
+    status: 403,
+    title: 'Not an administrator',
+    hint: 'You are signed in, but your account is not one of the relay’s administrators (relay.admins). Sign in with another account, or ask an administrator.',
+  },
   SSO_IDENTITY_MISSING: {
     status: 403,
     title: 'Your account cannot be passed on to this application',

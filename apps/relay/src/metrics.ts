@@ -100,6 +100,16 @@ export class RelayMetrics {
     'HTTP/2 client connections the relay closed, by reason (headers_timeout, idle, too_many_resets).',
     ['reason'],
   );
+  readonly auditEvents = this.registry.counter(
+    'appproxy_audit_events_total',
+    'Audit events recorded (each also a log line), by type.',
+    ['type'],
+  );
+  readonly auditDropped = this.registry.counter(
+    'appproxy_audit_events_dropped_total',
+    'Audit events logged but not stored, by reason (queue_full, store_failed, stopped).',
+    ['reason'],
+  );
   constructor() {
     registerProcessMetrics(this.registry);
   }

@@ -38,6 +38,7 @@ import type { PublicConnections } from './public-connections.js';
 import type { Edge } from './edge.js';
 import { PORTAL, type GateRequest } from './sign-in.js';
 import type { Throttled } from './throttle.js';
+import type { AuditSink } from './audit.js';
 import {
   RPC_CONTENT_LENGTH,
   RPC_METHODS,
@@ -59,6 +60,8 @@ export interface ProxyDeps {
   log: Logger;
   /** Per-connection tunnel-stream slots (`relay.limits.maxStreamsPerConnection`). */
   connections?: Pick<PublicConnections, 'tunnelStream'>;
+  /** Refusals of signed-in users and THROTTLED (coalesced per user or client and app). */
+  audit?: AuditSink;
 }
 
 const RESERVED_PREFIX = '/.appproxy/';
@@ -747,7 +750,13 @@ export class RelayProxy {
     const refused = refuseRpc(req.method, app) ?? on.check?.(routed);
     if (refused) return on.refuse(refused.code, refused.detail);
     const { throttle } = edge;
-    const throttled = (t: Throttled) => on.page(this.#throttled(app.name, t, req, correlationId));
+    const throttled = (t: Throttled, user?: string) =>
+      on.page(
+        this.#throttled(app.name, t, req, correlationId, {
+          ...(user !== undefined && { user }),
+          ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
+        }),
+      );
     const overLimit = throttle.admit(app);
     if (overLimit) return throttled(overLimit);
     // The app's home page for its external root (never for an upgrade, which `check` marks).
@@ -766,7 +775,7 @@ export class RelayProxy {
         const overUser =
           throttle.perUser(app) &&
           throttle.admitUser(app, `user:${outcome.identity.sub}@${outcome.identity.issuer}`);
-        if (overUser) return throttled(overUser);
+        if (overUser) return throttled(overUser, signedInAs(outcome.identity));
         withIdentity(routed, outcome.identity, outcome.stripAuthorization);
         routed.setCookie.push(...outcome.setCookie);
         const who = signedInAs(outcome.identity);
@@ -782,6 +791,15 @@ export class RelayProxy {
             user: who,
           });
           this.#deps.metrics.errors.labels(app.name, missing.code).inc();
+          this.#deps.audit?.record({
+            type: 'access.refused',
+            user: who,
+            app: app.name,
+            ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
+            code: missing.code,
+            correlationId,
+            detail: { claim: missing.claim },
+          });
           return on.page(
             renderError(missing.code, {
               app: app.name,
@@ -801,11 +819,31 @@ export class RelayProxy {
     );
   }
 
-  /** 429 `THROTTLED` with `Retry-After`, counted by app and the limit that refused it. */
-  #throttled(app: string, t: Throttled, req: AnyRequest, correlationId: string): RenderedError {
+  /**
+   * 429 `THROTTLED` with `Retry-After`, counted by app and the limit that refused it, and
+   * audited at most once a minute per user (else client address) and app.
+   */
+  #throttled(
+    app: string,
+    t: Throttled,
+    req: AnyRequest,
+    correlationId: string,
+    who: { user?: string; clientAddress?: string },
+  ): RenderedError {
     const { metrics } = this.#deps;
     metrics.throttled.labels(app, t.scope).inc();
     metrics.errors.labels(app, 'THROTTLED').inc();
+    this.#deps.audit?.recordCoalesced(
+      `THROTTLED\u0001${who.user ?? `client:${who.clientAddress ?? '-'}`}\u0001${app}`,
+      {
+        type: 'access.refused',
+        ...who,
+        app,
+        code: 'THROTTLED',
+        correlationId,
+        detail: { scope: t.scope },
+      },
+    );
     return renderError('THROTTLED', {
       app,
       correlationId,

@@ -8,6 +8,7 @@ import {
 } from '@appproxy/tunnel';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuditSink } from './audit.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -29,6 +30,7 @@ export function registrationHandler(deps: {
   knownGroups: () => ReadonlySet<string>;
   /** Lifetime of the certificate issued (`relay.connectorCertValidity`). */
   certValidityMs: number;
+  audit?: AuditSink;
 }) {
   const reply = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -110,6 +112,17 @@ export function registrationHandler(deps: {
             hostname: body.hostname,
             remote,
             tokenId: body.tokenId,
+          });
+          deps.audit?.record({
+            type: 'connector.registered',
+            actor: `connector:${connectorId}`,
+            connector: connectorId,
+            group,
+            ...(remote !== undefined && { clientAddress: remote }),
+            detail: {
+              tokenId: body.tokenId,
+              hostname: String(body.hostname ?? '').slice(0, 255) || null,
+            },
           });
           const result: RegistrationResult = {
             connectorId,

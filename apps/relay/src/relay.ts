@@ -15,7 +15,6 @@ import { InstanceDirectory, instanceName, instanceTunnelUrl } from './instances.
 import { RELAY_VERSION } from './version.js';
 import { renderError } from './error-pages.js';
 import { RelayMetrics } from './metrics.js';
-import { METRICS_CONTENT_TYPE } from '@appproxy/telemetry';
 import type { ServerHttp2Session } from 'node:http2';
 import { divertRpcConnections } from './rpc-over-http.js';
 import { RelayProxy } from './proxy.js';
@@ -24,6 +23,9 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
+import { createAdminServer, type AdminHost } from './admin/server.js';
+import { adminExtensions } from './admin/extensions.js';
+import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
   public: string;
@@ -81,11 +83,23 @@ export class Relay {
   #tunnelPort: number | undefined;
   /** This instance among those sharing the store: heartbeat, the live list for connectors. */
   #instances: InstanceDirectory | undefined;
+  #audit: AuditLog | undefined;
+  /** What the relay's components record into: the AuditLog once started. */
+  readonly #auditSink: AuditSink = forwardingSink(() => this.#audit);
 
   constructor(config: RelayConfig, log: Logger, opts: { worker?: RelayWorker } = {}) {
     this.#config = config;
     this.#log = log;
     this.worker = opts.worker;
+  }
+
+  /**
+   * The audit log (`relay.audit`): a log line per event, stored in the state store.
+   * @throws before `start` opened the store
+   */
+  get audit(): AuditLog {
+    if (!this.#audit) throw new Error('the relay is not started');
+    return this.#audit;
   }
 
   /** The port the tunnel listener bound (once started): each worker has its own. */
@@ -99,12 +113,23 @@ export class Relay {
       instance: instanceName(relay.instance?.name ?? hostname(), this.worker),
     });
     this.#store = store;
+    this.#audit = new AuditLog({
+      store,
+      log: this.#log,
+      retentionMs: relay.audit.retentionMs,
+      metrics: this.metrics,
+    });
     const ca = await loadConnectorCa(store, relay.stateDir);
     this.#sharedSecret = await sharedSessionSecret(store);
     const tunnelCert = await this.#tunnelCertificate(ca);
     // Built first: a configuration that cannot serve (a bad certificate, an SSO template)
     // stops the start here, before any listener opens.
-    const edge = new Edge(this.#withSharedSecret(this.#config), this.#log);
+    const edge = new Edge(
+      this.#withSharedSecret(this.#config),
+      this.#log,
+      undefined,
+      this.#auditSink,
+    );
     this.#edge = edge;
     // Workers: worker 0 orders and renews, the others serve what it writes in stateDir.
     // PostgreSQL: the material is in the store; the fleet's first live instance orders.
@@ -135,6 +160,7 @@ export class Relay {
       groups,
       certValidityMs: relay.connectorCertValidityMs,
       inactiveRetentionMs: relay.inactiveConnectorRetentionMs,
+      audit: this.#auditSink,
     });
     this.#connectors = connectors;
 
@@ -159,6 +185,7 @@ export class Relay {
         log: this.#log,
         knownGroups: groups,
         certValidityMs: relay.connectorCertValidityMs,
+        audit: this.#auditSink,
       }),
     });
     this.#tunnel.on('session', (session) => connectors.add(session));
@@ -182,6 +209,7 @@ export class Relay {
       groups: connectors.groups,
       metrics: this.metrics,
       log: this.#log,
+      audit: this.#auditSink,
     });
     this.#proxy = proxy;
     const limited = connections.serverOptions();
@@ -305,7 +333,8 @@ export class Relay {
       );
     }
     if (relay.adminListen && !worker) {
-      this.#admin = createHttpServer((req, res) => this.#onAdmin(req.url ?? '/', res));
+      const host = this.#adminHost();
+      this.#admin = createAdminServer(host, adminExtensions(host));
       addresses.admin = fmt(await listen(this.#admin, relay.adminListen, 'adminListen'));
     }
     acme.configure(this.#config, (host) => edge.certificates.covers(host));
@@ -335,7 +364,7 @@ export class Relay {
   reload(config: RelayConfig): { needRestart: string[] } {
     const previous = this.#edge;
     if (!previous) throw new Error('the relay is not started');
-    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous);
+    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous, this.#auditSink);
     this.#edge = edge;
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
@@ -390,30 +419,38 @@ export class Relay {
       redirectClosed,
     ]);
     await closeServer(this.#admin, 0);
+    // After the tunnels closed: their disconnections are in the last batch.
+    await this.#audit?.stop();
     await this.#store?.close();
   }
 
-  #onAdmin(url: string, res: import('node:http').ServerResponse): void {
-    const path = url.split('?')[0];
-    const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
+  /** The admin server's view of this relay. */
+  #adminHost(): AdminHost {
+    const log = this.#log;
+    const relay = this as Relay & { testApp?: AdminHost['testApp'] };
+    return {
+      config: () => this.config,
+      store: this.#store!,
+      audit: this.#auditSink,
+      log,
+      health: () => {
+        const connectors = this.#connectors?.groups.connectors() ?? [];
+        return {
+          ready: this.#ready,
+          body: {
+            status: this.#ready ? 'ready' : 'not ready',
+            tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
+            connectors: connectors.filter((c) => c.accepting > 0).length,
+          },
+        };
+      },
+      metrics: () => this.metrics.registry.render(),
+      testApp: (name, o) => {
+        if (!relay.testApp) return Promise.reject(diagnosticsUnavailable());
+        return relay.testApp(name, o);
+      },
+      relyingParty: () => this.#edge?.signIn.rp,
     };
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const connectors = this.#connectors?.groups.connectors() ?? [];
-      const body = {
-        status: this.#ready ? 'ready' : 'not ready',
-        tunnels: connectors.reduce((n, c) => n + c.accepting, 0),
-        connectors: connectors.filter((c) => c.accepting > 0).length,
-      };
-      return json(this.#ready ? 200 : 503, body);
-    }
-    if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      return void res.end(this.metrics.registry.render());
-    }
-    json(404, { error: { code: 'NOT_FOUND' } });
   }
 
   /** The tunnel listener's server certificate (signed by the connector CA), kept in stateDir. */
@@ -448,6 +485,14 @@ export class Relay {
     });
     return { cert: issued.certPem, key: issued.keyPem };
   }
+}
+
+/** 503 DIAGNOSTICS_UNAVAILABLE: this relay cannot test apps. */
+export function diagnosticsUnavailable(): Error & { code: string; status: number } {
+  return Object.assign(new Error('app tests are not available in this relay'), {
+    code: 'DIAGNOSTICS_UNAVAILABLE',
+    status: 503,
+  });
 }
 
 /**

@@ -7,7 +7,9 @@ import {
   type CookiePair,
 } from '@appproxy/cookies';
 import {
+  CALLBACK_PATH,
   RelyingParty,
+  SIGNOUT_PATH,
   isRelayCookie,
   signedInAs,
   type CookieToSet,
@@ -24,6 +26,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { renderError, type RelayErrorCode, type RenderedError } from './error-pages.js';
 import { signInBrand } from './edge-pages.js';
+import type { AuditSink } from './audit.js';
 
 /** A request as the gate needs it: the external path and query, headers, client address. */
 export interface GateRequest {
@@ -47,7 +50,7 @@ export type GateOutcome =
   | { forward: false; page: RenderedError };
 
 /** Which relay error page a pre-authentication refusal gets. */
-const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
+export const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
   APPPROXY_PREAUTH_CONFIG_INVALID: 'INTERNAL_ERROR',
   APPPROXY_PREAUTH_DISCOVERY_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
   APPPROXY_PREAUTH_JWKS_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
@@ -86,6 +89,7 @@ export class SignIn {
   readonly rp: RelyingParty | undefined;
   /** The relying party's settings, to tell whether a reload may keep it. */
   readonly #rpKey: string | undefined;
+  readonly #audit: AuditSink | undefined;
 
   /**
    * `keepClaims`: claim paths sessions keep for single sign-on (`claim:<path>` settings).
@@ -95,12 +99,14 @@ export class SignIn {
   constructor(
     config: RelayConfig,
     log: Logger,
-    opts: { keepClaims?: readonly string[]; previous?: SignIn } = {},
+    opts: { keepClaims?: readonly string[]; previous?: SignIn; audit?: AuditSink } = {},
   ) {
     this.#log = log;
+    this.#audit = opts.audit;
     const idp = config.identityProvider;
     const oidcApps = config.apps.filter((a) => a.preAuthentication === 'oidc');
-    if (!idp || (oidcApps.length === 0 && !config.portal)) return;
+    // relay.admins: the admin console signs in with the same relying party.
+    if (!idp || (oidcApps.length === 0 && !config.portal && !config.relay.admins)) return;
     const rpOptions = {
       issuer: idp.issuer,
       clientId: idp.clientId,
@@ -149,7 +155,7 @@ export class SignIn {
     const portal = this.#portal!;
     const request = toPreauthRequest(req);
     if (req.url.startsWith('/.appproxy/')) {
-      const answer = await portal.handle(request);
+      const answer = await this.#handleAudited(portal, request, PORTAL, correlationId, req);
       return {
         page: answer
           ? this.#page(answer, request, PORTAL, correlationId, req)
@@ -189,7 +195,13 @@ export class SignIn {
     const app = apps.find((a) => this.#byName.has(a.name));
     if (!app) return undefined;
     const request = toPreauthRequest(req);
-    const answer = await this.#byName.get(app.name)!.handle(request);
+    const answer = await this.#handleAudited(
+      this.#byName.get(app.name)!,
+      request,
+      app.name,
+      correlationId,
+      req,
+    );
     if (!answer) return undefined;
     return { app: app.name, page: this.#page(answer, request, app.name, correlationId, req) };
   }
@@ -220,6 +232,15 @@ export class SignIn {
         reason: decision.reason,
         user: who,
       });
+      this.#audit?.record({
+        type: 'access.refused',
+        user: who,
+        app: app.name,
+        ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+        code: decision.code,
+        correlationId,
+        ...(decision.reason && { detail: { reason: decision.reason } }),
+      });
       const page = renderError(decision.code, {
         app: app.name,
         correlationId,
@@ -237,6 +258,61 @@ export class SignIn {
       setCookie,
       stripAuthorization: auth.stripAuthorization,
     };
+  }
+
+  /**
+   * The reserved paths, audited: a callback that signs in (`signin.succeeded`, the user
+   * read back from the new session) or fails (`signin.failed`, the page's code and
+   * preauth's reason), and a sign-out (`signout`, the user of the session it ends).
+   */
+  async #handleAudited(
+    app: ProtectedApp,
+    request: PreauthRequest,
+    appName: string,
+    correlationId: string,
+    req: GateRequest,
+  ): Promise<PreauthResponse | undefined> {
+    const path = req.url.split('?', 1)[0];
+    const audit = this.#audit;
+    if (!audit || (path !== CALLBACK_PATH && path !== SIGNOUT_PATH)) return app.handle(request);
+    const base = {
+      app: appName,
+      correlationId,
+      ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+    };
+    if (path === SIGNOUT_PATH) {
+      const sealed = request.cookies[app.sessionCookieName];
+      const user = sealed === undefined ? undefined : await this.#user(app, sealed, true);
+      const answer = await app.handle(request);
+      if (answer && !answer.error)
+        audit.record({ type: 'signout', ...base, ...(user !== undefined && { user }) });
+      return answer;
+    }
+    const answer = await app.handle(request);
+    if (!answer) return answer;
+    if (answer.error) {
+      audit.record({
+        type: 'signin.failed',
+        ...base,
+        code: PAGE_FOR[answer.error.code],
+        detail: { reason: answer.error.code },
+      });
+      return answer;
+    }
+    const session = answer.cookies.find((c) => c.name === app.sessionCookieName && c.maxAge !== 0);
+    const user = session ? await this.#user(app, session.value, false) : undefined;
+    audit.record({ type: 'signin.succeeded', ...base, ...(user !== undefined && { user }) });
+    return answer;
+  }
+
+  /** Who a session cookie names (undefined when it does not open). */
+  async #user(
+    app: ProtectedApp,
+    sealed: string,
+    ignoreExpiry: boolean,
+  ): Promise<string | undefined> {
+    const read = await app.readSession(sealed, { ignoreExpiry });
+    return read.ok ? signedInAs(read.identity) : undefined;
   }
 
   /** A preauth answer as the page to send: the relay's error page for refusals. */
@@ -291,7 +367,7 @@ function acceptOf(req: GateRequest): string | undefined {
 }
 
 /** The request as preauth reads it: cookies by name, split relay cookies joined again. */
-function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
+export function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
   const rawCookies = parseCookieHeader(req.headers.cookie);
   const cookies: Record<string, string> = {};
   for (const { name, value } of rawCookies) if (!(name in cookies)) cookies[name] = value;

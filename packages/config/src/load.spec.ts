@@ -96,6 +96,7 @@ describe('parseConfig: the DESIGN.md example', () => {
         shutdownDelayMs: 0,
         connectorCertValidityMs: 90 * 86_400_000,
         inactiveConnectorRetentionMs: 10 * 86_400_000,
+        audit: { retentionMs: 90 * 86_400_000 },
         limits: {
           maxConnections: 10_000,
           maxConnectionsPerClient: 256,
@@ -205,6 +206,7 @@ apps:
       shutdownDelayMs: 0,
       connectorCertValidityMs: 90 * 86_400_000,
       inactiveConnectorRetentionMs: 10 * 86_400_000,
+      audit: { retentionMs: 90 * 86_400_000 },
       limits: {
         maxConnections: 10_000,
         maxConnectionsPerClient: 256,
@@ -344,6 +346,7 @@ apps: []
   pingTimeout: 3s
   connectorCertValidity: 365d
   inactiveConnectorRetention: 2d
+  audit: { retention: 30d }
 apps:
   - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough, sticky: session }
   - { name: B, internalUrl: http://b/, externalUrl: https://b.example.com/, preAuthentication: passthrough, sticky: clientAddress,
@@ -354,6 +357,7 @@ apps:
     expect(config.relay.pingTimeoutMs).toBe(3_000);
     expect(config.relay.connectorCertValidityMs).toBe(365 * 86_400_000);
     expect(config.relay.inactiveConnectorRetentionMs).toBe(2 * 86_400_000);
+    expect(config.relay.audit).toStrictEqual({ retentionMs: 30 * 86_400_000 });
     expect(config.apps.map((a) => a.sticky)).toStrictEqual(['session', 'clientAddress', undefined]);
     expect(config.apps[1]!.backendProxy).toBe('http://u:p@proxy.corp:3128');
     expect(config.apps[0]).not.toHaveProperty('backendProxy');
@@ -762,6 +766,7 @@ apps:
   tunnelHosts: ["not a host"]
   connectorCertValidity: 20y
   inactiveConnectorRetention: 0s
+  audit: { retention: 30m, keep: forever }
 apps:
   - { name: A, internalUrl: http://a/, externalUrl: https://a.example.com/, preAuthentication: passthrough,
       sticky: cookie, backendProxy: 'https://proxy.corp:3128' }
@@ -778,6 +783,8 @@ apps:
       'relay.tunnelHosts[0]: must be a host name or IP address',
       'relay.connectorCertValidity: must be a duration such as 500ms, 5s, 2m, 1h30m, or a number of milliseconds',
       'relay.inactiveConnectorRetention: must be at least 1000ms',
+      'relay.audit.retention: must be at least 1h',
+      'relay.audit.keep: unknown key',
       'apps[0].sticky: must be one of: none, session, clientAddress',
       'apps[0].backendProxy: must be an http:// proxy URL (http://host:port)',
       'apps[1].backendProxy: must be http://host:port with no path, query or fragment',
@@ -1520,5 +1527,32 @@ ${more}
     expect(summary(configError(relayWith('  instance: { name: "a b" }')).issues)).toStrictEqual([
       'relay.instance.name: must be 1–64 of A–Z a–z 0–9 . _ -',
     ]);
+  });
+});
+
+describe('relay.admins and relay.adminUrl', () => {
+  const IDP = `identityProvider:
+  issuer: https://idp.example.com
+  clientId: x
+`;
+  const relay = (more: string) =>
+    RELAY.replace('relay:\n', `relay:\n  adminListen: 127.0.0.1:9090\n${more}`);
+
+  it('keeps the admins and the admin origin', () => {
+    const config = parse(
+      `${relay("  admins: { groups: ['AppProxy Admins'] }\n  adminUrl: https://admin.example.com:9443/\n")}${IDP}`,
+    );
+    expect(config.relay.admins).toStrictEqual({ users: [], groups: ['AppProxy Admins'] });
+    expect(config.relay.adminUrl).toBe('https://admin.example.com:9443');
+  });
+
+  it('refuses admins without a provider or admin listener, and an adminUrl with a path', () => {
+    const yaml = `${RELAY.replace('relay:\n', 'relay:\n  admins: { users: [alice] }\n  adminUrl: https://a.example.com/console\n')}`;
+    expect(summary(issuesOf(yaml))).toStrictEqual([
+      'relay.admins: the admin sign-in requires an identityProvider section',
+      'relay.adminUrl: must be an origin (scheme, host, port) without a path or query',
+    ]);
+    const noListener = `${RELAY.replace('relay:\n', 'relay:\n  admins: { users: [alice] }\n')}${IDP}`;
+    expect(summary(issuesOf(noListener))).toStrictEqual(['relay.admins: needs relay.adminListen']);
   });
 });

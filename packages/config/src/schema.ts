@@ -4,7 +4,13 @@ import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { HOST_PORT_EXPECTED, isHostnameOrIp, parseHostPort, type HostPort } from './host-port.js';
 import { certificateShape } from './internal/certificates.js';
 import { isIpOrCidr } from './internal/net.js';
-import { checkAppUrl, checkIssuer, checkProxyUrl, type UrlCheck } from './internal/urls.js';
+import {
+  checkAdminUrl,
+  checkAppUrl,
+  checkIssuer,
+  checkProxyUrl,
+  type UrlCheck,
+} from './internal/urls.js';
 import type { PagesConfig } from './pages.js';
 
 /** `backendTimeout: default`. */
@@ -309,6 +315,17 @@ export interface RelayConfig {
     tunnelListen: HostPort;
     /** `/metrics`, `/healthz`, `/readyz`, admin API. */
     adminListen?: HostPort;
+    /**
+     * Who may use the admin API and console with an OIDC sign-in (matched as app assignment
+     * is: users by sub, email, preferred_username or upn; groups and roles). Unset: admin
+     * tokens only.
+     */
+    admins?: { users: string[]; groups: string[] };
+    /**
+     * The admin listener's external origin (`/console/callback` is the admin sign-in's
+     * redirect URI). @default `http://<adminListen>`
+     */
+    adminUrl?: string;
     /** Absolute. @default '<config folder>/var/relay' */
     stateDir: string;
     /** At least one; picked by SNI (exact names before wildcards). Paths absolute. */
@@ -343,6 +360,11 @@ export interface RelayConfig {
     connectorCertValidityMs: number;
     /** From `inactiveConnectorRetention`: connectors unseen this long are removed. @default 10 days */
     inactiveConnectorRetentionMs: number;
+    /** `relay.audit`: audit events in the state store. */
+    audit: {
+      /** From `retention`: events older than this are pruned hourly. @default 90 days, at least 1 h */
+      retentionMs: number;
+    };
     /**
      * Secrets that seal session cookies; the first seals, all open (rotation). Every relay
      * serving the same apps needs the same list. Unset: one is generated in `stateDir`.
@@ -462,7 +484,10 @@ function durationMs(
   if (ms < min)
     ctx.addIssue({
       code: 'custom',
-      message: min === 1 ? 'must be longer than 0' : `must be at least ${min}ms`,
+      message:
+        min === 1
+          ? 'must be longer than 0'
+          : `must be at least ${min >= 60_000 ? humanDuration(min) : `${min}ms`}`,
     });
   else if (ms > max)
     ctx.addIssue({
@@ -740,6 +765,31 @@ const relaySection = z
     adminListen: hostPort(
       '/metrics, /healthz, /readyz and the admin API; keep it private.',
     ).optional(),
+    admins: z
+      .strictObject({
+        users: z.array(text()).default([]).meta({
+          description:
+            'Matched, case-insensitively, against sub, email, preferred_username and upn.',
+        }),
+        groups: z.array(text()).default([]).meta({
+          description: 'Matched, case-insensitively, against the groups and roles claims.',
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Who may use the admin API and console with an OIDC sign-in (needs identityProvider and adminListen). Unset: admin tokens only.',
+        examples: [{ users: ['alice@example.com'], groups: ['AppProxy Admins'] }],
+      }),
+    adminUrl: z
+      .string()
+      .meta({
+        description:
+          'External URL of the admin listener; register <adminUrl>/console/callback at the provider. Default: http://<adminListen>.',
+        examples: ['https://relay-admin.corp.example.com'],
+      })
+      .transform(fromCheck(checkAdminUrl))
+      .optional(),
     stateDir: text()
       .default('./var/relay')
       .meta({ description: 'Embedded database and connector CA; relative to the config file.' }),
@@ -878,6 +928,21 @@ const relaySection = z
       description: 'Connectors not seen (or revoked) for this long are removed.',
     }),
     limits: limitsSection,
+    audit: z
+      .strictObject({
+        retention: duration({
+          default: '90d',
+          min: 3_600_000,
+          max: 3650 * DAY_MS,
+          description: 'Audit events older than this are removed (hourly).',
+        }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'The audit log: sign-ins, refusals, connector and admin events, kept in the state store.',
+      })
+      .transform(({ retention }) => ({ retentionMs: retention })),
     stripRequestHeaders: z
       .array(
         z.string().regex(HEADER_PATTERN, {
@@ -918,6 +983,8 @@ const relaySection = z
         message:
           'challenge http-01 (the default) is answered on relay.redirectHttp: set it (port 80 from the internet), or use challenge: tls-alpn-01',
       });
+    if (r.admins && !r.adminListen)
+      ctx.addIssue({ code: 'custom', path: ['admins'], message: 'needs relay.adminListen' });
     if (r.workers > 1 && !r.instance?.tunnelUrl)
       ctx.addIssue({
         code: 'custom',
@@ -936,10 +1003,14 @@ const relaySection = z
       inactiveConnectorRetention,
       redirectHttp,
       adminListen,
+      admins,
+      adminUrl,
       pages,
       ...rest
     }) => ({
       ...rest,
+      ...(admins && { admins }),
+      ...(adminUrl && { adminUrl }),
       ...(pages && { pages }),
       ...(redirectHttp && { redirectHttp }),
       ...(adminListen && { adminListen }),

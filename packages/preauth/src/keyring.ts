@@ -12,8 +12,11 @@ export interface SealingSecret {
   secret: string;
 }
 
-/** What a sealed value is for; each purpose has its own derived key and `typ`. */
-export type SealPurpose = 'session' | 'transaction';
+/**
+ * What a sealed value is for; each purpose has its own derived key and `typ`, so a value
+ * sealed for one is refused as another (an app session is never an admin session).
+ */
+export type SealPurpose = 'session' | 'transaction' | 'admin-session';
 
 /** An unsealed value and whether it was sealed with the current key. */
 export interface Unsealed {
@@ -30,6 +33,7 @@ const MIN_SECRET_LENGTH = 32;
 const TYP: Record<SealPurpose, string> = {
   session: 'appproxy-session',
   transaction: 'appproxy-transaction',
+  'admin-session': 'appproxy-admin-session',
 };
 
 /** Options of {@link Keyring}. */
@@ -88,6 +92,7 @@ export class Keyring {
       this.#keys.set(s.id, {
         session: derive(s.secret, 'session'),
         transaction: derive(s.secret, 'transaction'),
+        'admin-session': derive(s.secret, 'admin-session'),
       });
     }
     this.currentKeyId = secrets[0]!.id;
@@ -122,8 +127,9 @@ export class Keyring {
       });
     if (typeof sealed !== 'string' || sealed.length > 64 * 1024) throw invalid('malformed');
     const cacheKey =
-      purpose === 'session' && this.#cache
-        ? createHash('sha256').update(sealed).digest('base64')
+      purpose !== 'transaction' && this.#cache
+        ? // The purpose is part of the key: a value cached as one purpose never opens as another.
+          createHash('sha256').update(purpose).update('\n').update(sealed).digest('base64')
         : undefined;
     const cached = cacheKey === undefined ? undefined : this.#cache!.get(cacheKey);
     if (cached) return cached;

@@ -191,6 +191,37 @@ describe('sign-in', () => {
     });
   });
 
+  it('a sign-in kept apart (the admin console): its own paths, cookie and sealing purpose', async () => {
+    const { app, op, rp } = await setup(
+      {},
+      {
+        externalUrl: 'http://127.0.0.1:9090/console/',
+        reservedPrefix: '/console/',
+        sessionCookie: { name: 'appproxy_admin', purpose: 'admin-session' },
+        cookies: { secure: false, sameSite: 'Strict' },
+      },
+    );
+    expect(app.redirectUri).toBe('http://127.0.0.1:9090/console/callback');
+    expect(app.postLogoutRedirectUri).toBe('http://127.0.0.1:9090/console/signed-out');
+    expect(await app.handle(browserRequest('/.appproxy/signin', new Jar()))).toBeUndefined();
+    const start = (await app.handle(browserRequest('/console/signin', new Jar())))!;
+    expect(new URL(start.headers.location!).searchParams.get('redirect_uri')).toBe(app.redirectUri);
+    const jar = new Jar();
+    const { callback } = await signInFlow(app, op, jar, '/console/apps');
+    const cookie = callback.cookies.find((c) => c.name === 'appproxy_admin')!;
+    expect(cookie).toMatchObject({ sameSite: 'Strict', secure: false });
+    expect((await app.authenticate(browserRequest('/console/', jar))).ok).toBe(true);
+    // Sealed for its own purpose: not an app session, and an app session is not one of it.
+    await expect(rp.keyring.unseal('session', cookie.value)).rejects.toMatchObject({
+      reason: 'wrong_type',
+    });
+    const appSession = await rp.keyring.seal('session', { v: 1 });
+    const forged = await app.authenticate(
+      browserRequest('/console/', new Jar(), { cookies: { appproxy_admin: appSession } }),
+    );
+    expect(forged.ok).toBe(false);
+  });
+
   it('two tabs signing in at once both complete; old transactions are bounded', async () => {
     const { app, op } = await setup({ maxConcurrentSignIns: 3 });
     const jar = new Jar();

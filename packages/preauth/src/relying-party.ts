@@ -9,7 +9,7 @@ import {
 } from './cookies.js';
 import { PreauthError, asPreauthError } from './errors.js';
 import { identityFromClaims, type ClaimNames, type Identity } from './identity.js';
-import { Keyring, type SealingSecret } from './keyring.js';
+import { Keyring, type SealPurpose, type SealingSecret } from './keyring.js';
 import {
   CALLBACK_PATH,
   SIGNED_OUT_PATH,
@@ -109,6 +109,16 @@ export interface ProtectedAppOptions {
    * on the app's origin. @default the external URL's path
    */
   homePath?: string;
+  /**
+   * Where the sign-in paths live on the app's origin: `<prefix>signin`, `callback`,
+   * `signout`, `signed-out` (the admin console uses `/console/`). @default '/.appproxy/'
+   */
+  reservedPrefix?: string;
+  /**
+   * The session cookie's name and sealing purpose, for a sign-in kept apart from the apps'
+   * (the admin console). @default { name: sessionCookieName(secure), purpose: 'session' }
+   */
+  sessionCookie?: { name: string; purpose: Exclude<SealPurpose, 'transaction'> };
 }
 
 /**
@@ -287,6 +297,9 @@ export class ProtectedApp {
   readonly redirectUri: string;
   /** `<origin>/.appproxy/signed-out`: register it as a post-logout redirect URI. */
   readonly postLogoutRedirectUri: string;
+  /** The reserved paths (`/.appproxy/signin` … unless `reservedPrefix` says otherwise). */
+  readonly paths: { signIn: string; callback: string; signOut: string; signedOut: string };
+  readonly #sealPurpose: Exclude<SealPurpose, 'transaction'>;
 
   constructor(rp: RelyingParty, opts: ProtectedAppOptions) {
     let url: URL;
@@ -323,9 +336,26 @@ export class ProtectedApp {
       ...(opts.rules && { rules: opts.rules }),
     });
     this.bearerAudiences = opts.bearerAudiences ?? rp.options.bearerAudiences ?? [];
-    this.sessionCookieName = sessionCookieName(this.cookiePolicy.secure);
-    this.redirectUri = `${this.origin}${CALLBACK_PATH}`;
-    this.postLogoutRedirectUri = `${this.origin}${SIGNED_OUT_PATH}`;
+    this.sessionCookieName =
+      opts.sessionCookie?.name ?? sessionCookieName(this.cookiePolicy.secure);
+    this.#sealPurpose = opts.sessionCookie?.purpose ?? 'session';
+    const prefix = opts.reservedPrefix;
+    this.paths =
+      prefix === undefined
+        ? {
+            signIn: SIGNIN_PATH,
+            callback: CALLBACK_PATH,
+            signOut: SIGNOUT_PATH,
+            signedOut: SIGNED_OUT_PATH,
+          }
+        : {
+            signIn: `${prefix}signin`,
+            callback: `${prefix}callback`,
+            signOut: `${prefix}signout`,
+            signedOut: `${prefix}signed-out`,
+          };
+    this.redirectUri = `${this.origin}${this.paths.callback}`;
+    this.postLogoutRedirectUri = `${this.origin}${this.paths.signedOut}`;
   }
 
   // --- per request -------------------------------------------------------------------
@@ -338,13 +368,13 @@ export class ProtectedApp {
   async handle(req: PreauthRequest): Promise<PreauthResponse | undefined> {
     const path = req.url.split('?', 1)[0];
     switch (path) {
-      case SIGNIN_PATH:
+      case this.paths.signIn:
         return this.signIn(req);
-      case CALLBACK_PATH:
+      case this.paths.callback:
         return this.callback(req);
-      case SIGNOUT_PATH:
+      case this.paths.signOut:
         return this.signOut(req);
-      case SIGNED_OUT_PATH: {
+      case this.paths.signedOut: {
         const page = signedOutPage(this.name, this.homePath);
         return { ...page, cookies: [] };
       }
@@ -638,7 +668,7 @@ export class ProtectedApp {
     } catch {
       endSession = undefined; // the provider is down: sign out here at least
     }
-    if (!endSession) return redirect(SIGNED_OUT_PATH, cookies);
+    if (!endSession) return redirect(this.paths.signedOut, cookies);
     const url = new URL(endSession);
     if (idToken) url.searchParams.set('id_token_hint', idToken);
     url.searchParams.set('client_id', this.rp.provider.clientId);
@@ -700,7 +730,7 @@ export class ProtectedApp {
     let payload: Record<string, unknown>;
     let current: boolean;
     try {
-      ({ payload, current } = await this.rp.keyring.unseal('session', sealed));
+      ({ payload, current } = await this.rp.keyring.unseal(this.#sealPurpose, sealed));
     } catch (err) {
       return { ok: false, error: asPreauthError(err, 'APPPROXY_PREAUTH_SESSION_INVALID') };
     }
@@ -739,7 +769,7 @@ export class ProtectedApp {
   async #sessionCookie(payload: Record<string, unknown>): Promise<CookieToSet> {
     const nowSec = Math.floor(this.rp.now() / 1000);
     const next: Record<string, unknown> = { ...payload, lat: nowSec };
-    const value = await this.rp.keyring.seal('session', next);
+    const value = await this.rp.keyring.seal(this.#sealPurpose, next);
     const cookie: CookieToSet = {
       name: this.sessionCookieName,
       value,

@@ -35,6 +35,7 @@ describe('logger', () => {
       storeKey: 'sealing-key-of-the-state-store-xyzzy',
       token: 'ap1.abcd1234.c2VjcmV0.QUJD',
       note: 'used token ap1.abcd1234.c2VjcmV0.QUJD and Bearer zzz.yyy',
+      admin: 'curl -H "x: apx_k3x7a2b7_Zm9vYmFyYmF6cXV4_-1"',
       proxy: 'http://user:pa55@proxy:3128',
       key: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----',
       err: new Error('login failed with password hunter3 and Bearer q.w.e'),
@@ -51,11 +52,14 @@ describe('logger', () => {
       'MIIB',
       'q.w.e',
       'xyzzy',
+      'Zm9vYmFyYmF6cXV4',
     ]) {
       expect(out).not.toContain(s);
     }
     expect(out).toContain('[redacted]');
     expect(out).toContain('proxy:3128');
+    // An admin token's id names it; only its secret goes.
+    expect(out).toContain('apx_k3x7a2b7_[redacted]');
   });
 
   it('redact keeps non-secret structure', () => {

@@ -23,6 +23,8 @@ const SECRET_KEYS = new Set([
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
   // Registration tokens: ap1.<id>.<secret>.<fingerprint>
   [/\bap1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, 'ap1.[redacted]'],
+  // Admin tokens: apx_<id>_<secret> (the id stays: it names the token, as in `admin-token list`)
+  [/\b(apx_[a-z2-7]{8})_[A-Za-z0-9_-]+/g, '$1_[redacted]'],
   [/\bBearer\s+[A-Za-z0-9._~+/=-]+/gi, 'Bearer [redacted]'],
   [
     /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
@@ -34,7 +36,7 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
 
 const normalise = (key: string) => key.toLowerCase().replace(/[-_]/g, '');
 /** Cheap pre-check: only strings that could hold one of the patterns above get the full pass. */
-const MAYBE_SECRET = /ap1\.|bearer|private key|:\/\/[^/\s]*@/i;
+const MAYBE_SECRET = /ap1\.|apx_|bearer|private key|:\/\/[^/\s]*@/i;
 /** Field names seen so far and whether they are secret (the set of names is small). */
 const keyVerdicts = new Map<string, boolean>();
 function isSecretKey(key: string): boolean {

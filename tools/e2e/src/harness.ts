@@ -497,7 +497,7 @@ export function json(res: ClientResponse): Record<string, unknown> {
 /**
  * The development provider for a stack's oidc apps: client `appproxy` (secret
  * `e2e-client-secret`) with the callback and signed-out URLs of each of `hosts` on the
- * stack's public port, and the stack's `identityProvider:` section pointing at it
+ * stack's public port and of the admin console (`http://127.0.0.1:<admin>/console/…`), and the stack's `identityProvider:` section pointing at it
  * (`more`: further lines of that section, indented 2 spaces). Close it after the stack.
  */
 export async function devIdpFor(
@@ -514,16 +514,24 @@ export async function devIdpFor(
       : never;
   } = {},
 ): Promise<Awaited<ReturnType<typeof startDevIdp>>> {
-  const { public: port } = await stack.allocatePorts();
+  const { public: port, admin } = await stack.allocatePorts();
   const origins = hosts.map((h) => `https://${h}:${port}`);
+  // The admin console's sign-in (relay.admins) on the admin listener.
+  const adminOrigin = `http://127.0.0.1:${admin}`;
   const idp = await startDevIdp({
     port: 0,
     clients: [
       {
         clientId: 'appproxy',
         clientSecret: 'e2e-client-secret',
-        redirectUris: origins.map((o) => `${o}/.appproxy/callback`),
-        postLogoutRedirectUris: origins.map((o) => `${o}/.appproxy/signed-out`),
+        redirectUris: [
+          ...origins.map((o) => `${o}/.appproxy/callback`),
+          `${adminOrigin}/console/callback`,
+        ],
+        postLogoutRedirectUris: [
+          ...origins.map((o) => `${o}/.appproxy/signed-out`),
+          `${adminOrigin}/console/signed-out`,
+        ],
       },
       ...(opts.clients ?? []),
     ],

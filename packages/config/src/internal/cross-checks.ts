@@ -144,6 +144,12 @@ export function crossCheck(doc: unknown, ctx: CrossCheckContext): PathIssue[] {
     });
   }
 
+  if (isRecord(doc.relay) && doc.relay.admins !== undefined && doc.identityProvider === undefined)
+    issues.push({
+      path: ['relay', 'admins'],
+      message: 'the admin sign-in requires an identityProvider section',
+    });
+
   if (isRecord(doc.portal) && typeof doc.portal.externalUrl === 'string') {
     const path = ['portal', 'externalUrl'];
     if (doc.identityProvider === undefined)

@@ -50,6 +50,16 @@ export function checkProxyUrl(v: string): UrlCheck {
   return { ok: true, url: url.href.replace(/\/$/, '') };
 }
 
+/** `relay.adminUrl`: an http(s) origin, nothing after the authority; kept without a trailing `/`. */
+export function checkAdminUrl(v: string): UrlCheck {
+  const url = /^https?:\/\/[^/]/i.test(v) ? parseUrl(v) : undefined;
+  if (!url?.host) return { ok: false, message: 'must be an absolute http(s) URL' };
+  if (url.username || url.password) return { ok: false, message: 'must not contain credentials' };
+  if ((url.pathname !== '/' && url.pathname !== '') || /[?#]/.test(v))
+    return { ok: false, message: 'must be an origin (scheme, host, port) without a path or query' };
+  return { ok: true, url: url.origin };
+}
+
 function parseUrl(v: string): URL | undefined {
   try {
     return new URL(v);

@@ -1,0 +1,13 @@
+import type { AdminHost, AdminServerOptions } from './server.js';
+
+/**
+ * What other modules add to the admin server beyond the built-in `/api/v1` routes: more
+ * routes (app tests) and the console's pages. The relay and the workers' primary both build
+ * their admin server with this, so an addition here is served in either mode.
+ */
+export function adminExtensions(host: AdminHost): AdminServerOptions {
+  void host;
+  return {
+    routes: [],
+  };
+}

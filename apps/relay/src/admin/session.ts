@@ -1,0 +1,233 @@
+import type { RelayConfig } from '@appproxy/config';
+import {
+  signedInAs,
+  type Identity,
+  type PreauthResponse,
+  type ProtectedApp,
+  type RelyingParty,
+} from '@appproxy/preauth';
+import type { Logger } from '@appproxy/telemetry';
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { renderError } from '../error-pages.js';
+import { PAGE_FOR, serializeCookies, toPreauthRequest, type GateRequest } from '../sign-in.js';
+import type { AuditSink } from '../audit.js';
+
+/** An admin signed in to the console with the relay's identity provider. */
+export interface AdminSession {
+  /** How the person signed in (`preferred_username`, else email, upn, name, sub). */
+  user: string;
+  name?: string;
+  groups: string[];
+  /** Send as `X-CSRF-Token` with every state-changing request made with this session. */
+  csrf: string;
+}
+
+/** Who the admin cookie of a request names. */
+export type AdminSessionState =
+  | { kind: 'admin'; session: AdminSession; setCookie: string[] }
+  /** Signed in, but not in `relay.admins`: 403 NOT_AN_ADMIN. */
+  | { kind: 'not-admin'; user: string; setCookie: string[] }
+  | { kind: 'anonymous'; setCookie: string[] };
+
+/** The admin session cookie (HttpOnly, SameSite=Strict, Path=/, Secure on an https admin URL). */
+export const ADMIN_COOKIE = 'appproxy_admin';
+/** Where the admin sign-in paths live: `/console/signin`, `callback`, `signout`, `signed-out`. */
+export const CONSOLE_PREFIX = '/console/';
+const SESSION_LIFETIME_MS = 8 * 3_600_000;
+
+/** `relay.adminUrl`, else `http://<adminListen>`. */
+export function adminOrigin(config: RelayConfig): string | undefined {
+  if (config.relay.adminUrl) return config.relay.adminUrl;
+  const at = config.relay.adminListen;
+  if (!at) return undefined;
+  return `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`;
+}
+
+/**
+ * The admins' OIDC sign-in on the admin listener: the relay's own relying party (its
+ * provider, its keyring) protecting the admin origin, with its own cookie and sealing purpose,
+ * `relay.admins` as the assignment, an 8 h session. Admins are matched as app assignment is.
+ */
+export class AdminSignIn {
+  readonly app: ProtectedApp;
+  readonly #log: Logger;
+  readonly #audit: AuditSink;
+  readonly #csrfKey: Buffer;
+
+  constructor(rp: RelyingParty, config: RelayConfig, deps: { log: Logger; audit: AuditSink }) {
+    const origin = adminOrigin(config)!;
+    const admins = config.relay.admins ?? { users: [], groups: [] };
+    const secure = origin.startsWith('https:');
+    this.app = rp.protectApp({
+      externalUrl: `${origin}${CONSOLE_PREFIX}`,
+      name: 'AppProxy admin',
+      cookies: { httpOnly: true, secure, persistent: false, sameSite: 'Strict' },
+      assignment: { required: true, users: admins.users, groups: admins.groups },
+      session: {
+        lifetimeMs: SESSION_LIFETIME_MS,
+        idleTimeoutMs: Math.min(rp.session.idleTimeoutMs, SESSION_LIFETIME_MS),
+      },
+      // Admins sign in here; IdP access tokens are no way in (admin tokens are, by the server).
+      bearerAudiences: [],
+      reservedPrefix: CONSOLE_PREFIX,
+      sessionCookie: { name: ADMIN_COOKIE, purpose: 'admin-session' },
+    });
+    this.#log = deps.log;
+    this.#audit = deps.audit;
+    // CSRF tokens are MACs of the session's subject and sign-in time: stateless, and the same
+    // for the whole session even when its cookie is re-issued.
+    const secret = rp.options.sessionSecrets[0]!.secret;
+    this.#csrfKey = Buffer.from(
+      hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'appproxy-admin', 'admin csrf v1', 32),
+    );
+  }
+
+  /** `<admin origin>/console/callback`: register it at the provider. */
+  get redirectUri(): string {
+    return this.app.redirectUri;
+  }
+
+  /**
+   * Answers `/console/signin?return=…`, `/console/callback`, `/console/signout`,
+   * `/console/signed-out`; false for any other path.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, correlationId: string): Promise<boolean> {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const { paths } = this.app;
+    if (![paths.signIn, paths.callback, paths.signOut, paths.signedOut].includes(path))
+      return false;
+    const gate = gateRequest(req);
+    if (path === paths.signIn) {
+      // The console's `return` is preauth's `rd` (kept only when it is a path of this origin).
+      const query = new URLSearchParams(gate.url.split('?')[1] ?? '');
+      const back = query.get('return');
+      gate.url = `${paths.signIn}${back ? `?rd=${encodeURIComponent(back)}` : ''}`;
+    }
+    const request = toPreauthRequest(gate);
+    const answer = (await this.app.handle(request))!;
+    const setCookie = serializeCookies(answer.cookies, request.rawCookies);
+    if (answer.error) {
+      this.#log.info('admin sign-in refused', {
+        requestId: correlationId,
+        code: answer.error.code,
+        detail: answer.error.message,
+      });
+      const page = renderError(PAGE_FOR[answer.error.code], {
+        app: this.app.name,
+        correlationId,
+        accept: accept(req),
+        reason: answer.error.code,
+        headers: { ...answer.headers, ...(setCookie.length > 0 && { 'set-cookie': setCookie }) },
+      });
+      res.writeHead(page.status, page.headers).end(page.body);
+      return true;
+    }
+    if (path === paths.callback) {
+      const refused = await this.#signedIn(answer, gate, correlationId);
+      if (refused) {
+        const page = renderError('NOT_AN_ADMIN', {
+          app: this.app.name,
+          correlationId,
+          accept: accept(req),
+          signedInAs: refused,
+          signOutHref: paths.signOut,
+          headers: setCookie.length > 0 ? { 'set-cookie': setCookie } : {},
+        });
+        res.writeHead(page.status, page.headers).end(page.body);
+        return true;
+      }
+    }
+    res.writeHead(answer.status, {
+      ...answer.headers,
+      ...(answer.body !== '' && { 'content-type': 'text/html; charset=utf-8' }),
+      ...(setCookie.length > 0 && { 'set-cookie': setCookie }),
+    });
+    res.end(answer.body);
+    return true;
+  }
+
+  /** Audits a completed sign-in; the user's name when they are not an admin. */
+  async #signedIn(
+    answer: PreauthResponse,
+    req: GateRequest,
+    correlationId: string,
+  ): Promise<string | undefined> {
+    const sealed = answer.cookies.find((c) => c.name === ADMIN_COOKIE && c.value !== '')?.value;
+    if (sealed === undefined) return undefined;
+    const read = await this.app.readSession(sealed);
+    if (!read.ok) return undefined;
+    const user = signedInAs(read.identity);
+    const decision = this.app.authorize(read.identity);
+    const event = {
+      actor: `user:${user}`,
+      user,
+      correlationId,
+      ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+    };
+    if (decision.ok) {
+      this.#audit.record({ type: 'admin.signin.succeeded', ...event });
+      return undefined;
+    }
+    this.#audit.record({ type: 'admin.signin.refused', code: 'NOT_AN_ADMIN', ...event });
+    return user;
+  }
+
+  /** The admin session of a request, if any (its cookie re-issued when it slides). */
+  async session(req: IncomingMessage): Promise<AdminSessionState> {
+    const request = toPreauthRequest(gateRequest(req));
+    if (request.cookies[ADMIN_COOKIE] === undefined) return { kind: 'anonymous', setCookie: [] };
+    const auth = await this.app.authenticate({ ...request, headers: {} });
+    if (!auth.ok) {
+      // An expired or foreign cookie: expire it.
+      return {
+        kind: 'anonymous',
+        setCookie: serializeCookies(auth.response.cookies, request.rawCookies),
+      };
+    }
+    const setCookie = serializeCookies(auth.cookies, request.rawCookies);
+    const user = signedInAs(auth.identity);
+    if (!this.app.authorize(auth.identity).ok) return { kind: 'not-admin', user, setCookie };
+    return {
+      kind: 'admin',
+      setCookie,
+      session: {
+        user,
+        ...(auth.identity.name !== undefined && { name: auth.identity.name }),
+        groups: [...auth.identity.groups],
+        csrf: await this.#csrf(auth.identity, request.cookies[ADMIN_COOKIE]!),
+      },
+    };
+  }
+
+  /** Whether a state-changing request carries the session's CSRF token. */
+  checkCsrf(session: AdminSession, req: IncomingMessage): boolean {
+    const sent = req.headers['x-csrf-token'];
+    if (typeof sent !== 'string') return false;
+    const a = Buffer.from(sent);
+    const b = Buffer.from(session.csrf);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  async #csrf(identity: Identity, sealed: string): Promise<string> {
+    // The sign-in time tells this session from the same person's next one.
+    const read = await this.app.readSession(sealed, { ignoreExpiry: true });
+    const iat = read.ok ? String(read.payload.iat) : '';
+    return createHmac('sha256', this.#csrfKey)
+      .update(`${identity.issuer}\n${identity.sub}\n${iat}`)
+      .digest('base64url');
+  }
+}
+
+function accept(req: IncomingMessage): string | undefined {
+  return req.headers.accept;
+}
+
+function gateRequest(req: IncomingMessage): GateRequest {
+  return {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    clientIp: req.socket.remoteAddress,
+  };
+}
