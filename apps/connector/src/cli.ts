@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { CliError, EXIT_REVOKED, tunnelAdvice } from './errors.js';
+import { diagnoseControl } from './diagnose.js';
 import { BackendForwarder } from './forward.js';
 import { ConnectorMetrics } from './metrics.js';
 import { CertificateRenewal } from './renewal.js';
@@ -226,12 +227,21 @@ export function buildProgram(): Command {
             capabilities: [
               ...(opts.websocket ? [CAPABILITY.websocket] : []),
               CAPABILITY.backendTls,
+              CAPABILITY.diagnose,
               ...(kerberos ? [CAPABILITY.kerberos] : []),
             ],
           },
           onStream: forwarder.handle,
           onControl: (name, body) =>
-            name === CONTROL.release ? forwarder.release(body) : renewal.handle(name, body),
+            name === CONTROL.release
+              ? forwarder.release(body)
+              : name === CONTROL.diagnose
+                ? diagnoseControl(body, {
+                    backendClient: (...a) => forwarder.backendClient(...a),
+                    ...(kerberos && { kerberos: kerberos.delegator }),
+                    log,
+                  })
+                : renewal.handle(name, body),
           tunnels: opts.tunnels,
           pingIntervalMs: opts.pingInterval,
           pingTimeoutMs: opts.pingTimeout,

@@ -6,6 +6,7 @@ import {
   endToEndHeaders,
   forwardBody,
   resetStream,
+  type BackendTlsMeta,
   type RequestMeta,
 } from '@appproxy/tunnel';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
@@ -92,6 +93,21 @@ export class BackendForwarder {
   /** `release` control stream (§3.4): the relay's client connection of an affinity id closed. */
   get release(): (body: unknown) => Promise<undefined> {
     return this.#pinned.release;
+  }
+
+  /**
+   * For diagnostics (`diagnose.ts`): the TLS options a request of an app with these settings
+   * gets (the app's `backendTls` through the same cache), and a fresh-connection pool of the
+   * traffic's own kind (never an idle connection, closed after the response).
+   */
+  backendClient(
+    verifyTls: boolean,
+    backendTls: BackendTlsMeta | undefined,
+    proxy: string | undefined,
+  ): { tls: BackendTlsOptions; dispatcher: Dispatcher } | undefined {
+    const tls = this.#backendTls.options(verifyTls, backendTls);
+    if (!tls) return undefined;
+    return { tls, dispatcher: this.#dispatcher(tls, backendTls?.id ?? '', proxy, 0, true) };
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,7 @@ import {
   workerFromEnv,
 } from './workers.js';
 import { RELAY_VERSION_LINE } from './version.js';
+import { addAppsCommands } from './apps-test-cli.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
@@ -321,6 +322,7 @@ export function buildProgram(): Command {
       if (!ok) throw new CliError('', 2);
     });
 
+  addAppsCommands(program, { readConfig, fail: (message, code) => new CliError(message, code) });
   return program;
 }
 

@@ -23,6 +23,12 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
+import {
+  testApp,
+  type AppTestDeps,
+  type AppTestOptions,
+  type AppTestResult,
+} from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
@@ -346,6 +352,27 @@ export class Relay {
       caFingerprint: ca.fingerprint,
     });
     return addresses;
+  }
+
+  /**
+   * "Test application": the app's checks through each connector of its group with a tunnel
+   * here, or the one named (`diagnostics.ts`); audited as `admin.app.tested`.
+   */
+  testApp(name: string, o: AppTestOptions = {}): Promise<AppTestResult> {
+    if (!this.#edge || !this.#connectors || !this.#store)
+      return Promise.reject(new Error('the relay is not started'));
+    const audit = (this as { audit?: AppTestDeps['audit'] }).audit;
+    return testApp(
+      {
+        edge: this.#edge,
+        groups: this.#connectors.groups,
+        store: this.#store,
+        log: this.#log,
+        ...(audit && { audit }),
+      },
+      name,
+      o,
+    );
   }
 
   /** The configuration serving now. */

@@ -162,6 +162,7 @@ export class ConnectorCA {
    *
    * @param opts.hosts at least one (`PkiError` `APPPROXY_PKI_NAME_INVALID` otherwise)
    * @param opts.validityMs @default 365 days
+   * @param opts.now start of the validity (less 5 minutes of clock skew) @default new Date()
    * @example
    * const server = await ca.issueServerCertificate({ hosts: ['relay.example.com', '203.0.113.7'] });
    * tls.createServer({ cert: server.certPem + ca.certPem, key: server.keyPem, … });
@@ -169,12 +170,14 @@ export class ConnectorCA {
   async issueServerCertificate(opts: {
     hosts: string[];
     validityMs?: number;
+    now?: Date;
   }): Promise<IssuedCertificate & { keyPem: string }> {
     const sans = hostSans(opts.hosts);
     return signServerCertificate(this.#issuer, {
       sans,
       commonName: serverCommonName(sans, 'AppProxy relay'),
       validityMs: checkValidity(opts.validityMs),
+      ...(opts.now && { now: opts.now }),
     });
   }
 

@@ -6,6 +6,15 @@ export {
   type BackendTlsMaterial,
   type BackendTlsMeta,
 } from './backend-tls.js';
+export {
+  DIAGNOSE_CHECK_TIMEOUT_MS,
+  DIAGNOSE_TOTAL_TIMEOUT_MS,
+  parseDiagnoseRequest,
+  type DiagnoseAnswer,
+  type DiagnoseCheck,
+  type DiagnoseRequest,
+  type DiagnoseSso,
+} from './diagnose.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { FORWARD_BUFFER_BYTES, forwardBody, resetStream } from './body.js';
 export {

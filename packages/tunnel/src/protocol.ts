@@ -79,6 +79,12 @@ export const CONTROL = {
    * instances it lacks and drains those no longer listed (§3.6). The hello carries the same body.
    */
   instances: 'instances',
+  /**
+   * Test an app from this connector (body {@link DiagnoseRequest}) → 200 {@link DiagnoseAnswer}:
+   * resolve, connect, TLS, a GET and the SSO dry run (§3.7). Only to connectors that declare
+   * {@link CAPABILITY.diagnose}.
+   */
+  diagnose: 'diagnose',
 } as const;
 export type ControlName = (typeof CONTROL)[keyof typeof CONTROL];
 
@@ -89,6 +95,8 @@ export const CAPABILITY = {
   kerberos: 'kerberos',
   /** Reads `appproxy-backend-tls` (apps' `backendTls`); an older connector would ignore it. */
   backendTls: 'backend-tls',
+  /** Answers the `diagnose` control (§3.7); an older connector would answer it 404. */
+  diagnose: 'diagnose',
 } as const;
 
 /** The connector's answer to the relay's hello stream. */

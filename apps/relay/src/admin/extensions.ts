@@ -1,3 +1,4 @@
+import { appTestRoute } from './app-tests.js';
 import type { AdminHost, AdminServerOptions } from './server.js';
 
 /**
@@ -6,8 +7,7 @@ import type { AdminHost, AdminServerOptions } from './server.js';
  * their admin server with this, so an addition here is served in either mode.
  */
 export function adminExtensions(host: AdminHost): AdminServerOptions {
-  void host;
   return {
-    routes: [],
+    routes: [appTestRoute(host)],
   };
 }

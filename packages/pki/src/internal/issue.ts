@@ -59,13 +59,14 @@ export async function signLeaf(
 /** A server certificate with a new P-256 key, for `sans`. */
 export async function signServerCertificate(
   issuer: Issuer,
-  opts: { sans: HostSan[]; commonName: string; validityMs: number },
+  opts: { sans: HostSan[]; commonName: string; validityMs: number; now?: Date },
 ): Promise<IssuedCertificate & { keyPem: string }> {
   const keys = await generateP256();
   const issued = await signLeaf(issuer, {
     publicKey: keys.publicKey,
     commonName: opts.commonName,
     validityMs: opts.validityMs,
+    ...(opts.now && { now: opts.now }),
     extensions: [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),

@@ -85,6 +85,26 @@ describe('KerberosDelegator with a fake KDC', () => {
     await expect.poll(() => kdc.openConnections, { timeout: 1000 }).toBe(0);
   });
 
+  it('ticket(): the service ticket’s end time, from the KDC or the cache', async () => {
+    const kdc = await fakeKdc({ lifetimeMs: 3600_000 });
+    const k = delegator(kdc);
+    const before = Date.now();
+    const first = await k.ticket('alice', 'HTTP/web.fake.test');
+    expect(first.cached).toBe(false);
+    expect(first.endsAt.getTime()).toBeGreaterThanOrEqual(before + 3600_000 - 2000);
+    expect(first.endsAt.getTime()).toBeLessThanOrEqual(Date.now() + 3600_000 + 2000);
+    const again = await k.ticket('alice', 'HTTP/web.fake.test');
+    expect(again).toStrictEqual({ endsAt: first.endsAt, cached: true });
+    expect(kdc.log).toEqual(['as', 'as-preauth', 's4u2self', 's4u2proxy']);
+    const unknown = await failure(
+      delegator(await fakeKdc({ fail: (e) => (e === 's4u2self' ? 6 : undefined) })).ticket(
+        'nobody',
+        'HTTP/web.fake.test',
+      ),
+    );
+    expect(unknown.code).toBe('SSO_USER_UNKNOWN');
+  });
+
   it('gives each call a later (ctime, cusec), even with a stopped clock', async () => {
     const kdc = await fakeKdc();
     const t = Date.now();

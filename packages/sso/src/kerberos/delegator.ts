@@ -77,6 +77,8 @@ interface Credential {
   /** Our clock: when to get a new one (TGT) / until when to use it (service tickets). */
   refreshAt: number;
   expiresAt: number;
+  /** Our clock: the ticket's end time (as the KDC set it, shifted to our clock). */
+  endsAt: number;
 }
 
 /** Service tickets are reused until this long before they expire. */
@@ -248,6 +250,23 @@ export class KerberosDelegator {
     return `Negotiate ${spnegoNegTokenInit(gssKrb5InitialToken(apReq)).toString('base64')}`;
   }
 
+  /**
+   * The service ticket for `user` towards `spn` (from the cache, or S4U2Self + S4U2Proxy),
+   * described: when it ends (this host's clock) and whether it came from the cache — for
+   * diagnostics (`appproxy-relay apps test --user`). Throws as {@link authorization} does.
+   *
+   * @example
+   * const t = await kerberos.ticket('alice@CORP.TEST', 'HTTP/intranet.corp.test');
+   * t.endsAt; // Date, ~10 h from now
+   */
+  async ticket(user: string, spn: string): Promise<{ endsAt: Date; cached: boolean }> {
+    const hits = this.stats.ticketCacheHits;
+    const pending = this.serviceTicket(user, spn);
+    // A cache hit is counted before serviceTicket's first await.
+    const cached = this.stats.ticketCacheHits > hits;
+    return { endsAt: new Date((await pending).endsAt), cached };
+  }
+
   /** Drops every cached ticket. The delegator keeps no timers; it can still be used after. */
   close(): void {
     this.tickets.clear();
@@ -366,6 +385,7 @@ export class KerberosDelegator {
       flags: part.flags,
       refreshAt: kind === 'tgt' ? now + life * TGT_RENEW_AT : now + life - TICKET_MARGIN_MS,
       expiresAt: kind === 'tgt' ? now + life : now + life - TICKET_MARGIN_MS,
+      endsAt: now + life,
     };
   }
 
