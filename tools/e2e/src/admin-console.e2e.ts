@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, launchChromium, logInAtDevIdp, newContext } from './browser.js';
-import { connectorId, ROOT, runCli, RELAY_BIN, Stack, type StackApp } from './harness.js';
+import {
+  connectorId,
+  devIdpFor,
+  ROOT,
+  runCli,
+  RELAY_BIN,
+  Stack,
+  type StackApp,
+} from './harness.js';
 
 /**
  * Issue 15 item 4: the admin console on the admin listener, in Chromium, with the real
@@ -30,7 +38,7 @@ const consoleUrl = (path = '/console/') => `http://127.0.0.1:${stack.ports.admin
 beforeAll(async () => {
   sample = await startSampleApp({ basePath: '/' });
   stack = new Stack({ apps: [] });
-  const { public: port, admin } = await stack.allocatePorts();
+  const { admin } = await stack.allocatePorts();
   const internal = `http://127.0.0.1:${sample.port}/`;
   const apps: StackApp[] = [
     {
@@ -45,32 +53,11 @@ beforeAll(async () => {
       externalUrl: 'https://intranet.apps.localhost:{port}/',
     },
   ];
-  idp = await startDevIdp({
-    port: 0,
-    clients: [
-      {
-        clientId: 'appproxy',
-        clientSecret: 'e2e-client-secret',
-        redirectUris: [
-          `https://${WIKI}:${port}/.appproxy/callback`,
-          `http://127.0.0.1:${admin}/console/callback`,
-        ],
-        postLogoutRedirectUris: [
-          `https://${WIKI}:${port}/.appproxy/signed-out`,
-          `http://127.0.0.1:${admin}/console/`,
-        ],
-      },
-    ],
-  });
+  // Registers the apps' callbacks and the console's (<admin URL>/console/callback) too.
+  idp = await devIdpFor(stack, [WIKI]);
   stack.configure({
     apps,
     relayExtra: `  admins: { groups: ['AppProxy Admins'] }\n  adminUrl: http://127.0.0.1:${admin}\n`,
-    identityProvider: [
-      `  issuer: ${idp.issuer}`,
-      '  clientId: appproxy',
-      '  clientSecret: e2e-client-secret',
-      '  scopes: [openid, profile, email, groups]',
-    ].join('\n'),
   });
   await stack.start();
   if (CHROMIUM) browser = await launchChromium();
@@ -99,6 +86,10 @@ async function screenshot(page: Page, name: string): Promise<void> {
   const dir = join(stack.dir, 'screenshots');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `console-${name}.png`);
+  // Clicks scroll the page; the pictures show it from the top left.
+  await page.evaluate(() =>
+    (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0),
+  );
   await page.screenshot({ path: file });
   expect(statSync(file).size).toBeGreaterThan(1000);
   if (process.env.APPPROXY_SCREENSHOTS === '1') {
@@ -213,13 +204,13 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     contexts.push(ctx);
     const bob = await ctx.newPage();
     await bob.goto(consoleUrl());
-    await logInAtDevIdp(bob, idp.issuer, 'bob');
-    const refused = await bob.waitForResponse(
-      (r) => r.url() === consoleUrl() && r.status() === 403,
-      {
-        timeout: 15_000,
-      },
+    // Refused where the sign-in comes back (the callback), and on any console page after.
+    const refusal = bob.waitForResponse(
+      (r) => r.url().startsWith(consoleUrl('/console/')) && r.status() === 403,
+      { timeout: 20_000 },
     );
+    await logInAtDevIdp(bob, idp.issuer, 'bob');
+    const refused = await refusal;
     expect(refused.status()).toBe(403);
     // The relay's error page: the code, who is signed in, the correlation id.
     const text = (await bob.textContent('body'))!;
@@ -227,5 +218,9 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     expect(text).toContain('bob');
     expect(text).toContain(refused.headers()['x-appproxy-correlation-id']!);
     expect(await bob.locator('[data-connector]').count()).toBe(0);
+    // Signed in, still not an admin: every console page is refused, no data leaks.
+    const again = await bob.goto(consoleUrl('/console/apps'));
+    expect(again!.status()).toBe(403);
+    expect(await bob.content()).not.toContain('data-test-app');
   });
 });

@@ -24,6 +24,9 @@ h3{font-size:1rem;margin:.75rem 0 .4rem}
 p.note{color:var(--muted);margin:.25rem 0 1rem}
 table{border-collapse:collapse;width:100%;margin:.25rem 0 1rem;font-size:.92rem}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
+td{overflow-wrap:anywhere}
+time{white-space:nowrap}
+td.num{text-align:right;white-space:nowrap}
 th{background:var(--bg);font-weight:600;white-space:nowrap}
 td.empty{color:var(--muted);font-style:italic}
 code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.88em;overflow-wrap:anywhere}
@@ -151,6 +154,10 @@ const JS = `'use strict';
     head.appendChild(el('span', 'badge ' + (result.ok ? 'pass' : 'fail'), result.ok ? 'pass' : 'fail'));
     head.appendChild(document.createTextNode(' ' + when(result.at) + (result.user ? ' as ' + result.user : '')));
     box.appendChild(head);
+    if (result.error) {
+      box.appendChild(el('p', 'callout error', failure(result.error)));
+      if (result.error.fix) box.appendChild(el('p', 'note', 'Fix: ' + result.error.fix));
+    }
     (result.connectors || []).forEach(function (c) {
       var part = el('div', 'test-connector');
       part.setAttribute('data-connector', c.id);
@@ -161,7 +168,10 @@ const JS = `'use strict';
       h.appendChild(document.createTextNode(' '));
       h.appendChild(el('span', 'badge ' + (c.ok ? 'pass' : 'fail'), c.ok ? 'pass' : 'fail'));
       part.appendChild(h);
-      if (c.error) part.appendChild(el('p', 'callout error', failure(c.error)));
+      if (c.error) {
+        part.appendChild(el('p', 'callout error', failure(c.error)));
+        if (c.error.fix) part.appendChild(el('p', 'note', 'Fix: ' + c.error.fix));
+      }
       if (c.checks && c.checks.length > 0) {
         var t = el('table', 'checks');
         var hr = el('tr');
@@ -171,7 +181,7 @@ const JS = `'use strict';
         c.checks.forEach(function (k) {
           var tr = el('tr');
           tr.setAttribute('data-check', k.name);
-          var verdict = k.skipped ? 'skip' : k.ok ? 'pass' : 'fail';
+          var verdict = k.skipped ? 'skip' : !k.ok ? 'fail' : k.warn ? 'warn' : 'pass';
           tr.appendChild(el('td', '', k.name));
           var r = el('td'); r.appendChild(el('span', 'badge ' + verdict, verdict)); tr.appendChild(r);
           tr.appendChild(el('td', 'num', typeof k.ms === 'number' ? k.ms + ' ms' : '-'));
