@@ -141,7 +141,9 @@ export function buildProgram(): Command {
       // The primary checks the file once; its workers take it as checked.
       if (!worker) await refuseBrokenConfig(config, primaryLog);
       if (!worker && config.relay.workers > 1) {
-        const code = await runPrimary(config, primaryLog);
+        const code = await runPrimary(config, primaryLog, {
+          rereadConfig: () => loadConfig(opts.config),
+        });
         if (code !== 0) throw new CliError('', code);
         return;
       }
@@ -221,6 +223,139 @@ export function buildProgram(): Command {
         process.stdout.write(`${created.token}\n`);
       });
     });
+
+  token
+    .command('list')
+    .description(
+      'List registration tokens that can still be used (no secrets): id, group, created, expires.',
+    )
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await readConfig(opts.config);
+      const rows = await withAdmin(config, (ctx) => ops.listRegistrationTokens(ctx));
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      printTable(
+        ['ID', 'GROUP', 'CREATED', 'EXPIRES'],
+        rows.map((r) => [r.id, r.group, r.createdAt, r.expiresAt]),
+      );
+    });
+
+  token
+    .command('revoke')
+    .description('Revoke a registration token that was not used yet: it is refused from now on.')
+    .argument('<id>', 'token id (from `token list`)')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .action(async (id: string, opts: { config: string }) => {
+      const config = await readConfig(opts.config);
+      await withAdmin(config, (ctx) => ops.revokeRegistrationToken(ctx, id));
+      process.stdout.write(`registration token ${id} revoked\n`);
+    });
+
+  const adminToken = program
+    .command('admin-token')
+    .description('Bearer tokens of the admin API (relay.adminListen).');
+  adminToken
+    .command('create')
+    .description('Create an admin API token; prints the token alone on stdout (shown once).')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .requiredOption('--name <name>', 'what the token is for (audited as token:<name>)')
+    .option('--ttl <duration>', 'how long the token stays valid (e.g. 90d); default: until revoked')
+    .action(async (opts: { config: string; name: string; ttl?: string }) => {
+      const config = await readConfig(opts.config);
+      const ttlMs = opts.ttl === undefined ? undefined : durationOption('--ttl', opts.ttl);
+      const created = await withAdmin(config, (ctx) =>
+        ops.createAdminToken(ctx, { name: opts.name, ...(ttlMs !== undefined && { ttlMs }) }),
+      );
+      process.stdout.write(`${created.token}\n`);
+    });
+
+  adminToken
+    .command('list')
+    .description('List admin tokens neither revoked nor expired (no secrets).')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const config = await readConfig(opts.config);
+      const rows = await withAdmin(config, (ctx) => ops.listAdminTokens(ctx));
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      printTable(
+        ['ID', 'NAME', 'CREATED', 'EXPIRES', 'LAST USED', 'CREATED BY'],
+        rows.map((r) => [
+          r.id,
+          r.name,
+          r.createdAt,
+          r.expiresAt ?? 'never',
+          r.lastUsedAt ?? '-',
+          r.createdBy ?? '-',
+        ]),
+      );
+    });
+
+  adminToken
+    .command('revoke')
+    .description('Revoke an admin token by id or name: it is refused from now on.')
+    .argument('<id-or-name>', 'token id or name (from `admin-token list`)')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .action(async (idOrName: string, opts: { config: string }) => {
+      const config = await readConfig(opts.config);
+      await withAdmin(config, (ctx) => ops.revokeAdminToken(ctx, idOrName));
+      process.stdout.write(`admin token ${idOrName} revoked\n`);
+    });
+
+  program
+    .command('audit')
+    .description('Show audit events, newest first: sign-ins, refusals, connector and admin events.')
+    .requiredOption('--config <file>', 'path to appproxy.yaml')
+    .option('--since <when>', 'a duration back from now (1h, 7d) or an ISO time', '24h')
+    .option('--until <when>', 'a duration back from now or an ISO time')
+    .option('--user <user>', 'only events of this user')
+    .option('--app <name>', 'only events of this app')
+    .option('--type <type>', 'an event type, or a prefix: signin, admin., access.refused')
+    .option('--limit <n>', 'at most this many events (1-1000)', '200')
+    .option('--json', 'print JSON')
+    .action(
+      async (opts: {
+        config: string;
+        since: string;
+        until?: string;
+        user?: string;
+        app?: string;
+        type?: string;
+        limit: string;
+        json?: boolean;
+      }) => {
+        const now = Date.now();
+        const since = timeOption('--since', opts.since, now);
+        const until = opts.until === undefined ? undefined : timeOption('--until', opts.until, now);
+        if (!/^\d+$/.test(opts.limit))
+          throw new CliError(`--limit: not a whole number: ${opts.limit}`, 2);
+        const config = await readConfig(opts.config);
+        const events = await withAdmin(config, (ctx) =>
+          ops.queryAudit(ctx, {
+            since,
+            ...(until && { until }),
+            ...(opts.user !== undefined && { user: opts.user }),
+            ...(opts.app !== undefined && { app: opts.app }),
+            ...(opts.type !== undefined && { type: opts.type }),
+            limit: Number(opts.limit),
+          }),
+        );
+        if (opts.json) return void process.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
+        printTable(
+          ['TIME', 'TYPE', 'USER', 'APP', 'CLIENT', 'CODE', 'ACTOR'],
+          events.map((e) => [
+            e.at,
+            e.type,
+            e.user ?? '-',
+            e.app ?? '-',
+            e.clientAddress ?? '-',
+            e.code ?? '-',
+            e.actor ?? '-',
+          ]),
+        );
+      },
+    );
 
   const connectors = program.command('connectors').description('Registered connectors.');
   connectors
@@ -344,6 +479,21 @@ async function configErrors(config: RelayConfig, log: Logger): Promise<string[]>
   for (const p of problems)
     if (p.severity === 'warning') log.warn('configuration', { path: p.path, problem: p.message });
   return problems.filter((p) => p.severity === 'error').map(formatProblem);
+}
+
+/** `--since 1h` (that long ago) or `--since 2026-11-30T08:00:00Z`; a usage error otherwise. */
+function timeOption(flag: string, value: string, now: number): Date {
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const t = Date.parse(value);
+    if (Number.isFinite(t)) return new Date(t);
+  } else {
+    try {
+      return new Date(now - parseDuration(value));
+    } catch {
+      // below
+    }
+  }
+  throw new CliError(`${flag}: not a duration (1h, 7d) or an ISO time: ${value}`, 2);
 }
 
 /** `--ttl 90d` in milliseconds; a usage error (exit 2) when it is not a duration. */

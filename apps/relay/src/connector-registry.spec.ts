@@ -1,6 +1,7 @@
 import type { ConnectorRecord, StateStore, StateStoreOptions } from '@appproxy/config';
 import type { ConnectorCA } from '@appproxy/pki';
 import { createLogger } from '@appproxy/telemetry';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import {
   startPostgres,
   type PostgresServer,
 } from '../../../tools/e2e/src/postgres.js';
+import type { TunnelSession } from '@appproxy/tunnel';
+import type { NewAuditEvent } from '@appproxy/config';
 import { ConnectorRegistry } from './connector-registry.js';
 import { RelayMetrics } from './metrics.js';
 import { openRelayStore } from './relay-store.js';
@@ -131,6 +134,89 @@ describe.each(backends)('ConnectorRegistry on $name', ({ skip, options }) => {
     expect(await registry.authorize(peer('known'))).toStrictEqual({
       reason: 'connector deleted (certificate revoked)',
       revoked: true,
+    });
+  });
+});
+
+let tunnelSeq = 0;
+/** A tunnel as the registry sees it: an emitter of `closed` with the connector's identity. */
+function fakeTunnel(id: string) {
+  const t = Object.assign(new EventEmitter(), {
+    id: `t${++tunnelSeq}`,
+    connectorId: id,
+    peer: peer(id),
+    hello: { hostname: 'gw1', version: '1.0.0', capabilities: [] },
+    remoteAddress: '192.0.2.10',
+    accepting: true,
+    inFlight: 0,
+    hasCapability: () => true,
+    destroy(reason: string, code?: string) {
+      t.accepting = false;
+      t.emit('closed', code ? Object.assign(new Error(reason), { code }) : undefined);
+    },
+  });
+  return t;
+}
+
+describe('ConnectorRegistry audit', () => {
+  it('connected on the first tunnel, disconnected when the last is gone, revoked once', async () => {
+    const store = await openRelayStore({ stateDir: join(root, 'audit') } as never, {
+      instance: 'a',
+    });
+    const other = await openRelayStore({ stateDir: join(root, 'audit') } as never, {
+      instance: 'cli',
+    });
+    cleanups.push(
+      () => store.close(),
+      () => other.close(),
+    );
+    await store.upsertConnector(record('known'));
+    const audited: NewAuditEvent[] = [];
+    const registry = new ConnectorRegistry({
+      store,
+      ca: {} as ConnectorCA,
+      log: createLogger({ name: 'test', write: () => {}, format: 'json' }),
+      metrics: new RelayMetrics(),
+      groups: () => new Set(['Default']),
+      certValidityMs: 86_400_000,
+      inactiveRetentionMs: 86_400_000,
+      audit: { record: (e) => audited.push(e), recordCoalesced: () => {} },
+    });
+    await registry.start();
+    cleanups.push(() => registry.stop());
+    const [t1, t2, t3] = [fakeTunnel('known'), fakeTunnel('known'), fakeTunnel('known')];
+    registry.add(t1 as unknown as TunnelSession);
+    registry.add(t2 as unknown as TunnelSession);
+    expect(audited).toStrictEqual([
+      {
+        type: 'connector.connected',
+        actor: 'connector:known',
+        connector: 'known',
+        group: 'Default',
+        clientAddress: '192.0.2.10',
+        detail: { hostname: 'gw1', version: '1.0.0' },
+      },
+    ]);
+    t1.destroy('closed');
+    expect(audited).toHaveLength(1);
+    t2.destroy('closed');
+    expect(audited.at(-1)).toStrictEqual({
+      type: 'connector.disconnected',
+      connector: 'known',
+      group: 'Default',
+      detail: { reason: 'closed' },
+    });
+    // Deleted by another process: its tunnels close, one revoked event for the connector.
+    registry.add(t3 as unknown as TunnelSession);
+    registry.add(fakeTunnel('known') as unknown as TunnelSession);
+    audited.length = 0;
+    await other.revokeConnector('known');
+    await expect
+      .poll(() => audited.map((e) => e.type), { timeout: 3000 })
+      .toStrictEqual(['connector.revoked', 'connector.disconnected']);
+    expect(audited[1]).toMatchObject({
+      code: 'APPPROXY_TUNNEL_UNAUTHORIZED',
+      detail: { reason: 'revoked' },
     });
   });
 });

@@ -31,6 +31,7 @@ import {
 } from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
+import { AdminError } from './admin/operations.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
@@ -473,7 +474,14 @@ export class Relay {
       },
       metrics: () => this.metrics.registry.render(),
       testApp: (name, o) => {
-        if (!relay.testApp) return Promise.reject(diagnosticsUnavailable());
+        if (!relay.testApp)
+          return Promise.reject(
+            new AdminError(
+              'DIAGNOSTICS_UNAVAILABLE',
+              'app tests are not available in this relay',
+              503,
+            ),
+          );
         return relay.testApp(name, o);
       },
       relyingParty: () => this.#edge?.signIn.rp,
@@ -512,14 +520,6 @@ export class Relay {
     });
     return { cert: issued.certPem, key: issued.keyPem };
   }
-}
-
-/** 503 DIAGNOSTICS_UNAVAILABLE: this relay cannot test apps. */
-export function diagnosticsUnavailable(): Error & { code: string; status: number } {
-  return Object.assign(new Error('app tests are not available in this relay'), {
-    code: 'DIAGNOSTICS_UNAVAILABLE',
-    status: 503,
-  });
 }
 
 /**

@@ -1,15 +1,18 @@
 import type { RelayConfig } from '@appproxy/config';
 import {
-  METRICS_CONTENT_TYPE,
   MetricsRegistry,
   mergeMetrics,
   registerProcessMetrics,
   type Logger,
 } from '@appproxy/telemetry';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isSea } from 'node:sea';
+import { adminExtensions } from './admin/extensions.js';
+import { AdminError } from './admin/operations.js';
+import { primaryAdminHost } from './admin/primary-host.js';
+import { createAdminServer } from './admin/server.js';
 import { listenError, type RelayWorker } from './relay.js';
 
 /**
@@ -23,11 +26,17 @@ import { listenError, type RelayWorker } from './relay.js';
 export const WORKER_ENV = 'APPPROXY_RELAY_WORKER';
 
 /** Messages between the primary and a worker (IPC). */
-export type ToWorker = { t: 'metrics'; id: number } | { t: 'stop' };
+export type ToWorker =
+  | { t: 'metrics'; id: number }
+  | { t: 'stop' }
+  /** The admin API's app test, run by a worker (the primary has no tunnels). */
+  | { t: 'testApp'; id: number; name: string; o: { connector?: string; user?: string } };
 export type FromWorker =
   | { t: 'listening'; tunnel: string; listenPort: number; redirectPort?: number }
   | { t: 'metrics'; id: number; text: string }
-  | { t: 'reloaded'; ok: boolean };
+  | { t: 'reloaded'; ok: boolean }
+  | { t: 'testApp'; id: number; result: unknown }
+  | { t: 'testApp'; id: number; error: { code: string; message: string; status: number } };
 
 /** The worker this process is, when the primary started it. */
 export function workerFromEnv(env: NodeJS.ProcessEnv = process.env): RelayWorker | undefined {
@@ -86,7 +95,10 @@ export function tellPrimary(message: FromWorker): void {
  * and the stop (from the primary, a signal to the worker itself — systemd signals the whole
  * unit — or the primary gone) handed to `onStop` once, whichever comes first.
  */
-export function workerChannel(relay: { metrics: { registry: MetricsRegistry } }): {
+export function workerChannel(relay: {
+  metrics: { registry: MetricsRegistry };
+  testApp?(name: string, o: { connector?: string; user?: string }): Promise<unknown>;
+}): {
   onStop(stop: (why: string) => void): void;
 } {
   let requested: string | undefined;
@@ -100,6 +112,7 @@ export function workerChannel(relay: { metrics: { registry: MetricsRegistry } })
     if (m.t === 'metrics')
       tellPrimary({ t: 'metrics', id: m.id, text: relay.metrics.registry.render() });
     else if (m.t === 'stop') request('primary');
+    else if (m.t === 'testApp') void answerTestApp(relay, m);
   });
   // Repeated signals are ignored: a drain in progress is not cut short.
   process.on('SIGTERM', () => request('SIGTERM'));
@@ -111,6 +124,32 @@ export function workerChannel(relay: { metrics: { registry: MetricsRegistry } })
       if (requested !== undefined) stop(requested);
     },
   };
+}
+
+/** Runs the primary's app test here and answers it; errors keep their code and status. */
+async function answerTestApp(
+  relay: { testApp?(name: string, o: { connector?: string; user?: string }): Promise<unknown> },
+  m: Extract<ToWorker, { t: 'testApp' }>,
+): Promise<void> {
+  try {
+    if (!relay.testApp)
+      throw new AdminError(
+        'DIAGNOSTICS_UNAVAILABLE',
+        'app tests are not available in this relay',
+        503,
+      );
+    tellPrimary({ t: 'testApp', id: m.id, result: await relay.testApp(m.name, m.o) });
+  } catch (err) {
+    const e = err as Error & { code?: unknown; status?: unknown };
+    const coded = typeof e.code === 'string' && typeof e.status === 'number';
+    tellPrimary({
+      t: 'testApp',
+      id: m.id,
+      error: coded
+        ? { code: e.code as string, message: e.message, status: e.status as number }
+        : { code: 'INTERNAL_ERROR', message: 'the app test failed in the worker', status: 500 },
+    });
+  }
 }
 
 /**
@@ -159,6 +198,8 @@ class StartFailed extends Error {
 
 /** How long a scrape waits for the workers' metrics; a worker that is late is left out. */
 const SCRAPE_TIMEOUT_MS = 2_000;
+/** How long the primary waits for a worker's answer to an app test. */
+const TEST_APP_TIMEOUT_MS = 120_000;
 /** How long SIGHUP waits for every worker's outcome before it logs what it has. */
 const RELOAD_TIMEOUT_MS = 20_000;
 /** How long a worker may take from its spawn to listening. */
@@ -171,7 +212,11 @@ const KILL_GRACE_MS = 5_000;
  * failing worker's code when a worker cannot start, 1 when the admin listener cannot bind
  * (the error on stderr, as `start` says it).
  */
-export async function runPrimary(config: RelayConfig, log: Logger): Promise<number> {
+export async function runPrimary(
+  config: RelayConfig,
+  log: Logger,
+  opts: { rereadConfig?: () => Promise<RelayConfig> } = {},
+): Promise<number> {
   const { relay } = config;
   const count = relay.workers;
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({
@@ -200,6 +245,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
 
   let nextId = 0;
   const pending = new Map<number, (text: string) => void>();
+  const tests = new Map<number, (m: Extract<FromWorker, { t: 'testApp' }>) => void>();
   const reloads: Array<(index: number, ok: boolean) => void> = [];
 
   // The same program with the same arguments; a single-file executable is its own script.
@@ -240,6 +286,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
           if (!stopping) slot.state = 'ready';
           resolve();
         } else if (m.t === 'metrics') pending.get(m.id)?.(m.text);
+        else if (m.t === 'testApp') tests.get(m.id)?.(m);
         else if (m.t === 'reloaded') for (const r of reloads) r(slot.index, m.ok);
       });
       child.on('exit', (code, signal) => {
@@ -291,39 +338,81 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
     }
   };
 
-  // Bound first: a busy admin port stops the start before any worker runs.
+  // The admin server, as a relay serves it, over the store the primary opens itself. Bound
+  // first: a busy admin port stops the start before any worker runs.
   let admin: Server | undefined;
   let adminAddress: string | undefined;
+  let adminHost: Awaited<ReturnType<typeof primaryAdminHost>> | undefined;
   if (relay.adminListen) {
     const at = relay.adminListen;
-    admin = createServer((req, res) => void onAdmin(req.url ?? '/', res));
-    const address = await new Promise<AddressInfo>((resolve, reject) => {
-      admin!.once('error', (err) => reject(listenError('adminListen', at, err)));
-      admin!.listen(at.port, at.host, () => resolve(admin!.address() as AddressInfo));
+    adminHost = await primaryAdminHost({
+      config,
+      log,
+      health: () => {
+        const ready = !stopping && slots.every((s) => s.state === 'ready');
+        return {
+          ready,
+          body: {
+            status: ready ? 'ready' : 'not ready',
+            workers: slots.map((s) => ({ worker: s.index, state: s.state, pid: s.child?.pid })),
+          },
+        };
+      },
+      metrics: async () => {
+        const texts = await Promise.all(slots.map((s) => scrape(s)));
+        return mergeMetrics([...texts, metrics.render()]);
+      },
+      testApp: (name, o) => testApp(name, o),
     });
-    adminAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    admin = createAdminServer(adminHost.host, adminExtensions(adminHost.host));
+    try {
+      const address = await new Promise<AddressInfo>((resolve, reject) => {
+        admin!.once('error', (err) => reject(listenError('adminListen', at, err)));
+        admin!.listen(at.port, at.host, () => resolve(admin!.address() as AddressInfo));
+      });
+      adminAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    } catch (err) {
+      await adminHost.close();
+      throw err;
+    }
   }
 
-  const onAdmin = async (url: string, res: ServerResponse): Promise<void> => {
-    const path = url.split('?')[0];
-    const json = (status: number, body: unknown): void =>
-      void res
-        .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-        .end(JSON.stringify(body));
-    if (path === '/healthz') return json(200, { status: 'ok' });
-    if (path === '/readyz') {
-      const ready = !stopping && slots.every((s) => s.state === 'ready');
-      return json(ready ? 200 : 503, {
-        status: ready ? 'ready' : 'not ready',
-        workers: slots.map((s) => ({ worker: s.index, state: s.state, pid: s.child?.pid })),
-      });
-    }
-    if (path === '/metrics') {
-      const texts = await Promise.all(slots.map((s) => scrape(s)));
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      return void res.end(mergeMetrics([...texts, metrics.render()]));
-    }
-    json(404, { error: { code: 'NOT_FOUND' } });
+  /** An app test, run by the first ready worker (its answer, or 503 when none answers). */
+  const testApp = (name: string, o: { connector?: string; user?: string }): Promise<unknown> => {
+    const slot = slots.find((s) => s.state === 'ready' && s.child?.connected);
+    if (!slot)
+      return Promise.reject(
+        new AdminError('DIAGNOSTICS_UNAVAILABLE', 'no relay worker is ready to test apps', 503),
+      );
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      const done = (m: Extract<FromWorker, { t: 'testApp' }> | undefined) => {
+        clearTimeout(timer);
+        tests.delete(id);
+        if (!m)
+          return reject(
+            new AdminError(
+              'DIAGNOSTICS_UNAVAILABLE',
+              `relay worker ${slot.index} did not answer the app test`,
+              503,
+            ),
+          );
+        if ('error' in m)
+          return reject(
+            Object.assign(new Error(m.error.message), {
+              code: m.error.code,
+              status: m.error.status,
+            }),
+          );
+        resolve(m.result);
+      };
+      const timer = setTimeout(() => done(undefined), TEST_APP_TIMEOUT_MS);
+      tests.set(id, done);
+      slot.child!.send(
+        { t: 'testApp', id, name, o } satisfies ToWorker,
+        (err) => err && done(undefined),
+      );
+    });
   };
 
   const scrape = (slot: Slot): Promise<string> => {
@@ -366,6 +455,12 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
     const timer = setTimeout(finish, RELOAD_TIMEOUT_MS);
     reloads.push(onReloaded);
     for (const s of live) s.child!.kill('SIGHUP');
+    // The admin API answers from the file the workers now serve (a bad one changes nothing).
+    if (adminHost && opts.rereadConfig)
+      opts.rereadConfig().then(
+        (next) => adminHost!.reconfigure(next),
+        () => {},
+      );
   };
 
   const onTerm = () => stopAll('SIGTERM');
@@ -396,6 +491,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
     stopAll('start failed');
     await Promise.all(slots.map(exited));
     await closeAdmin(admin);
+    await adminHost?.close();
     cleanup();
     if (err instanceof StartFailed) return err.exitCode;
     throw err;
@@ -431,6 +527,7 @@ export async function runPrimary(config: RelayConfig, log: Logger): Promise<numb
   }
   if ((await codes).some((c) => c !== 0)) code = 1;
   await closeAdmin(admin);
+  await adminHost?.close();
   cleanup();
   log.info('relay stopped', { workers: count });
   return code;

@@ -1,4 +1,5 @@
 import { RELAY_VERSION } from '../version.js';
+import { VIEW_SCHEMAS } from './routes.js';
 import type { AdminRoute } from './server.js';
 
 /** The error body of every refusal. */
@@ -66,7 +67,7 @@ export function openApiDocument(routes: readonly AdminRoute[]): Record<string, u
         adminToken: { type: 'http', scheme: 'bearer', description: 'apx_<id>_<secret>' },
         adminSession: { type: 'apiKey', in: 'cookie', name: 'appproxy_admin' },
       },
-      schemas: { Error: ERROR_SCHEMA },
+      schemas: { Error: ERROR_SCHEMA, ...VIEW_SCHEMAS },
       responses: {
         Unauthenticated: errorResponse(
           'UNAUTHENTICATED: no, or an unknown, expired or revoked, admin token',

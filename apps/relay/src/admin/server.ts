@@ -13,6 +13,7 @@ import type { AuditSink } from '../audit.js';
 import { renderError } from '../error-pages.js';
 import type { AdminContext } from './operations.js';
 import { openApiDocument } from './openapi.js';
+import { operationRoutes } from './routes.js';
 import { AdminSignIn, type AdminSession } from './session.js';
 
 /**
@@ -473,6 +474,7 @@ function sendError(
 /** The built-in `/api/v1` routes (the operations). */
 function builtinRoutes(): AdminRoute[] {
   return [
+    ...operationRoutes(),
     {
       method: 'GET',
       path: `${API_PREFIX}/session`,
