@@ -17,17 +17,21 @@ header.top nav a{color:#cfd8e8;text-decoration:none;padding:.2rem 0;border-botto
 header.top nav a[aria-current=page]{color:#fff;border-bottom-color:#7fb3ff}
 header.top a.sign-out{color:#fff;border:1px solid #7f8ca3;border-radius:4px;padding:.2rem .7rem;text-decoration:none}
 header.top .who{color:#cfd8e8}
-main{max-width:78rem;margin:1.5rem auto;padding:0 1.5rem}
+main{max-width:90rem;margin:1.5rem auto;padding:0 1.5rem}
 h1{font-size:1.4rem;margin:0 0 1rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem;display:flex;gap:.75rem;align-items:baseline}
 h3{font-size:1rem;margin:.75rem 0 .4rem}
 p.note{color:var(--muted);margin:.25rem 0 1rem}
 table{border-collapse:collapse;width:100%;margin:.25rem 0 1rem;font-size:.92rem}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
-td{overflow-wrap:anywhere}
+td.url a,td.url code,td.mono{overflow-wrap:anywhere}
+td.url{min-width:10rem}
+td.mono{min-width:12rem}
+table#audit{font-size:.85rem}
+td.who{white-space:nowrap}
 time{white-space:nowrap}
 td.num{text-align:right;white-space:nowrap}
-th{background:var(--bg);font-weight:600;white-space:nowrap}
+th{background:var(--bg);font-weight:600}
 td.empty{color:var(--muted);font-style:italic}
 code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.88em;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:0 .5rem;border-radius:999px;font-size:.82rem;font-weight:600;border:1px solid currentColor}
@@ -37,7 +41,7 @@ code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;fo
 .warn{color:var(--warn)}
 .counts{color:var(--muted);font-weight:400;font-size:.9rem}
 button,input,select{font:inherit}
-button{padding:.3rem .8rem;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:4px;cursor:pointer}
+button{white-space:nowrap;padding:.3rem .8rem;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:4px;cursor:pointer}
 button.secondary{background:#fff;color:var(--accent)}
 button.danger{background:#fff;color:var(--bad);border-color:var(--bad)}
 button:disabled{opacity:.6;cursor:progress}
@@ -212,7 +216,10 @@ const JS = `'use strict';
           var last = row.querySelector('.last-test');
           if (last) {
             last.replaceChildren(el('span', 'badge ' + (result.ok ? 'pass' : 'fail'), result.ok ? 'pass' : 'fail'));
-            last.appendChild(document.createTextNode(' ' + when(result.at)));
+            last.appendChild(document.createTextNode(' '));
+            var t = el('time', '', when(result.at));
+            t.setAttribute('datetime', result.at);
+            last.appendChild(t);
           }
         })
         .catch(function (err) { box.replaceChildren(el('p', 'callout error', failure(err))); })

@@ -105,7 +105,7 @@ describe('console pages', () => {
     );
     const wiki = html.slice(html.indexOf('<tr data-app="Wiki">'));
     expect(wiki).toMatch(
-      /^<tr data-app="Wiki"><td><strong>Wiki<\/strong><\/td><td>Default<\/td><td><a href="https:\/\/wiki\.example\.com\/" rel="noreferrer">/,
+      /^<tr data-app="Wiki"><td><strong>Wiki<\/strong><\/td><td>Default<\/td><td class="url"><a href="https:\/\/wiki\.example\.com\/" rel="noreferrer">/,
     );
     expect(wiki).toContain(
       '<td class="last-test"><span class="badge fail">fail</span> <time datetime="2026-11-30T17:00:00.000Z">2026-11-30 17:00:00 UTC</time> <span class="note">by user:&lt;bob&gt;</span></td>',
@@ -176,8 +176,8 @@ describe('console pages', () => {
       html.indexOf('<tr data-event="e1"'),
       html.indexOf('</tr>', html.indexOf('<tr data-event="e1"')),
     );
-    expect(row).toContain('<td><code>signin.failed</code></td>');
-    expect(row).toContain('<td>user:&lt;script&gt;alert(1)&lt;/script&gt;</td>');
+    expect(row).toContain('<td class="type"><code>signin.<wbr>failed</code></td>');
+    expect(row).toContain('<td class="who">user:&lt;script&gt;alert(1)&lt;/script&gt;</td>');
     expect(row).toContain('<td>connector c1, group Default</td>');
     expect(row).toContain('reason=&lt;script&gt;alert(1)&lt;/script&gt; ok=false n=3 none=null');
     expect(row).toContain('corr-1');

@@ -226,7 +226,7 @@ export function renderApps(
     const lastCell = last
       ? `<span class="badge ${last.ok ? 'pass' : 'fail'}">${last.ok ? 'pass' : 'fail'}</span> ${time(last.at)}${last.actor ? ` <span class="note">by ${e(last.actor)}</span>` : ''}`
       : '<span class="never">never tested</span>';
-    return `<tr data-app="${e(a.name)}"><td><strong>${e(a.name)}</strong></td><td>${e(a.connectorGroup)}</td><td><a href="${e(a.externalUrl)}" rel="noreferrer">${e(a.externalUrl)}</a></td><td><code>${e(a.internalUrl)}</code></td><td>${e(a.preauth)}</td><td>${e(a.sso)}</td><td class="last-test">${lastCell}</td><td><button type="button" data-test-app="${e(a.name)}">Test</button></td></tr>
+    return `<tr data-app="${e(a.name)}"><td><strong>${e(a.name)}</strong></td><td>${e(a.connectorGroup)}</td><td class="url"><a href="${e(a.externalUrl)}" rel="noreferrer">${e(a.externalUrl)}</a></td><td class="url"><code>${e(a.internalUrl)}</code></td><td>${e(a.preauth)}</td><td>${e(a.sso)}</td><td class="last-test">${lastCell}</td><td><button type="button" data-test-app="${e(a.name)}">Test</button></td></tr>
 <tr class="test-result" hidden><td colspan="8"><div class="result"></div></td></tr>`;
   });
   return renderLayout({
@@ -236,7 +236,7 @@ export function renderApps(
     main: `<h1>Applications</h1>
 <form class="inline" id="test-options"><label>Test single sign-on as user (optional)<input id="test-user" name="user" autocomplete="off" placeholder="alice"></label></form>
 <p class="note">Test resolves the internal host, connects, checks TLS, sends a GET and dry-runs single sign-on through every connector of the app's group.</p>
-<table id="apps"><thead><tr><th>Application</th><th>Connector group</th><th>External URL</th><th>Internal URL</th><th>Pre-authentication</th><th>Single sign-on</th><th>Last test</th><th></th></tr></thead>
+<table id="apps"><thead><tr><th>Application</th><th>Connector group</th><th>External URL</th><th>Internal URL</th><th>Pre-auth</th><th>SSO</th><th>Last test</th><th></th></tr></thead>
 <tbody>
 ${rows.join('\n') || '<tr><td class="empty" colspan="8">No application is published.</td></tr>'}
 </tbody></table>`,
@@ -291,7 +291,7 @@ export function renderAudit(
   ].join('');
   const rows = events.map(
     (ev) =>
-      `<tr data-event="${e(ev.id)}" data-type="${e(ev.type)}"><td>${time(ev.at)}</td><td><code>${e(ev.type)}</code></td><td>${e(ev.actor)}</td><td>${e(ev.user)}</td><td>${e(ev.app)}</td><td>${e(ev.clientAddress)}</td><td>${e(ev.code)}</td><td>${e([ev.connector && `connector ${ev.connector}`, ev.group && `group ${ev.group}`].filter(Boolean).join(', '))}</td><td class="mono">${e(detailText(ev.detail))}</td><td class="mono">${e(ev.correlationId)}</td></tr>`,
+      `<tr data-event="${e(ev.id)}" data-type="${e(ev.type)}"><td>${time(ev.at)}</td><td class="type"><code>${e(ev.type).replaceAll('.', '.<wbr>')}</code></td><td class="who">${e(ev.actor)}</td><td>${e(ev.user)}</td><td>${e(ev.app)}</td><td>${e(ev.clientAddress)}</td><td>${e(ev.code)}</td><td>${e([ev.connector && `connector ${ev.connector}`, ev.group && `group ${ev.group}`].filter(Boolean).join(', '))}</td><td class="mono">${e(detailText(ev.detail))}</td><td class="mono">${e(ev.correlationId)}</td></tr>`,
   );
   const full = o.limit !== undefined && events.length >= o.limit;
   return renderLayout({
