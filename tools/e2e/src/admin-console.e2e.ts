@@ -116,11 +116,15 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     );
     expect(headers['cache-control']).toBe('no-store');
     expect(await page.$$eval('script:not([src])', (s) => s.length)).toBe(0);
-    // The live refresh: the page's script asks the API with the session cookie.
+    // The live refresh: the page's script asks the API with the session cookie and builds
+    // the rows again (a mark put on the server's row is gone, the row is back).
+    await row.evaluate((tr) => tr.setAttribute('data-stale', '1'));
     const live = await page.waitForResponse((r) => r.url().endsWith('/api/v1/connectors'), {
       timeout: 10_000,
     });
     expect(live.status()).toBe(200);
+    await expect.poll(() => page.locator('tr[data-stale]').count()).toBe(0);
+    expect(await row.locator('.badge').textContent()).toBe('active');
     await expect.poll(() => page.textContent('#live-status')).toMatch(/^Updated /);
     expect(await row.locator('td').nth(5).textContent()).toBe('2');
     await screenshot(page, 'overview');
@@ -154,7 +158,7 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
       .toMatch(/^pass .* by user:alice$/);
   });
 
-  it('creates a registration token, shown once', async () => {
+  it('creates a registration token, shown once, and revokes it', async () => {
     await page.goto(consoleUrl('/console/tokens'));
     await page.selectOption('#create-token select[name="group"]', 'Default');
     await page.click('#create-token button[type="submit"]');
@@ -182,6 +186,17 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     expect(await page.locator('#created-token').isHidden()).toBe(true);
     expect(await page.content()).not.toContain(token);
     expect(await page.locator(`#tokens tr[data-token="${tokenId}"]`).count()).toBe(1);
+    // Revoke: the row goes, and the token is gone for the CLI too.
+    await page.click(`#tokens button[data-revoke-token="${tokenId}"]`);
+    await expect.poll(() => page.locator(`#tokens tr[data-token="${tokenId}"]`).count()).toBe(0);
+    const after = await runCli(RELAY_BIN, [
+      'token',
+      'list',
+      '--config',
+      stack.configPath,
+      '--json',
+    ]);
+    expect(after.stdout).not.toContain(tokenId);
   });
 
   it('finds the audit event of that creation, filtered by type', async () => {
@@ -205,6 +220,15 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     // The test of the app with a script in its name shows as text in the log.
     await page.goto(consoleUrl('/console/audit?type=admin.'));
     expect(await page.evaluate(() => (globalThis as { __xss?: number }).__xss)).toBeUndefined();
+  });
+
+  it('alice signs out: the console asks for sign-in again', async () => {
+    await page.click('#sign-out');
+    await page.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 15_000 });
+    await page.click('button[name="logout"]');
+    await page.waitForURL(consoleUrl('/console/signed-out'), { timeout: 15_000 });
+    await page.goto(consoleUrl('/console/apps'));
+    await page.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 15_000 });
   });
 
   it('bob (not an admin) gets 403 with a correlation id', async () => {
