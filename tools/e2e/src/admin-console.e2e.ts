@@ -170,6 +170,19 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
       .first()
       .getAttribute('data-token'))!;
     expect(tokenId).toMatch(/^[a-z2-7]{8}$/);
+    // Copy puts exactly the token on the clipboard.
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], {
+      origin: consoleUrl(''),
+    });
+    await page.click('#copy-token');
+    await expect.poll(() => page.textContent('#copy-token')).toBe('Copied');
+    expect(
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }
+        ).navigator.clipboard.readText(),
+      ),
+    ).toBe(token);
     await screenshot(page, 'token-created');
     // The CLI lists it (not the secret).
     const listed = await runCli(RELAY_BIN, [
