@@ -1,4 +1,3 @@
-import { DURATION_PATTERN, parseDuration } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
@@ -9,6 +8,7 @@ import {
   queryAudit,
   type AdminContext,
 } from '../operations.js';
+import { timeOf } from '../routes.js';
 import { consoleAsset } from './assets.js';
 import {
   renderApps,
@@ -225,15 +225,8 @@ async function auditPage(
     app: query.get('app')?.trim() ?? '',
     type: query.get('type')?.trim() ?? '',
   };
-  const since = parseSince(filters.since);
-  if (since === 'invalid')
-    return {
-      status: 400,
-      body: renderAudit(viewer, filters, [], {
-        error: 'Since: expected a duration such as 30m, 1h or 7d, or an ISO time.',
-      }),
-    };
   try {
+    const since = filters.since ? timeOf('since', filters.since, Date.now()) : undefined;
     const events = await data.audit({
       ...(since && { since }),
       ...(filters.user && { user: filters.user }),
@@ -249,15 +242,6 @@ async function auditPage(
       body: renderAudit(viewer, filters, [], { error: (err as Error).message }),
     };
   }
-}
-
-/** `1h` → an hour ago; an ISO time as given; empty → undefined. */
-export function parseSince(text: string, now = Date.now()): Date | undefined | 'invalid' {
-  if (text === '') return undefined;
-  if (DURATION_PATTERN.test(text) && !/^\s*\d+\s*$/.test(text))
-    return new Date(now - parseDuration(text));
-  const t = Date.parse(text);
-  return /^\d{4}-\d{2}-\d{2}/.test(text) && Number.isFinite(t) ? new Date(t) : 'invalid';
 }
 
 function statusOf(err: unknown): number {
