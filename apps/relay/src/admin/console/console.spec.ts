@@ -1,4 +1,10 @@
-import { openStateStore, parseConfig, type NewAuditEvent, type StateStore } from '@appproxy/config';
+import {
+  openStateStore,
+  parseConfig,
+  type NewAuditEvent,
+  type RelayConfig,
+  type StateStore,
+} from '@appproxy/config';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +23,7 @@ let dir: string;
 let store: StateStore;
 let server: Server;
 let port: number;
+let bare: RelayConfig;
 const EVIL = '<script>alert(1)</script>';
 
 beforeAll(async () => {
@@ -29,6 +36,8 @@ beforeAll(async () => {
   tunnelListen: 127.0.0.1:9443
   stateDir: ${stateDir}
   certificates: [{ cert: ${import.meta.filename}, key: ${import.meta.filename} }]
+  adminListen: 127.0.0.1:9090
+  admins: { users: [alice] }
 identityProvider: { issuer: https://idp.example.com, clientId: x }
 connectorGroups: [{ name: Default }, { name: Berlin }]
 apps:
@@ -37,6 +46,16 @@ apps:
     internalUrl: http://crm.corp/
     externalUrl: https://crm.example.com/
     connectorGroup: Berlin
+`,
+    { baseDir: '/' },
+  );
+  bare = parseConfig(
+    `relay:
+  listen: 127.0.0.1:8443
+  tunnelListen: 127.0.0.1:9443
+  stateDir: ${stateDir}
+  certificates: [{ cert: ${import.meta.filename}, key: ${import.meta.filename} }]
+apps: []
 `,
     { baseDir: '/' },
   );
@@ -87,7 +106,8 @@ apps:
       actor: `user:${session.user}`,
       audit: { record: (e: NewAuditEvent) => void store.appendAudit([e]) },
     };
-    handler(req, res, session, { ctx, correlationId: 'corr-1' }).then(
+    const host = { config: () => (req.headers['x-test-no-admins'] ? bare : config) };
+    handler(req, res, session, { ctx, correlationId: 'corr-1', host }).then(
       (done) => {
         if (!done) {
           res.writeHead(418);
@@ -146,6 +166,15 @@ describe('console handler', () => {
     expect(res.status).toBe(302);
     expect(res.headers.location).toBe('/console/signin?return=%2Fconsole%2Faudit%3Ftype%3Dadmin.');
     expect((await get('/console')).headers.location).toBe('/console/');
+  });
+
+  it('says what is missing when nobody can sign in (no relay.admins or provider)', async () => {
+    const res = await get('/console/', { 'x-test-no-admins': '1' });
+    expect(res.status).toBe(404);
+    expectStrictHeaders(res.headers);
+    expect(res.body).toContain('it needs relay.admins (users or groups) and an identityProvider');
+    // The assets are still served (they hold nothing).
+    expect((await get(CONSOLE_CSS.path, { 'x-test-no-admins': '1' })).status).toBe(200);
   });
 
   it('leaves sign-in, callback, sign-out and other paths to the admin server', async () => {

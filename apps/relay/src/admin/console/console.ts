@@ -1,3 +1,4 @@
+import type { RelayConfig } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
@@ -82,6 +83,8 @@ export interface ConsoleRequestApi {
   /** The operations' context, set for an admin's session (actor `user:<name>`). */
   ctx: AdminContext | undefined;
   correlationId: string;
+  /** The configuration serving now: without admins to sign in, the console says so. */
+  host: { config(): RelayConfig };
 }
 
 export interface ConsoleOptions {
@@ -129,6 +132,14 @@ export function createConsoleHandler(
     }
     if (path === '/console') {
       redirect(res, '/console/');
+      return true;
+    }
+    const config = api.host.config();
+    if (!session && (!config.relay.admins || !config.identityProvider)) {
+      const text =
+        'Nobody can sign in to the console: it needs relay.admins (users or groups) and an identityProvider in the configuration. The admin API answers admin tokens meanwhile.';
+      const body = renderMessage({ title: 'Admin console not set up', text, correlationId });
+      send(res, method, 404, {}, body, correlationId);
       return true;
     }
     // The admin server passes a session only for an admin (a non-admin gets its 403 page).
