@@ -120,6 +120,11 @@ async function main() {
       `${url}.appproxy/callback`,
       '--post-logout-redirect-uri',
       `${url}.appproxy/signed-out`,
+      // The admin console's sign-in (relay.admins) on the admin listener.
+      '--redirect-uri',
+      `http://127.0.0.1:${ports.admin}/console/callback`,
+      '--post-logout-redirect-uri',
+      `http://127.0.0.1:${ports.admin}/console/signed-out`,
       '--native-client-id',
       'appproxy-cli',
     ],
@@ -134,6 +139,7 @@ relay:
   listen: 127.0.0.1:${ports.public}
   tunnelListen: 127.0.0.1:${ports.tunnel}
   adminListen: 127.0.0.1:${ports.admin}
+  admins: { groups: [AppProxy Admins] }
   stateDir: ./relay
   certificates:
     - cert: ${certs.certPath}
@@ -197,7 +203,7 @@ AppProxy demo is running.
   Sign in as     ${users}
   Identity prov. ${idp.issuer}   (development only)
   Internal app   ${app.url}  (reached only through the connector)
-  Admin          http://127.0.0.1:${ports.admin}/readyz
+  Admin          http://127.0.0.1:${ports.admin}/readyz, API /api/v1 (alice is an admin)
 
   Try it:
     curl --cacert ${certs.caCertPath} --resolve ${host}:${ports.public}:127.0.0.1 -H 'Accept: application/json' ${url}

@@ -150,6 +150,31 @@ describe('diagnose: resolve, connect and the GET', () => {
     expect(c.http).toMatchObject({ ok: false });
   });
 
+  it('through a backendProxy: resolve and connect reach the proxy, the GET goes through it', async () => {
+    const asked: string[] = [];
+    const proxy = createHttp((req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200).end('via proxy');
+    });
+    const port = await listen(proxy);
+    const c = await run({
+      url: 'http://intranet.invalid/app/',
+      backendProxy: `http://127.0.0.1:${port}`,
+    });
+    expect(c.resolve).toMatchObject({ ok: true, skipped: true });
+    expect(c.connect).toMatchObject({ ok: true, data: { port } });
+    expect(c.connect!.detail).toContain('backendProxy');
+    expect(c.http).toMatchObject({ ok: true, data: { status: 200 } });
+    expect(asked).toEqual(['http://intranet.invalid/app/']);
+  });
+
+  it('an unusable backendProxy fails the GET with a fix instead of throwing', async () => {
+    const port = await listen(answer(200));
+    const c = await run({ url: `http://127.0.0.1:${port}/`, backendProxy: 'not a proxy url' });
+    expect(c.http).toMatchObject({ ok: false });
+    expect(c.http!.fix).toMatch(/backendProxy/);
+  });
+
   it('a malformed control body is refused with a code', async () => {
     await expect(diagnoseControl({ app: 'x' }, ctx())).rejects.toMatchObject({
       code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED',

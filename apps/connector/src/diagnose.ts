@@ -126,7 +126,14 @@ export async function diagnose(
         skipped('connect', 'not run: the name did not resolve', false),
       );
 
-  const client = ctx.backendClient(req.verifyTls, req.backendTls, req.backendProxy);
+  let client: ReturnType<DiagnoseContext['backendClient']>;
+  let clientError: string | undefined;
+  try {
+    client = ctx.backendClient(req.verifyTls, req.backendTls, req.backendProxy);
+  } catch (err) {
+    // An unusable backendProxy URL, say: the checks that need the client say so.
+    clientError = `${errCode(err)}: ${errText(err)}`;
+  }
   const name = verifiedName(url, req.host, client?.tls.servername);
   if (url.protocol !== 'https:')
     await guard('tls', async () => skipped('tls', 'http backend: no TLS', true));
@@ -136,6 +143,13 @@ export async function diagnose(
     );
   else if (!connected.ok)
     await guard('tls', async () => skipped('tls', 'not run: no connection', false));
+  else if (clientError)
+    await guard('tls', async () => ({
+      name: 'tls',
+      ok: false,
+      detail: `the connector cannot make the app's backend client: ${clientError}`,
+      fix: "check the app's backendProxy and backendTls settings",
+    }));
   else if (!client)
     await guard('tls', async () => ({
       name: 'tls',
@@ -145,7 +159,15 @@ export async function diagnose(
     }));
   else
     await guard('tls', () =>
-      checkTls(addresses[0] ?? host, port, name, client.tls, req.verifyTls, budget.next()),
+      checkTls(
+        // The address that took the connection (the first may have refused it).
+        (connected.data?.address as string | undefined) ?? host,
+        port,
+        name,
+        client.tls,
+        req.verifyTls,
+        budget.next(),
+      ),
     );
 
   let authorization: string | undefined;
@@ -158,7 +180,14 @@ export async function diagnose(
   if (!connected.ok)
     await guard('http', async () => skipped('http', 'not run: no connection', false));
   else if (!client)
-    await guard('http', async () => skipped('http', 'not run: no backend TLS material', false));
+    await guard('http', async () => ({
+      name: 'http',
+      ok: false,
+      detail: clientError
+        ? `the connector cannot make the app's backend client: ${clientError}`
+        : 'not run: no backend TLS material',
+      ...(clientError && { fix: "check the app's backendProxy and backendTls settings" }),
+    }));
   else
     await guard('http', () =>
       checkHttp(client.dispatcher, client.tls, url, {

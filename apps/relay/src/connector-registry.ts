@@ -328,6 +328,14 @@ export class ConnectorRegistry {
   }
 
   /** Closes the tunnels of connectors that another process or instance revoked (or deleted). */
+  /**
+   * Closes the tunnels of connectors revoked through this relay's own store connection (the
+   * admin API), which the store's watch does not report (SQLite sees other connections only).
+   */
+  syncRevocations(): Promise<void> {
+    return this.#syncRevocations();
+  }
+
   async #syncRevocations(): Promise<void> {
     const { log, groups } = this.#o;
     try {

@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appTestOptions } from './admin/app-tests.js';
+import { appTestOptions, appTestRoute } from './admin/app-tests.js';
+import { openApiDocument } from './admin/openapi.js';
 import { formatAppTest } from './apps-test-cli.js';
 import { diagnoseRequest, testApp, type AppTestDeps } from './diagnostics.js';
 import { loadConnectorCa, openRelayStore } from './relay-store.js';
@@ -238,6 +239,30 @@ describe('the API body and the CLI table', () => {
     expect(() => appTestOptions({ users: 'x' })).toThrow(/unknown field users/);
     expect(() => appTestOptions({ user: 3 })).toThrow(/user must be/);
     expect(() => appTestOptions([1])).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
+  });
+
+  it('the route passes the body and the actor on, and is in the OpenAPI document', async () => {
+    const calls: unknown[] = [];
+    const route = appTestRoute({
+      testApp: async (name, o) => {
+        calls.push([name, o]);
+        return { app: name, ok: true, at: 'now', connectors: [] };
+      },
+    });
+    const answer = await route.handler({
+      params: { name: 'Wiki' },
+      query: new URLSearchParams(),
+      body: { user: 'alice' },
+      actor: 'token:ops',
+    } as unknown as Parameters<typeof route.handler>[0]);
+    expect(answer.status).toBe(200);
+    expect(calls).toEqual([['Wiki', { user: 'alice', actor: 'token:ops' }]]);
+    const doc = openApiDocument([route]) as {
+      paths: Record<string, Record<string, { operationId: string; responses: object }>>;
+    };
+    const op = doc.paths['/api/v1/apps/{name}/tests']!.post!;
+    expect(op.operationId).toBe('testApp');
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '404']));
   });
 
   it('formatAppTest: a table per connector and FIX lines for failures and warnings', () => {

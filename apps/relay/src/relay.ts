@@ -23,15 +23,9 @@ import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
 import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
-import {
-  testApp,
-  type AppTestDeps,
-  type AppTestOptions,
-  type AppTestResult,
-} from './diagnostics.js';
+import { testApp, type AppTestOptions, type AppTestResult } from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
-import { AdminError } from './admin/operations.js';
 import { AuditLog, forwardingSink, type AuditSink } from './audit.js';
 
 export interface RelayAddresses {
@@ -362,14 +356,13 @@ export class Relay {
   testApp(name: string, o: AppTestOptions = {}): Promise<AppTestResult> {
     if (!this.#edge || !this.#connectors || !this.#store)
       return Promise.reject(new Error('the relay is not started'));
-    const audit = (this as { audit?: AppTestDeps['audit'] }).audit;
     return testApp(
       {
         edge: this.#edge,
         groups: this.#connectors.groups,
         store: this.#store,
         log: this.#log,
-        ...(audit && { audit }),
+        audit: this.#auditSink,
       },
       name,
       o,
@@ -455,7 +448,6 @@ export class Relay {
   /** The admin server's view of this relay. */
   #adminHost(): AdminHost {
     const log = this.#log;
-    const relay = this as Relay & { testApp?: AdminHost['testApp'] };
     return {
       config: () => this.config,
       store: this.#store!,
@@ -473,18 +465,9 @@ export class Relay {
         };
       },
       metrics: () => this.metrics.registry.render(),
-      testApp: (name, o) => {
-        if (!relay.testApp)
-          return Promise.reject(
-            new AdminError(
-              'DIAGNOSTICS_UNAVAILABLE',
-              'app tests are not available in this relay',
-              503,
-            ),
-          );
-        return relay.testApp(name, o);
-      },
+      testApp: (name, o) => this.testApp(name, o),
       relyingParty: () => this.#edge?.signIn.rp,
+      connectorRevoked: () => void this.#connectors?.syncRevocations(),
     };
   }
 

@@ -30,7 +30,12 @@ export type ToWorker =
   | { t: 'metrics'; id: number }
   | { t: 'stop' }
   /** The admin API's app test, run by a worker (the primary has no tunnels). */
-  | { t: 'testApp'; id: number; name: string; o: { connector?: string; user?: string } };
+  | {
+      t: 'testApp';
+      id: number;
+      name: string;
+      o: { connector?: string; user?: string; actor?: string };
+    };
 export type FromWorker =
   | { t: 'listening'; tunnel: string; listenPort: number; redirectPort?: number }
   | { t: 'metrics'; id: number; text: string }
@@ -97,7 +102,10 @@ export function tellPrimary(message: FromWorker): void {
  */
 export function workerChannel(relay: {
   metrics: { registry: MetricsRegistry };
-  testApp?(name: string, o: { connector?: string; user?: string }): Promise<unknown>;
+  testApp?(
+    name: string,
+    o: { connector?: string; user?: string; actor?: string },
+  ): Promise<unknown>;
 }): {
   onStop(stop: (why: string) => void): void;
 } {
@@ -128,7 +136,12 @@ export function workerChannel(relay: {
 
 /** Runs the primary's app test here and answers it; errors keep their code and status. */
 async function answerTestApp(
-  relay: { testApp?(name: string, o: { connector?: string; user?: string }): Promise<unknown> },
+  relay: {
+    testApp?(
+      name: string,
+      o: { connector?: string; user?: string; actor?: string },
+    ): Promise<unknown>;
+  },
   m: Extract<ToWorker, { t: 'testApp' }>,
 ): Promise<void> {
   try {
@@ -378,7 +391,10 @@ export async function runPrimary(
   }
 
   /** An app test, run by the first ready worker (its answer, or 503 when none answers). */
-  const testApp = (name: string, o: { connector?: string; user?: string }): Promise<unknown> => {
+  const testApp = (
+    name: string,
+    o: { connector?: string; user?: string; actor?: string },
+  ): Promise<unknown> => {
     const slot = slots.find((s) => s.state === 'ready' && s.child?.connected);
     if (!slot)
       return Promise.reject(

@@ -9,7 +9,7 @@ import { createServer as createHttps, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELAY_BIN, Stack, connectorId, freePort, runCli } from './harness.js';
+import { RELAY_BIN, Stack, connectorId, freePort, runCli, until } from './harness.js';
 
 let stack: Stack;
 const servers: Server[] = [];
@@ -152,6 +152,39 @@ describe('appproxy-relay apps test', () => {
     expect(app.stderr).toMatch(/NOT_FOUND: no app named "Nope"/);
     const named = await appsTest('Healthy', '--connector', connectorId(stack.connectorState));
     expect(named.code).toBe(0);
+  });
+
+  it('each test is audited as admin.app.tested; the CLI’s own token is revoked after', async () => {
+    type Event = { type: string; app?: string; actor?: string; detail?: { ok?: boolean } };
+    let events: Event[] = [];
+    await until(async () => {
+      const res = await runCli(RELAY_BIN, [
+        'audit',
+        '--since',
+        '10m',
+        '--type',
+        'admin.app.tested',
+        '--json',
+        '--config',
+        stack.configPath,
+      ]);
+      events = JSON.parse(res.stdout || '[]') as Event[];
+      return events.some((e) => e.app === 'Stopped');
+    }, 'the audit events of the app tests');
+    expect(events.find((e) => e.app === 'Healthy')).toMatchObject({
+      actor: 'token:cli-apps-test',
+      detail: { ok: true },
+    });
+    expect(events.find((e) => e.app === 'Stopped')).toMatchObject({ detail: { ok: false } });
+    const tokens = await runCli(RELAY_BIN, [
+      'admin-token',
+      'list',
+      '--json',
+      '--config',
+      stack.configPath,
+    ]);
+    expect(tokens.code).toBe(0);
+    expect(JSON.parse(tokens.stdout)).toEqual([]);
   });
 
   it('without relay.adminListen: exit 2 saying so', async () => {

@@ -198,7 +198,7 @@ describe('connector groups', () => {
       group: 'Default',
       state: 'active',
       tunnels: 2,
-      capabilities: ['backend-tls'],
+      capabilities: ['backend-tls', 'diagnose'],
       kerberos: false,
       missingCapabilities: ['websocket'],
     });
@@ -209,7 +209,7 @@ describe('connector groups', () => {
     expect(byId.get(ids.b1)).toMatchObject({
       group: 'Berlin',
       missingCapabilities: [],
-      capabilities: ['websocket', 'backend-tls'],
+      capabilities: ['websocket', 'backend-tls', 'diagnose'],
     });
     for (const row of rows) {
       expect(row.version).toMatch(/^\d+\.\d+\.\d+/);

@@ -254,4 +254,39 @@ describe.skipIf(!READY)('Kerberos constrained delegation through relay and conne
     // carol is not in the domain either: the KDC answers again, with its own refusal.
     expect(await carol.textContent('body')).toContain('SSO_USER_UNKNOWN');
   });
+
+  // Last: the test caches alice's ticket, which the delegation test above must not find.
+  it('apps test --user: a service ticket for alice; the KDC’s error for bob', async () => {
+    const test = (user: string) =>
+      runCli(RELAY_BIN, ['apps', 'test', 'Intranet', '--user', user, '--config', stack.configPath]);
+    const alice = await runCli(RELAY_BIN, [
+      'apps',
+      'test',
+      'Intranet',
+      '--user',
+      'alice',
+      '--json',
+      '--connector',
+      connectorId(stack.connectorState),
+      '--config',
+      stack.configPath,
+    ]);
+    expect(alice.code, alice.stderr).toBe(0);
+    const checks = (
+      JSON.parse(alice.stdout) as {
+        connectors: Array<{
+          checks: Array<{ name: string; ok: boolean; data?: Record<string, unknown> }>;
+        }>;
+      }
+    ).connectors[0]!.checks;
+    const sso = checks.find((c) => c.name === 'sso')!;
+    expect(sso).toMatchObject({ ok: true, data: { spn: TARGET_SPN, loginIdentity: 'alice' } });
+    expect(Date.parse(String(sso.data!.ticketEndsAt))).toBeGreaterThan(Date.now());
+    // The GET carried the delegated ticket and Apache took it.
+    expect(checks.find((c) => c.name === 'http')).toMatchObject({ ok: true });
+    const bob = await test('bob');
+    expect(bob.code).toBe(1);
+    expect(bob.stdout).toMatch(/^sso\s+fail\s.*SSO_USER_UNKNOWN/m);
+    expect(bob.stdout).toMatch(/^FIX sso: the domain has no account bob/m);
+  });
 });

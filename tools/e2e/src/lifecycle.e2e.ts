@@ -69,7 +69,7 @@ describe('connector and relay lifecycle', () => {
     expect(rows[0]).toMatchObject({
       group: 'Default',
       state: 'active',
-      capabilities: ['websocket', 'backend-tls'],
+      capabilities: ['websocket', 'backend-tls', 'diagnose'],
     });
     const table = await runCli(RELAY_BIN, ['connectors', 'list', '--config', stack.configPath]);
     expect(table.stdout).toMatch(/^ID\s+GROUP/m);

@@ -87,7 +87,6 @@ export function appTestRoute(host: AppTester): AdminRoute {
     summary:
       'Test an app through its connectors: resolve, connect, TLS, a GET of the internal URL and the SSO dry run',
     openapi: {
-      parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
       requestBody: {
         required: false,
         content: {
@@ -107,6 +106,9 @@ export function appTestRoute(host: AppTester): AdminRoute {
         '200': {
           description: 'The result (ok false when a check failed)',
           content: { 'application/json': { schema: APP_TEST_RESULT_SCHEMA } },
+        },
+        '400': {
+          description: 'BAD_REQUEST: a body other than { connector?, user? }, or a wildcard app',
         },
       },
     },

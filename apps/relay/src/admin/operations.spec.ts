@@ -129,7 +129,7 @@ describe('connectors', () => {
         instances: [{ name: 'relay-a', tunnels: 2, inFlight: 1, seenAt: seen.toISOString() }],
         capabilities: ['websocket'],
         kerberos: false,
-        missingCapabilities: ['backend-tls'],
+        missingCapabilities: ['backend-tls', 'diagnose'],
         certificateExpires: '2031-01-01T00:00:00.000Z',
       },
     ]);

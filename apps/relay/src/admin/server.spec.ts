@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminSessionCookie } from './__fixtures__/admin-session.js';
 import { MAX_BODY_BYTES, createAdminServer, type AdminHost, type AdminRoute } from './server.js';
 
+/** A JSON answer as `JSON.parse` gives it; the assertions check its shape. */
+type Json = ReturnType<typeof JSON.parse>;
+
 const dir = mkdtempSync(join(tmpdir(), 'appproxy-admin-'));
 const config = parseConfig(
   `relay:
@@ -118,7 +121,7 @@ interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   text: string;
-  json: () => Record<string, any>;
+  json: () => Json;
 }
 
 function call(

@@ -55,9 +55,11 @@ export interface AdminHost {
   health(): { ready: boolean; body: object };
   metrics(): Promise<string> | string;
   /** "Test application" (adm-diag); the primary forwards it to a worker. */
-  testApp(name: string, o: { connector?: string; user?: string }): Promise<unknown>;
+  testApp(name: string, o: { connector?: string; user?: string; actor?: string }): Promise<unknown>;
   /** The relay's OIDC relying party (admins sign in with it), when a provider is configured. */
   relyingParty(): RelyingParty | undefined;
+  /** A connector was deleted through this host's store: close its tunnels here now. */
+  connectorRevoked?(id: string): void;
 }
 
 /** What the console gets besides the request: the host and, signed in, the operations' context. */
@@ -125,7 +127,7 @@ export function createAdminServer(
   options: AdminServerOptions | AdminRoute[] = {},
 ): Server {
   const opts = Array.isArray(options) ? { routes: options } : options;
-  const routes = [...builtinRoutes(), ...(opts.routes ?? [])];
+  const routes = [...builtinRoutes(host), ...(opts.routes ?? [])];
   const compiled = routes.map(compile);
   let document: object | undefined;
   const signIn = adminSignInOf(host);
@@ -472,9 +474,9 @@ function sendError(
 }
 
 /** The built-in `/api/v1` routes (the operations). */
-function builtinRoutes(): AdminRoute[] {
+function builtinRoutes(host: AdminHost): AdminRoute[] {
   return [
-    ...operationRoutes(),
+    ...operationRoutes(host),
     {
       method: 'GET',
       path: `${API_PREFIX}/session`,
