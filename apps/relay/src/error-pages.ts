@@ -217,7 +217,8 @@ export interface RenderedError {
   brand?: PageBrand;
 }
 
-const escapeHtml = (s: string) =>
+/** Text for HTML content and quoted attribute values. */
+export const escapeHtml = (s: string) =>
   s.replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,

@@ -28,7 +28,7 @@ export async function launchChromium(): Promise<Browser> {
 
 export function newContext(
   browser: Browser,
-  opts: { javaScriptEnabled?: boolean } = {},
+  opts: { javaScriptEnabled?: boolean; viewport?: { width: number; height: number } } = {},
 ): Promise<BrowserContext> {
   return browser.newContext({ ignoreHTTPSErrors: true, ...opts });
 }

@@ -1,4 +1,5 @@
 import { appTestRoute } from './app-tests.js';
+import { createConsoleHandler } from './console/console.js';
 import type { AdminHost, AdminServerOptions } from './server.js';
 
 /**
@@ -9,5 +10,6 @@ import type { AdminHost, AdminServerOptions } from './server.js';
 export function adminExtensions(host: AdminHost): AdminServerOptions {
   return {
     routes: [appTestRoute(host)],
+    console: createConsoleHandler({ log: host.log }),
   };
 }

@@ -345,8 +345,8 @@ function durationOf(name: string, v: unknown): number {
   throw new AdminError('BAD_REQUEST', `${name} must be a duration such as 1h or 30d`, 400);
 }
 
-/** `1h` (that long ago) or an ISO time. */
-function timeOf(name: string, v: string, now: number): Date {
+/** `1h` (that long ago) or an ISO time; AdminError 400 otherwise (the console's filter too). */
+export function timeOf(name: string, v: string, now: number): Date {
   if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
     const t = Date.parse(v);
     if (Number.isFinite(t)) return new Date(t);
