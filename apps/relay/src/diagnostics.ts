@@ -8,6 +8,7 @@ import {
   DIAGNOSE_CHECK_TIMEOUT_MS,
   DIAGNOSE_TOTAL_TIMEOUT_MS,
   type DiagnoseAnswer,
+  type DiagnoseCheck,
   type DiagnoseRequest,
   type DiagnoseSso,
   type RequestMetaInit,
@@ -17,18 +18,8 @@ import { AdminError } from './admin/operations.js';
 import type { Edge } from './edge.js';
 
 /** One check of an app test (adm-interfaces §5), as a connector ran it. */
-export interface AppTestCheck {
-  name: 'resolve' | 'connect' | 'tls' | 'http' | 'sso' | string;
-  ok: boolean;
-  skipped?: boolean;
-  /** Passed, with something to look at (a certificate near its end, a 4xx answer). */
-  warn?: boolean;
-  ms?: number;
-  detail: string;
-  fix?: string;
-  /** Facts for programs: addresses, status, certificate fields, ticket end. */
-  data?: Record<string, string | number | boolean | null | string[]>;
-}
+/** One check of an app test, as the connector answered it (tunnel protocol §3.7). */
+export type AppTestCheck = DiagnoseCheck;
 
 /** The outcome of `apps test` / `POST /api/v1/apps/{name}/tests` (adm-interfaces §5). */
 export interface AppTestResult {

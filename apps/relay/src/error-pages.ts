@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { PageBrand } from './edge-pages.js';
 
@@ -224,6 +225,18 @@ export const escapeHtml = (s: string) =>
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   );
 
+/** The built-in page's only style; the page allows nothing else (no script, no form, no frame). */
+const PAGE_STYLE = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:#f5f5f5;padding:1rem;border-radius:6px}
+dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace}`;
+export const ERROR_PAGE_CSP = [
+  "default-src 'none'",
+  `style-src 'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`,
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 /** The error as a page a person can act on, or JSON for API clients. Never internal detail. */
 export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedError {
   const entry = RELAY_ERRORS[code];
@@ -253,6 +266,9 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
     return { status: entry.status, headers, body };
   }
   headers['content-type'] = 'text/html; charset=utf-8';
+  // A caller's own policy (a page with a script) wins.
+  headers['content-security-policy'] ??= ERROR_PAGE_CSP;
+  headers['x-content-type-options'] ??= 'nosniff';
   const rows: Array<[string, string]> = [
     ['Error code', code],
     ...(ctx.reason ? ([['Reason', ctx.reason]] as Array<[string, string]>) : []),
@@ -264,9 +280,7 @@ export function renderError(code: RelayErrorCode, ctx: ErrorContext): RenderedEr
   const body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(entry.title)}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:#f5f5f5;padding:1rem;border-radius:6px}
-dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace}</style></head>
+<style>${PAGE_STYLE}</style></head>
 <body><h1>${escapeHtml(entry.title)}</h1><p>${escapeHtml(hint)}</p>
 ${ctx.signOutHref ? `<p><a href="${escapeHtml(ctx.signOutHref)}">Sign out and use another account</a></p>` : ''}
 <dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>

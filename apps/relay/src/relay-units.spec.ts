@@ -17,7 +17,7 @@ describe('error pages', () => {
     for (const code of CONNECTOR_ERROR_CODES) expect(RELAY_ERRORS, code).toHaveProperty(code);
   });
 
-  it('renders JSON for API clients and escaped HTML for people', () => {
+  it('renders JSON for API clients and escaped HTML for people', async () => {
     const json = renderError('BACKEND_TIMEOUT', {
       app: 'Exp',
       correlationId: 'c-1',
@@ -34,6 +34,13 @@ describe('error pages', () => {
     expect(html.body).not.toContain('<script>x');
     expect(html.body).toContain('&lt;script&gt;');
     expect(html.headers['x-appproxy-correlation-id']).toBe('c-2');
+    // Its inline style is allowed by hash, nothing else is.
+    const csp = String(html.headers['content-security-policy']);
+    expect(csp).toMatch(/^default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]+=*'; /);
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html.body)![1]!;
+    const { createHash } = await import('node:crypto');
+    expect(csp).toContain(`'sha256-${createHash('sha256').update(style).digest('base64')}'`);
+    expect(csp).toContain("frame-ancestors 'none'");
   });
 });
 

@@ -434,6 +434,16 @@ const text = (what = 'must not be empty') => z.string().min(1, { error: what });
 const HEADER_PATTERN = /^[A-Za-z0-9!#$%&'+.^_`|~-]+\*?$/;
 /** A header name, no wildcard. */
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'+.^_`|~-]+$/;
+
+/** A map of header names (checked, by key) to non-empty values. */
+const headerMap = () =>
+  z
+    .record(z.string(), z.string().min(1, { error: 'must not be empty' }))
+    .superRefine((headers, ctx) => {
+      for (const name of Object.keys(headers))
+        if (!HEADER_NAME.test(name))
+          ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name' });
+    });
 /** What `sso.loginIdentity` takes. */
 const LOGIN_IDENTITY =
   /^(?:upn|email|preferredUsername|sub|localPart|samAccountName|claim:[^\s{}]+)$/;
@@ -1176,13 +1186,7 @@ const ssoSection = z
         description:
           'The delegated login identity: upn (else preferred_username), email, preferredUsername, sub, localPart (before @), samAccountName, claim:<dotted.path>.',
       }),
-    headers: z
-      .record(z.string(), z.string().min(1, { error: 'must not be empty' }))
-      .superRefine((headers, ctx) => {
-        for (const name of Object.keys(headers))
-          if (!HEADER_NAME.test(name))
-            ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name' });
-      })
+    headers: headerMap()
       .optional()
       .meta({
         description:
@@ -1618,17 +1622,9 @@ const telemetrySection = z
             examples: ['http://127.0.0.1:4318', 'https://otlp.example.com/v1/traces'],
           })
           .transform(otlpEndpoint),
-        headers: z
-          .record(z.string(), z.string().min(1, 'must not be empty'))
-          .superRefine((headers, ctx) => {
-            for (const name of Object.keys(headers))
-              if (!HEADER_NAME.test(name))
-                ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name' });
-          })
-          .optional()
-          .meta({
-            description: 'Extra request headers, e.g. an API key (use ${ENV_VAR}).',
-          }),
+        headers: headerMap().optional().meta({
+          description: 'Extra request headers, e.g. an API key (use ${ENV_VAR}).',
+        }),
         timeout: duration({
           default: '10s',
           min: 1,

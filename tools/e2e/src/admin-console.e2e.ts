@@ -267,5 +267,10 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     const again = await bob.goto(consoleUrl('/console/apps'));
     expect(again!.status()).toBe(403);
     expect(await bob.content()).not.toContain('data-test-app');
+    // The refusal page is as locked down as the console: its one style by hash, no script.
+    const csp = again!.headers()['content-security-policy'];
+    expect(csp).toMatch(/^default-src 'none'; style-src 'sha256-/);
+    expect(csp).not.toContain('script-src');
+    expect(await bob.evaluate(() => getComputedStyle(document.body).maxWidth)).not.toBe('none');
   });
 });

@@ -1,4 +1,5 @@
 import { escapeHtml } from '../../error-pages.js';
+import type { AuditEventView } from '../operations.js';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.js';
 
 /**
@@ -52,20 +53,11 @@ export interface ConsoleRegistrationToken {
 }
 
 /** An audit event as the operations return it (dates as ISO strings). */
-export interface ConsoleAuditEvent {
-  id: string;
-  at: string;
+/** What the audit page shows of an event: the API's view (`type` read as text). */
+export type ConsoleAuditEvent = Omit<AuditEventView, 'type' | 'instance'> & {
   type: string;
-  actor?: string;
-  user?: string;
-  app?: string;
-  clientAddress?: string;
-  code?: string;
-  connector?: string;
-  group?: string;
-  correlationId?: string;
-  detail?: Record<string, string | number | boolean | null>;
-}
+  instance?: string;
+};
 
 /** An app's newest `admin.app.tested` event, as the apps page shows it. */
 export interface ConsoleLastTest {
