@@ -271,6 +271,14 @@ describe.skipIf(!CHROMIUM)('admin console', () => {
     const csp = again!.headers()['content-security-policy'];
     expect(csp).toMatch(/^default-src 'none'; style-src 'sha256-/);
     expect(csp).not.toContain('script-src');
-    expect(await bob.evaluate(() => getComputedStyle(document.body).maxWidth)).not.toBe('none');
+    const maxWidth = await bob
+      .locator('body')
+      .evaluate(
+        (body) =>
+          (
+            globalThis as unknown as { getComputedStyle(e: unknown): { maxWidth: string } }
+          ).getComputedStyle(body).maxWidth,
+      );
+    expect(maxWidth).not.toBe('none');
   });
 });
