@@ -211,6 +211,8 @@ describe('admin API: every route with an admin token', () => {
     expect(events.find((e) => e.type === 'admin.connector.deleted')).toMatchObject({
       connector: id,
       group: 'Default',
+      // The id the DELETE's answer carried finds its event.
+      correlationId: deleted.headers.get('x-appproxy-correlation-id'),
     });
     const signins = (await api('/api/v1/audit?type=admin.signin', { headers: bearer() })).body
       .events;

@@ -217,7 +217,13 @@ export function createAdminServer(
     const ctx: AdminContext | undefined =
       auth.kind === 'anonymous'
         ? undefined
-        : { config: host.config(), store: host.store, audit: host.audit, actor: auth.actor };
+        : {
+            config: host.config(),
+            store: host.store,
+            // What this request does is found in the audit log by the id its answer carries.
+            audit: { record: (e) => host.audit.record({ correlationId, ...e }) },
+            actor: auth.actor,
+          };
 
     if (!isApi) {
       const session = auth.kind === 'session' ? auth.session : undefined;
