@@ -327,15 +327,7 @@ export class ConnectorRegistry {
     );
   }
 
-  /** Closes the tunnels of connectors that another process or instance revoked (or deleted). */
-  /**
-   * Closes the tunnels of connectors revoked through this relay's own store connection (the
-   * admin API), which the store's watch does not report (SQLite sees other connections only).
-   */
-  syncRevocations(): Promise<void> {
-    return this.#syncRevocations();
-  }
-
+  /** Closes the tunnels of connectors revoked (or deleted) anywhere: the store's watch says when. */
   async #syncRevocations(): Promise<void> {
     const { log, groups } = this.#o;
     try {

@@ -490,7 +490,6 @@ export class Relay {
       metrics: () => this.metrics.registry.render(),
       testApp: (name, o) => this.testApp(name, o),
       relyingParty: () => this.#edge?.signIn.rp,
-      connectorRevoked: () => void this.#connectors?.syncRevocations(),
     };
   }
 

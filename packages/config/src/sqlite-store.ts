@@ -216,7 +216,8 @@ class SqliteStateStore implements StateStore {
   readonly #db: DatabaseSync;
   readonly #sealer: MaterialSealer | undefined;
   readonly #sql: Record<StatementName, StatementSync>;
-  readonly #watchers = new Set<NodeJS.Timeout>();
+  /** Each `watch`: its poll timer → its callback. */
+  readonly #watchers = new Map<NodeJS.Timeout, () => void>();
   #closed = false;
 
   constructor(db: DatabaseSync, instance: string, sealer: MaterialSealer | undefined) {
@@ -426,7 +427,11 @@ class SqliteStateStore implements StateStore {
   }
 
   async revokeConnector(id: string, at = new Date()): Promise<boolean> {
-    return Number(this.#sql.revoke.run(at.getTime(), id).changes) === 1;
+    const revoked = Number(this.#sql.revoke.run(at.getTime(), id).changes) === 1;
+    // `data_version` does not move for this connection's own writes: its watchers are told
+    // here (the admin API deletes through the relay's own store).
+    if (revoked) for (const onChange of this.#watchers.values()) setImmediate(onChange);
+    return revoked;
   }
 
   async renewConnectorCertificate(
@@ -462,7 +467,7 @@ class SqliteStateStore implements StateStore {
       onChange();
     }, WATCH_INTERVAL_MS);
     timer.unref();
-    this.#watchers.add(timer);
+    this.#watchers.set(timer, onChange);
     return () => {
       clearInterval(timer);
       this.#watchers.delete(timer);
@@ -628,7 +633,7 @@ class SqliteStateStore implements StateStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#watchers) clearInterval(t);
+    for (const t of this.#watchers.keys()) clearInterval(t);
     this.#watchers.clear();
     this.#db.close();
   }

@@ -950,10 +950,12 @@ describe('sqlite only', () => {
     expect(bytes.includes(Buffer.from('Default'))).toBe(true);
   });
 
-  it('watch does not report its own writes, only the other connection’s', async () => {
+  it('watch reports the other connection’s writes and its own revocations only', async () => {
     const relay = await open();
     const cli = await open();
+    const own = connector({ id: 'c-own' });
     await relay.upsertConnector(connector());
+    await relay.upsertConnector(own);
     let changes = 0;
     const stop = relay.watch(() => changes++);
     await relay.recordConnectorSeen(connector().id, { at: new Date() });
@@ -962,6 +964,14 @@ describe('sqlite only', () => {
     await cli.revokeConnector(connector().id);
     await new Promise((r) => setTimeout(r, 600));
     expect(changes).toBe(1);
+    // A revocation through this store (the admin API's) is told at once, not by the poll.
+    await relay.revokeConnector(own.id);
+    await new Promise((r) => setImmediate(r));
+    expect(changes).toBe(2);
+    // Nothing to revoke: nothing to tell.
+    await relay.revokeConnector('c-none');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(changes).toBe(2);
     stop();
   });
 

@@ -157,7 +157,7 @@ export interface StateStore {
    * Calls `onChange` (without arguments, possibly more than once per change) after a write
    * that matters to tunnels — a revocation, a new or replaced connector, a renewal, an
    * instance that came or went — made by another connection: another process (the CLI) or
-   * another relay instance. SQLite polls `data_version` every 250 ms; PostgreSQL uses
+   * another relay instance; and a revocation made through this store. SQLite polls `data_version` every 250 ms; PostgreSQL uses
    * LISTEN/NOTIFY, with a poll every 5 s in case a notification was lost, and calls
    * `onChange` once each time it (re)starts listening. Returns the function that stops
    * watching.

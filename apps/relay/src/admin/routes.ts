@@ -131,7 +131,7 @@ const ttl = {
 };
 
 /** The operations' routes. */
-export function operationRoutes(host: Pick<AdminHost, 'connectorRevoked'>): AdminRoute[] {
+export function operationRoutes(): AdminRoute[] {
   return [
     {
       method: 'GET',
@@ -193,7 +193,6 @@ export function operationRoutes(host: Pick<AdminHost, 'connectorRevoked'>): Admi
       openapi: { responses: noContent },
       handler: async ({ ctx, params }) => {
         await ops.deleteConnector(ctx, params.id!);
-        host.connectorRevoked?.(params.id!);
         return { status: 204, body: undefined };
       },
     },

@@ -58,8 +58,6 @@ export interface AdminHost {
   testApp(name: string, o: { connector?: string; user?: string; actor?: string }): Promise<unknown>;
   /** The relay's OIDC relying party (admins sign in with it), when a provider is configured. */
   relyingParty(): RelyingParty | undefined;
-  /** A connector was deleted through this host's store: close its tunnels here now. */
-  connectorRevoked?(id: string): void;
 }
 
 /** What the console gets besides the request: the host and, signed in, the operations' context. */
@@ -491,7 +489,7 @@ function sendError(
 /** The built-in `/api/v1` routes (the operations). */
 function builtinRoutes(host: AdminHost): AdminRoute[] {
   return [
-    ...operationRoutes(host),
+    ...operationRoutes(),
     {
       method: 'GET',
       path: `${API_PREFIX}/session`,
