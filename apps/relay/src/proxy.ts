@@ -184,7 +184,12 @@ export class RelayProxy {
         metrics.duration.labels(appName).observe(durationMs / 1000);
         metrics.bytesOut.labels(appName).inc(bytesOut);
       }
-      trace.end({ status, app: appName, connector, code: errorCode });
+      trace.end({
+        status,
+        app: appName,
+        connector,
+        code: http11Required ? 'HTTP_1_1_REQUIRED' : errorCode,
+      });
       log.info('request', {
         app: appName,
         method: req.method,

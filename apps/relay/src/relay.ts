@@ -460,6 +460,9 @@ export class Relay {
       publicClosed,
       redirectClosed,
     ]);
+    // Drained: the instance leaves the fleet's list (its heartbeat stops), so connectors and
+    // the other instances are told now, not when the heartbeat expires.
+    await this.#instances?.stop();
     await closeServer(this.#admin, 0);
     // After the tunnels closed: their disconnections are in the last batch.
     await this.#audit?.stop();

@@ -125,5 +125,12 @@ describe('RequestTrace', () => {
       'BACKEND_UNREACHABLE',
       'BACKEND_UNREACHABLE',
     ]);
+    // The stand-in 505 of an HTTP/2 stream reset to HTTP/1.1 (NTLM) is not a failure.
+    const ntlm = recordingTracer();
+    const t3 = new RequestTrace(ntlm, {}, {});
+    t3.tunnel({}, 'Exchange');
+    t3.end({ status: 505, code: 'HTTP_1_1_REQUIRED' });
+    expect(ntlm.spans.map((s) => s.failed)).toEqual([undefined, undefined]);
+    expect(ntlm.spans[0]!.attributes['appproxy.error.code']).toBe('HTTP_1_1_REQUIRED');
   });
 });

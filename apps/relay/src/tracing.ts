@@ -99,8 +99,9 @@ export class RequestTrace {
       });
       if (this.#tunnel) this.#tunnel.set({ 'http.response.status_code': outcome.status });
     }
-    // Server spans: only 5xx are failures (OpenTelemetry HTTP semantic conventions).
-    if (outcome.status >= 500) {
+    // Server spans: only 5xx are failures (OpenTelemetry HTTP semantic conventions). The
+    // HTTP_1_1_REQUIRED reset (NTLM/Negotiate over h2, counted as 505) is the expected way.
+    if (outcome.status >= 500 && outcome.code !== 'HTTP_1_1_REQUIRED') {
       span.fail(outcome.code ?? String(outcome.status));
       this.#tunnel?.fail(outcome.code ?? String(outcome.status));
     }

@@ -7,6 +7,7 @@ import { startDevIdp } from '@appproxy/dev-idp';
 import { signIn } from '@appproxy/dev-idp/sign-in';
 import { startSampleApp } from '@appproxy/sample-app';
 import { cpSync } from 'node:fs';
+import pg from 'pg';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAPROXY_BIN, startHaproxy, type Haproxy } from './haproxy.js';
@@ -240,6 +241,15 @@ describe.skipIf(!runnable)('relay instances on PostgreSQL behind HAProxy', () =>
     const stopped = relays.b.relay!.stop('SIGTERM');
     await haproxy.waitFor('b', 'DOWN');
     expect(await stopped).toBe(0);
+    // Drained, B took itself off the list before exiting (not left to expire).
+    const db = new pg.Client({ connectionString: env.APPPROXY_E2E_STORE_URL });
+    await db.connect();
+    try {
+      const { rows } = await db.query('SELECT name FROM instances ORDER BY name');
+      expect(rows.map((r: { name: string }) => r.name)).toStrictEqual(['a']);
+    } finally {
+      await db.end();
+    }
     await load.completed(20);
     const outcomes = await load.stop();
     expect(failedOf(outcomes)).toStrictEqual([]);

@@ -1,7 +1,7 @@
 import { parseDuration, type AuditQuery } from '@appproxy/config';
 import * as ops from './operations.js';
 import { AdminError } from './operations.js';
-import type { AdminHost, AdminRequest, AdminRoute } from './server.js';
+import type { AdminRequest, AdminRoute } from './server.js';
 
 /**
  * The `/api/v1` routes over the admin operations (the same ones the CLI runs), with the JSON

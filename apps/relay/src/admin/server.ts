@@ -128,7 +128,7 @@ export function createAdminServer(
   options: AdminServerOptions | AdminRoute[] = {},
 ): Server {
   const opts = Array.isArray(options) ? { routes: options } : options;
-  const routes = [...builtinRoutes(host), ...(opts.routes ?? [])];
+  const routes = [...builtinRoutes(), ...(opts.routes ?? [])];
   const compiled = routes.map(compile);
   let document: object | undefined;
   const signIn = adminSignInOf(host);
@@ -487,7 +487,7 @@ function sendError(
 }
 
 /** The built-in `/api/v1` routes (the operations). */
-function builtinRoutes(host: AdminHost): AdminRoute[] {
+function builtinRoutes(): AdminRoute[] {
   return [
     ...operationRoutes(),
     {
