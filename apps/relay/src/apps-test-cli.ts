@@ -1,16 +1,19 @@
 import type { RelayConfig } from '@appproxy/config';
 import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import * as ops from './admin/operations.js';
 import type { AppTestCheck, AppTestResult } from './diagnostics.js';
-import { openRelayStore } from './relay-store.js';
 
-/** What the command needs from cli.ts (kept there: its error class and config reading). */
+/** What the command needs from cli.ts (kept there: its error class, config reading, admin runs). */
 export interface AppsCliDeps {
   readConfig(file: string): Promise<RelayConfig>;
   fail(message: string, exitCode: number): Error;
+  /** Runs admin operations as `cli` on the configured store (audited). */
+  withAdmin<T>(config: RelayConfig, fn: (ctx: ops.AdminContext) => Promise<T>): Promise<T>;
 }
 
-/** The short-lived admin token `apps test` makes itself when none is given. */
-export const CLI_TOKEN_NAME = 'cli-apps-test';
+/** The short-lived admin token `apps test` makes itself when none is given: this, a suffix. */
+const CLI_TOKEN_NAME = 'cli-apps-test';
 const CLI_TOKEN_TTL_MS = 2 * 60_000;
 /** The relay answers within its checks' bound (30 s) and the connectors' slack. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -54,7 +57,7 @@ export function addAppsCommands(program: Command, deps: AppsCliDeps): void {
           );
         const base = `http://${adminHost(at.host)}:${at.port}`;
         const given = opts.token ?? (process.env.APPPROXY_ADMIN_TOKEN || undefined);
-        const made = given ? undefined : await makeToken(config);
+        const made = given ? undefined : await makeToken(config, deps);
         try {
           const result = await post(
             `${base}/api/v1/apps/${encodeURIComponent(name)}/tests`,
@@ -83,31 +86,22 @@ function adminHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** A 2-minute admin token through the store, revoked once the test is done. */
+/**
+ * A 2-minute admin token, made and revoked through the admin operations (both audited, actor
+ * `cli`); its name is unique so that two runs at once do not clash.
+ */
 async function makeToken(
   config: RelayConfig,
+  deps: AppsCliDeps,
 ): Promise<{ token: string; revoke: () => Promise<void> }> {
-  const store = await openRelayStore(config.relay);
-  try {
-    const { token, record } = await store.createAdminToken({
-      name: CLI_TOKEN_NAME,
-      ttlMs: CLI_TOKEN_TTL_MS,
-      createdBy: 'cli',
-    });
-    return {
-      token,
-      revoke: async () => {
-        const again = await openRelayStore(config.relay);
-        try {
-          await again.revokeAdminToken(record.id);
-        } finally {
-          await again.close();
-        }
-      },
-    };
-  } finally {
-    await store.close();
-  }
+  const name = `${CLI_TOKEN_NAME}-${randomBytes(3).toString('hex')}`;
+  const made = await deps.withAdmin(config, (ctx) =>
+    ops.createAdminToken(ctx, { name, ttlMs: CLI_TOKEN_TTL_MS }),
+  );
+  return {
+    token: made.token,
+    revoke: () => deps.withAdmin(config, (ctx) => ops.revokeAdminToken(ctx, made.id)),
+  };
 }
 
 async function post(

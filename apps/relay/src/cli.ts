@@ -2,7 +2,6 @@ import {
   ConfigError,
   StateStoreError,
   loadConfig,
-  parseDuration,
   type NewAuditEvent,
   type RelayConfig,
 } from '@appproxy/config';
@@ -22,6 +21,7 @@ import {
 } from './workers.js';
 import { RELAY_VERSION_LINE } from './version.js';
 import { addAppsCommands } from './apps-test-cli.js';
+import { durationOf, timeOf } from './admin/routes.js';
 import { LOG_FORMAT_HELP, applyLogSettings } from './log-settings.js';
 
 /** A failure the CLI reports as one line on stderr with a non-zero exit code. */
@@ -457,7 +457,11 @@ export function buildProgram(): Command {
       if (!ok) throw new CliError('', 2);
     });
 
-  addAppsCommands(program, { readConfig, fail: (message, code) => new CliError(message, code) });
+  addAppsCommands(program, {
+    readConfig,
+    fail: (message, code) => new CliError(message, code),
+    withAdmin,
+  });
   return program;
 }
 
@@ -483,23 +487,17 @@ async function configErrors(config: RelayConfig, log: Logger): Promise<string[]>
 
 /** `--since 1h` (that long ago) or `--since 2026-11-30T08:00:00Z`; a usage error otherwise. */
 function timeOption(flag: string, value: string, now: number): Date {
-  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
-    const t = Date.parse(value);
-    if (Number.isFinite(t)) return new Date(t);
-  } else {
-    try {
-      return new Date(now - parseDuration(value));
-    } catch {
-      // below
-    }
+  try {
+    return timeOf(flag, value, now);
+  } catch {
+    throw new CliError(`${flag}: not a duration (1h, 7d) or an ISO time: ${value}`, 2);
   }
-  throw new CliError(`${flag}: not a duration (1h, 7d) or an ISO time: ${value}`, 2);
 }
 
 /** `--ttl 90d` in milliseconds; a usage error (exit 2) when it is not a duration. */
 function durationOption(flag: string, value: string): number {
   try {
-    return parseDuration(value);
+    return durationOf(flag, value);
   } catch {
     throw new CliError(`${flag}: not a duration: ${value}`, 2);
   }

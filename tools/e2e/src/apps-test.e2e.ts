@@ -172,9 +172,25 @@ describe('appproxy-relay apps test', () => {
       return events.some((e) => e.app === 'Stopped');
     }, 'the audit events of the app tests');
     expect(events.find((e) => e.app === 'Healthy')).toMatchObject({
-      actor: 'token:cli-apps-test',
+      actor: expect.stringMatching(/^token:cli-apps-test-[0-9a-f]{6}$/),
       detail: { ok: true },
     });
+    // The CLI's own short-lived tokens are admin actions too: made and revoked, by `cli`.
+    const made = await runCli(RELAY_BIN, [
+      'audit',
+      '--since',
+      '10m',
+      '--type',
+      'admin.admin-token.',
+      '--json',
+      '--config',
+      stack.configPath,
+    ]);
+    const tokenEvents = JSON.parse(made.stdout) as Event[];
+    for (const type of ['admin.admin-token.created', 'admin.admin-token.revoked'])
+      expect(
+        tokenEvents.filter((e) => e.type === type && e.actor === 'cli').length,
+      ).toBeGreaterThan(0);
     expect(events.find((e) => e.app === 'Stopped')).toMatchObject({ detail: { ok: false } });
     const tokens = await runCli(RELAY_BIN, [
       'admin-token',

@@ -333,7 +333,8 @@ function bodyObject(r: AdminRequest): Record<string, unknown> {
   return r.body as Record<string, unknown>;
 }
 
-function durationOf(name: string, v: unknown): number {
+/** A duration (`1h`, `30d`, or milliseconds); AdminError 400 otherwise (the CLI's too). */
+export function durationOf(name: string, v: unknown): number {
   if (typeof v === 'number' || typeof v === 'string') {
     try {
       return parseDuration(v);
