@@ -136,8 +136,12 @@ export function listApps(ctx: AdminContext): AppView[] {
   });
 }
 
-export async function listGroups(ctx: AdminContext): Promise<GroupView[]> {
-  const connectors = await listConnectors(ctx);
+/** The groups with their apps and connector counts (from `connectors` when already listed). */
+export async function listGroups(
+  ctx: AdminContext,
+  listed?: ReadonlyArray<Pick<ConnectorView, 'group' | 'state'>>,
+): Promise<GroupView[]> {
+  const connectors = listed ?? (await listConnectors(ctx));
   return ctx.config.connectorGroups.map(({ name }) => {
     const mine = connectors.filter((c) => c.group === name);
     return {

@@ -47,7 +47,9 @@ const SECURITY_HEADERS: OutgoingHttpHeaders = {
 
 /** What the console reads, for one signed-in admin (the admin operations underneath). */
 export interface ConsoleData {
-  groups(): Promise<ConsoleGroup[]>;
+  /** With `connectors` already listed, they are not listed again. */
+  groups(connectors?: ConsoleConnector[]): Promise<ConsoleGroup[]>;
+  groupNames(): string[];
   connectors(): Promise<ConsoleConnector[]>;
   apps(): ConsoleApp[];
   registrationTokens(): Promise<ConsoleRegistrationToken[]>;
@@ -63,7 +65,8 @@ export interface ConsoleData {
 /** The console's data through the admin operations (the same the CLI and the API use). */
 export function consoleData(ctx: AdminContext): ConsoleData {
   return {
-    groups: () => listGroups(ctx),
+    groups: (connectors) => listGroups(ctx, connectors),
+    groupNames: () => ctx.config.connectorGroups.map((g) => g.name),
     connectors: () => listConnectors(ctx),
     apps: () => listApps(ctx),
     registrationTokens: () => listRegistrationTokens(ctx),
@@ -187,7 +190,8 @@ async function renderPath(
 ): Promise<{ status: number; body: string } | undefined> {
   switch (path) {
     case '/console/': {
-      const [groups, connectors] = await Promise.all([data.groups(), data.connectors()]);
+      const connectors = await data.connectors();
+      const groups = await data.groups(connectors);
       return { status: 200, body: renderOverview(viewer, groups, connectors) };
     }
     case '/console/apps': {
@@ -208,15 +212,8 @@ async function renderPath(
       return { status: 200, body: renderApps(viewer, apps, lastTests) };
     }
     case '/console/tokens': {
-      const [groups, tokens] = await Promise.all([data.groups(), data.registrationTokens()]);
-      return {
-        status: 200,
-        body: renderTokens(
-          viewer,
-          groups.map((g) => g.name),
-          tokens,
-        ),
-      };
+      const tokens = await data.registrationTokens();
+      return { status: 200, body: renderTokens(viewer, data.groupNames(), tokens) };
     }
     case '/console/audit':
       return auditPage(query, viewer, data);

@@ -1,5 +1,5 @@
 import { escapeHtml } from '../../error-pages.js';
-import type { AuditEventView } from '../operations.js';
+import type { AuditEventView, ConnectorView } from '../operations.js';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.js';
 
 /**
@@ -33,17 +33,10 @@ export interface ConsoleGroup {
 }
 
 /** The fields of a `ConnectorView` (one `connectors list --json` row) the console shows. */
-export interface ConsoleConnector {
-  id: string;
-  group: string;
-  hostname: string;
-  version: string;
-  state: string;
-  lastSeen: string | null;
-  tunnels: number;
-  inFlight: number;
-  instances: Array<{ name: string; tunnels: number }>;
-}
+export type ConsoleConnector = Pick<
+  ConnectorView,
+  'id' | 'group' | 'hostname' | 'version' | 'state' | 'lastSeen' | 'tunnels' | 'inFlight'
+> & { instances: Array<Pick<ConnectorView['instances'][number], 'name' | 'tunnels'>> };
 
 export interface ConsoleRegistrationToken {
   id: string;
