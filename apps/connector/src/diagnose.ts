@@ -625,7 +625,7 @@ export function checkHttp(
     );
     let head: { status: number; ms: number; headers: IncomingHttpHeaders } | undefined;
     let bytes = 0;
-    const answered = () => finish(httpVerdict(path, head!, bytes, o.authorization !== undefined));
+    const answered = () => finish(httpVerdict(path, head!, o.authorization !== undefined));
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
@@ -685,14 +685,12 @@ export function checkHttp(
 function httpVerdict(
   path: string,
   head: { status: number; ms: number; headers: IncomingHttpHeaders },
-  bytes: number,
   delegated: boolean,
 ): DiagnoseCheck {
   const { status, ms, headers } = head;
   const location = typeof headers.location === 'string' ? headers.location : undefined;
   const data = { status, ttfbMs: ms, ...(location && { location }) };
   const detail = `GET ${path} → ${status}${location ? ` (Location: ${location})` : ''}, first byte after ${ms} ms`;
-  void bytes;
   if (delegated && rejectsTicket(status, headers['www-authenticate']))
     return {
       name: 'http',

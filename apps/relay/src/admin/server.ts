@@ -1,7 +1,6 @@
 import type { RelayConfig, StateStore } from '@appproxy/config';
 import type { RelyingParty } from '@appproxy/preauth';
-import { METRICS_CONTENT_TYPE, type Logger } from '@appproxy/telemetry';
-import { randomUUID } from 'node:crypto';
+import { METRICS_CONTENT_TYPE, newTraceId, type Logger } from '@appproxy/telemetry';
 import {
   createServer,
   type IncomingMessage,
@@ -315,7 +314,8 @@ export function createAdminServer(
   };
 
   return createServer((req, res) => {
-    const correlationId = randomUUID();
+    // The format of every correlation id: a trace id, as the proxy's (docs/tracing.md).
+    const correlationId = newTraceId();
     res.setHeader('x-appproxy-correlation-id', correlationId);
     handle(req, res, correlationId).catch((err: unknown) => {
       host.log.error('admin request failed', {
