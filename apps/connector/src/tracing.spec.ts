@@ -39,4 +39,15 @@ describe('otlpSettings (--otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
     const r = otlpSettings(opts, {});
     expect(r && 'error' in r && r.error).toMatch(message);
   });
+
+  it('names the variable the bad endpoint came from', () => {
+    const traces = otlpSettings({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://c' });
+    expect(traces && 'error' in traces && traces.error).toMatch(
+      /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be/,
+    );
+    const general = otlpSettings({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://c' });
+    expect(general && 'error' in general && general.error).toMatch(
+      /^OTEL_EXPORTER_OTLP_ENDPOINT must be/,
+    );
+  });
 });

@@ -83,10 +83,13 @@ export function otlpSettings(
   opts: { otlpEndpoint?: string; otlpHeader?: string[]; otlpTimeout?: number },
   env: NodeJS.ProcessEnv = process.env,
 ): OtlpSettings | undefined | { error: string } {
-  const endpoint =
-    opts.otlpEndpoint ??
-    (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined);
-  const from = opts.otlpEndpoint !== undefined ? '--otlp-endpoint' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  // The error names where the value came from.
+  const [from, endpoint] =
+    opts.otlpEndpoint !== undefined
+      ? ['--otlp-endpoint', opts.otlpEndpoint]
+      : env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+        ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT]
+        : ['OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined];
   if (endpoint === undefined) {
     if (opts.otlpHeader?.length || opts.otlpTimeout !== undefined)
       return { error: '--otlp-header and --otlp-timeout need --otlp-endpoint' };
