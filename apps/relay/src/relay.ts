@@ -564,7 +564,8 @@ function alpnWire(names: string[]): Buffer {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-function fmt(a: AddressInfo): string {
+/** `host:port` of a bound listener (`[v6]:port`). */
+export function fmt(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
@@ -572,7 +573,8 @@ function fmt(a: AddressInfo): string {
 const shared = (at: { host: string; port: number }, port: number | undefined) =>
   port === undefined ? at : { host: at.host, port };
 
-function listen(
+/** Binds `server` at `at`; a failure is a ListenError named by its setting. */
+export function listen(
   server: HttpServer | Http2SecureServer,
   at: { host: string; port: number },
   setting: ListenSetting,
@@ -600,7 +602,7 @@ export class ListenError extends Error {
   }
 }
 
-export function listenError(
+function listenError(
   setting: ListenSetting,
   at: { host: string; port: number },
   err: Error & { code?: string },

@@ -7,13 +7,12 @@ import {
 } from '@appproxy/telemetry';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isSea } from 'node:sea';
 import { adminExtensions } from './admin/extensions.js';
 import { AdminError } from './admin/operations.js';
 import { primaryAdminHost } from './admin/primary-host.js';
 import { createAdminServer } from './admin/server.js';
-import { listenError, type RelayWorker } from './relay.js';
+import { fmt, listen, type RelayWorker } from './relay.js';
 import { WORKER_METRICS_COMBINE } from './metrics.js';
 
 /**
@@ -380,11 +379,7 @@ export async function runPrimary(
     });
     admin = createAdminServer(adminHost.host, adminExtensions(adminHost.host));
     try {
-      const address = await new Promise<AddressInfo>((resolve, reject) => {
-        admin!.once('error', (err) => reject(listenError('adminListen', at, err)));
-        admin!.listen(at.port, at.host, () => resolve(admin!.address() as AddressInfo));
-      });
-      adminAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+      adminAddress = fmt(await listen(admin, at, 'adminListen'));
     } catch (err) {
       await adminHost.close();
       throw err;
