@@ -1,9 +1,8 @@
 import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import {
-  joinCookieValue,
+  joinCookies,
   parseCookieHeader,
-  relayExpireCookies,
-  relaySetCookies,
+  relayCookieLines,
   type CookiePair,
 } from '@appproxy/cookies';
 import {
@@ -12,7 +11,6 @@ import {
   SIGNOUT_PATH,
   isRelayCookie,
   signedInAs,
-  type CookieToSet,
   type Identity,
   type PreauthErrorCode,
   type PreauthRequest,
@@ -167,7 +165,7 @@ export class SignIn {
     return {
       forward: true,
       identity: auth.identity,
-      setCookie: serializeCookies(auth.cookies, request.rawCookies),
+      setCookie: relayCookieLines(auth.cookies, request.rawCookies),
       stripAuthorization: auth.stripAuthorization,
     };
   }
@@ -221,7 +219,7 @@ export class SignIn {
         page: this.#page(auth.response, request, app.name, correlationId, req),
       };
     }
-    const setCookie = serializeCookies(auth.cookies, request.rawCookies);
+    const setCookie = relayCookieLines(auth.cookies, request.rawCookies);
     const decision = protectedApp.authorize(auth.identity, request);
     if (!decision.ok) {
       const who = signedInAs(auth.identity);
@@ -331,7 +329,7 @@ export class SignIn {
     correlationId: string,
     req: GateRequest,
   ): RenderedError {
-    const setCookie = serializeCookies(answer.cookies, request.rawCookies);
+    const setCookie = relayCookieLines(answer.cookies, request.rawCookies);
     if (answer.error) {
       const error = answer.error;
       const level = error.status >= 500 ? 'warn' : 'info';
@@ -377,47 +375,14 @@ function acceptOf(req: GateRequest): string | undefined {
 /** The request as preauth reads it: cookies by name, split relay cookies joined again. */
 export function toPreauthRequest(req: GateRequest): PreauthRequest & { rawCookies: CookiePair[] } {
   const rawCookies = parseCookieHeader(req.headers.cookie);
-  const cookies: Record<string, string> = {};
-  for (const { name, value } of rawCookies) if (!(name in cookies)) cookies[name] = value;
-  for (const name of Object.keys(cookies)) {
-    if (!isRelayCookie(name) || !cookies[name]!.startsWith('chunks-')) continue;
-    const joined = joinCookieValue(rawCookies, name);
-    if (joined === undefined) delete cookies[name];
-    else cookies[name] = joined;
-  }
   return {
     method: req.method,
     url: req.url,
     headers: req.headers,
-    cookies,
+    cookies: joinCookies(rawCookies, isRelayCookie),
     ...(req.clientIp !== undefined && { clientIp: req.clientIp }),
     rawCookies,
   };
-}
-
-/** Preauth's cookies as `Set-Cookie` lines: long values split, stale chunks expired. */
-export function serializeCookies(cookies: CookieToSet[], requestCookies: CookiePair[]): string[] {
-  const lines: string[] = [];
-  for (const c of cookies) {
-    const policy = {
-      httpOnly: c.httpOnly,
-      secure: c.secure,
-      sameSite: c.sameSite,
-      persistent: c.maxAge !== undefined && c.maxAge > 0,
-    };
-    if (c.maxAge === 0) {
-      lines.push(...relayExpireCookies(c.name, policy, { path: c.path, requestCookies }));
-      continue;
-    }
-    lines.push(
-      ...relaySetCookies(c.name, c.value, policy, {
-        path: c.path,
-        requestCookies,
-        ...(c.maxAge !== undefined && { lifetimeSeconds: c.maxAge }),
-      }),
-    );
-  }
-  return lines;
 }
 
 /**

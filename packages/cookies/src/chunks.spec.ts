@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   chunkCookieNames,
   isChunkOf,
+  joinCookies,
   joinCookieValue,
   serializeCookieHeader,
   splitCookieValue,
@@ -77,5 +78,32 @@ describe('splitCookieValue / joinCookieValue', () => {
     ).toStrictEqual(['s', 'sC1', 'sC2']);
     expect(isChunkOf('sessC12', 'sess')).toBe(true);
     expect(isChunkOf('sessC', 'sess')).toBe(false);
+  });
+});
+
+describe('joinCookies — a request’s cookies with split values joined', () => {
+  it('joins a split cookie in any order and keeps the others as they are', () => {
+    const cookies = joinCookies('sC2=def; app=1; s=chunks-2; sC1=abc');
+    expect(cookies.s).toBe('abcdef');
+    expect(cookies.app).toBe('1');
+  });
+
+  it('a name that merely looks like a chunk is a cookie of its own', () => {
+    // A transaction cookie is named after its random state: `…C7` happens about once in 400.
+    const cookies = joinCookies('appproxy_txn_Ab3xYzC7=sealed; appproxy_txn_QQC12=other');
+    expect(cookies).toStrictEqual({
+      appproxy_txn_Ab3xYzC7: 'sealed',
+      appproxy_txn_QQC12: 'other',
+    });
+  });
+
+  it('leaves out a split cookie missing a chunk, never a part of it', () => {
+    expect(joinCookies('s=chunks-3; sC1=a; sC3=c')).not.toHaveProperty('s');
+  });
+
+  it('joins only the names isSplit accepts; the first of a repeated name wins', () => {
+    const cookies = joinCookies('app=chunks-2; appC1=x; s=one; s=two', (n) => n !== 'app');
+    expect(cookies.app).toBe('chunks-2');
+    expect(cookies.s).toBe('one');
   });
 });

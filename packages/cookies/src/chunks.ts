@@ -121,6 +121,32 @@ export function joinCookieValue(
 }
 
 /**
+ * A request's cookies by name (the first of a repeated name wins), with each split value
+ * joined again. Only a cookie whose value is a `chunks-N` head and that `isSplit` accepts is
+ * joined — never one merely named like a chunk (`txnC7` is a name of its own). A split cookie
+ * missing a chunk is left out, never passed on in part. The chunks themselves stay in the
+ * result under their own names.
+ *
+ * @example
+ * joinCookies('sC2=def; s=chunks-2; sC1=abc; appC7=x', () => true).s; // 'abcdef'
+ */
+export function joinCookies(
+  cookies: CookieHeader | readonly CookiePair[],
+  isSplit: (name: string) => boolean = () => true,
+): Record<string, string> {
+  const pairs = isPairs(cookies) ? cookies : parseCookieHeader(cookies);
+  const out: Record<string, string> = {};
+  for (const { name, value } of pairs) if (!Object.hasOwn(out, name)) out[name] = value;
+  for (const name of Object.keys(out)) {
+    if (!out[name]!.startsWith(CHUNKS_PREFIX) || !isSplit(name)) continue;
+    const joined = joinCookieValue(pairs, name);
+    if (joined === undefined) delete out[name];
+    else out[name] = joined;
+  }
+  return out;
+}
+
+/**
  * Names of the cookies in a request that belong to the (possibly split) cookie `name`: the
  * cookie itself and every `nameC<n>` — what to strip before forwarding, or to expire.
  *

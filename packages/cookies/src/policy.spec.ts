@@ -3,6 +3,7 @@ import {
   applyCookiePolicy,
   parseCookieHeader,
   parseSetCookie,
+  relayCookieLines,
   relayExpireCookie,
   relayExpireCookies,
   relaySetCookie,
@@ -109,6 +110,60 @@ describe('relaySetCookies / relayExpireCookies — split session cookies', () =>
     expect(relayExpireCookie('__Host-s', {})).toBe(
       '__Host-s=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax',
     );
+  });
+});
+
+describe('relayCookieLines — what preauth answers, as Set-Cookie lines', () => {
+  const session = {
+    name: '__Host-appproxy_session',
+    path: '/',
+    httpOnly: true,
+    secure: true,
+    sameSite: 'Lax',
+  } as const;
+
+  it('splits a large value and expires the chunks left from a longer one', () => {
+    const lines = relayCookieLines(
+      [{ ...session, value: 'x'.repeat(9000) }],
+      parseCookieHeader(
+        '__Host-appproxy_session=chunks-4; __Host-appproxy_sessionC1=a; __Host-appproxy_sessionC4=d',
+      ),
+    );
+    expect(lines.map((l) => l.split('=')[0])).toEqual([
+      '__Host-appproxy_session',
+      '__Host-appproxy_sessionC1',
+      '__Host-appproxy_sessionC2',
+      '__Host-appproxy_sessionC3',
+      '__Host-appproxy_sessionC4',
+    ]);
+    expect(lines[0]).toMatch(/^__Host-appproxy_session=chunks-3; .*HttpOnly/);
+    expect(lines[4]).toMatch(/Max-Age=0/);
+    expect(lines.slice(1, 4).every((l) => !/Max-Age/.test(l))).toBe(true);
+  });
+
+  it('maxAge 0 expires the cookie and every chunk the request announces', () => {
+    const expired = relayCookieLines(
+      [{ ...session, value: '', maxAge: 0 }],
+      '__Host-appproxy_session=chunks-2; __Host-appproxy_sessionC1=a',
+    );
+    expect(expired.map((l) => l.split('=')[0])).toEqual([
+      '__Host-appproxy_session',
+      '__Host-appproxy_sessionC1',
+      '__Host-appproxy_sessionC2',
+    ]);
+    expect(expired.every((l) => /Max-Age=0/.test(l))).toBe(true);
+  });
+
+  it('a positive maxAge makes a persistent cookie; none, a browser-session one', () => {
+    const [persistent, browserSession] = relayCookieLines(
+      [
+        { ...session, name: '__Host-a', value: 'v', maxAge: 3600 },
+        { ...session, name: '__Host-b', value: 'v' },
+      ],
+      undefined,
+    );
+    expect(persistent).toMatch(/Max-Age=3600/);
+    expect(browserSession).not.toMatch(/Max-Age|Expires/);
   });
 });
 

@@ -237,6 +237,50 @@ export function relayExpireCookies(
   return [...names].map((n) => relayExpireCookie(n, policy, options));
 }
 
+/** A relay cookie to set or expire (what `@appproxy/preauth` answers as `CookieToSet`). */
+export interface RelayCookie {
+  name: string;
+  value: string;
+  /** Seconds: `0` expires the cookie (and its chunks); absent makes a browser-session cookie. */
+  maxAge?: number;
+  /** @default '/' */
+  path?: string;
+  httpOnly?: boolean;
+  secure?: boolean;
+  sameSite?: SameSite;
+}
+
+/**
+ * The `Set-Cookie` lines for a list of relay cookies: each long value split
+ * ({@link relaySetCookies}), a `maxAge` of 0 expiring the cookie and its chunks
+ * ({@link relayExpireCookies}), chunks the request still carries from a longer value expired.
+ *
+ * @example
+ * relayCookieLines([{ name: 's', value: 'v', maxAge: 0 }], 's=chunks-2').length; // 3
+ */
+export function relayCookieLines(
+  cookies: readonly RelayCookie[],
+  requestCookies?: CookieHeader | readonly CookiePair[],
+): string[] {
+  return cookies.flatMap((c) => {
+    const policy: CookiePolicy = {
+      ...(c.httpOnly !== undefined && { httpOnly: c.httpOnly }),
+      ...(c.secure !== undefined && { secure: c.secure }),
+      ...(c.sameSite !== undefined && { sameSite: c.sameSite }),
+      persistent: c.maxAge !== undefined && c.maxAge > 0,
+    };
+    const options = {
+      ...(c.path !== undefined && { path: c.path }),
+      ...(requestCookies !== undefined && { requestCookies }),
+    };
+    if (c.maxAge === 0) return relayExpireCookies(c.name, policy, options);
+    return relaySetCookies(c.name, c.value, policy, {
+      ...options,
+      ...(c.maxAge !== undefined && { lifetimeSeconds: c.maxAge }),
+    });
+  });
+}
+
 // A forged head such as `chunks-9999` must not make the relay write thousands of lines.
 const MAX_ANNOUNCED_CHUNKS = 50;
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,8 +30,10 @@ it('has the two examples', () => {
   expect(blocks).toHaveLength(2);
 });
 
-it('the server example signs a browser in, end to end', async () => {
+it('the server example signs a browser in, end to end, with a session too big for one cookie', async () => {
   const op = await startFakeOp();
+  // 200 group ids make a session of several cookies: the example must split and join it.
+  op.user.groups = ['Finance', ...Array.from({ length: 200 }, () => randomUUID())];
   const port = await freePort();
   Object.assign(process.env, {
     OIDC_ISSUER: op.issuer,
@@ -68,10 +71,12 @@ it('the server example signs a browser in, end to end', async () => {
     );
     expect(callback.status).toBe(302);
     expect(callback.headers.get('location')).toBe('/reports#/q3');
-    const session = callback.headers
+    const sessionCookies = callback.headers
       .getSetCookie()
-      .find((c) => c.startsWith('appproxy_session='))!
-      .split(';')[0]!;
+      .filter((c) => c.startsWith('appproxy_session'))
+      .map((c) => c.split(';')[0]!);
+    expect(sessionCookies[0]).toMatch(/^appproxy_session=chunks-[2-9]$/);
+    const session = sessionCookies.reverse().join('; ');
     const page = await fetch(`${origin}/reports`, {
       headers: { ...html, cookie: `${session}; theme=dark` },
     });

@@ -1,4 +1,5 @@
 import type { RelayConfig } from '@appproxy/config';
+import { relayCookieLines } from '@appproxy/cookies';
 import {
   signedInAs,
   type Identity,
@@ -10,7 +11,7 @@ import type { Logger } from '@appproxy/telemetry';
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderError } from '../error-pages.js';
-import { PAGE_FOR, serializeCookies, toPreauthRequest, type GateRequest } from '../sign-in.js';
+import { PAGE_FOR, toPreauthRequest, type GateRequest } from '../sign-in.js';
 import type { AuditSink } from '../audit.js';
 
 /** An admin signed in to the console with the relay's identity provider. */
@@ -106,7 +107,7 @@ export class AdminSignIn {
     }
     const request = toPreauthRequest(gate);
     const answer = (await this.app.handle(request))!;
-    const setCookie = serializeCookies(answer.cookies, request.rawCookies);
+    const setCookie = relayCookieLines(answer.cookies, request.rawCookies);
     if (answer.error) {
       this.#log.info('admin sign-in refused', {
         requestId: correlationId,
@@ -182,10 +183,10 @@ export class AdminSignIn {
       // An expired or foreign cookie: expire it.
       return {
         kind: 'anonymous',
-        setCookie: serializeCookies(auth.response.cookies, request.rawCookies),
+        setCookie: relayCookieLines(auth.response.cookies, request.rawCookies),
       };
     }
-    const setCookie = serializeCookies(auth.cookies, request.rawCookies);
+    const setCookie = relayCookieLines(auth.cookies, request.rawCookies);
     const user = signedInAs(auth.identity);
     if (!this.app.authorize(auth.identity).ok) return { kind: 'not-admin', user, setCookie };
     return {

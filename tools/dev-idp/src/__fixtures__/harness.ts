@@ -6,17 +6,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import {
   isRelayCookie,
   signedInAs,
-  type CookieToSet,
   type PreauthRequest,
   type PreauthResponse,
   type ProtectedApp,
 } from '@appproxy/preauth';
-import {
-  joinCookieValue,
-  parseCookieHeader,
-  relayExpireCookies,
-  relaySetCookies,
-} from '@appproxy/cookies';
+import { joinCookies, relayCookieLines } from '@appproxy/cookies';
 import { afterEach } from 'vitest';
 
 /** What the harness's "backend" saw of a forwarded request. */
@@ -67,7 +61,7 @@ async function handle(
   res: ServerResponse,
   forwarded: Forwarded[],
 ): Promise<void> {
-  const cookies = parseCookies(req.headers.cookie);
+  const cookies = joinCookies(req.headers.cookie, isRelayCookie);
   const requestCookies = req.headers.cookie;
   const preq: PreauthRequest = {
     method: req.method!,
@@ -100,48 +94,19 @@ async function handle(
     authorization: auth.stripAuthorization ? undefined : req.headers.authorization,
   };
   forwarded.push(seen);
-  res.setHeader('set-cookie', serialize(auth.cookies, requestCookies));
+  res.setHeader('set-cookie', relayCookieLines(auth.cookies, requestCookies));
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(seen));
 }
 
 function send(res: ServerResponse, r: PreauthResponse, requestCookies: string | undefined): void {
-  res.setHeader('set-cookie', serialize(r.cookies, requestCookies));
+  res.setHeader('set-cookie', relayCookieLines(r.cookies, requestCookies));
   if (r.error) {
     res.writeHead(r.status, { ...r.headers, 'content-type': 'application/json' });
     res.end(JSON.stringify({ code: r.error.code, description: r.error.description }));
     return;
   }
   res.writeHead(r.status, r.headers).end(r.body);
-}
-
-/** The request's cookies by name, relay cookies split by `@appproxy/cookies` joined again. */
-function parseCookies(header: string | undefined): Record<string, string> {
-  const pairs = parseCookieHeader(header);
-  const out: Record<string, string> = {};
-  for (const { name } of pairs) {
-    if (/C\d+$/.test(name) && isRelayCookie(name)) continue;
-    const value = joinCookieValue(pairs, name);
-    if (value !== undefined && !(name in out)) out[name] = value;
-  }
-  return out;
-}
-
-/** What the relay does: `@appproxy/cookies` splits long values and expires stale chunks. */
-function serialize(list: CookieToSet[], requestCookies: string | undefined): string[] {
-  return list.flatMap((c) => {
-    const policy = {
-      httpOnly: c.httpOnly,
-      secure: c.secure,
-      sameSite: c.sameSite,
-      persistent: c.maxAge !== undefined && c.maxAge > 0,
-    };
-    if (c.maxAge === 0) return relayExpireCookies(c.name, policy, { requestCookies });
-    return relaySetCookies(c.name, c.value, policy, {
-      requestCookies,
-      ...(c.maxAge !== undefined && { lifetimeSeconds: c.maxAge }),
-    });
-  });
 }
 
 // --- the browser ---------------------------------------------------------------------
