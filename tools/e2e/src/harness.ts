@@ -9,13 +9,12 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, missingTool } from './wait.js';
+import { freePort, freePortRun, missingTool } from './wait.js';
 
-export { freePort, until } from './wait.js';
+export { freePort, freePortRun, until } from './wait.js';
 
 const execFileP = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '../../..');
@@ -43,22 +42,6 @@ export function systemTool(name: string, debianPackage = name): string | undefin
     `${name} is not installed (apt-get install -y ${debianPackage}): tests that need it are SKIPPED`,
   );
   return undefined;
-}
-
-/** A free port followed by `count - 1` free ones (the tunnel ports of relay workers). */
-export async function freePortRun(count: number): Promise<number> {
-  const bindable = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (;;) {
-    const first = await freePort();
-    let ok = true;
-    for (let i = 1; i < count && ok; i++) ok = await bindable(first + i);
-    if (ok) return first;
-  }
 }
 
 export interface CliResult {
