@@ -1,4 +1,4 @@
-import type { PublishedAppConfig, RelayConfig } from '@appproxy/config';
+import type { AuditType, PublishedAppConfig, RelayConfig } from '@appproxy/config';
 import {
   joinCookies,
   parseCookieHeader,
@@ -6,9 +6,7 @@ import {
   type CookiePair,
 } from '@appproxy/cookies';
 import {
-  CALLBACK_PATH,
   RelyingParty,
-  SIGNOUT_PATH,
   isRelayCookie,
   signedInAs,
   type Identity,
@@ -152,16 +150,17 @@ export class SignIn {
   ): Promise<{ page: RenderedError } | Extract<GateOutcome, { forward: true }>> {
     const portal = this.#portal!;
     const request = toPreauthRequest(req);
+    const ctx = this.#context(portal, PORTAL, correlationId, req);
     if (req.url.startsWith('/.appproxy/')) {
-      const answer = await this.#handleAudited(portal, request, PORTAL, correlationId, req);
+      const reserved = await answerReserved(request, ctx);
       return {
-        page: answer
-          ? this.#page(answer, request, PORTAL, correlationId, req)
+        page: reserved
+          ? reservedPage(reserved.answer, request, ctx)
           : renderError('RESERVED_PATH', { app: PORTAL, correlationId, accept: acceptOf(req) }),
       };
     }
     const auth = await portal.authenticate(request);
-    if (!auth.ok) return { page: this.#page(auth.response, request, PORTAL, correlationId, req) };
+    if (!auth.ok) return { page: reservedPage(auth.response, request, ctx) };
     return {
       forward: true,
       identity: auth.identity,
@@ -193,15 +192,10 @@ export class SignIn {
     const app = apps.find((a) => this.#byName.has(a.name));
     if (!app) return undefined;
     const request = toPreauthRequest(req);
-    const answer = await this.#handleAudited(
-      this.#byName.get(app.name)!,
-      request,
-      app.name,
-      correlationId,
-      req,
-    );
-    if (!answer) return undefined;
-    return { app: app.name, page: this.#page(answer, request, app.name, correlationId, req) };
+    const ctx = this.#context(this.#byName.get(app.name)!, app.name, correlationId, req);
+    const reserved = await answerReserved(request, ctx);
+    if (!reserved) return undefined;
+    return { app: app.name, page: reservedPage(reserved.answer, request, ctx) };
   }
 
   /** Authenticates and authorizes a request to an oidc app; a page to send when refused. */
@@ -214,10 +208,8 @@ export class SignIn {
     const request = toPreauthRequest(req);
     const auth = await protectedApp.authenticate(request);
     if (!auth.ok) {
-      return {
-        forward: false,
-        page: this.#page(auth.response, request, app.name, correlationId, req),
-      };
+      const ctx = this.#context(protectedApp, app.name, correlationId, req);
+      return { forward: false, page: reservedPage(auth.response, request, ctx) };
     }
     const setCookie = relayCookieLines(auth.cookies, request.rawCookies);
     const decision = protectedApp.authorize(auth.identity, request);
@@ -262,109 +254,157 @@ export class SignIn {
     };
   }
 
-  /**
-   * The reserved paths, audited: a callback that signs in (`signin.succeeded`, the user
-   * read back from the new session) or fails (`signin.failed`, the page's code and
-   * preauth's reason), and a sign-out (`signout`, the user of the session it ends).
-   */
-  async #handleAudited(
+  #context(
     app: ProtectedApp,
-    request: PreauthRequest,
     appName: string,
     correlationId: string,
     req: GateRequest,
-  ): Promise<PreauthResponse | undefined> {
-    const path = req.url.split('?', 1)[0];
-    const audit = this.#audit;
-    if (!audit || (path !== CALLBACK_PATH && path !== SIGNOUT_PATH)) return app.handle(request);
-    const base = {
+  ): ReservedContext {
+    const audit = this.#audit && { sink: this.#audit, ...APP_SIGN_IN_EVENTS };
+    return { app, appName, correlationId, req, log: this.#log, audit };
+  }
+}
+
+/** The audit events of one sign-in: an app's (and the portal's), or the admin console's. */
+export interface SignInAudit {
+  sink: AuditSink;
+  succeeded: AuditType;
+  failed: AuditType;
+  signout: AuditType;
+  /** A completed sign-in refused at once (the console's NOT_AN_ADMIN): its event and code. */
+  refuse?: (identity: Identity) => { type: AuditType; code: RelayErrorCode } | undefined;
+  /** The events name the person as their `actor` (`user:<name>`), as admin events do. */
+  actor?: boolean;
+}
+
+/** The events of an app's sign-in (and the portal's). */
+export const APP_SIGN_IN_EVENTS = {
+  succeeded: 'signin.succeeded',
+  failed: 'signin.failed',
+  signout: 'signout',
+} as const;
+
+/** Where a reserved-path answer comes from and goes: the app, the request, logs, audit. */
+export interface ReservedContext {
+  app: ProtectedApp;
+  /** The app's name in logs, audit events and error pages. */
+  appName: string;
+  correlationId: string;
+  req: GateRequest;
+  log: Logger;
+  audit?: SignInAudit | undefined;
+}
+
+/**
+ * Answers a reserved sign-in path (signin, callback, signout, signed-out), audited: a
+ * callback that signs in (`succeeded`, the user read back from the new session; or refused
+ * at once by `audit.refuse`) or fails (`failed`, the page's code and preauth's reason), and
+ * a sign-out (`signout`, the user of the session it ends). `refused` names the user a
+ * completed sign-in was refused for. Undefined when the path is not one of the app's.
+ */
+export async function answerReserved(
+  request: PreauthRequest,
+  ctx: ReservedContext,
+): Promise<{ answer: PreauthResponse; refused?: string } | undefined> {
+  const { app, req, audit } = ctx;
+  const path = req.url.split('?', 1)[0];
+  if (!audit || (path !== app.paths.callback && path !== app.paths.signOut)) {
+    const answer = await app.handle(request);
+    return answer && { answer };
+  }
+  const base = {
+    app: ctx.appName,
+    correlationId: ctx.correlationId,
+    ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+  };
+  const who = (user: string) => ({ user, ...(audit.actor && { actor: `user:${user}` }) });
+  if (path === app.paths.signOut) {
+    const sealed = request.cookies[app.sessionCookieName];
+    const identity = sealed === undefined ? undefined : await identityOf(app, sealed, true);
+    const answer = await app.handle(request);
+    // Only a session ended: anyone can open the sign-out URL without one.
+    if (answer && !answer.error && identity)
+      audit.sink.record({ type: audit.signout, ...base, ...who(signedInAs(identity)) });
+    return answer && { answer };
+  }
+  const answer = await app.handle(request);
+  if (!answer) return undefined;
+  if (answer.error) {
+    // Anyone can call the callback with a bad state: at most one event per client, app
+    // and reason a minute (the rest counted in `detail.repeated`).
+    const key = `${audit.failed}\u0001${answer.error.code}\u0001${req.clientIp ?? '-'}\u0001${ctx.appName}`;
+    audit.sink.recordCoalesced(key, {
+      type: audit.failed,
+      ...base,
+      code: PAGE_FOR[answer.error.code],
+      detail: { reason: answer.error.code },
+    });
+    return { answer };
+  }
+  const session = answer.cookies.find((c) => c.name === app.sessionCookieName && c.maxAge !== 0);
+  const identity = session ? await identityOf(app, session.value, false) : undefined;
+  const user = identity && signedInAs(identity);
+  const refusal = identity && audit.refuse?.(identity);
+  if (refusal) {
+    audit.sink.record({ type: refusal.type, ...base, ...who(user!), code: refusal.code });
+    return { answer, refused: user! };
+  }
+  audit.sink.record({ type: audit.succeeded, ...base, ...(user !== undefined && who(user)) });
+  return { answer };
+}
+
+/** Who a session cookie names (undefined when it does not open). */
+async function identityOf(
+  app: ProtectedApp,
+  sealed: string,
+  ignoreExpiry: boolean,
+): Promise<Identity | undefined> {
+  const read = await app.readSession(sealed, { ignoreExpiry });
+  return read.ok ? read.identity : undefined;
+}
+
+/** A preauth answer as the page to send: the relay's error page for refusals. */
+export function reservedPage(
+  answer: PreauthResponse,
+  request: PreauthRequest & { rawCookies: CookiePair[] },
+  ctx: Omit<ReservedContext, 'app' | 'audit'>,
+): RenderedError {
+  const { appName, correlationId, req } = ctx;
+  const setCookie = relayCookieLines(answer.cookies, request.rawCookies);
+  if (answer.error) {
+    const error = answer.error;
+    const level = error.status >= 500 ? 'warn' : 'info';
+    ctx.log[level]('sign-in refused', {
+      requestId: correlationId,
+      app: appName,
+      code: error.code,
+      reason: error.reason,
+      detail: error.message,
+      client: req.clientIp,
+    });
+    return renderError(PAGE_FOR[error.code], {
       app: appName,
       correlationId,
-      ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
-    };
-    if (path === SIGNOUT_PATH) {
-      const sealed = request.cookies[app.sessionCookieName];
-      const user = sealed === undefined ? undefined : await this.#user(app, sealed, true);
-      const answer = await app.handle(request);
-      // Only a session ended: anyone can open the sign-out URL without one.
-      if (answer && !answer.error && user !== undefined)
-        audit.record({ type: 'signout', ...base, user });
-      return answer;
-    }
-    const answer = await app.handle(request);
-    if (!answer) return answer;
-    if (answer.error) {
-      // Anyone can call the callback with a bad state: at most one event per client, app
-      // and reason a minute (the rest counted in `detail.repeated`).
-      const key = `signin.failed\u0001${answer.error.code}\u0001${req.clientIp ?? '-'}\u0001${appName}`;
-      audit.recordCoalesced(key, {
-        type: 'signin.failed',
-        ...base,
-        code: PAGE_FOR[answer.error.code],
-        detail: { reason: answer.error.code },
-      });
-      return answer;
-    }
-    const session = answer.cookies.find((c) => c.name === app.sessionCookieName && c.maxAge !== 0);
-    const user = session ? await this.#user(app, session.value, false) : undefined;
-    audit.record({ type: 'signin.succeeded', ...base, ...(user !== undefined && { user }) });
-    return answer;
+      accept: acceptOf(req),
+      hint: error.description,
+      reason: error.code,
+      headers: { ...answer.headers, ...(setCookie.length > 0 && { 'set-cookie': setCookie }) },
+    });
   }
-
-  /** Who a session cookie names (undefined when it does not open). */
-  async #user(
-    app: ProtectedApp,
-    sealed: string,
-    ignoreExpiry: boolean,
-  ): Promise<string | undefined> {
-    const read = await app.readSession(sealed, { ignoreExpiry });
-    return read.ok ? signedInAs(read.identity) : undefined;
-  }
-
-  /** A preauth answer as the page to send: the relay's error page for refusals. */
-  #page(
-    answer: PreauthResponse,
-    request: PreauthRequest & { rawCookies: CookiePair[] },
-    appName: string,
-    correlationId: string,
-    req: GateRequest,
-  ): RenderedError {
-    const setCookie = relayCookieLines(answer.cookies, request.rawCookies);
-    if (answer.error) {
-      const error = answer.error;
-      const level = error.status >= 500 ? 'warn' : 'info';
-      this.#log[level]('sign-in refused', {
-        requestId: correlationId,
-        app: appName,
-        code: error.code,
-        reason: error.reason,
-        detail: error.message,
-        client: req.clientIp,
-      });
-      return renderError(PAGE_FOR[error.code], {
-        app: appName,
-        correlationId,
-        accept: acceptOf(req),
-        hint: error.description,
-        reason: error.code,
-        headers: { ...answer.headers, ...(setCookie.length > 0 && { 'set-cookie': setCookie }) },
-      });
-    }
-    const headers: OutgoingHttpHeaders = {
-      ...answer.headers,
-      'x-appproxy-correlation-id': correlationId,
-      ...(setCookie.length > 0 && { 'set-cookie': setCookie }),
-    };
-    if (answer.body !== '' && headers['content-type'] === undefined)
-      headers['content-type'] = 'text/html; charset=utf-8';
-    // The only 401 page preauth answers with is the sign-in interstitial (API clients get a
-    // refusal): relay.pages may brand it.
-    const signin =
-      answer.status === 401 && answer.body !== ''
-        ? { brand: signInBrand(appName, correlationId) }
-        : {};
-    return { status: answer.status, headers, body: answer.body, ...signin };
-  }
+  const headers: OutgoingHttpHeaders = {
+    ...answer.headers,
+    'x-appproxy-correlation-id': correlationId,
+    ...(setCookie.length > 0 && { 'set-cookie': setCookie }),
+  };
+  if (answer.body !== '' && headers['content-type'] === undefined)
+    headers['content-type'] = 'text/html; charset=utf-8';
+  // The only 401 page preauth answers with is the sign-in interstitial (API clients get a
+  // refusal): relay.pages may brand it.
+  const signin =
+    answer.status === 401 && answer.body !== ''
+      ? { brand: signInBrand(appName, correlationId) }
+      : {};
+  return { status: answer.status, headers, body: answer.body, ...signin };
 }
 
 function acceptOf(req: GateRequest): string | undefined {

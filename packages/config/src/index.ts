@@ -52,6 +52,7 @@ export {
   ATTACHMENT_WINDOW_MS,
   AUDIT_QUERY_DEFAULT_LIMIT,
   AUDIT_QUERY_MAX_LIMIT,
+  AUDIT_TYPES,
   STORE_KEY_MIN_LENGTH,
   type AdminTokenRecord,
   type AuditEvent,

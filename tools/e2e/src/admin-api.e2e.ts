@@ -94,6 +94,44 @@ describe('admin API: authentication', () => {
     expect(refused.body.error.code).toBe('NOT_AN_ADMIN');
     expect(stack.relay!.lines.some((l) => l.msg === 'admin sign-in')).toBe(true);
   });
+
+  it('audits a refused console callback and an admin sign-out, as the app sign-in does', async () => {
+    // A callback nobody started (no transaction cookie): the relay's error page, audited.
+    const forged = await fetch(`${admin()}/console/callback?code=x&state=${'A'.repeat(43)}`, {
+      headers: { accept: 'application/json' },
+    });
+    expect(forged.status).toBe(400);
+    expect(forged.headers.get('x-appproxy-error')).toBe('SIGN_IN_FAILED');
+    const correlationId = forged.headers.get('x-appproxy-correlation-id');
+    expect(correlationId).toMatch(/^[0-9a-f]{32}$/);
+
+    const alice = await adminSignIn(admin(), 'alice', 'alice-password');
+    const signOut = await fetch(`${admin()}/console/signout`, {
+      headers: { cookie: alice.cookie },
+      redirect: 'manual',
+    });
+    expect(signOut.status).toBe(302);
+    expect(signOut.headers.getSetCookie().join('\n')).toMatch(/^appproxy_admin=;.*Max-Age=0/m);
+
+    const reader = await adminSignIn(admin(), 'alice', 'alice-password');
+    let events: Array<Record<string, unknown>> = [];
+    await until(async () => {
+      const res = await api('/api/v1/audit?since=1h&type=admin.', {
+        headers: { cookie: reader.cookie },
+      });
+      events = res.body.events;
+      return events.some((e) => e.type === 'admin.signout');
+    }, 'the admin sign-out audited');
+    expect(events.find((e) => e.type === 'admin.signin.failed')).toMatchObject({
+      code: 'SIGN_IN_FAILED',
+      correlationId,
+      detail: { reason: 'APPPROXY_PREAUTH_TRANSACTION_MISSING' },
+    });
+    expect(events.find((e) => e.type === 'admin.signout')).toMatchObject({
+      user: 'alice',
+      actor: 'user:alice',
+    });
+  });
 });
 
 async function createAdminToken(s: Stack, name: string): Promise<string> {

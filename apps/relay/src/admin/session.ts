@@ -1,17 +1,17 @@
 import type { RelayConfig } from '@appproxy/config';
 import { relayCookieLines } from '@appproxy/cookies';
-import {
-  signedInAs,
-  type Identity,
-  type PreauthResponse,
-  type ProtectedApp,
-  type RelyingParty,
-} from '@appproxy/preauth';
+import { signedInAs, type Identity, type ProtectedApp, type RelyingParty } from '@appproxy/preauth';
 import type { Logger } from '@appproxy/telemetry';
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderError } from '../error-pages.js';
-import { PAGE_FOR, toPreauthRequest, type GateRequest } from '../sign-in.js';
+import {
+  answerReserved,
+  reservedPage,
+  toPreauthRequest,
+  type GateRequest,
+  type SignInAudit,
+} from '../sign-in.js';
 import type { AuditSink } from '../audit.js';
 
 /** An admin signed in to the console with the relay's identity provider. */
@@ -53,7 +53,7 @@ export function adminOrigin(config: RelayConfig): string | undefined {
 export class AdminSignIn {
   readonly app: ProtectedApp;
   readonly #log: Logger;
-  readonly #audit: AuditSink;
+  readonly #events: SignInAudit;
   readonly #csrfKey: Buffer;
 
   constructor(rp: RelyingParty, config: RelayConfig, deps: { log: Logger; audit: AuditSink }) {
@@ -75,7 +75,17 @@ export class AdminSignIn {
       sessionCookie: { name: ADMIN_COOKIE, purpose: 'admin-session' },
     });
     this.#log = deps.log;
-    this.#audit = deps.audit;
+    this.#events = {
+      sink: deps.audit,
+      succeeded: 'admin.signin.succeeded',
+      failed: 'admin.signin.failed',
+      signout: 'admin.signout',
+      refuse: (identity) =>
+        this.app.authorize(identity).ok
+          ? undefined
+          : { type: 'admin.signin.refused', code: 'NOT_AN_ADMIN' },
+      actor: true,
+    };
     // CSRF tokens are MACs of the session's subject and sign-in time: stateless, and the same
     // for the whole session even when its cookie is re-issued.
     const secret = rp.options.sessionSecrets[0]!.secret;
@@ -91,7 +101,8 @@ export class AdminSignIn {
 
   /**
    * Answers `/console/signin?return=…`, `/console/callback`, `/console/signout`,
-   * `/console/signed-out`; false for any other path.
+   * `/console/signed-out` as an app's sign-in paths are answered, audited as
+   * `admin.signin.*` and `admin.signout`; false for any other path.
    */
   async handle(req: IncomingMessage, res: ServerResponse, correlationId: string): Promise<boolean> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
@@ -106,72 +117,28 @@ export class AdminSignIn {
       gate.url = `${paths.signIn}${back ? `?rd=${encodeURIComponent(back)}` : ''}`;
     }
     const request = toPreauthRequest(gate);
-    const answer = (await this.app.handle(request))!;
-    const setCookie = relayCookieLines(answer.cookies, request.rawCookies);
-    if (answer.error) {
-      this.#log.info('admin sign-in refused', {
-        requestId: correlationId,
-        code: answer.error.code,
-        detail: answer.error.message,
-      });
-      const page = renderError(PAGE_FOR[answer.error.code], {
-        app: this.app.name,
-        correlationId,
-        accept: accept(req),
-        reason: answer.error.code,
-        headers: { ...answer.headers, ...(setCookie.length > 0 && { 'set-cookie': setCookie }) },
-      });
-      res.writeHead(page.status, page.headers).end(page.body);
-      return true;
-    }
-    if (path === paths.callback) {
-      const refused = await this.#signedIn(answer, gate, correlationId);
-      if (refused) {
-        const page = renderError('NOT_AN_ADMIN', {
-          app: this.app.name,
-          correlationId,
-          accept: accept(req),
-          signedInAs: refused,
-          signOutHref: paths.signOut,
-          headers: setCookie.length > 0 ? { 'set-cookie': setCookie } : {},
-        });
-        res.writeHead(page.status, page.headers).end(page.body);
-        return true;
-      }
-    }
-    res.writeHead(answer.status, {
-      ...answer.headers,
-      ...(answer.body !== '' && { 'content-type': 'text/html; charset=utf-8' }),
-      ...(setCookie.length > 0 && { 'set-cookie': setCookie }),
-    });
-    res.end(answer.body);
-    return true;
-  }
-
-  /** Audits a completed sign-in; the user's name when they are not an admin. */
-  async #signedIn(
-    answer: PreauthResponse,
-    req: GateRequest,
-    correlationId: string,
-  ): Promise<string | undefined> {
-    const sealed = answer.cookies.find((c) => c.name === ADMIN_COOKIE && c.value !== '')?.value;
-    if (sealed === undefined) return undefined;
-    const read = await this.app.readSession(sealed);
-    if (!read.ok) return undefined;
-    const user = signedInAs(read.identity);
-    const decision = this.app.authorize(read.identity);
-    const event = {
-      actor: `user:${user}`,
-      user,
+    const ctx = {
+      app: this.app,
+      appName: this.app.name,
       correlationId,
-      ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+      req: gate,
+      log: this.#log,
+      audit: this.#events,
     };
-    if (decision.ok) {
-      this.#audit.record({ type: 'admin.signin.succeeded', ...event });
-      return undefined;
-    }
-    this.#audit.record({ type: 'admin.signin.refused', code: 'NOT_AN_ADMIN', ...event });
-    return user;
+    const { answer, refused } = (await answerReserved(request, ctx))!;
+    const page =
+      refused === undefined
+        ? reservedPage(answer, request, ctx)
+        : renderError('NOT_AN_ADMIN', {
+            app: this.app.name,
+            correlationId,
+            accept: gate.headers.accept,
+            signedInAs: refused,
+            signOutHref: paths.signOut,
+            headers: { 'set-cookie': relayCookieLines(answer.cookies, request.rawCookies) },
+          });
+    res.writeHead(page.status, page.headers).end(page.body);
+    return true;
   }
 
   /** The admin session of a request, if any (its cookie re-issued when it slides). */
@@ -218,10 +185,6 @@ export class AdminSignIn {
       .update(`${identity.issuer}\n${identity.sub}\n${iat}`)
       .digest('base64url');
   }
-}
-
-function accept(req: IncomingMessage): string | undefined {
-  return req.headers.accept;
 }
 
 function gateRequest(req: IncomingMessage): GateRequest {

@@ -1,3 +1,4 @@
+import { AUDIT_TYPES } from '@appproxy/config';
 import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { CONSOLE_CSS, CONSOLE_JS, consoleAsset } from './assets.js';
@@ -190,6 +191,17 @@ describe('console pages', () => {
     expect(failed).toContain('<option value="weird.type" selected>weird.type</option>');
     expect(failed).toContain('No event matches.');
     expectNoInjection(html);
+  });
+
+  it('audit: the type filter offers every audit type, each group led by its prefix', () => {
+    const offered = [
+      ...renderAudit(viewer, { since: '1h', user: '', app: '', type: '' }, []).matchAll(
+        /<option value="([^"]*)"/g,
+      ),
+    ].map((m) => m[1]);
+    expect(offered.filter((t) => t !== '' && !t!.endsWith('.'))).toEqual([...AUDIT_TYPES]);
+    expect(offered.filter((t) => t!.endsWith('.'))).toEqual(['signin.', 'admin.', 'connector.']);
+    expect(offered.indexOf('admin.')).toBe(offered.indexOf('admin.registration-token.created') - 1);
   });
 
   it('times: ISO to a UTC line; none as a dash', () => {

@@ -1,3 +1,4 @@
+import { AUDIT_TYPES } from '@appproxy/config';
 import { escapeHtml } from '../../error-pages.js';
 import type { AuditEventView, ConnectorView } from '../operations.js';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.js';
@@ -67,29 +68,16 @@ export interface AuditFilters {
   type: string;
 }
 
-/** The audit types and prefixes the type filter offers (any other value can be typed in the URL). */
-export const AUDIT_TYPE_CHOICES = [
-  'signin.',
-  'signin.succeeded',
-  'signin.failed',
-  'signout',
-  'access.refused',
-  'admin.',
-  'admin.registration-token.created',
-  'admin.registration-token.revoked',
-  'admin.admin-token.created',
-  'admin.admin-token.revoked',
-  'admin.connector.deleted',
-  'admin.config.reloaded',
-  'admin.app.tested',
-  'admin.signin.succeeded',
-  'admin.signin.refused',
-  'connector.',
-  'connector.registered',
-  'connector.connected',
-  'connector.disconnected',
-  'connector.revoked',
-] as const;
+/**
+ * The audit types the type filter offers, each group of several led by its prefix
+ * (`admin.` matches every admin event); any other value can be typed in the URL.
+ */
+export const AUDIT_TYPE_CHOICES: readonly string[] = AUDIT_TYPES.flatMap((type, i) => {
+  const group = type.includes('.') ? `${type.split('.', 1)[0]}.` : undefined;
+  const first = group !== undefined && !AUDIT_TYPES.slice(0, i).some((t) => t.startsWith(group));
+  const several = AUDIT_TYPES.filter((t) => group !== undefined && t.startsWith(group)).length > 1;
+  return first && several ? [group, type] : [type];
+});
 
 /** The token lifetimes the create form offers (the API takes any duration). */
 export const TOKEN_TTL_CHOICES = ['15m', '1h', '24h', '7d'] as const;
@@ -265,7 +253,7 @@ export function renderAudit(
   events: readonly ConsoleAuditEvent[],
   o: { error?: string; limit?: number } = {},
 ): string {
-  const choices = [...AUDIT_TYPE_CHOICES] as string[];
+  const choices = [...AUDIT_TYPE_CHOICES];
   if (filters.type && !choices.includes(filters.type)) choices.unshift(filters.type);
   const typeOptions = [
     `<option value="">any</option>`,
