@@ -1,10 +1,15 @@
-import { openStateStore, StateStoreError, type StateStore } from '@appproxy/config';
+import {
+  openStateStore,
+  StateStoreError,
+  type NewAuditEvent,
+  type StateStore,
+} from '@appproxy/config';
 import { createLogger } from '@appproxy/telemetry';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AuditLog } from './audit.js';
+import { AuditLog, coalesceKey } from './audit.js';
 import { RelayMetrics } from './metrics.js';
 
 let dir: string;
@@ -185,11 +190,13 @@ describe('AuditLog', () => {
 });
 
 describe('AuditLog.recordCoalesced', () => {
-  it('one event per key per minute; the repeats are recorded once when the minute is over', async () => {
+  it('one alike event per minute; the repeats are recorded once when the minute is over', async () => {
     const a = audit();
     const e = { type: 'access.refused' as const, user: 'alice', app: 'Wiki', code: 'THROTTLED' };
-    for (let i = 0; i < 50; i++) a.recordCoalesced('alice|Wiki', e);
-    a.recordCoalesced('bob|Wiki', { ...e, user: 'bob' });
+    // Alike whatever their correlation id, client address or other details.
+    for (let i = 0; i < 50; i++)
+      a.recordCoalesced({ ...e, correlationId: `c${i}`, clientAddress: `10.0.0.${i}` });
+    a.recordCoalesced({ ...e, user: 'bob' });
     expect(lines.filter((l) => l.type === 'audit')).toHaveLength(2);
     // Stopping ends every window: alice's 49 repeats become one event.
     await a.stop();
@@ -199,5 +206,27 @@ describe('AuditLog.recordCoalesced', () => {
       ['bob', undefined],
       ['alice', undefined],
     ]);
+  });
+
+  it('alike: type, code, reason, the user (else the client address) and the app', () => {
+    const e = { type: 'signin.failed' as const, app: 'Wiki', code: 'SIGN_IN_FAILED' };
+    const key = (over: Partial<NewAuditEvent>) => coalesceKey({ ...e, ...over });
+    const base = key({ clientAddress: '10.0.0.1', detail: { reason: 'STATE_MISMATCH' } });
+    expect(key({ clientAddress: '10.0.0.1', detail: { reason: 'STATE_MISMATCH', n: 2 } })).toBe(
+      base,
+    );
+    for (const other of [
+      { clientAddress: '10.0.0.2', detail: { reason: 'STATE_MISMATCH' } },
+      { clientAddress: '10.0.0.1', detail: { reason: 'STATE_REUSED' } },
+      { clientAddress: '10.0.0.1', detail: { reason: 'STATE_MISMATCH' }, app: 'Crm' },
+      { clientAddress: '10.0.0.1', detail: { reason: 'STATE_MISMATCH' }, code: 'OTHER' },
+      { clientAddress: '10.0.0.1', detail: { reason: 'STATE_MISMATCH' }, type: 'signout' as const },
+    ])
+      expect(key(other)).not.toBe(base);
+    // A signed-in user is one whatever their address; an anonymous one is their address.
+    expect(key({ user: 'alice', clientAddress: 'a' })).toBe(
+      key({ user: 'alice', clientAddress: 'b' }),
+    );
+    expect(key({ clientAddress: 'alice' })).not.toBe(key({ user: 'alice' }));
   });
 });

@@ -23,17 +23,31 @@ const COALESCE_MAX_KEYS = 10_000;
 export interface AuditSink {
   record(e: NewAuditEvent): void;
   /**
-   * At most one event per `key` per minute is recorded; the others of that minute are
-   * counted and recorded once as the same event with `detail.repeated: <count>` when the
-   * minute is over (THROTTLED at request rate).
+   * For events that may come at request rate (THROTTLED, a refused user's page and its
+   * assets, forged callbacks): at most one alike event a minute is recorded (alike: the same
+   * {@link coalesceKey}); the others of that minute are counted and recorded once as the same
+   * event with `detail.repeated: <count>` when the minute is over.
    */
-  recordCoalesced(key: string, e: NewAuditEvent): void;
+  recordCoalesced(e: NewAuditEvent): void;
+}
+
+/**
+ * Which events are alike for {@link AuditSink.recordCoalesced}: type, code and reason, the
+ * user (else the client address), and the app. The correlation id and the other details
+ * are those of the first event of the minute.
+ */
+export function coalesceKey(e: NewAuditEvent): string {
+  const reason = e.detail?.reason;
+  const who = e.user !== undefined ? `user:${e.user}` : `client:${e.clientAddress ?? '-'}`;
+  return [e.type, e.code ?? '', typeof reason === 'string' ? reason : '', who, e.app ?? ''].join(
+    '\u0001',
+  );
 }
 
 /** A sink that forwards to the AuditLog of the moment (none: dropped). */
 export const forwardingSink = (target: () => AuditSink | undefined): AuditSink => ({
   record: (e) => target()?.record(e),
-  recordCoalesced: (key, e) => target()?.recordCoalesced(key, e),
+  recordCoalesced: (e) => target()?.recordCoalesced(e),
 });
 
 /**
@@ -109,9 +123,10 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  recordCoalesced(key: string, e: NewAuditEvent): void {
+  recordCoalesced(e: NewAuditEvent): void {
     try {
       const now = Date.now();
+      const key = coalesceKey(e);
       const entry = this.#coalesced.get(key);
       if (entry && now - entry.start < AUDIT_COALESCE_MS) {
         entry.repeated++;

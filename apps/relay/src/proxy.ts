@@ -844,18 +844,15 @@ export class RelayProxy {
             user: who,
           });
           this.#deps.metrics.errors.labels(app.name, missing.code).inc();
-          this.#deps.audit?.recordCoalesced(
-            `access.refused\u0001${missing.code}\u0001${who}\u0001${app.name}`,
-            {
-              type: 'access.refused',
-              user: who,
-              app: app.name,
-              ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
-              code: missing.code,
-              correlationId,
-              detail: { claim: missing.claim },
-            },
-          );
+          this.#deps.audit?.recordCoalesced({
+            type: 'access.refused',
+            user: who,
+            app: app.name,
+            ...(routed.gate.clientIp !== undefined && { clientAddress: routed.gate.clientIp }),
+            code: missing.code,
+            correlationId,
+            detail: { claim: missing.claim },
+          });
           return on.page(
             renderError(missing.code, {
               app: app.name,
@@ -902,17 +899,14 @@ export class RelayProxy {
     const { metrics } = this.#deps;
     metrics.throttled.labels(app, t.scope).inc();
     metrics.errors.labels(app, 'THROTTLED').inc();
-    this.#deps.audit?.recordCoalesced(
-      `THROTTLED\u0001${who.user ?? `client:${who.clientAddress ?? '-'}`}\u0001${app}`,
-      {
-        type: 'access.refused',
-        ...who,
-        app,
-        code: 'THROTTLED',
-        correlationId,
-        detail: { scope: t.scope },
-      },
-    );
+    this.#deps.audit?.recordCoalesced({
+      type: 'access.refused',
+      ...who,
+      app,
+      code: 'THROTTLED',
+      correlationId,
+      detail: { scope: t.scope },
+    });
     return renderError('THROTTLED', {
       app,
       correlationId,

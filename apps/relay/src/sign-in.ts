@@ -223,18 +223,15 @@ export class SignIn {
         user: who,
       });
       // Coalesced: a refused page pulls its assets, and a script may poll it.
-      this.#audit?.recordCoalesced(
-        `access.refused\u0001${decision.code}\u0001${who}\u0001${app.name}`,
-        {
-          type: 'access.refused',
-          user: who,
-          app: app.name,
-          ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
-          code: decision.code,
-          correlationId,
-          ...(decision.reason && { detail: { reason: decision.reason } }),
-        },
-      );
+      this.#audit?.recordCoalesced({
+        type: 'access.refused',
+        user: who,
+        app: app.name,
+        ...(req.clientIp !== undefined && { clientAddress: req.clientIp }),
+        code: decision.code,
+        correlationId,
+        ...(decision.reason && { detail: { reason: decision.reason } }),
+      });
       const page = renderError(decision.code, {
         app: app.name,
         correlationId,
@@ -332,8 +329,7 @@ export async function answerReserved(
   if (answer.error) {
     // Anyone can call the callback with a bad state: at most one event per client, app
     // and reason a minute (the rest counted in `detail.repeated`).
-    const key = `${audit.failed}\u0001${answer.error.code}\u0001${req.clientIp ?? '-'}\u0001${ctx.appName}`;
-    audit.sink.recordCoalesced(key, {
+    audit.sink.recordCoalesced({
       type: audit.failed,
       ...base,
       code: PAGE_FOR[answer.error.code],

@@ -91,7 +91,7 @@ beforeAll(async () => {
   const host: AdminHost = {
     config: () => config,
     store,
-    audit: { record: (e) => audited.push(e), recordCoalesced: (_k, e) => audited.push(e) },
+    audit: { record: (e) => void audited.push(e), recordCoalesced: (e) => void audited.push(e) },
     log: createLogger({ name: 'test', level: 'debug', write: (l) => logLines.push(l) }),
     health: () => ({ ready, body: { status: ready ? 'ready' : 'not ready' } }),
     metrics: () => 'appproxy_up 1\n',
