@@ -138,7 +138,9 @@ describe('sign-in', () => {
   it('returns to the exact URL asked for, #fragment included, with the session cookie', async () => {
     const { app, op } = await setup();
     const jar = new Jar();
+    const before = Math.floor(Date.now() / 1000);
     const { callback } = await signInFlow(app, op, jar, '/reports/2025?tab=q3#/chart/7?zoom=2');
+    const after = Math.floor(Date.now() / 1000);
     expect(callback.status).toBe(302);
     expect(callback.headers.location).toBe('/reports/2025?tab=q3#/chart/7?zoom=2');
     const session = callback.cookies.find((c) => c.name === '__Host-appproxy_session')!;
@@ -163,6 +165,10 @@ describe('sign-in', () => {
         amr: ['pwd', 'mfa'],
       },
     });
+    // When the session was signed in: the CSRF token of the admin console is bound to it.
+    const signedInAt = auth.ok ? auth.signedInAt : undefined;
+    expect(signedInAt).toBeGreaterThanOrEqual(before);
+    expect(signedInAt).toBeLessThanOrEqual(after);
   });
 
   it('follows the app’s cookie settings: not secure → no __Host- prefix and Lax; persistent → Max-Age', async () => {

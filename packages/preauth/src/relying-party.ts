@@ -145,6 +145,12 @@ export type Authentication =
       cookies: CookieToSet[];
       /** The request's `Authorization` header carried the relay's bearer token: remove it before forwarding. */
       stripAuthorization: boolean;
+      /**
+       * A session: when it was signed in (seconds since the epoch), the same for the whole
+       * session however often its cookie is re-issued; tells it from the person's next one.
+       * Absent for a bearer token.
+       */
+      signedInAt?: number;
     }
   | { ok: false; response: PreauthResponse };
 
@@ -403,6 +409,7 @@ export class ProtectedApp {
           via: 'session',
           cookies,
           stripAuthorization: false,
+          ...(typeof read.payload.iat === 'number' && { signedInAt: read.payload.iat }),
         };
       }
       cookies.push(
