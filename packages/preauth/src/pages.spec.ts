@@ -63,6 +63,22 @@ describe('interstitialPage', () => {
   });
 });
 
+describe('interstitialPage under another sign-in path', () => {
+  it('continues there, with the CSP hash of its own script', () => {
+    const page = interstitialPage('/console/apps', undefined, '/console/signin');
+    expect(page.body).toContain("location.replace('/console/signin?rd='");
+    expect(page.body).toContain('url=/console/signin?rd=%2Fconsole%2Fapps');
+    expectCspCovers(page.body, page.headers['content-security-policy']!, 'script');
+    expect(page.headers['content-security-policy']).not.toBe(
+      interstitialPage('/console/apps').headers['content-security-policy'],
+    );
+  });
+
+  it('refuses a path that would need escaping inside the script', () => {
+    expect(() => interstitialPage('/', undefined, "/x');alert(1);('")).toThrow(TypeError);
+  });
+});
+
 describe('bearerChallenge', () => {
   it('follows RFC 6750 and cannot split headers', () => {
     expect(bearerChallenge()).toBe('Bearer');

@@ -12,9 +12,9 @@ export const SIGNED_OUT_PATH = '/.appproxy/signed-out';
 // Static scripts, so that the CSP can name them by hash: no per-request nonce, nothing of the
 // request inside a <script>. The interstitial reads the URL (fragment included) from the
 // browser itself; the continue page reads its target from the link's href.
-const INTERSTITIAL_SCRIPT =
+const interstitialScript = (signInPath: string) =>
   "location.replace('" +
-  SIGNIN_PATH +
+  signInPath +
   "?rd='+encodeURIComponent(location.pathname+location.search+location.hash));";
 const CONTINUE_SCRIPT = "location.replace(document.getElementById('continue').href);";
 const STYLE =
@@ -37,21 +37,30 @@ const NO_STORE = 'no-store';
  * The page an anonymous browser gets instead of the app: a script continues to sign-in with
  * the full URL — `#fragment` included, which the relay never sees — and without JavaScript a
  * meta refresh continues without the fragment (what Entra application proxy does). 401, never
- * cached, CSP with the script's hash; the target is always this host's own sign-in path.
+ * cached, CSP with the script's hash; the target is always this host's own sign-in path
+ * (`signInPath`: `/.appproxy/signin`, or the app's under its `reservedPrefix`).
  *
  * @example
  * const page = interstitialPage('/reports?year=2025');
  * res.writeHead(page.status, page.headers).end(page.body);
  */
-export function interstitialPage(pathAndQuery: string, realm?: string): Page {
-  const noScriptTarget = `${SIGNIN_PATH}?rd=${encodeURIComponent(pathAndQuery)}`;
+export function interstitialPage(
+  pathAndQuery: string,
+  realm?: string,
+  signInPath: string = SIGNIN_PATH,
+): Page {
+  // The path goes into a script: only the characters of a path that need no escaping there.
+  if (!/^\/[A-Za-z0-9._~/-]*$/.test(signInPath))
+    throw new TypeError(`interstitialPage: not a plain path: ${signInPath}`);
+  const script = interstitialScript(signInPath);
+  const noScriptTarget = `${signInPath}?rd=${encodeURIComponent(pathAndQuery)}`;
   const body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="robots" content="noindex">
 <title>Signing in…</title>
 <noscript><meta http-equiv="refresh" content="0;url=${escapeHtml(noScriptTarget)}"></noscript>
 <style>${STYLE}</style>
-<script>${INTERSTITIAL_SCRIPT}</script>
+<script>${script}</script>
 </head><body>
 <p>Signing you in… <a href="${escapeHtml(noScriptTarget)}">Continue</a></p>
 </body></html>
@@ -61,7 +70,7 @@ export function interstitialPage(pathAndQuery: string, realm?: string): Page {
     headers: {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': NO_STORE,
-      'content-security-policy': `${BASE_CSP}; script-src ${sha256(INTERSTITIAL_SCRIPT)}`,
+      'content-security-policy': `${BASE_CSP}; script-src ${sha256(script)}`,
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'www-authenticate': bearerChallenge(realm),

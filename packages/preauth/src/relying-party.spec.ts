@@ -226,6 +226,13 @@ describe('sign-in', () => {
       browserRequest('/console/', new Jar(), { cookies: { appproxy_admin: appSession } }),
     );
     expect(forged.ok).toBe(false);
+    // An anonymous browser's interstitial continues to this sign-in, not to /.appproxy/.
+    const anonymous = await app.authenticate(browserRequest('/console/apps', new Jar()));
+    const page = !anonymous.ok ? anonymous.response : undefined;
+    expect(page?.status).toBe(401);
+    expect(page?.body).toContain("location.replace('/console/signin?rd='");
+    expect(page?.body).toContain('url=/console/signin?rd=%2Fconsole%2Fapps');
+    expect(page?.body).not.toContain('/.appproxy/');
   });
 
   it('two tabs signing in at once both complete; old transactions are bounded', async () => {

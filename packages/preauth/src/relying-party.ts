@@ -462,7 +462,7 @@ export class ProtectedApp {
         'cache-control': 'no-store',
       });
     }
-    const page = interstitialPage(req.url, this.origin);
+    const page = interstitialPage(req.url, this.origin, this.paths.signIn);
     return { ...page, cookies };
   }
 
