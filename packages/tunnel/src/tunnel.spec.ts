@@ -164,6 +164,8 @@ describe('tunnel', () => {
       [META.target]: 'http://internal:8080',
     });
     expect(session.inFlight).toBe(1);
+    // Listened for first: it may come while the body is read to its end.
+    const closed = once(stream, 'close');
     stream.end(body);
     const { headers, body: reply } = await readResponse(stream);
     expect(headers[':status']).toBe(201);
@@ -174,7 +176,7 @@ describe('tunnel', () => {
       bytes: body.length,
       sha256: createHash('sha256').update(body).digest('hex'),
     });
-    await once(stream, 'close');
+    await closed;
     expect(session.inFlight).toBe(0);
   });
 

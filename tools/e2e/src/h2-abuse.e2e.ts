@@ -160,9 +160,12 @@ function headerBlock(path: string): Buffer {
 
 async function get(client: ClientHttp2Session, path: string): Promise<number> {
   const stream = client.request({ ':path': path, ':authority': HOST });
+  // Both listeners first: a response without a body can be answered, ended and closed in
+  // one tick, before an await after 'response' would continue.
+  const closed = once(stream, 'close');
   const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
   stream.resume();
-  await once(stream, 'close');
+  await closed;
   return Number(headers[':status']);
 }
 

@@ -297,16 +297,21 @@ async function h2Request(
   stream.on('error', () => {});
   if (opts.upload)
     void writeRandomly(stream, opts.upload.body, opts.upload.rand).then(() => stream.end());
-  const [resHeaders] = (await once(stream, 'response')) as [Record<string, string>];
+  // Every listener before the first await: a response without a body can have its
+  // headers, its end and its close emitted in one tick (process.nextTick runs before the
+  // await continues), and a listener added after that waits forever. A stream reset before
+  // its response is a result too (status 0, incomplete).
+  let resHeaders: Record<string, string> = { ':status': '0' };
   const chunks: Buffer[] = [];
   let ended = false;
+  stream.once('response', (h: Record<string, string>) => (resHeaders = h));
   stream.on('data', (c: Buffer) => {
     if (chunks.length === 0 && opts.id) firstBytes.get(opts.id)?.();
     chunks.push(c);
   });
   stream.on('end', () => (ended = true));
   // Not events.once: it rejects on the 'error' that comes with a reset.
-  await new Promise((resolve) => stream.once('close', resolve));
+  await new Promise<void>((resolve) => stream.once('close', () => resolve()));
   return {
     status: Number(resHeaders[':status']),
     headers: resHeaders,
@@ -367,6 +372,24 @@ function connectH2(app: App): ClientHttp2Session {
   return session;
 }
 
+/**
+ * Fails naming `what` when `p` has not settled after `ms`: a hung case says which it is
+ * (the suite's own timeout would only say that the test took too long).
+ */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no end after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runs `tasks` with at most `limit` at once. */
 async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -410,8 +433,14 @@ function downloads(): Download[] {
   return out;
 }
 
+/** One download at most this long: all of them take about 2 s together. */
+const CASE_MS = 30_000;
+
+const describeCase = (d: Download) =>
+  `${d.id} ${d.client} ${d.app} ${d.framing} ${d.coding} ${d.kind} ${d.size} B`;
+
 function check(d: Download, got: Got): void {
-  const what = `${d.id} ${d.client} ${d.app} ${d.framing} ${d.coding} ${d.kind} ${d.size} B`;
+  const what = describeCase(d);
   expect(got.status, what).toBe(200);
   expect(got.complete, `${what}: complete`).toBe(true);
   const encoding = header(got.headers, 'content-encoding');
@@ -440,7 +469,9 @@ describe('byte integrity through relay and connector', () => {
     expect(all.length).toBeGreaterThanOrEqual(190);
     const by = (c: Client) => all.filter((d) => d.client === c);
 
-    const fresh = pool(by('h1'), 8, async (d) => check(d, await h1Fresh(d.app, 'GET', query(d))));
+    const fresh = pool(by('h1'), 8, async (d) =>
+      check(d, await within(h1Fresh(d.app, 'GET', query(d)), CASE_MS, describeCase(d))),
+    );
 
     // Keep-alive: four connections, each taking its share in turn on one socket.
     const keepAlive = by('h1-keepalive');
@@ -456,7 +487,8 @@ describe('byte integrity through relay and connector', () => {
               conns.set(d.app, conn);
             }
             expect(conn.pending, `${d.id}: bytes left over before the request`).toBe(0);
-            check(d, await rawRequest(conn, d.app, 'GET', query(d)));
+            const got = rawRequest(conn, d.app, 'GET', query(d));
+            check(d, await within(got, CASE_MS, describeCase(d)));
           }
           // Nothing may trail the last response either.
           await new Promise((r) => setTimeout(r, 50));
@@ -474,7 +506,8 @@ describe('byte integrity through relay and connector', () => {
         session = connectH2(d.app);
         sessions.set(d.app, session);
       }
-      check(d, await h2Request(session, d.app, 'GET', query(d)));
+      const got = h2Request(session, d.app, 'GET', query(d));
+      check(d, await within(got, CASE_MS, describeCase(d)));
     });
     try {
       await Promise.all([fresh, kept, h2]);
