@@ -4,26 +4,14 @@
  * deleted connector and admin tokens all show in `audit --json` with actor, user, app and
  * code, and each is a JSON log line with `type: "audit"` at once.
  */
+import type { AuditEvent } from '@appproxy/config';
 import { startSampleApp } from '@appproxy/sample-app';
 import { signIn } from '@appproxy/dev-idp/sign-in';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RELAY_BIN, Stack, connectorId, devIdpFor, request, runCli, until } from './harness.js';
 
-interface AuditView {
-  id: string;
-  at: string;
-  type: string;
-  instance: string;
-  actor?: string;
-  user?: string;
-  app?: string;
-  clientAddress?: string;
-  code?: string;
-  connector?: string;
-  group?: string;
-  correlationId?: string;
-  detail?: Record<string, unknown>;
-}
+/** An event as `audit --json` prints it: the store's event, its time as ISO text. */
+type AuditView = Omit<AuditEvent, 'at'> & { at: string };
 
 const WIKI = 'wiki.apps.localhost';
 const API = 'api.apps.localhost';
