@@ -31,7 +31,7 @@ const audit = (over: Partial<ConstructorParameters<typeof AuditLog>[0]> = {}) =>
     store,
     log: log(),
     retentionMs: 3_600_000,
-    metrics,
+    metrics: metrics.audit,
     flushIntervalMs: 60_000,
     ...over,
   });
@@ -100,7 +100,7 @@ describe('AuditLog', () => {
         correlationId: 'c0ffee',
       },
     ]);
-    expect(metrics.auditEvents.labels('access.refused').value).toBe(1);
+    expect(metrics.audit.events.labels('access.refused').value).toBe(1);
   });
 
   it('writes without waiting for the timer once 100 events wait', async () => {
@@ -124,7 +124,7 @@ describe('AuditLog', () => {
     expect(lines.filter((l) => l.type === 'audit')).toHaveLength(5);
     const warn = lines.find((l) => l.level === 'warn');
     expect(warn).toMatchObject({ reason: 'queue_full', dropped: 1, queueMax: 3 });
-    expect(metrics.auditDropped.labels('queue_full').value).toBe(2);
+    expect(metrics.audit.dropped.labels('queue_full').value).toBe(2);
     await a.flush();
     expect((await store.queryAudit({})).map((e) => e.user)).toStrictEqual(['u2', 'u1', 'u0']);
   });
@@ -140,7 +140,7 @@ describe('AuditLog', () => {
     a.record({ type: 'signin.failed', user: 'bob', code: 'SIGNIN_FAILED' });
     a.record({ type: 'signin.failed', user: 'bob', code: 'SIGNIN_FAILED' });
     await a.flush();
-    expect(metrics.auditDropped.labels('store_failed').value).toBe(2);
+    expect(metrics.audit.dropped.labels('store_failed').value).toBe(2);
     expect(lines.find((l) => l.level === 'warn')).toMatchObject({
       reason: 'store_failed',
       dropped: 2,
@@ -183,7 +183,7 @@ describe('AuditLog', () => {
     expect(await store.queryAudit({})).toHaveLength(1);
     a.record({ type: 'signout' });
     expect(lines.filter((l) => l.type === 'audit')).toHaveLength(2);
-    expect(metrics.auditDropped.labels('stopped').value).toBe(1);
+    expect(metrics.audit.dropped.labels('stopped').value).toBe(1);
     await a.flush();
     expect(await store.queryAudit({})).toHaveLength(1);
   });

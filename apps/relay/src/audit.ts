@@ -1,6 +1,6 @@
 import type { AuditEvent, NewAuditEvent, StateStore } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
-import type { RelayMetrics } from './metrics.js';
+import type { AuditMetrics } from './metrics.js';
 
 /** Store writes are batched: every this long, or at once when this many wait. */
 export const AUDIT_FLUSH_MS = 1000;
@@ -61,7 +61,7 @@ export class AuditLog implements AuditSink {
   readonly #store: StateStore;
   readonly #log: Logger;
   readonly #retentionMs: number;
-  readonly #metrics: RelayMetrics | undefined;
+  readonly #metrics: AuditMetrics | undefined;
   readonly #maxQueue: number;
   #queue: NewAuditEvent[] = [];
   #flushing: Promise<void> = Promise.resolve();
@@ -79,7 +79,7 @@ export class AuditLog implements AuditSink {
     store: StateStore;
     log: Logger;
     retentionMs: number;
-    metrics?: RelayMetrics;
+    metrics?: AuditMetrics;
     /** @default AUDIT_FLUSH_MS */
     flushIntervalMs?: number;
     /** @default AUDIT_QUEUE_MAX */
@@ -107,7 +107,7 @@ export class AuditLog implements AuditSink {
     try {
       const event: NewAuditEvent = { ...e, at: e.at ?? new Date() };
       this.#log.info('audit', auditLogFields(event));
-      this.#metrics?.auditEvents.labels(event.type).inc();
+      this.#metrics?.events.labels(event.type).inc();
       if (this.#stopped) return this.#drop('stopped', 1);
       if (this.#queue.length >= this.#maxQueue) return this.#drop('queue_full', 1);
       this.#queue.push(event);
@@ -196,7 +196,7 @@ export class AuditLog implements AuditSink {
   }
 
   #drop(reason: DropReason, count: number, err?: unknown): void {
-    this.#metrics?.auditDropped.labels(reason).inc(count);
+    this.#metrics?.dropped.labels(reason).inc(count);
     const now = Date.now();
     const d = this.#drops.get(reason) ?? { count: 0, warnedAt: 0 };
     d.count += count;

@@ -105,20 +105,33 @@ export class RelayMetrics {
     'When each certificate of the public listener expires (Unix seconds), by certificate name and source (configured, acme).',
     ['certificate', 'source'],
   );
-  readonly auditEvents = this.registry.counter(
-    'appproxy_audit_events_total',
-    'Audit events recorded (each also a log line), by type.',
-    ['type'],
-  );
-  readonly auditDropped = this.registry.counter(
-    'appproxy_audit_events_dropped_total',
-    'Audit events logged but not stored, by reason (queue_full, store_failed, stopped).',
-    ['reason'],
-  );
+  readonly audit = registerAuditMetrics(this.registry);
   constructor() {
     registerProcessMetrics(this.registry);
   }
 }
+
+/**
+ * The audit log's counters: on a relay's registry, and on the workers primary's (which has
+ * an audit log of its own for the admin API and console).
+ */
+export function registerAuditMetrics(registry: MetricsRegistry) {
+  return {
+    events: registry.counter(
+      'appproxy_audit_events_total',
+      'Audit events recorded (each also a log line), by type.',
+      ['type'],
+    ),
+    dropped: registry.counter(
+      'appproxy_audit_events_dropped_total',
+      'Audit events logged but not stored, by reason (queue_full, store_failed, stopped).',
+      ['reason'],
+    ),
+  };
+}
+
+/** What the audit log counts into. */
+export type AuditMetrics = ReturnType<typeof registerAuditMetrics>;
 
 /**
  * How the workers primary merges its workers' series (`mergeMetrics`): every worker

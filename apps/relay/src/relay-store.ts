@@ -59,3 +59,12 @@ export async function sharedSessionSecret(
   );
   return { id: 'store', secret };
 }
+
+/** `config` with the store's shared session secret when it configures none (PostgreSQL only). */
+export function withSessionSecret(
+  config: RelayConfig,
+  shared: { id: string; secret: string } | undefined,
+): RelayConfig {
+  if (!shared || config.relay.sessionSecrets) return config;
+  return { ...config, relay: { ...config.relay, sessionSecrets: [shared] } };
+}

@@ -22,7 +22,12 @@ import { PublicConnections } from './public-connections.js';
 import { registrationHandler } from './registration.js';
 import { Edge } from './edge.js';
 import { ACME_TLS_ALPN, AcmeCertificates, fleetLeader } from './acme.js';
-import { loadConnectorCa, openRelayStore, sharedSessionSecret } from './relay-store.js';
+import {
+  loadConnectorCa,
+  openRelayStore,
+  sharedSessionSecret,
+  withSessionSecret,
+} from './relay-store.js';
 import { testApp, type AppTestOptions, type AppTestResult } from './diagnostics.js';
 import { createAdminServer, type AdminHost } from './admin/server.js';
 import { adminExtensions } from './admin/extensions.js';
@@ -119,7 +124,7 @@ export class Relay {
       store,
       log: this.#log,
       retentionMs: relay.audit.retentionMs,
-      metrics: this.metrics,
+      metrics: this.metrics.audit,
     });
     const ca = await loadConnectorCa(store, relay.stateDir);
     this.#sharedSecret = await sharedSessionSecret(store);
@@ -127,7 +132,7 @@ export class Relay {
     // Built first: a configuration that cannot serve (a bad certificate, an SSO template)
     // stops the start here, before any listener opens.
     const edge = new Edge(
-      this.#withSharedSecret(this.#config),
+      withSessionSecret(this.#config, this.#sharedSecret),
       this.#log,
       undefined,
       this.#auditSink,
@@ -406,19 +411,18 @@ export class Relay {
   reload(config: RelayConfig): { needRestart: string[] } {
     const previous = this.#edge;
     if (!previous) throw new Error('the relay is not started');
-    const edge = new Edge(this.#withSharedSecret(config), this.#log, previous, this.#auditSink);
+    const edge = new Edge(
+      withSessionSecret(config, this.#sharedSecret),
+      this.#log,
+      previous,
+      this.#auditSink,
+    );
     this.#edge = edge;
     // The default certificate of clients that send no SNI.
     this.#public?.setSecureContext({ ...edge.certificates.defaults, minVersion: 'TLSv1.2' });
     if (edge.signIn.rp && edge.signIn.rp !== previous.signIn.rp) this.#providerCheck(edge.signIn);
     this.#acme?.configure(config, (host) => edge.certificates.covers(host));
     return { needRestart: restartOnly(previous.config, config) };
-  }
-
-  /** `config` with the store's session secret when it configures none (PostgreSQL only). */
-  #withSharedSecret(config: RelayConfig): RelayConfig {
-    if (!this.#sharedSecret || config.relay.sessionSecrets) return config;
-    return { ...config, relay: { ...config.relay, sessionSecrets: [this.#sharedSecret] } };
   }
 
   /** Discovery and keys of the identity provider now, logged when they fail. */

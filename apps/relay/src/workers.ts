@@ -13,7 +13,7 @@ import { AdminError } from './admin/operations.js';
 import { primaryAdminHost } from './admin/primary-host.js';
 import { createAdminServer } from './admin/server.js';
 import { fmt, listen, type RelayWorker } from './relay.js';
-import { WORKER_METRICS_COMBINE } from './metrics.js';
+import { WORKER_METRICS_COMBINE, registerAuditMetrics } from './metrics.js';
 
 /**
  * `relay.workers`: a primary process forks N relay processes (workers), each a relay
@@ -247,6 +247,7 @@ export async function runPrimary(
   const workersGauge = metrics.gauge('appproxy_relay_workers', 'Relay worker processes by state.', [
     'state',
   ]);
+  const auditMetrics = registerAuditMetrics(metrics);
   const restarts = metrics.counter(
     'appproxy_relay_worker_restarts_total',
     'Relay workers started again after they died.',
@@ -361,6 +362,7 @@ export async function runPrimary(
     adminHost = await primaryAdminHost({
       config,
       log,
+      auditMetrics,
       health: () => {
         const ready = !stopping && slots.every((s) => s.state === 'ready');
         return {

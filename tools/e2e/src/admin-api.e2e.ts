@@ -322,5 +322,10 @@ describe('admin API: workers', () => {
     });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('NOT_FOUND');
+    // What the primary audits itself counts in its metrics, beside the workers' series.
+    const metrics = await (await fetch(`${admin(workers)}/metrics`)).text();
+    expect(metrics).toContain(
+      'appproxy_audit_events_total{type="admin.registration-token.created"} 1',
+    );
   }, 90_000);
 });

@@ -2,7 +2,8 @@ import type { RelayConfig, StateStore } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import { hostname } from 'node:os';
 import { AuditLog } from '../audit.js';
-import { openRelayStore, sharedSessionSecret } from '../relay-store.js';
+import type { AuditMetrics } from '../metrics.js';
+import { openRelayStore, sharedSessionSecret, withSessionSecret } from '../relay-store.js';
 import { SignIn } from '../sign-in.js';
 import type { AdminHost } from './server.js';
 
@@ -18,6 +19,8 @@ export async function primaryAdminHost(o: {
   health: AdminHost['health'];
   metrics: AdminHost['metrics'];
   testApp: AdminHost['testApp'];
+  /** The primary's own audit counters (summed with the workers' by `mergeMetrics`). */
+  auditMetrics: AuditMetrics;
 }): Promise<{ host: AdminHost; reconfigure(config: RelayConfig): void; close(): Promise<void> }> {
   const { relay } = o.config;
   const store: StateStore = await openRelayStore(relay, {
@@ -25,13 +28,14 @@ export async function primaryAdminHost(o: {
   });
   // PostgreSQL without relay.sessionSecrets: the store's shared secret, as the workers use.
   const shared = await sharedSessionSecret(store);
-  const withSecret = (config: RelayConfig): RelayConfig =>
-    !shared || config.relay.sessionSecrets
-      ? config
-      : { ...config, relay: { ...config.relay, sessionSecrets: [shared] } };
-  const audit = new AuditLog({ store, log: o.log, retentionMs: relay.audit.retentionMs });
+  const audit = new AuditLog({
+    store,
+    log: o.log,
+    retentionMs: relay.audit.retentionMs,
+    metrics: o.auditMetrics,
+  });
   let config = o.config;
-  let signIn = new SignIn(withSecret(config), o.log);
+  let signIn = new SignIn(withSessionSecret(config, shared), o.log);
   const host: AdminHost = {
     config: () => config,
     store,
@@ -46,7 +50,7 @@ export async function primaryAdminHost(o: {
     host,
     reconfigure(next) {
       config = next;
-      signIn = new SignIn(withSecret(next), o.log, { previous: signIn });
+      signIn = new SignIn(withSessionSecret(next, shared), o.log, { previous: signIn });
     },
     async close() {
       await audit.stop();
