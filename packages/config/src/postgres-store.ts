@@ -7,6 +7,7 @@ import {
   CONNECTOR_COLUMNS,
   TOKEN_RETENTION_MS,
   adminTokenMatches,
+  adminTokenUseDue,
   auditSelect,
   auditValues,
   formatAdminToken,
@@ -717,6 +718,8 @@ class PostgresStateStore implements StateStore {
       : undefined;
     if (!adminTokenMatches(row, parsed?.secret ?? '', now)) return undefined;
     const t = now.getTime();
+    if (!adminTokenUseDue(row, t)) return toAdminToken(row);
+    // Another instance may have written it since the SELECT: the WHERE keeps one write a minute.
     const { rowCount } = await this.#query(
       `UPDATE admin_tokens SET last_used_at = $1
        WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)`,

@@ -10,6 +10,7 @@ import {
   CONNECTOR_COLUMNS,
   TOKEN_RETENTION_MS,
   adminTokenMatches,
+  adminTokenUseDue,
   auditSelect,
   auditValues,
   formatAdminToken,
@@ -616,6 +617,7 @@ class SqliteStateStore implements StateStore {
       : undefined;
     if (!adminTokenMatches(row, parsed?.secret ?? '', now)) return undefined;
     const t = now.getTime();
+    if (!adminTokenUseDue(row, t)) return toAdminToken(row);
     const { changes } = this.#sql.useAdminToken.run(t, row.id, t - ADMIN_TOKEN_USE_INTERVAL_MS);
     return toAdminToken(Number(changes) === 1 ? { ...row, last_used_at: t } : row);
   }

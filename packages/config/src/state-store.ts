@@ -751,6 +751,14 @@ export function adminTokenMatches(
   );
 }
 
+/**
+ * Whether a verified token's `lastUsedAt` is due a write (at most once a
+ * `ADMIN_TOKEN_USE_INTERVAL_MS`): every other request with it reads and writes nothing more.
+ */
+export function adminTokenUseDue(row: AdminTokenRow, now: number): boolean {
+  return row.last_used_at === null || Number(row.last_used_at) <= now - ADMIN_TOKEN_USE_INTERVAL_MS;
+}
+
 export const toAdminToken = (r: AdminTokenRow): AdminTokenRecord => ({
   id: r.id,
   name: r.name,
