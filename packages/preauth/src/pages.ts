@@ -12,10 +12,24 @@ export const SIGNED_OUT_PATH = '/.appproxy/signed-out';
 // Static scripts, so that the CSP can name them by hash: no per-request nonce, nothing of the
 // request inside a <script>. The interstitial reads the URL (fragment included) from the
 // browser itself; the continue page reads its target from the link's href.
-const interstitialScript = (signInPath: string) =>
-  "location.replace('" +
-  signInPath +
-  "?rd='+encodeURIComponent(location.pathname+location.search+location.hash));";
+const interstitials = new Map<string, { script: string; csp: string }>();
+
+/** The interstitial's script for a sign-in path and its CSP, built once per path. */
+function interstitialOf(signInPath: string): { script: string; csp: string } {
+  let built = interstitials.get(signInPath);
+  if (!built) {
+    // The path goes into a script: only the characters of a path that need no escaping there.
+    if (!/^\/[A-Za-z0-9._~/-]*$/.test(signInPath))
+      throw new TypeError(`interstitialPage: not a plain path: ${signInPath}`);
+    const script =
+      "location.replace('" +
+      signInPath +
+      "?rd='+encodeURIComponent(location.pathname+location.search+location.hash));";
+    built = { script, csp: `${BASE_CSP}; script-src ${sha256(script)}` };
+    interstitials.set(signInPath, built);
+  }
+  return built;
+}
 const CONTINUE_SCRIPT = "location.replace(document.getElementById('continue').href);";
 const STYLE =
   'body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#222}a{color:#0b57d0}';
@@ -49,10 +63,7 @@ export function interstitialPage(
   realm?: string,
   signInPath: string = SIGNIN_PATH,
 ): Page {
-  // The path goes into a script: only the characters of a path that need no escaping there.
-  if (!/^\/[A-Za-z0-9._~/-]*$/.test(signInPath))
-    throw new TypeError(`interstitialPage: not a plain path: ${signInPath}`);
-  const script = interstitialScript(signInPath);
+  const { script, csp } = interstitialOf(signInPath);
   const noScriptTarget = `${signInPath}?rd=${encodeURIComponent(pathAndQuery)}`;
   const body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -70,7 +81,7 @@ export function interstitialPage(
     headers: {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': NO_STORE,
-      'content-security-policy': `${BASE_CSP}; script-src ${sha256(script)}`,
+      'content-security-policy': csp,
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'www-authenticate': bearerChallenge(realm),

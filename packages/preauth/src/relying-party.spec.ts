@@ -235,6 +235,14 @@ describe('sign-in', () => {
     expect(page?.body).not.toContain('/.appproxy/');
   });
 
+  it('refuses a reservedPrefix that is not a plain path, when the app is built', async () => {
+    const { rp } = await setup();
+    for (const reservedPrefix of ["/x');alert(1);('/", 'console/', '/console'])
+      expect(() =>
+        rp.protectApp({ externalUrl: 'https://admin.example.com/', name: 'A', reservedPrefix }),
+      ).toThrow(expect.objectContaining({ code: 'APPPROXY_PREAUTH_CONFIG_INVALID' }));
+  });
+
   it('two tabs signing in at once both complete; old transactions are bounded', async () => {
     const { app, op } = await setup({ maxConcurrentSignIns: 3 });
     const jar = new Jar();

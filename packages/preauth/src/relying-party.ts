@@ -346,6 +346,12 @@ export class ProtectedApp {
       opts.sessionCookie?.name ?? sessionCookieName(this.cookiePolicy.secure);
     this.#sealPurpose = opts.sessionCookie?.purpose ?? 'session';
     const prefix = opts.reservedPrefix;
+    // The sign-in path goes into the interstitial's script: a plain path, checked here once.
+    if (prefix !== undefined && !/^\/(?:[A-Za-z0-9._~-]+\/)*$/.test(prefix))
+      throw new PreauthError(
+        'APPPROXY_PREAUTH_CONFIG_INVALID',
+        `reservedPrefix must be a plain path ending in "/": ${JSON.stringify(prefix)}`,
+      );
     this.paths =
       prefix === undefined
         ? {
