@@ -2,6 +2,7 @@ import type { RelayConfig } from '@appproxy/config';
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import * as ops from './admin/operations.js';
+import { listenerUrl } from './admin/session.js';
 import type { AppTestCheck, AppTestResult } from './diagnostics.js';
 
 /** What the command needs from cli.ts (kept there: its error class, config reading, admin runs). */
@@ -55,7 +56,7 @@ export function addAppsCommands(program: Command, deps: AppsCliDeps): void {
             `relay.adminListen is not set in ${opts.config}: apps test asks the running relay's admin API there`,
             2,
           );
-        const base = `http://${adminHost(at.host)}:${at.port}`;
+        const base = listenerUrl(at);
         const given = opts.token ?? (process.env.APPPROXY_ADMIN_TOKEN || undefined);
         const made = given ? undefined : await makeToken(config, deps);
         try {
@@ -77,13 +78,6 @@ export function addAppsCommands(program: Command, deps: AppsCliDeps): void {
         }
       },
     );
-}
-
-/** Where a client reaches a listener bound to `host` (a wildcard address → loopback). */
-function adminHost(host: string): string {
-  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
-  if (host === '::') return '[::1]';
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 /**

@@ -335,7 +335,7 @@ export interface RelayConfig {
     admins?: { users: string[]; groups: string[] };
     /**
      * The admin listener's external origin (`/console/callback` is the admin sign-in's
-     * redirect URI). @default `http://<adminListen>`
+     * redirect URI). @default `http://<adminListen>`, a wildcard address as loopback
      */
     adminUrl?: string;
     /** Absolute. @default '<config folder>/var/relay' */
@@ -809,7 +809,7 @@ const relaySection = z
       .string()
       .meta({
         description:
-          'External URL of the admin listener; register <adminUrl>/console/callback at the provider. Default: http://<adminListen>.',
+          'External URL of the admin listener; register <adminUrl>/console/callback at the provider. Default: http://<adminListen> (a wildcard address as 127.0.0.1 or [::1]).',
         examples: ['https://relay-admin.corp.example.com'],
       })
       .transform(fromCheck(checkAdminUrl))

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminSessionCookie } from './__fixtures__/admin-session.js';
 import { MAX_BODY_BYTES, createAdminServer, type AdminHost, type AdminRoute } from './server.js';
+import { adminOrigin } from './session.js';
 
 /** A JSON answer as `JSON.parse` gives it; the assertions check its shape. */
 type Json = ReturnType<typeof JSON.parse>;
@@ -395,5 +396,31 @@ describe('admin server: admin sessions', () => {
     const cookie = await adminSessionCookie(rp, config, bob);
     const r = await call('GET', '/api/v1/echo/x', { headers: { cookie, ...bearer() } });
     expect(r.json().actor).toBe('token:ops');
+  });
+});
+
+describe('admin origin', () => {
+  const origin = (adminListen: string, adminUrl?: string) =>
+    adminOrigin(
+      parseConfig(
+        `relay:
+  listen: 127.0.0.1:8443
+  tunnelListen: 127.0.0.1:9443
+  stateDir: ${tmpdir()}
+  certificates: [{ cert: ${import.meta.filename}, key: ${import.meta.filename} }]
+  adminListen: '${adminListen}'
+${adminUrl ? `  adminUrl: ${adminUrl}\n` : ''}apps: []
+`,
+        { baseDir: '/' },
+      ),
+    );
+
+  it('is where a browser on this machine reaches adminListen, a wildcard as loopback', () => {
+    expect(origin('0.0.0.0:9090')).toBe('http://127.0.0.1:9090');
+    expect(origin(':9090')).toBe('http://127.0.0.1:9090');
+    expect(origin('[::]:9090')).toBe('http://[::1]:9090');
+    expect(origin('[::1]:9090')).toBe('http://[::1]:9090');
+    expect(origin('10.0.0.5:9090')).toBe('http://10.0.0.5:9090');
+    expect(origin('0.0.0.0:9090', 'https://admin.example.com')).toBe('https://admin.example.com');
   });
 });

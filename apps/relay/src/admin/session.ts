@@ -1,4 +1,4 @@
-import type { RelayConfig } from '@appproxy/config';
+import type { HostPort, RelayConfig } from '@appproxy/config';
 import { relayCookieLines } from '@appproxy/cookies';
 import { signedInAs, type Identity, type ProtectedApp, type RelyingParty } from '@appproxy/preauth';
 import type { Logger } from '@appproxy/telemetry';
@@ -37,12 +37,27 @@ export const ADMIN_COOKIE = 'appproxy_admin';
 export const CONSOLE_PREFIX = '/console/';
 const SESSION_LIFETIME_MS = 8 * 3_600_000;
 
-/** `relay.adminUrl`, else `http://<adminListen>`. */
+/**
+ * `relay.adminUrl`, else where a client on this machine reaches `relay.adminListen`
+ * (`http://`, a wildcard address as loopback): the console's sign-in URLs, and the CLI's.
+ */
 export function adminOrigin(config: RelayConfig): string | undefined {
   if (config.relay.adminUrl) return config.relay.adminUrl;
   const at = config.relay.adminListen;
-  if (!at) return undefined;
-  return `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`;
+  return at && listenerUrl(at);
+}
+
+/** `http://` where a client on this machine reaches a listener (a wildcard address → loopback). */
+export function listenerUrl(at: HostPort): string {
+  const host =
+    at.host === '0.0.0.0' || at.host === ''
+      ? '127.0.0.1'
+      : at.host === '::'
+        ? '[::1]'
+        : at.host.includes(':')
+          ? `[${at.host}]`
+          : at.host;
+  return `http://${host}:${at.port}`;
 }
 
 /**
