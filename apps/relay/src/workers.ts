@@ -1,3 +1,4 @@
+import type { AppTestOptions } from './diagnostics.js';
 import type { RelayConfig } from '@appproxy/config';
 import {
   MetricsRegistry,
@@ -34,7 +35,7 @@ export type ToWorker =
       t: 'testApp';
       id: number;
       name: string;
-      o: { connector?: string; user?: string; actor?: string };
+      o: AppTestOptions;
     };
 export type FromWorker =
   | { t: 'listening'; tunnel: string; listenPort: number; redirectPort?: number }
@@ -102,10 +103,7 @@ export function tellPrimary(message: FromWorker): void {
  */
 export function workerChannel(relay: {
   metrics: { registry: MetricsRegistry };
-  testApp?(
-    name: string,
-    o: { connector?: string; user?: string; actor?: string },
-  ): Promise<unknown>;
+  testApp?(name: string, o: AppTestOptions): Promise<unknown>;
 }): {
   onStop(stop: (why: string) => void): void;
 } {
@@ -137,10 +135,7 @@ export function workerChannel(relay: {
 /** Runs the primary's app test here and answers it; errors keep their code and status. */
 async function answerTestApp(
   relay: {
-    testApp?(
-      name: string,
-      o: { connector?: string; user?: string; actor?: string },
-    ): Promise<unknown>;
+    testApp?(name: string, o: AppTestOptions): Promise<unknown>;
   },
   m: Extract<ToWorker, { t: 'testApp' }>,
 ): Promise<void> {
@@ -258,8 +253,29 @@ export async function runPrimary(
   });
 
   let nextId = 0;
-  const pending = new Map<number, (text: string) => void>();
-  const tests = new Map<number, (m: Extract<FromWorker, { t: 'testApp' }>) => void>();
+  /** Answers awaited from the workers, by message id; settled with none when the worker exits. */
+  const awaiting = new Map<
+    number,
+    { slot: number; done: (m: Extract<FromWorker, { id: number }> | undefined) => void }
+  >();
+  /** Sends `message(id)` to a worker and resolves with its answer, or none (timeout, exit). */
+  const ask = (
+    slot: Slot,
+    message: (id: number) => ToWorker,
+    timeoutMs: number,
+  ): Promise<Extract<FromWorker, { id: number }> | undefined> => {
+    const id = nextId++;
+    return new Promise((resolve) => {
+      const done = (m: Extract<FromWorker, { id: number }> | undefined) => {
+        clearTimeout(timer);
+        awaiting.delete(id);
+        resolve(m);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      awaiting.set(id, { slot: slot.index, done });
+      slot.child!.send(message(id), (err) => err && done(undefined));
+    });
+  };
   const reloads: Array<(index: number, ok: boolean) => void> = [];
 
   // The same program with the same arguments; a single-file executable is its own script.
@@ -299,13 +315,14 @@ export async function runPrimary(
           }
           if (!stopping) slot.state = 'ready';
           resolve();
-        } else if (m.t === 'metrics') pending.get(m.id)?.(m.text);
-        else if (m.t === 'testApp') tests.get(m.id)?.(m);
+        } else if (m.t === 'metrics' || m.t === 'testApp') awaiting.get(m.id)?.done(m);
         else if (m.t === 'reloaded') for (const r of reloads) r(slot.index, m.ok);
       });
       child.on('exit', (code, signal) => {
         clearTimeout(stuck);
         if (slot.child !== child) return;
+        // What it was asked and will never answer: answered now (an app test fails at once).
+        for (const a of [...awaiting.values()]) if (a.slot === slot.index) a.done(undefined);
         slot.child = undefined;
         slot.exitCode = code ?? 1;
         if (!listening) reject(new StartFailed(slot.index, code ?? 1));
@@ -389,61 +406,32 @@ export async function runPrimary(
   }
 
   /** An app test, run by the first ready worker (its answer, or 503 when none answers). */
-  const testApp = (
-    name: string,
-    o: { connector?: string; user?: string; actor?: string },
-  ): Promise<unknown> => {
+  const testApp = (name: string, o: AppTestOptions): Promise<unknown> => {
     const slot = slots.find((s) => s.state === 'ready' && s.child?.connected);
     if (!slot)
       return Promise.reject(
         new AdminError('DIAGNOSTICS_UNAVAILABLE', 'no relay worker is ready to test apps', 503),
       );
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      const done = (m: Extract<FromWorker, { t: 'testApp' }> | undefined) => {
-        clearTimeout(timer);
-        tests.delete(id);
-        if (!m)
-          return reject(
-            new AdminError(
-              'DIAGNOSTICS_UNAVAILABLE',
-              `relay worker ${slot.index} did not answer the app test`,
-              503,
-            ),
-          );
-        if ('error' in m)
-          return reject(
-            Object.assign(new Error(m.error.message), {
-              code: m.error.code,
-              status: m.error.status,
-            }),
-          );
-        resolve(m.result);
-      };
-      const timer = setTimeout(() => done(undefined), TEST_APP_TIMEOUT_MS);
-      tests.set(id, done);
-      slot.child!.send(
-        { t: 'testApp', id, name, o } satisfies ToWorker,
-        (err) => err && done(undefined),
-      );
+    return ask(slot, (id) => ({ t: 'testApp', id, name, o }), TEST_APP_TIMEOUT_MS).then((m) => {
+      if (m?.t !== 'testApp')
+        throw new AdminError(
+          'DIAGNOSTICS_UNAVAILABLE',
+          `relay worker ${slot.index} did not answer the app test`,
+          503,
+        );
+      if ('error' in m)
+        throw Object.assign(new Error(m.error.message), {
+          code: m.error.code,
+          status: m.error.status,
+        });
+      return m.result;
     });
   };
 
-  const scrape = (slot: Slot): Promise<string> => {
-    const child = slot.child;
-    if (!child?.connected || (slot.state !== 'ready' && slot.state !== 'draining'))
-      return Promise.resolve('');
-    const id = nextId++;
-    return new Promise((resolve) => {
-      const done = (text: string) => {
-        clearTimeout(timer);
-        pending.delete(id);
-        resolve(text);
-      };
-      const timer = setTimeout(() => done(''), SCRAPE_TIMEOUT_MS);
-      pending.set(id, done);
-      child.send({ t: 'metrics', id } satisfies ToWorker, (err) => err && done(''));
-    });
+  const scrape = async (slot: Slot): Promise<string> => {
+    if (!slot.child?.connected || (slot.state !== 'ready' && slot.state !== 'draining')) return '';
+    const m = await ask(slot, (id) => ({ t: 'metrics', id }), SCRAPE_TIMEOUT_MS);
+    return m?.t === 'metrics' ? m.text : '';
   };
 
   const reloadAll = () => {

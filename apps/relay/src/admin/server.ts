@@ -1,3 +1,4 @@
+import type { AppTestOptions } from '../diagnostics.js';
 import type { RelayConfig, StateStore } from '@appproxy/config';
 import type { RelyingParty } from '@appproxy/preauth';
 import { METRICS_CONTENT_TYPE, newTraceId, type Logger } from '@appproxy/telemetry';
@@ -54,7 +55,7 @@ export interface AdminHost {
   health(): { ready: boolean; body: object };
   metrics(): Promise<string> | string;
   /** "Test application" (adm-diag); the primary forwards it to a worker. */
-  testApp(name: string, o: { connector?: string; user?: string; actor?: string }): Promise<unknown>;
+  testApp(name: string, o: AppTestOptions): Promise<unknown>;
   /** The relay's OIDC relying party (admins sign in with it), when a provider is configured. */
   relyingParty(): RelyingParty | undefined;
 }
