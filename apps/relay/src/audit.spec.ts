@@ -137,8 +137,8 @@ describe('AuditLog', () => {
       pruneAudit: () => Promise.resolve(0),
     } as StateStore;
     const a = audit({ store: failing });
-    a.record({ type: 'signin.failed', user: 'bob', code: 'SIGNIN_FAILED' });
-    a.record({ type: 'signin.failed', user: 'bob', code: 'SIGNIN_FAILED' });
+    a.record({ type: 'signin.failed', user: 'bob', code: 'SIGN_IN_FAILED' });
+    a.record({ type: 'signin.failed', user: 'bob', code: 'SIGN_IN_FAILED' });
     await a.flush();
     expect(metrics.audit.dropped.labels('store_failed').value).toBe(2);
     expect(lines.find((l) => l.level === 'warn')).toMatchObject({

@@ -214,6 +214,7 @@ describe('ConnectorRegistry audit', () => {
     await expect
       .poll(() => audited.map((e) => e.type), { timeout: 3000 })
       .toStrictEqual(['connector.revoked', 'connector.disconnected']);
+    expect(audited[0]).toMatchObject({ connector: 'known', detail: { reason: 'revoked' } });
     expect(audited[1]).toMatchObject({
       code: 'APPPROXY_TUNNEL_UNAUTHORIZED',
       detail: { reason: 'revoked' },

@@ -347,7 +347,8 @@ export class ConnectorRegistry {
           type: 'connector.revoked',
           connector: session.connectorId,
           ...(record && { group: record.group }),
-          detail: { reason: refusal },
+          // A code, as other events carry: its certificate revoked, or its record gone.
+          detail: { reason: record ? 'revoked' : 'deleted' },
         });
       }
       log.warn('connector tunnel closed', {

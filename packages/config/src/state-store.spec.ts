@@ -729,7 +729,7 @@ describe.each(backends)('$name store', (backend) => {
       const store = await open();
       await store.appendAudit([
         { at: at(0), type: 'signin.succeeded', user: 'alice', app: 'Wiki' },
-        { at: at(1), type: 'signin.failed', user: 'bob', app: 'Wiki', code: 'SIGNIN_FAILED' },
+        { at: at(1), type: 'signin.failed', user: 'bob', app: 'Wiki', code: 'SIGN_IN_FAILED' },
         { at: at(2), type: 'access.refused', user: 'alice', app: 'Crm', code: 'NOT_ASSIGNED' },
         { at: at(3), type: 'admin.connector.deleted', actor: 'cli', connector: 'c-1' },
         { at: at(4), type: 'signout', user: 'alice', app: 'Wiki' },

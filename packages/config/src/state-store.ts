@@ -255,7 +255,7 @@ export interface AuditEvent {
   user?: string;
   app?: string;
   clientAddress?: string;
-  /** Reason code: NOT_ASSIGNED, POLICY_DENIED, THROTTLED, SIGNIN_FAILED… */
+  /** Reason code: NOT_ASSIGNED, POLICY_DENIED, THROTTLED, SIGN_IN_FAILED… */
   code?: string;
   connector?: string;
   group?: string;

@@ -91,7 +91,7 @@ apps: []
       at: new Date(now.getTime() - 60_000),
     },
     { type: 'admin.app.tested', app: 'Wiki', actor: 'user:bob', detail: { ok: true }, at: now },
-    { type: 'signin.failed', user: EVIL, app: 'Wiki', code: 'SIGNIN_FAILED', at: now },
+    { type: 'signin.failed', user: EVIL, app: 'Wiki', code: 'SIGN_IN_FAILED', at: now },
     { type: 'admin.registration-token.created', actor: 'user:alice', group: 'Default', at: now },
   ]);
   const handler = createConsoleHandler();

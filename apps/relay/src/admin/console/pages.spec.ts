@@ -161,7 +161,7 @@ describe('console pages', () => {
           user: EVIL,
           app: EVIL,
           clientAddress: '127.0.0.1',
-          code: 'SIGNIN_FAILED',
+          code: 'SIGN_IN_FAILED',
           correlationId: 'corr-1',
           connector: 'c1',
           group: 'Default',
