@@ -64,7 +64,8 @@ describe('RequestTrace', () => {
       { method: 'GET', client: '192.0.2.1', instance: 'relay-a' },
     );
     expect(trace.correlationId).toBe(TRACE);
-    const headers: OutgoingHttpHeaders = { traceparent: 'client value', tracestate: 'vendor=x' };
+    // What the tunnel request carried before: the trace's values must replace them.
+    const headers: OutgoingHttpHeaders = { traceparent: 'client value', tracestate: 'stale=1' };
     trace.tunnel(headers, 'Wiki');
     trace.attempt(tunnel);
     trace.attempt(tunnel);

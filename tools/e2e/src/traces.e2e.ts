@@ -67,15 +67,22 @@ async function otlpReceiver(): Promise<{ url: string; spans: Span[]; server: Ser
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server };
 }
 
-/** A backend that answers 200 and records the `traceparent` of each request. */
-async function recordingBackend(): Promise<{ port: number; seen: string[]; server: Server }> {
+/** A backend that answers 200 and records the `traceparent` and `tracestate` of each request. */
+async function recordingBackend(): Promise<{
+  port: number;
+  seen: string[];
+  states: string[];
+  server: Server;
+}> {
   const seen: string[] = [];
+  const states: string[] = [];
   const server = createServer((req, res) => {
     seen.push(String(req.headers.traceparent ?? ''));
+    states.push(String(req.headers.tracestate ?? ''));
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, seen, server };
+  return { port: (server.address() as AddressInfo).port, seen, states, server };
 }
 
 const close = (s: Server | undefined) =>
@@ -211,6 +218,8 @@ describe('traces with telemetry.otlp and --otlp-endpoint', () => {
 
     // The backend's parent is the connector's backend.request span.
     expect(backend.seen.slice(before)).toEqual([`00-${CLIENT_TRACE}-${backendSpan.spanId}-01`]);
+    // The client's tracestate goes along with its trace.
+    expect(backend.states.slice(before)).toEqual(['vendor=x1']);
   });
 
   it('a dead backend: the error page’s correlation id is the trace id of its spans', async () => {
