@@ -479,8 +479,10 @@ export class TunnelDialer extends EventEmitter<TunnelDialerEvents> {
       }
       handler(name, body).then(
         (answer) => reply(answer === undefined ? 204 : 200, answer),
+        // A body the handler finds malformed is the sender's mistake (400, as a body that is
+        // not JSON); any other refusal is the connector's (500).
         (err: Error & { code?: string }) =>
-          reply(500, {
+          reply(err.code === 'APPPROXY_TUNNEL_CONTROL_MALFORMED' ? 400 : 500, {
             error: { code: err.code ?? 'APPPROXY_TUNNEL_CONTROL_FAILED', message: err.message },
           }),
       );

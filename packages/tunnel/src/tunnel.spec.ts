@@ -455,6 +455,8 @@ describe('lifecycle', () => {
         seen.push([name, body]);
         if (name === 'renew') return { csr: 'CSR' };
         if (name === 'certificate') return undefined;
+        if (name === 'diagnose')
+          throw Object.assign(new Error('no app'), { code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED' });
         throw Object.assign(new Error('nope'), { code: 'APPPROXY_TEST_REFUSED' });
       },
     });
@@ -469,10 +471,16 @@ describe('lifecycle', () => {
       status: 500,
       body: { error: { code: 'APPPROXY_TEST_REFUSED', message: 'nope' } },
     });
+    // A body the handler finds malformed is the sender's mistake: 400, as a body not JSON is.
+    expect(await session.control('diagnose', { x: 1 })).toEqual({
+      status: 400,
+      body: { error: { code: 'APPPROXY_TUNNEL_CONTROL_MALFORMED', message: 'no app' } },
+    });
     expect(seen).toEqual([
       ['renew', undefined],
       ['certificate', { certificate: 'PEM' }],
       ['unknown-control', { x: 1 }],
+      ['diagnose', { x: 1 }],
     ]);
   });
 
