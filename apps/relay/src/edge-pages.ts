@@ -7,7 +7,7 @@ import type {
   PublishedAppConfig,
 } from '@appproxy/config';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { RenderedError } from './error-pages.js';
+import { escapeHtml, type RenderedError } from './error-pages.js';
 
 /** Which template may replace a page, and the values of its variables. */
 export interface PageBrand {
@@ -35,12 +35,6 @@ export function signInBrand(app: string, correlationId: string): PageBrand {
 export function hstsValue(h: HstsConfig): string {
   return `max-age=${h.maxAgeSeconds}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
 }
-
-const escapeHtml = (s: string) =>
-  s.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
 
 /** Per app what the edge adds: its HSTS header value, its home page and external path. */
 interface AppEdge {

@@ -229,7 +229,7 @@ export const escapeHtml = (s: string) =>
 const PAGE_STYLE = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;background:#f5f5f5;padding:1rem;border-radius:6px}
 dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace}`;
-export const ERROR_PAGE_CSP = [
+const ERROR_PAGE_CSP = [
   "default-src 'none'",
   `style-src 'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'`,
   "base-uri 'none'",

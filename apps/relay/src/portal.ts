@@ -2,7 +2,7 @@ import type { PortalConfig, PublishedAppConfig, RelayConfig } from '@appproxy/co
 import { AccessPolicy, signedInAs, type Identity } from '@appproxy/preauth';
 import { parseRequestHost } from '@appproxy/routing';
 import { createHash } from 'node:crypto';
-import { renderError, type RenderedError } from './error-pages.js';
+import { escapeHtml, renderError, type RenderedError } from './error-pages.js';
 import { PORTAL, type GateRequest, type SignIn } from './sign-in.js';
 
 /** One tile of the portal. */
@@ -32,12 +32,6 @@ const CSP = [
   "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
-
-const escapeHtml = (s: string) =>
-  s.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
 
 /**
  * The My Apps portal (`portal:`): a page the relay serves itself on its own host, behind
