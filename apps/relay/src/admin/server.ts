@@ -14,7 +14,12 @@ import { renderError } from '../error-pages.js';
 import type { AdminContext } from './operations.js';
 import { openApiDocument } from './openapi.js';
 import { operationRoutes } from './routes.js';
-import { AdminSignIn, type AdminSession } from './session.js';
+import {
+  AdminSignIn,
+  CONSOLE_PREFIX,
+  CONSOLE_SIGN_IN_PATHS,
+  type AdminSession,
+} from './session.js';
 
 /**
  * The admin listener (`relay.adminListen`): `/healthz`, `/readyz`, `/metrics` and
@@ -66,8 +71,6 @@ export interface ConsoleApi {
   /** Set for an admin's session (actor `user:<name>`). */
   ctx: AdminContext | undefined;
   correlationId: string;
-  /** The server's routes, to call an operation as the API would. */
-  routes: readonly AdminRoute[];
 }
 
 /**
@@ -101,10 +104,6 @@ interface CodedError {
 export const MAX_BODY_BYTES = 64 * 1024;
 export const API_PREFIX = '/api/v1';
 export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
-const CONSOLE_PATH = '/console/';
-const SIGN_IN_PATHS = new Set(
-  ['signin', 'callback', 'signout', 'signed-out'].map((p) => `${CONSOLE_PATH}${p}`),
-);
 
 interface CompiledRoute {
   route: AdminRoute;
@@ -154,13 +153,13 @@ export function createAdminServer(
       return send(200, document);
     }
     if (path === '/') {
-      res.writeHead(302, { location: CONSOLE_PATH, 'cache-control': 'no-store' });
+      res.writeHead(302, { location: CONSOLE_PREFIX, 'cache-control': 'no-store' });
       return void res.end();
     }
 
     const oidc = signIn();
     if (oidc && (await oidc.handle(req, res, correlationId))) return;
-    if (!oidc && SIGN_IN_PATHS.has(path))
+    if (!oidc && CONSOLE_SIGN_IN_PATHS.has(path))
       return fail({
         code: 'NOT_FOUND',
         status: 404,
@@ -168,7 +167,7 @@ export function createAdminServer(
       });
 
     const isApi = path === API_PREFIX || path.startsWith(`${API_PREFIX}/`);
-    if (!isApi && path !== '/console' && !path.startsWith(CONSOLE_PATH))
+    if (!isApi && path !== '/console' && !path.startsWith(CONSOLE_PREFIX))
       return fail(notFound(path));
 
     // Who asks: an admin token, else the admin session cookie.
@@ -223,10 +222,7 @@ export function createAdminServer(
     if (!isApi) {
       const session = auth.kind === 'session' ? auth.session : undefined;
       for (const [k, v] of Object.entries(cookies)) res.setHeader(k, v);
-      if (
-        opts.console &&
-        (await opts.console(req, res, session, { host, ctx, correlationId, routes }))
-      )
+      if (opts.console && (await opts.console(req, res, session, { host, ctx, correlationId })))
         return;
       return fail(notFound(path));
     }

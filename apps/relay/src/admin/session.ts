@@ -35,6 +35,10 @@ export type AdminSessionState =
 export const ADMIN_COOKIE = 'appproxy_admin';
 /** Where the admin sign-in paths live: `/console/signin`, `callback`, `signout`, `signed-out`. */
 export const CONSOLE_PREFIX = '/console/';
+/** The console's sign-in paths, which the admin sign-in answers (never the console pages). */
+export const CONSOLE_SIGN_IN_PATHS: ReadonlySet<string> = new Set(
+  ['signin', 'callback', 'signout', 'signed-out'].map((p) => `${CONSOLE_PREFIX}${p}`),
+);
 const SESSION_LIFETIME_MS = 8 * 3_600_000;
 
 /**

@@ -116,13 +116,8 @@ export function createConsoleHandler(
   return async (req, res, session, api) => {
     const url = new URL(req.url ?? '/', 'http://console.invalid');
     const path = url.pathname;
+    // The admin server answers the sign-in paths before it calls the console.
     if (path !== '/console' && !path.startsWith('/console/')) return false;
-    if (
-      ['/console/signin', '/console/callback', '/console/signout', '/console/signed-out'].includes(
-        path,
-      )
-    )
-      return false;
     const { correlationId } = api;
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') {
