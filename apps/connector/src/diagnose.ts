@@ -38,7 +38,7 @@ export interface DiagnoseContext {
 }
 
 /** A certificate that ends within this many days passes with a warning. */
-export const EXPIRY_WARNING_DAYS = 30;
+const EXPIRY_WARNING_DAYS = 30;
 /** Most response body bytes the GET reads before it lets the connection go. */
 const BODY_PEEK_BYTES = 4096;
 const DAY_MS = 86_400_000;
@@ -232,11 +232,7 @@ function verifiedName(url: URL, hostHeader: string | undefined, serverName?: str
 }
 
 /** DNS as the connector's connections use it (`dns.lookup`: hosts file, then resolvers). */
-export async function checkResolve(
-  host: string,
-  timeoutMs: number,
-  via = '',
-): Promise<DiagnoseCheck> {
+async function checkResolve(host: string, timeoutMs: number, via = ''): Promise<DiagnoseCheck> {
   if (isIP(host) !== 0)
     return {
       ...skipped('resolve', `${host} is an address: nothing to resolve`, true),
@@ -270,7 +266,7 @@ export async function checkResolve(
 }
 
 /** A TCP connection to the first address that takes one; closed at once. */
-export async function checkConnect(
+async function checkConnect(
   host: string,
   addresses: string[],
   port: number,
@@ -354,7 +350,7 @@ const cn = (subject: DetailedPeerCertificate['subject'] | undefined): string => 
  * server name), then the checks undici makes — chain verification and the name — done
  * here so that each is reported (subject, issuer, notAfter, days left, name, verify code).
  */
-export async function checkTls(
+async function checkTls(
   address: string,
   port: number,
   name: string,
@@ -505,7 +501,7 @@ function kerberosFix(code: string, user: string, spn: string): string {
  * ticket for it by constrained delegation (the S4U code traffic uses); its `Negotiate`
  * value then goes with the GET.
  */
-export async function checkSso(
+async function checkSso(
   sso: DiagnoseSso | undefined,
   kerberos: DiagnoseContext['kerberos'],
   timeoutMs: number,
@@ -593,7 +589,7 @@ export async function checkSso(
  * A GET of the internal URL through the client traffic uses (a fresh connection, closed
  * after): status and time to the response head; at most a few KiB of body are read, none kept.
  */
-export function checkHttp(
+function checkHttp(
   dispatcher: Dispatcher,
   tls: BackendTlsOptions,
   url: URL,

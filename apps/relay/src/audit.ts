@@ -1,21 +1,23 @@
-import type { AuditEvent, NewAuditEvent, StateStore } from '@appproxy/config';
+import type { NewAuditEvent, StateStore } from '@appproxy/config';
 import type { Logger } from '@appproxy/telemetry';
 import type { AuditMetrics } from './metrics.js';
 
 /** Store writes are batched: every this long, or at once when this many wait. */
-export const AUDIT_FLUSH_MS = 1000;
-export const AUDIT_BATCH = 100;
+const AUDIT_FLUSH_MS = 1000;
+const AUDIT_BATCH = 100;
+/** At most this many events in one store write (a flush after a stall writes several). */
+const AUDIT_WRITE_MAX = 500;
 /** Events waiting for the store beyond this are dropped (still logged, and counted). */
-export const AUDIT_QUEUE_MAX = 10_000;
+const AUDIT_QUEUE_MAX = 10_000;
 /** How often events older than the retention are removed. */
-export const AUDIT_PRUNE_MS = 3_600_000;
+const AUDIT_PRUNE_MS = 3_600_000;
 /** A drop is warned about at most this often (with the count since the last warning). */
 const DROP_WARN_MS = 10_000;
 
 type DropReason = 'queue_full' | 'store_failed' | 'stopped';
 
 /** Events that may come at request rate are coalesced per key over this window. */
-export const AUDIT_COALESCE_MS = 60_000;
+const AUDIT_COALESCE_MS = 60_000;
 /** Keys remembered for coalescing at most (beyond: recorded one by one). */
 const COALESCE_MAX_KEYS = 10_000;
 
@@ -166,7 +168,7 @@ export class AuditLog implements AuditSink {
 
   async #write(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, 500);
+      const batch = this.#queue.splice(0, AUDIT_WRITE_MAX);
       try {
         await this.#store.appendAudit(batch);
       } catch (err) {
@@ -214,10 +216,8 @@ export class AuditLog implements AuditSink {
 }
 
 /** The log line of an event: `type: "audit"`, `audit: <type>`, then its fields. */
-export function auditLogFields(e: NewAuditEvent | AuditEvent): Record<string, unknown> {
-  const { type, at, ...fields } = e as NewAuditEvent & { id?: string; instance?: string };
-  delete fields.id;
-  delete fields.instance;
+function auditLogFields(e: NewAuditEvent): Record<string, unknown> {
+  const { type, at, ...fields } = e;
   return { type: 'audit', audit: type, ...(at && { at: at.toISOString() }), ...fields };
 }
 

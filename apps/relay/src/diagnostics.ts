@@ -5,7 +5,6 @@ import type { Logger } from '@appproxy/telemetry';
 import {
   CAPABILITY,
   CONTROL,
-  DIAGNOSE_CHECK_TIMEOUT_MS,
   DIAGNOSE_TOTAL_TIMEOUT_MS,
   type DiagnoseAnswer,
   type DiagnoseCheck,
@@ -226,8 +225,6 @@ export function diagnoseRequest(
     app: app.name,
     url: app.internalUrl,
     host: app.translateHeaders ? internal.host : new URL(app.externalUrl).host,
-    checkTimeoutMs: DIAGNOSE_CHECK_TIMEOUT_MS,
-    totalTimeoutMs: DIAGNOSE_TOTAL_TIMEOUT_MS,
     verifyTls: app.validateBackendTls,
     ...(app.backendProxy !== undefined && { backendProxy: app.backendProxy }),
     ...(tls && { backendTls: tls }),
@@ -242,7 +239,7 @@ export function diagnoseRequest(
 }
 
 /** The user as a sign-in would give them, every field the mapping may read set to the name. */
-export function syntheticIdentity(user: string, claimPaths: readonly string[]): SsoIdentity {
+function syntheticIdentity(user: string, claimPaths: readonly string[]): SsoIdentity {
   const at = user.includes('@');
   return {
     sub: user,

@@ -46,7 +46,7 @@ export type GateOutcome =
   | { forward: false; page: RenderedError };
 
 /** Which relay error page a pre-authentication refusal gets. */
-export const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
+const PAGE_FOR: Record<PreauthErrorCode, RelayErrorCode> = {
   APPPROXY_PREAUTH_CONFIG_INVALID: 'INTERNAL_ERROR',
   APPPROXY_PREAUTH_DISCOVERY_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
   APPPROXY_PREAUTH_JWKS_FAILED: 'IDENTITY_PROVIDER_UNAVAILABLE',
@@ -275,7 +275,7 @@ export interface SignInAudit {
 }
 
 /** The events of an app's sign-in (and the portal's). */
-export const APP_SIGN_IN_EVENTS = {
+const APP_SIGN_IN_EVENTS = {
   succeeded: 'signin.succeeded',
   failed: 'signin.failed',
   signout: 'signout',

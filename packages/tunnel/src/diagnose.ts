@@ -94,6 +94,8 @@ export function parseDiagnoseRequest(body: unknown): DiagnoseRequest | undefined
   }
   const ms = (v: unknown, max: number) =>
     typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.min(v, max) : undefined;
+  const check = ms(r.checkTimeoutMs, DIAGNOSE_TOTAL_TIMEOUT_MS);
+  const total = ms(r.totalTimeoutMs, DIAGNOSE_TOTAL_TIMEOUT_MS);
   const headers =
     typeof r.headers === 'object' && r.headers !== null
       ? Object.fromEntries(
@@ -105,8 +107,9 @@ export function parseDiagnoseRequest(body: unknown): DiagnoseRequest | undefined
     url: r.url,
     verifyTls: r.verifyTls,
     ...(typeof r.host === 'string' && { host: r.host }),
-    checkTimeoutMs: ms(r.checkTimeoutMs, DIAGNOSE_TOTAL_TIMEOUT_MS) ?? DIAGNOSE_CHECK_TIMEOUT_MS,
-    totalTimeoutMs: ms(r.totalTimeoutMs, DIAGNOSE_TOTAL_TIMEOUT_MS) ?? DIAGNOSE_TOTAL_TIMEOUT_MS,
+    // Capped here; when absent, `diagnose` takes the defaults.
+    ...(check !== undefined && { checkTimeoutMs: check }),
+    ...(total !== undefined && { totalTimeoutMs: total }),
     ...(typeof r.backendProxy === 'string' && { backendProxy: r.backendProxy }),
     ...(typeof r.backendTls?.id === 'string' && { backendTls: r.backendTls }),
     ...(headers && { headers }),

@@ -28,7 +28,7 @@ const error = {
 };
 
 /** JSON Schema of {@link AppTestResult}, for the OpenAPI document. */
-export const APP_TEST_RESULT_SCHEMA = {
+const APP_TEST_RESULT_SCHEMA = {
   type: 'object',
   required: ['app', 'ok', 'at', 'connectors'],
   properties: {

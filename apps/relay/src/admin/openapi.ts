@@ -3,7 +3,7 @@ import { VIEW_SCHEMAS } from './routes.js';
 import type { AdminRoute } from './server.js';
 
 /** The error body of every refusal. */
-export const ERROR_SCHEMA = {
+const ERROR_SCHEMA = {
   type: 'object',
   required: ['error'],
   properties: {

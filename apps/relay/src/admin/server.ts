@@ -102,8 +102,8 @@ interface CodedError {
 
 /** Largest JSON request body. */
 export const MAX_BODY_BYTES = 64 * 1024;
-export const API_PREFIX = '/api/v1';
-export const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
+const API_PREFIX = '/api/v1';
+const OPENAPI_PATH = `${API_PREFIX}/openapi.json`;
 
 interface CompiledRoute {
   route: AdminRoute;

@@ -63,7 +63,7 @@ export interface ConsoleData {
 }
 
 /** The console's data through the admin operations (the same the CLI and the API use). */
-export function consoleData(ctx: AdminContext): ConsoleData {
+function consoleData(ctx: AdminContext): ConsoleData {
   return {
     groups: (connectors) => listGroups(ctx, connectors),
     groupNames: () => ctx.config.connectorGroups.map((g) => g.name),
@@ -98,7 +98,7 @@ export interface ConsoleOptions {
 }
 
 /** How many audit events a page shows at most. */
-export const AUDIT_PAGE_LIMIT = 200;
+const AUDIT_PAGE_LIMIT = 200;
 
 /**
  * The admin console's request handler: `/console/…` pages and assets; answers true when it

@@ -80,7 +80,7 @@ export const AUDIT_TYPE_CHOICES: readonly string[] = AUDIT_TYPES.flatMap((type, 
 });
 
 /** The token lifetimes the create form offers (the API takes any duration). */
-export const TOKEN_TTL_CHOICES = ['15m', '1h', '24h', '7d'] as const;
+const TOKEN_TTL_CHOICES = ['15m', '1h', '24h', '7d'] as const;
 
 const e = (v: string | number | boolean | null | undefined): string =>
   v === undefined || v === null ? '' : escapeHtml(String(v));
@@ -93,7 +93,7 @@ export function formatTime(iso: string | null | undefined): string {
 const time = (iso: string | null | undefined) =>
   iso ? `<time datetime="${e(iso)}">${e(formatTime(iso))}</time>` : '-';
 
-export type ConsolePage = 'overview' | 'apps' | 'tokens' | 'audit';
+type ConsolePage = 'overview' | 'apps' | 'tokens' | 'audit';
 
 const NAV: Array<[ConsolePage, string, string]> = [
   ['overview', '/console/', 'Overview'],
@@ -103,7 +103,7 @@ const NAV: Array<[ConsolePage, string, string]> = [
 ];
 
 /** The frame of every console page: head (CSRF meta, the two assets), navigation, sign-out. */
-export function renderLayout(o: {
+function renderLayout(o: {
   page: ConsolePage | 'message';
   title: string;
   viewer?: ConsoleViewer;
