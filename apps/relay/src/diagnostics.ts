@@ -1,4 +1,4 @@
-import type { NewAuditEvent, PublishedAppConfig, StateStore } from '@appproxy/config';
+import type { PublishedAppConfig, StateStore } from '@appproxy/config';
 import type { ConnectorGroups } from '@appproxy/routing';
 import { resolveLoginIdentity, type LoginIdentityKind, type SsoIdentity } from '@appproxy/sso';
 import type { Logger } from '@appproxy/telemetry';
@@ -15,6 +15,7 @@ import {
 } from '@appproxy/tunnel';
 import { AdminError } from './admin/operations.js';
 import type { Edge } from './edge.js';
+import type { AuditSink } from './audit.js';
 
 /** One check of an app test (adm-interfaces §5), as a connector ran it. */
 /** One check of an app test, as the connector answered it (tunnel protocol §3.7). */
@@ -50,7 +51,7 @@ export interface AppTestDeps {
   edge: Pick<Edge, 'config' | 'sso' | 'backendTls'>;
   groups: ConnectorGroups<TunnelSession>;
   store: StateStore;
-  audit?: { record(e: NewAuditEvent): void };
+  audit?: Pick<AuditSink, 'record'>;
   log: Logger;
 }
 

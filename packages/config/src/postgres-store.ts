@@ -8,6 +8,8 @@ import {
   TOKEN_RETENTION_MS,
   adminTokenMatches,
   adminTokenUseDue,
+  toRegistrationToken,
+  type RegistrationTokenRow,
   auditSelect,
   auditValues,
   formatAdminToken,
@@ -620,22 +622,12 @@ class PostgresStateStore implements StateStore {
   }
 
   async listRegistrationTokens(now = new Date()): Promise<RegistrationTokenRecord[]> {
-    const { rows } = await this.#query<{
-      id: string;
-      connector_group: string;
-      created_at: number;
-      expires_at: number;
-    }>(
+    const { rows } = await this.#query<RegistrationTokenRow>(
       `SELECT id, connector_group, created_at, expires_at FROM registration_tokens
        WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 ORDER BY created_at, id`,
       [now.getTime()],
     );
-    return rows.map((r) => ({
-      id: r.id,
-      group: r.connector_group,
-      createdAt: new Date(r.created_at),
-      expiresAt: new Date(r.expires_at),
-    }));
+    return rows.map(toRegistrationToken);
   }
 
   async revokeRegistrationToken(id: string, at = new Date()): Promise<boolean> {

@@ -11,6 +11,8 @@ import {
   TOKEN_RETENTION_MS,
   adminTokenMatches,
   adminTokenUseDue,
+  toRegistrationToken,
+  type RegistrationTokenRow,
   auditSelect,
   auditValues,
   formatAdminToken,
@@ -534,18 +536,8 @@ class SqliteStateStore implements StateStore {
   }
 
   async listRegistrationTokens(now = new Date()): Promise<RegistrationTokenRecord[]> {
-    const rows = this.#sql.listTokens.all(now.getTime()) as Array<{
-      id: string;
-      connector_group: string;
-      created_at: number;
-      expires_at: number;
-    }>;
-    return rows.map((r) => ({
-      id: r.id,
-      group: r.connector_group,
-      createdAt: new Date(r.created_at),
-      expiresAt: new Date(r.expires_at),
-    }));
+    const rows = this.#sql.listTokens.all(now.getTime()) as unknown as RegistrationTokenRow[];
+    return rows.map(toRegistrationToken);
   }
 
   async revokeRegistrationToken(id: string, at = new Date()): Promise<boolean> {

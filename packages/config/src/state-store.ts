@@ -759,6 +759,21 @@ export function adminTokenUseDue(row: AdminTokenRow, now: number): boolean {
   return row.last_used_at === null || Number(row.last_used_at) <= now - ADMIN_TOKEN_USE_INTERVAL_MS;
 }
 
+/** A registration token row (unused, unrevoked) as both stores read it. */
+export interface RegistrationTokenRow {
+  id: string;
+  connector_group: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export const toRegistrationToken = (r: RegistrationTokenRow): RegistrationTokenRecord => ({
+  id: r.id,
+  group: r.connector_group,
+  createdAt: new Date(r.created_at),
+  expiresAt: new Date(r.expires_at),
+});
+
 export const toAdminToken = (r: AdminTokenRow): AdminTokenRecord => ({
   id: r.id,
   name: r.name,
